@@ -1,0 +1,35 @@
+/* matmul.h - y = x W^T on quantized weights, multithreaded.
+ *
+ * W: n_out rows of n_in elements of type wt, row-major (a GGUF tensor with
+ *    ne[0] = n_in, ne[1] = n_out), read in place from the mapping.
+ * x: n_tok rows of n_in floats; y: n_tok rows of n_out floats (row stride n_out).
+ * Prefill (n_tok > 1) quantizes x once and works in tiles of weight rows x
+ * tokens so each weight block is reused from cache; decode (n_tok == 1) is a
+ * matrix-vector product. Every y[t][o] equals pc_vec_dot of W row o with the
+ * quantized x row t - bitwise the same whatever n_tok, the tiling or threads.
+ * No allocation: the caller passes scratch of pc_matmul_scratch_size bytes. */
+#ifndef PC_KERNELS_CPU_MATMUL_H
+#define PC_KERNELS_CPU_MATMUL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/cpu/quant.h"
+#include "util/threadpool.h"
+
+typedef struct pc_matmul_args {
+    pc_type wt;
+    const void *w;
+    int64_t n_in, n_out;
+    const float *x;
+    int64_t n_tok;
+    float *y;
+    void *scratch; /* >= pc_matmul_scratch_size(wt, n_in, n_tok) bytes, 64-byte aligned */
+    pc_isa isa;
+} pc_matmul_args;
+
+size_t pc_matmul_scratch_size(pc_type wt, int64_t n_in, int64_t n_tok);
+/* false if wt has no dot product on this path or n_in is not a multiple of the block size. */
+bool pc_matmul(pc_pool *pool, const pc_matmul_args *a);
+
+#endif

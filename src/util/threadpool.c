@@ -1,0 +1,156 @@
+/* threadpool.c - persistent workers, atomic task counter, spin-then-sleep.
+ *
+ * Invariants: `claim` packs (job generation << 32 | next task index). The
+ * caller writes fn, ctx and n_tasks, then publishes a new generation with
+ * index 0 (release). A worker claims a task by CAS on `claim`, so it can only
+ * ever run a task of the job whose generation it read; a worker late from an
+ * old job fails its CAS and claims nothing. `done` counts finished tasks and
+ * the caller returns only when done == n_tasks, so ctx outlives every task
+ * and fn is never rewritten while a task of its job is running. */
+#include "util/threadpool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+enum { SPIN_ITERS = 200000 };
+
+struct pc_pool {
+    int n_threads;
+    pthread_t *threads;
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+    _Atomic unsigned generation;
+    _Atomic uint64_t claim;
+    _Atomic int n_tasks;
+    _Atomic int done;
+    _Atomic int stop;
+    pc_task_fn fn;
+    void *ctx;
+};
+
+typedef struct worker_arg {
+    pc_pool *pool;
+    int index;
+} worker_arg;
+
+int pc_cpu_count(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void run_tasks(pc_pool *p, unsigned gen, int thread) {
+    uint64_t v = atomic_load_explicit(&p->claim, memory_order_acquire);
+    for (;;) {
+        if ((unsigned)(v >> 32) != gen) return;
+        int n = atomic_load_explicit(&p->n_tasks, memory_order_relaxed);
+        int t = (int)(uint32_t)v;
+        if (t >= n) return;
+        if (!atomic_compare_exchange_weak_explicit(&p->claim, &v, v + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;
+        p->fn(p->ctx, t, n, thread);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        v = atomic_load_explicit(&p->claim, memory_order_acquire);
+    }
+}
+
+static void *worker_main(void *arg) {
+    worker_arg *wa = arg;
+    pc_pool *p = wa->pool;
+    int index = wa->index;
+    free(wa);
+    unsigned seen = atomic_load(&p->generation);
+    for (;;) {
+        int spins = 0;
+        while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen &&
+               !atomic_load(&p->stop) && spins < SPIN_ITERS) {
+            cpu_relax();
+            spins++;
+        }
+        if (atomic_load(&p->generation) == seen && !atomic_load(&p->stop)) {
+            pthread_mutex_lock(&p->mu);
+            while (atomic_load(&p->generation) == seen && !atomic_load(&p->stop))
+                pthread_cond_wait(&p->wake, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load(&p->stop)) return NULL;
+        seen = atomic_load_explicit(&p->generation, memory_order_acquire);
+        run_tasks(p, seen, index);
+    }
+}
+
+pc_pool *pc_pool_create(int n_threads) {
+    if (n_threads <= 0) n_threads = pc_cpu_count();
+    pc_pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->n_threads = n_threads;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    p->threads = calloc((size_t)n_threads, sizeof *p->threads);
+    if (!p->threads) {
+        pc_pool_free(p);
+        return NULL;
+    }
+    for (int i = 1; i < n_threads; i++) {
+        worker_arg *wa = malloc(sizeof *wa);
+        if (!wa) {
+            p->n_threads = i;
+            pc_pool_free(p);
+            return NULL;
+        }
+        wa->pool = p;
+        wa->index = i;
+        if (pthread_create(&p->threads[i], NULL, worker_main, wa) != 0) {
+            free(wa);
+            p->n_threads = i;
+            pc_pool_free(p);
+            return NULL;
+        }
+    }
+    return p;
+}
+
+void pc_pool_free(pc_pool *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->stop, 1);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->n_threads; i++)
+        if (p->threads && p->threads[i]) pthread_join(p->threads[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->wake);
+    free(p->threads);
+    free(p);
+}
+
+int pc_pool_size(const pc_pool *p) { return p ? p->n_threads : 1; }
+
+void pc_pool_run(pc_pool *p, pc_task_fn fn, void *ctx, int n_tasks) {
+    if (n_tasks <= 0) return;
+    if (!p || p->n_threads == 1 || n_tasks == 1) {
+        for (int t = 0; t < n_tasks; t++) fn(ctx, t, n_tasks, 0);
+        return;
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    atomic_store_explicit(&p->n_tasks, n_tasks, memory_order_relaxed);
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    unsigned gen = atomic_load(&p->generation) + 1;
+    atomic_store_explicit(&p->claim, (uint64_t)gen << 32, memory_order_release);
+    pthread_mutex_lock(&p->mu);
+    atomic_store_explicit(&p->generation, gen, memory_order_release);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    run_tasks(p, gen, 0);
+    while (atomic_load_explicit(&p->done, memory_order_acquire) < n_tasks) cpu_relax();
+}

@@ -1,0 +1,28 @@
+/* threadpool.h - a fixed pool of worker threads for data-parallel loops.
+ *
+ * pc_pool_run(pool, fn, ctx, n) calls fn(ctx, i, n, thread) once for every
+ * task i in [0, n) and returns when all have finished. The calling thread
+ * takes part, so a pool of size T has T-1 workers. Tasks are claimed through
+ * an atomic counter; a kernel that needs bitwise reproducibility must make
+ * each task's result independent of which thread ran it (all our kernels do:
+ * a task owns disjoint outputs). Workers spin briefly between jobs because a
+ * decode step issues hundreds of short jobs, then sleep on a condition variable.
+ * Not re-entrant: fn must not call pc_pool_run on the same pool. */
+#ifndef PC_UTIL_THREADPOOL_H
+#define PC_UTIL_THREADPOOL_H
+
+typedef struct pc_pool pc_pool;
+
+/* fn(ctx, task, n_tasks, thread): thread is in [0, pc_pool_size) and indexes per-thread scratch. */
+typedef void (*pc_task_fn)(void *ctx, int task, int n_tasks, int thread);
+
+/* n_threads <= 0 means one per online CPU. Returns NULL on failure. Free with pc_pool_free. */
+pc_pool *pc_pool_create(int n_threads);
+void pc_pool_free(pc_pool *pool);
+int pc_pool_size(const pc_pool *pool);
+void pc_pool_run(pc_pool *pool, pc_task_fn fn, void *ctx, int n_tasks);
+
+/* Number of online CPUs (at least 1). */
+int pc_cpu_count(void);
+
+#endif

@@ -47,6 +47,85 @@ const char *pc_strerror(pc_status s);
 /* Frees memory that a pcache function handed to the caller. */
 void pc_free(void *p);
 
+
+/* ------------------------------------------------------------------------ */
+/* Engine: a loaded model with its tokenizer, thread pool and scratch.        */
+/* ------------------------------------------------------------------------ */
+
+typedef struct pc_engine pc_engine;
+
+typedef struct pc_engine_params {
+    const char *model_path;    /* GGUF file; mapped, never copied */
+    int n_threads;             /* <= 0: one per online CPU */
+    int n_ctx;                 /* <= 0: the model's training context */
+    int n_batch;               /* tokens per prefill chunk; <= 0: 512 */
+    const char *chat_template; /* NULL: detect from the model; else "chatml", "llama2", "llama3", "gemma" */
+} pc_engine_params;
+
+pc_engine_params pc_engine_default_params(void);
+/* Loads the model named by p->model_path. Free with pc_engine_free. */
+pc_status pc_engine_open(const pc_engine_params *p, pc_engine **out, pc_error *err);
+void pc_engine_free(pc_engine *e);
+
+/* Model facts. */
+int pc_engine_n_vocab(const pc_engine *e);
+int pc_engine_n_ctx(const pc_engine *e);
+size_t pc_engine_kv_bytes_per_token(const pc_engine *e);
+const char *pc_engine_model_name(const pc_engine *e);
+const char *pc_engine_isa(const pc_engine *e); /* SIMD path in use: "avx512vnni", "avx2", "scalar" */
+
+/* Tokenizes text. add_special: BOS/EOS as the model's metadata says.
+ * parse_special: special-token text (e.g. "<|im_start|>") becomes its token.
+ * *ids is malloc'd: the caller frees it with pc_free. */
+pc_status pc_engine_tokenize(const pc_engine *e, const char *text, size_t len, bool add_special, bool parse_special,
+                             int32_t **ids, size_t *n_ids, pc_error *err);
+/* Formats a single user message with the model's chat template (and its
+ * generation prompt). *out is malloc'd: the caller frees it with pc_free. */
+pc_status pc_engine_chat_prompt(const pc_engine *e, const char *system, const char *user, char **out, pc_error *err);
+
+typedef struct pc_gen_params {
+    int n_predict;            /* tokens to generate at most */
+    float temp;               /* <= 0: greedy */
+    int top_k;                /* <= 0: off */
+    float top_p;              /* >= 1: off */
+    float min_p;              /* <= 0: off */
+    float repeat_penalty;     /* 1: off */
+    int repeat_last_n;
+    uint64_t seed;
+    const char *const *stop;  /* stop strings (not included in the output) */
+    size_t n_stop;
+    bool ignore_eos;          /* keep going past end-of-generation tokens */
+} pc_gen_params;
+
+pc_gen_params pc_gen_default_params(void);
+
+/* Called for each piece of complete UTF-8 text as it is produced; return false to stop. */
+typedef bool (*pc_token_cb)(void *user, int32_t token, const char *text, size_t len);
+
+typedef enum pc_stop_reason { PC_STOP_LENGTH = 0, PC_STOP_EOG, PC_STOP_STRING, PC_STOP_CALLBACK, PC_STOP_CONTEXT } pc_stop_reason;
+
+typedef struct pc_gen_result {
+    int32_t *tokens;          /* generated ids (malloc'd; pc_gen_result_free) */
+    size_t n_tokens;
+    char *text;               /* generated text, NUL-terminated (malloc'd) */
+    size_t n_prompt;          /* prompt tokens computed */
+    double ttft_ms;           /* request start to first token sampled */
+    double prefill_ms;        /* prefill compute alone */
+    double decode_ms;         /* all decode steps after the first token */
+    double decode_tok_s;      /* (n_tokens - 1) / decode time */
+    pc_stop_reason stop;
+} pc_gen_result;
+
+void pc_gen_result_free(pc_gen_result *r);
+
+/* Runs prompt[0..n) at positions 0..n-1 in a fresh context, then samples up to
+ * p->n_predict tokens, streaming text through cb (may be NULL). */
+pc_status pc_engine_generate(pc_engine *e, const int32_t *prompt, size_t n, const pc_gen_params *p, pc_token_cb cb,
+                             void *user, pc_gen_result *out, pc_error *err);
+
+/* Logits of the last prompt token (n_vocab floats into logits), prompt at positions 0..n-1. */
+pc_status pc_engine_eval_logits(pc_engine *e, const int32_t *prompt, size_t n, float *logits, pc_error *err);
+
 #ifdef __cplusplus
 }
 #endif

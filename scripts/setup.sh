@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# setup.sh - installs what pcache needs on a fresh Debian 12 machine: build tools and
+# libraries from Debian's packages, then the default model. Idempotent: installs only
+# what is missing. Run as root (or with sudo available) on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev libxml2-dev libjansson-dev
+      libmicrohttpd-dev libhiredis-dev python3 python3-pip python3-venv ca-certificates)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+    SUDO=sudo
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup: Debian packages present"
+fi
+
+scripts/get_model.sh

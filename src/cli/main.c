@@ -1,0 +1,70 @@
+/* main.c - `pcache COMMAND ...`: dispatch to the subcommands. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+#ifndef PC_DEFAULT_MODEL
+#define PC_DEFAULT_MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+#endif
+
+const char *pc_cli_default_model(void) {
+    const char *env = getenv("PCACHE_MODEL");
+    return env && *env ? env : PC_DEFAULT_MODEL;
+}
+
+char *pc_cli_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+        if (n + 1 == cap) {
+            char *b = realloc(buf, cap * 2);
+            if (!b) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = b;
+            cap *= 2;
+        }
+    }
+    if (buf && ferror(f)) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        if (len) *len = n;
+    }
+    return buf;
+}
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: pcache COMMAND [options]\n"
+            "commands:\n"
+            "  generate   run a prompt through the model and stream the answer\n"
+            "run `pcache COMMAND --help` for a command's options\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "generate")) return pc_cli_generate(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "pcache: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,115 @@
+/* engine.c - opening a model: GGUF, weights, tokenizer, chat format, threads, scratch. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_internal.h"
+#include "util/error.h"
+
+pc_engine_params pc_engine_default_params(void) {
+    return (pc_engine_params){.model_path = NULL, .n_threads = 0, .n_ctx = 0, .n_batch = 512, .chat_template = NULL};
+}
+
+static pc_status open_chat(pc_engine *e, const pc_gguf *g, const char *name, pc_error *err) {
+    if (name) {
+        e->chat = pc_chat_format_from_name(name);
+        if (e->chat == PC_CHAT_UNKNOWN)
+            return pc_fail(err, PC_ERR_INVALID, "unknown chat template '%s' (chatml, llama2, llama3, gemma)", name);
+        return PC_OK;
+    }
+    /* An unrecognised template is not fatal here: only chat features need it,
+     * and they report the detection error when used. */
+    pc_error ignored;
+    if (pc_chat_detect_gguf(g, &e->chat, &ignored) != PC_OK) e->chat = PC_CHAT_UNKNOWN;
+    return PC_OK;
+}
+
+static void model_name(pc_engine *e, const pc_gguf *g, const char *path) {
+    pc_gguf_str s;
+    if (pc_gguf_get_str(g, "general.name", &s, NULL) == PC_OK && s.len < sizeof e->name)
+        snprintf(e->name, sizeof e->name, "%.*s", (int)s.len, s.ptr);
+    else
+        snprintf(e->name, sizeof e->name, "%s", path);
+}
+
+static pc_status open_parts(pc_engine *e, const pc_engine_params *p, pc_error *err) {
+    pc_gguf *g = NULL;
+    pc_status s = pc_gguf_open(p->model_path, &g, err);
+    if (s != PC_OK) return s;
+    model_name(e, g, p->model_path);
+    if ((s = pc_tokenizer_load(g, &e->tok, err)) != PC_OK || (s = open_chat(e, g, p->chat_template, err)) != PC_OK) {
+        pc_gguf_close(g);
+        return s;
+    }
+    if ((s = pc_model_load(g, &e->model, err)) != PC_OK) return s; /* takes g */
+    if (pc_tokenizer_n_vocab(e->tok) > e->model->hp.n_vocab)
+        return pc_fail(err, PC_ERR_FORMAT, "%s: tokenizer has %d tokens but the embedding only %d rows", p->model_path,
+                       pc_tokenizer_n_vocab(e->tok), e->model->hp.n_vocab);
+    e->n_ctx = p->n_ctx > 0 ? p->n_ctx : e->model->hp.n_ctx_train;
+    e->n_batch = p->n_batch > 0 ? p->n_batch : 512;
+    e->isa = pc_isa_detect();
+    e->pool = pc_pool_create(p->n_threads);
+    e->logits = malloc((size_t)e->model->hp.n_vocab * sizeof(float));
+    if (!e->pool || !e->logits) return pc_fail(err, PC_ERR_NOMEM, "out of memory opening %s", p->model_path);
+    return pc_forward_create(e->model, e->pool, e->n_batch, e->n_ctx, e->isa, &e->fwd, err);
+}
+
+pc_status pc_engine_open(const pc_engine_params *p, pc_engine **out, pc_error *err) {
+    *out = NULL;
+    if (!p || !p->model_path) return pc_fail(err, PC_ERR_INVALID, "no model path given");
+    pc_engine *e = calloc(1, sizeof *e);
+    if (!e) return pc_fail(err, PC_ERR_NOMEM, "out of memory opening %s", p->model_path);
+    pc_status s = open_parts(e, p, err);
+    if (s != PC_OK) {
+        pc_engine_free(e);
+        return s;
+    }
+    *out = e;
+    return PC_OK;
+}
+
+void pc_engine_free(pc_engine *e) {
+    if (!e) return;
+    pc_forward_free(e->fwd);
+    pc_pool_free(e->pool);
+    pc_tokenizer_free(e->tok);
+    pc_model_free(e->model);
+    free(e->logits);
+    free(e);
+}
+
+int pc_engine_n_vocab(const pc_engine *e) { return e->model->hp.n_vocab; }
+int pc_engine_n_ctx(const pc_engine *e) { return e->n_ctx; }
+size_t pc_engine_kv_bytes_per_token(const pc_engine *e) { return pc_model_kv_bytes_per_token(e->model); }
+const char *pc_engine_model_name(const pc_engine *e) { return e->name; }
+const char *pc_engine_isa(const pc_engine *e) { return pc_isa_name(e->isa); }
+
+pc_status pc_engine_tokenize(const pc_engine *e, const char *text, size_t len, bool add_special, bool parse_special,
+                             int32_t **ids, size_t *n_ids, pc_error *err) {
+    pc_tokens t = {0};
+    pc_status s = pc_tokenize(e->tok, text, len, add_special, parse_special, &t, err);
+    if (s != PC_OK) {
+        pc_tokens_free(&t);
+        return s;
+    }
+    *ids = t.ids;
+    *n_ids = t.n;
+    return PC_OK;
+}
+
+pc_status pc_engine_chat_prompt(const pc_engine *e, const char *system, const char *user, char **out, pc_error *err) {
+    if (e->chat == PC_CHAT_UNKNOWN)
+        return pc_fail(err, PC_ERR_UNSUPPORTED,
+                       "%s: the model's chat template is not recognised; choose one with --chat-template "
+                       "(chatml, llama2, llama3, gemma)", e->name);
+    pc_chat_role roles[2];
+    const char *texts[2];
+    size_t n = 0;
+    if (system) {
+        roles[n] = PC_ROLE_SYSTEM;
+        texts[n++] = system;
+    }
+    roles[n] = PC_ROLE_USER;
+    texts[n++] = user;
+    return pc_chat_format_messages(e->chat, roles, texts, n, true, out, err);
+}

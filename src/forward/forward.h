@@ -1,0 +1,42 @@
+/* forward.h - one transformer step over a batch of (token, position) against a KV context.
+ *
+ * The batch's own keys and values are appended to `dst`, a writable span, and
+ * the batch attends over ctx's spans followed by dst: that is the whole
+ * Prompt Cache data path at this level. ctx may hold frozen, shared module
+ * spans; they are read where they live, never copied.
+ *
+ * Invariant: the logits of a token depend only on its own (token, position)
+ * and on the (position, K, V) sequence it attends to, never on the batch it
+ * was computed in, the chunking or the thread count (bitwise, on one ISA path). */
+#ifndef PC_FORWARD_H
+#define PC_FORWARD_H
+
+#include <stdint.h>
+
+#include "kernels/cpu/quant.h"
+#include "kv/kv.h"
+#include "model/model.h"
+#include "pcache.h"
+#include "util/threadpool.h"
+
+typedef enum pc_logits_mode { PC_LOGITS_NONE = 0, PC_LOGITS_LAST, PC_LOGITS_ALL } pc_logits_mode;
+
+typedef struct pc_forward pc_forward;
+
+/* Scratch for batches of up to n_batch tokens and contexts of up to n_ctx keys,
+ * allocated once here: pc_forward_run allocates nothing for contexts within it.
+ * model and pool are borrowed and must outlive the forward. */
+pc_status pc_forward_create(const pc_model *model, pc_pool *pool, int32_t n_batch, int64_t n_ctx, pc_isa isa,
+                            pc_forward **out, pc_error *err);
+void pc_forward_free(pc_forward *f);
+
+/* Runs n tokens at positions pos (any order, any values >= 0) in chunks of n_batch.
+ * logits: NONE -> unused; LAST -> n_vocab floats for token n-1; ALL -> [n][n_vocab].
+ * On error dst is left as it was before the call. */
+pc_status pc_forward_run(pc_forward *f, const pc_kv_list *ctx, pc_kv_span *dst, const int32_t *tokens,
+                         const int32_t *pos, int32_t n, pc_logits_mode mode, float *logits, pc_error *err);
+
+/* A new span shaped for this model (refcount 1), or NULL when out of memory. */
+pc_kv_span *pc_forward_new_span(const pc_model *model, int32_t cap);
+
+#endif

@@ -1,0 +1,26 @@
+/* ops.h - the small element-wise kernels of the forward pass (CPU).
+ * Pure functions over caller-owned buffers; no allocation, no threads. */
+#ifndef PC_KERNELS_CPU_OPS_H
+#define PC_KERNELS_CPU_OPS_H
+
+#include <stdint.h>
+
+/* y = x / sqrt(mean(x^2) + eps) * w, n elements (sum of squares in double, as llama.cpp). */
+void pc_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps);
+
+/* RoPE cache for one position: cos/sin of each rotated pair (n_rot/2 entries).
+ * theta_i = pos / scale * base^(-2i/n_rot) / freq_factor[i] (freq_factors may be NULL),
+ * computed by repeated multiplication as llama.cpp does, so angles match it bit for bit. */
+void pc_rope_cache(float *cos_out, float *sin_out, int32_t pos, int32_t n_rot, float base, float scale,
+                   const float *freq_factors);
+/* Rotates the first n_rot dims of each of n_heads vectors of length head_dim.
+ * neox: pairs (i, i + n_rot/2); otherwise pairs (2i, 2i+1). */
+void pc_rope_apply(float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot, const float *cos_c, const float *sin_c,
+                   int neox);
+
+/* gate[i] = silu(gate[i]) * up[i] */
+void pc_swiglu(float *gate, const float *up, int64_t n);
+/* x[i] += y[i] */
+void pc_add(float *x, const float *y, int64_t n);
+
+#endif

@@ -1,0 +1,75 @@
+/* kv.h - KV memory as spans that carry their positions.
+ *
+ * A span holds, for a run of tokens, the keys and values of every layer in
+ * F16 and the absolute position of each token. The attention context of a
+ * request is a list of spans (pc_kv_list): cached module spans shared by many
+ * requests, plus the request's own writable spans. Nothing assumes positions
+ * are 0..n-1 or that the context is one buffer.
+ *
+ * Layout of one span (cap = capacity in tokens, D = n_head_kv * head_dim):
+ *   pos [cap]                       int32 absolute positions
+ *   k   [n_layer][cap][D]           f16
+ *   v   [n_layer][cap][D]           f16
+ *
+ * Invariants:
+ *  1. A frozen span is immutable: pc_kv_span_freeze is one-way, and writers
+ *     check it (pc_kv_span_reserve refuses a frozen span).
+ *  2. refcount counts owners; the last pc_kv_span_release frees the memory.
+ *     A request retains every span of its context while it runs.
+ *  3. Within a span, tokens [0, n) are written; [n, cap) are not yet. */
+#ifndef PC_KV_H
+#define PC_KV_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pcache.h"
+#include "tensor/types.h"
+
+typedef struct pc_kv_span {
+    int32_t n_layer;
+    int32_t dim;          /* n_head_kv * head_dim */
+    int32_t n;            /* tokens written */
+    int32_t cap;          /* tokens allocated */
+    int32_t *pos;         /* [cap] */
+    pc_f16 *k;            /* [n_layer][cap][dim] */
+    pc_f16 *v;            /* [n_layer][cap][dim] */
+    _Atomic int refcount;
+    _Atomic bool frozen;
+} pc_kv_span;
+
+/* A new writable span with refcount 1. NULL when out of memory. */
+pc_kv_span *pc_kv_span_create(int32_t n_layer, int32_t dim, int32_t cap);
+pc_kv_span *pc_kv_span_retain(pc_kv_span *s);
+void pc_kv_span_release(pc_kv_span *s); /* NULL-safe */
+void pc_kv_span_freeze(pc_kv_span *s);
+/* Makes room for n_more tokens (grows cap, keeping contents). Refuses a frozen span. */
+pc_status pc_kv_span_reserve(pc_kv_span *s, int32_t n_more, pc_error *err);
+/* Drops tokens past n (undo of a partial batch). */
+void pc_kv_span_truncate(pc_kv_span *s, int32_t n);
+size_t pc_kv_span_bytes(const pc_kv_span *s); /* bytes of K and V for the tokens written */
+
+static inline pc_f16 *pc_kv_k(const pc_kv_span *s, int32_t layer, int32_t tok) {
+    return s->k + ((size_t)layer * (size_t)s->cap + (size_t)tok) * (size_t)s->dim;
+}
+static inline pc_f16 *pc_kv_v(const pc_kv_span *s, int32_t layer, int32_t tok) {
+    return s->v + ((size_t)layer * (size_t)s->cap + (size_t)tok) * (size_t)s->dim;
+}
+
+/* The attention context: spans in order. Attention visits spans in list order
+ * and tokens in span order, so a list whose concatenation is the same token
+ * sequence gives bitwise the same result however it is split. The list does
+ * not own its spans (the request retains them). */
+typedef struct pc_kv_list {
+    const pc_kv_span **spans;
+    int32_t n;
+    int32_t cap;
+} pc_kv_list;
+
+pc_status pc_kv_list_push(pc_kv_list *l, const pc_kv_span *s, pc_error *err);
+void pc_kv_list_free(pc_kv_list *l);
+int64_t pc_kv_list_tokens(const pc_kv_list *l);
+
+#endif

@@ -1,0 +1,109 @@
+/* kv_span.c - allocation, growth, freezing and reference counting of KV spans. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv/kv.h"
+#include "util/error.h"
+
+static bool alloc_arrays(pc_kv_span *s, int32_t cap) {
+    size_t per = (size_t)s->n_layer * (size_t)cap * (size_t)s->dim;
+    s->pos = malloc((size_t)cap * sizeof *s->pos);
+    s->k = malloc(per * sizeof(pc_f16));
+    s->v = malloc(per * sizeof(pc_f16));
+    return s->pos && s->k && s->v;
+}
+
+static void free_arrays(pc_kv_span *s) {
+    free(s->pos);
+    free(s->k);
+    free(s->v);
+}
+
+pc_kv_span *pc_kv_span_create(int32_t n_layer, int32_t dim, int32_t cap) {
+    if (n_layer <= 0 || dim <= 0 || cap < 0) return NULL;
+    pc_kv_span *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->n_layer = n_layer;
+    s->dim = dim;
+    s->cap = cap > 0 ? cap : 1;
+    if (!alloc_arrays(s, s->cap)) {
+        free_arrays(s);
+        free(s);
+        return NULL;
+    }
+    atomic_init(&s->refcount, 1);
+    atomic_init(&s->frozen, false);
+    return s;
+}
+
+pc_kv_span *pc_kv_span_retain(pc_kv_span *s) {
+    if (s) atomic_fetch_add(&s->refcount, 1);
+    return s;
+}
+
+void pc_kv_span_release(pc_kv_span *s) {
+    if (!s) return;
+    if (atomic_fetch_sub(&s->refcount, 1) == 1) {
+        free_arrays(s);
+        free(s);
+    }
+}
+
+void pc_kv_span_freeze(pc_kv_span *s) { atomic_store(&s->frozen, true); }
+
+pc_status pc_kv_span_reserve(pc_kv_span *s, int32_t n_more, pc_error *err) {
+    if (atomic_load(&s->frozen)) return pc_fail(err, PC_ERR_INVALID, "KV span is frozen (cached KV is immutable)");
+    if (n_more < 0 || s->n > INT32_MAX - n_more) return pc_fail(err, PC_ERR_RANGE, "KV span size overflow");
+    int32_t need = s->n + n_more;
+    if (need <= s->cap) return PC_OK;
+    int32_t cap = s->cap;
+    while (cap < need) cap = cap > INT32_MAX / 2 ? need : cap * 2;
+    pc_kv_span t = *s;
+    if (!alloc_arrays(&t, cap)) {
+        free_arrays(&t);
+        return pc_fail(err, PC_ERR_NOMEM, "out of memory growing a KV span to %d tokens", cap);
+    }
+    memcpy(t.pos, s->pos, (size_t)s->n * sizeof *s->pos);
+    for (int32_t l = 0; l < s->n_layer; l++) {
+        size_t row = (size_t)s->dim * sizeof(pc_f16);
+        memcpy(t.k + (size_t)l * cap * s->dim, pc_kv_k(s, l, 0), (size_t)s->n * row);
+        memcpy(t.v + (size_t)l * cap * s->dim, pc_kv_v(s, l, 0), (size_t)s->n * row);
+    }
+    free_arrays(s);
+    s->pos = t.pos;
+    s->k = t.k;
+    s->v = t.v;
+    s->cap = cap;
+    return PC_OK;
+}
+
+void pc_kv_span_truncate(pc_kv_span *s, int32_t n) {
+    if (n >= 0 && n < s->n && !atomic_load(&s->frozen)) s->n = n;
+}
+
+size_t pc_kv_span_bytes(const pc_kv_span *s) {
+    return 2u * (size_t)s->n_layer * (size_t)s->n * (size_t)s->dim * sizeof(pc_f16);
+}
+
+pc_status pc_kv_list_push(pc_kv_list *l, const pc_kv_span *s, pc_error *err) {
+    if (l->n == l->cap) {
+        int32_t cap = l->cap ? l->cap * 2 : 8;
+        const pc_kv_span **p = realloc(l->spans, (size_t)cap * sizeof *p);
+        if (!p) return pc_fail(err, PC_ERR_NOMEM, "out of memory for the KV span list");
+        l->spans = p;
+        l->cap = cap;
+    }
+    l->spans[l->n++] = s;
+    return PC_OK;
+}
+
+void pc_kv_list_free(pc_kv_list *l) {
+    free(l->spans);
+    memset(l, 0, sizeof *l);
+}
+
+int64_t pc_kv_list_tokens(const pc_kv_list *l) {
+    int64_t n = 0;
+    for (int32_t i = 0; i < l->n; i++) n += l->spans[i]->n;
+    return n;
+}

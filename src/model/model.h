@@ -1,0 +1,91 @@
+/* model.h - transformer architectures as table entries, hyper-parameters, and weights bound in place.
+ *
+ * An architecture is a row of pc_arch_desc: which norms, which RoPE ordering
+ * (or ALiBi), which feed-forward, which optional tensors. The forward pass
+ * reads these flags; adding gemma3, falcon or mpt means adding a row and the
+ * small kernels it names, not forking the layer loop.
+ *
+ * Weights are never copied: each pc_weight points into the GGUF mapping,
+ * which the model keeps open for its lifetime. */
+#ifndef PC_MODEL_H
+#define PC_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gguf/gguf.h"
+#include "pcache.h"
+#include "tensor/types.h"
+
+typedef enum pc_norm_kind { PC_NORM_RMS = 0, PC_NORM_LAYER } pc_norm_kind;
+typedef enum pc_pos_kind { PC_POS_ROPE_NORMAL = 0, PC_POS_ROPE_NEOX, PC_POS_ALIBI } pc_pos_kind;
+typedef enum pc_ffn_kind { PC_FFN_SWIGLU = 0, PC_FFN_GEGLU, PC_FFN_GELU } pc_ffn_kind;
+
+typedef struct pc_arch_desc {
+    const char *name;      /* general.architecture and the metadata key prefix */
+    pc_norm_kind norm;
+    pc_pos_kind pos;
+    pc_ffn_kind ffn;
+    bool qkv_bias_allowed; /* Qwen2: q/k/v biases */
+    bool qk_norm;          /* Gemma 3: per-head RMSNorm of q and k */
+    bool post_norms;       /* Gemma 3: norms after attention and ffn outputs */
+    bool embd_scale;       /* Gemma: embeddings times sqrt(n_embd) */
+} pc_arch_desc;
+
+/* The row for an architecture name, or NULL. */
+const pc_arch_desc *pc_arch_find(const char *name, size_t len);
+
+typedef struct pc_hparams {
+    int32_t n_vocab;
+    int32_t n_embd;
+    int32_t n_layer;
+    int32_t n_head;
+    int32_t n_head_kv;
+    int32_t head_dim;     /* key/value length per head */
+    int32_t n_ff;
+    int32_t n_ctx_train;
+    float norm_eps;
+    float rope_theta;     /* freq base */
+    float rope_scale;     /* linear position scale: positions are divided by it (1 = none) */
+    int32_t rope_dim;     /* dimensions rotated per head (<= head_dim) */
+} pc_hparams;
+
+typedef struct pc_weight {
+    pc_type type;
+    const void *data;     /* in the mapping */
+    int64_t ne0, ne1;     /* ne0 = input (row) length, ne1 = rows */
+} pc_weight;
+
+typedef struct pc_layer_weights {
+    pc_weight attn_norm;  /* [n_embd] F32 */
+    pc_weight wq, wk, wv; /* [n_embd] -> n_head*head_dim / n_head_kv*head_dim */
+    pc_weight bq, bk, bv; /* optional biases (data NULL when absent) */
+    pc_weight wo;         /* n_head*head_dim -> n_embd */
+    pc_weight q_norm, k_norm;         /* optional [head_dim] */
+    pc_weight attn_post_norm;         /* optional [n_embd] */
+    pc_weight ffn_norm;               /* [n_embd] */
+    pc_weight ffn_gate, ffn_up;       /* n_embd -> n_ff */
+    pc_weight ffn_down;               /* n_ff -> n_embd */
+    pc_weight ffn_post_norm;          /* optional */
+} pc_layer_weights;
+
+typedef struct pc_model {
+    pc_gguf *gguf;        /* owned; weights point into it */
+    const pc_arch_desc *arch;
+    pc_hparams hp;
+    pc_weight tok_embd;   /* [n_vocab rows of n_embd] */
+    pc_weight output_norm;
+    pc_weight output;     /* tok_embd when tied */
+    pc_weight rope_freqs; /* optional per-dimension frequency factors [rope_dim/2] F32 */
+    pc_layer_weights *layers; /* [n_layer] */
+    char fingerprint[17]; /* 64-bit hash (hex) of the tensor table and hyper-parameters: names a model in cache keys */
+} pc_model;
+
+/* Takes ownership of g on success and on failure (closes it). */
+pc_status pc_model_load(pc_gguf *g, pc_model **out, pc_error *err);
+void pc_model_free(pc_model *m);
+
+/* KV bytes a token needs in every layer: 2 (K and V) x layers x kv_heads x head_dim x sizeof(f16). */
+size_t pc_model_kv_bytes_per_token(const pc_model *m);
+
+#endif

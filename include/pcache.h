@@ -126,6 +126,68 @@ pc_status pc_engine_generate(pc_engine *e, const int32_t *prompt, size_t n, cons
 /* Logits of the last prompt token (n_vocab floats into logits), prompt at positions 0..n-1. */
 pc_status pc_engine_eval_logits(pc_engine *e, const int32_t *prompt, size_t n, float *logits, pc_error *err);
 
+/* ------------------------------------------------------------------------ */
+/* Prompt Cache: PML schemas (encoded once) and prompts that reuse them.      */
+/* ------------------------------------------------------------------------ */
+
+/* Progress of encoding a schema: pieces and tokens done so far. */
+typedef void (*pc_progress_fn)(void *user, int32_t pieces_done, int32_t n_pieces, int64_t tokens_done,
+                               int64_t n_tokens, double elapsed_ms);
+
+typedef struct pc_schema_params {
+    bool lenient;               /* recover from raw '<' in module text, with warnings */
+    const char *src_root;       /* folder src= paths resolve against (NULL: the schema file's folder) */
+    pc_progress_fn progress;    /* may be NULL */
+    void *progress_user;
+    /* Lenient-mode warnings, one per line, are appended here when non-NULL
+     * (malloc'd; the caller frees with pc_free). */
+    char **warnings;
+} pc_schema_params;
+
+/* Parses, lays out and encodes a schema file and registers it under its name
+ * (a schema of the same name is an error). *name_out (may be NULL) receives the
+ * name, malloc'd. Errors carry file, line and column. */
+pc_status pc_engine_schema_load_file(pc_engine *e, const char *path, const pc_schema_params *p, char **name_out,
+                                     pc_error *err);
+/* Same from a buffer; doc_name labels errors. src= needs p->src_root. */
+pc_status pc_engine_schema_load(pc_engine *e, const char *xml, size_t len, const char *doc_name,
+                                const pc_schema_params *p, char **name_out, pc_error *err);
+/* Unregisters a schema; requests already running keep their spans alive. */
+pc_status pc_engine_schema_remove(pc_engine *e, const char *name, pc_error *err);
+
+typedef struct pc_schema_stats {
+    int32_t length;             /* L: positions the schema occupies */
+    int32_t n_modules, n_unions, n_params, n_pieces;
+    int64_t encoded_tokens;     /* tokens run through the model to encode it */
+    size_t kv_bytes;            /* KV held in memory */
+    size_t kv_bytes_per_token;  /* 2 x layers x kv_heads x head_dim x sizeof(f16) */
+    double encode_ms;
+} pc_schema_stats;
+
+pc_status pc_engine_schema_stats(const pc_engine *e, const char *name, pc_schema_stats *out, pc_error *err);
+/* A human-readable layout: every module and union with positions, token counts,
+ * KV bytes, and the scaffold. *out is malloc'd; free with pc_free. */
+pc_status pc_engine_schema_describe(const pc_engine *e, const char *name, char **out, pc_error *err);
+
+typedef struct pc_run_params {
+    pc_gen_params gen;
+    bool use_cache;             /* false: plain prefill of the very same tokens at the same positions */
+    bool lenient;
+} pc_run_params;
+
+typedef struct pc_run_result {
+    pc_gen_result gen;          /* gen.ttft_ms counts from the request's start (parsing included) */
+    int64_t cached_tokens;      /* reused from the cache, not computed */
+    int64_t fresh_tokens;       /* computed for this request */
+    double assemble_ms;         /* binding the prompt and assembling the context */
+} pc_run_result;
+
+/* Runs a PML prompt against its registered schema. req_name labels errors.
+ * Free the result with pc_run_result_free. */
+pc_status pc_engine_run(pc_engine *e, const char *prompt_xml, size_t len, const char *req_name,
+                        const pc_run_params *p, pc_token_cb cb, void *user, pc_run_result *out, pc_error *err);
+void pc_run_result_free(pc_run_result *r);
+
 #ifdef __cplusplus
 }
 #endif

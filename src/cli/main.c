@@ -51,6 +51,8 @@ static void usage(FILE *out) {
             "usage: pcache COMMAND [options]\n"
             "commands:\n"
             "  generate   run a prompt through the model and stream the answer\n"
+            "  run        run a PML prompt against a PML schema, with Prompt Cache\n"
+            "  schema     encode a PML schema and print its layout\n"
             "run `pcache COMMAND --help` for a command's options\n");
 }
 
@@ -60,6 +62,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (!strcmp(argv[1], "generate")) return pc_cli_generate(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "run")) return pc_cli_run(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "schema")) return pc_cli_schema(argc - 1, argv + 1);
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         usage(stdout);
         return 0;

@@ -32,6 +32,16 @@ static void model_name(pc_engine *e, const pc_gguf *g, const char *path) {
         snprintf(e->name, sizeof e->name, "%s", path);
 }
 
+/* Parameters without scaffold text are filled with the unknown token, as the
+ * prototype did; models without one use EOS. */
+static int32_t placeholder_token(const pc_gguf *g, const pc_tokenizer *tok) {
+    uint32_t id;
+    if (pc_gguf_get_u32(g, "tokenizer.ggml.unknown_token_id", &id, NULL) == PC_OK && (int32_t)id < pc_tokenizer_n_vocab(tok))
+        return (int32_t)id;
+    int32_t eos = pc_tokenizer_eos(tok);
+    return eos >= 0 ? eos : 0;
+}
+
 static pc_status open_parts(pc_engine *e, const pc_engine_params *p, pc_error *err) {
     pc_gguf *g = NULL;
     pc_status s = pc_gguf_open(p->model_path, &g, err);
@@ -47,6 +57,7 @@ static pc_status open_parts(pc_engine *e, const pc_engine_params *p, pc_error *e
                        pc_tokenizer_n_vocab(e->tok), e->model->hp.n_vocab);
     e->n_ctx = p->n_ctx > 0 ? p->n_ctx : e->model->hp.n_ctx_train;
     e->n_batch = p->n_batch > 0 ? p->n_batch : 512;
+    e->placeholder = placeholder_token(g, e->tok);
     e->isa = pc_isa_detect();
     e->pool = pc_pool_create(p->n_threads);
     e->logits = malloc((size_t)e->model->hp.n_vocab * sizeof(float));
@@ -70,6 +81,7 @@ pc_status pc_engine_open(const pc_engine_params *p, pc_engine **out, pc_error *e
 
 void pc_engine_free(pc_engine *e) {
     if (!e) return;
+    pc_engine_free_schemas(e);
     pc_forward_free(e->fwd);
     pc_pool_free(e->pool);
     pc_tokenizer_free(e->tok);

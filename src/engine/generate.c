@@ -24,6 +24,8 @@ void pc_gen_result_free(pc_gen_result *r) {
 
 typedef struct gen_state {
     pc_engine *e;
+    const pc_gen_input *in;
+    int32_t next_pos;
     const pc_gen_params *p;
     pc_token_cb cb;
     void *user;
@@ -97,12 +99,12 @@ static pc_status decode_loop(gen_state *g, int32_t first, pc_error *err) {
     pc_status s = accept(g, first, &go_on, err);
     double t0 = pc_now_ms();
     while (s == PC_OK && go_on && (int)g->out->n_tokens < g->p->n_predict) {
-        if ((int64_t)g->n_history >= e->n_ctx) {
+        if ((g->in->ctx ? pc_kv_list_tokens(g->in->ctx) : 0) + g->span->n >= e->n_ctx) {
             g->out->stop = PC_STOP_CONTEXT;
             break;
         }
-        int32_t tok = g->history[g->n_history - 1], pos = (int32_t)g->n_history - 1;
-        s = pc_forward_run(e->fwd, NULL, g->span, &tok, &pos, 1, PC_LOGITS_LAST, e->logits, err);
+        int32_t tok = g->history[g->n_history - 1], pos = g->next_pos++;
+        s = pc_forward_run(e->fwd, g->in->ctx, g->span, &tok, &pos, 1, PC_LOGITS_LAST, e->logits, err);
         if (s != PC_OK) break;
         int32_t next = pc_sampler_sample(g->sampler, e->logits, g->history, g->n_history);
         if (next < 0 || next >= n_vocab) return pc_fail(err, PC_ERR_INVALID, "sampler returned token %d", next);
@@ -124,8 +126,10 @@ static pc_status prepare(gen_state *g, size_t n, pc_error *err) {
     const pc_gen_params *p = g->p;
     if (n == 0) return pc_fail(err, PC_ERR_INVALID, "empty prompt");
     if (p->n_predict <= 0) return pc_fail(err, PC_ERR_INVALID, "n_predict %d must be > 0", p->n_predict);
-    if ((int64_t)n + 1 > e->n_ctx)
-        return pc_fail(err, PC_ERR_RANGE, "prompt of %zu tokens does not fit the context of %d", n, e->n_ctx);
+    const int64_t before = g->in->ctx ? pc_kv_list_tokens(g->in->ctx) : 0;
+    if (before + (int64_t)n + 1 > e->n_ctx)
+        return pc_fail(err, PC_ERR_RANGE, "prompt of %lld tokens does not fit the context of %d",
+                       (long long)(before + (int64_t)n), e->n_ctx);
     pc_sampler_params sp = {.temp = p->temp, .top_k = p->top_k, .top_p = p->top_p, .min_p = p->min_p,
                             .repeat_penalty = p->repeat_penalty, .repeat_last_n = p->repeat_last_n, .seed = p->seed};
     size_t room = n + (size_t)p->n_predict;
@@ -140,28 +144,22 @@ static pc_status prepare(gen_state *g, size_t n, pc_error *err) {
     return PC_OK;
 }
 
-static pc_status prefill(gen_state *g, const int32_t *prompt, size_t n, pc_error *err) {
-    int32_t *pos = malloc(n * sizeof *pos);
-    if (!pos) return pc_fail(err, PC_ERR_NOMEM, "out of memory for positions");
-    for (size_t i = 0; i < n; i++) pos[i] = (int32_t)i;
-    pc_status s = pc_forward_run(g->e->fwd, NULL, g->span, prompt, pos, (int32_t)n, PC_LOGITS_LAST, g->e->logits, err);
-    free(pos);
-    return s;
-}
-
-pc_status pc_engine_generate(pc_engine *e, const int32_t *prompt, size_t n, const pc_gen_params *p, pc_token_cb cb,
-                             void *user, pc_gen_result *out, pc_error *err) {
+pc_status pc_gen_run(pc_engine *e, const pc_gen_input *in, const pc_gen_params *p, pc_token_cb cb, void *user,
+                     pc_gen_result *out, pc_error *err) {
     memset(out, 0, sizeof *out);
-    gen_state g = {.e = e, .p = p, .cb = cb, .user = user, .out = out};
-    double t0 = pc_now_ms();
+    gen_state g = {.e = e, .in = in, .p = p, .cb = cb, .user = user, .out = out};
+    const double t0 = in->t0;
+    const size_t n = in->n;
     pc_status s = prepare(&g, n, err);
     if (s == PC_OK) {
-        memcpy(g.history, prompt, n * sizeof *prompt);
+        memcpy(g.history, in->tokens, n * sizeof *in->tokens);
         g.n_history = n;
-        s = prefill(&g, prompt, n, err);
+        double tp = pc_now_ms();
+        s = pc_forward_run(e->fwd, in->ctx, g.span, in->tokens, in->pos, (int32_t)n, PC_LOGITS_LAST, e->logits, err);
+        out->prefill_ms = pc_now_ms() - tp;
+        g.next_pos = in->pos[n - 1] + 1;
     }
     if (s == PC_OK) {
-        out->prefill_ms = pc_now_ms() - t0;
         out->n_prompt = n;
         int32_t first = pc_sampler_sample(g.sampler, e->logits, g.history, g.n_history);
         out->ttft_ms = pc_now_ms() - t0;
@@ -173,6 +171,18 @@ pc_status pc_engine_generate(pc_engine *e, const int32_t *prompt, size_t n, cons
     pc_kv_span_release(g.span);
     free(g.history);
     if (s != PC_OK) pc_gen_result_free(out);
+    return s;
+}
+
+pc_status pc_engine_generate(pc_engine *e, const int32_t *prompt, size_t n, const pc_gen_params *p, pc_token_cb cb,
+                             void *user, pc_gen_result *out, pc_error *err) {
+    double t0 = pc_now_ms();
+    int32_t *pos = malloc((n ? n : 1) * sizeof *pos);
+    if (!pos) return pc_fail(err, PC_ERR_NOMEM, "out of memory for positions");
+    for (size_t i = 0; i < n; i++) pos[i] = (int32_t)i;
+    pc_gen_input in = {.ctx = NULL, .tokens = prompt, .pos = pos, .n = n, .t0 = t0};
+    pc_status s = pc_gen_run(e, &in, p, cb, user, out, err);
+    free(pos);
     return s;
 }
 

@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-enum { SPIN_ITERS = 200000 };
+/* ~0.5 ms of pause instructions: longer than the serial gaps of a decode step,
+ * short enough not to steal a shared machine from other work. */
+enum { SPIN_ITERS = 20000 };
 
 struct pc_pool {
     int n_threads;

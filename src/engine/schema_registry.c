@@ -1,0 +1,123 @@
+/* schema_registry.c - schemas registered with an engine: load (parse, lay out,
+ * encode), look up, remove, describe. The engine owns each schema; a plan that
+ * uses a schema holds references to its spans, so removal never pulls KV from
+ * under a running request. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_internal.h"
+#include "schema/schema.h"
+#include "util/error.h"
+
+pc_schema *pc_engine_find_schema(const pc_engine *e, const char *name) {
+    for (int32_t i = 0; i < e->n_schemas; i++)
+        if (strcmp(e->schemas[i]->name, name) == 0) return e->schemas[i];
+    return NULL;
+}
+
+static pc_status collect_warnings(const pc_pml_doc *doc, char **out, pc_error *err) {
+    if (!out || doc->n_warnings == 0) return PC_OK;
+    size_t len = *out ? strlen(*out) : 0, add = 0;
+    for (size_t i = 0; i < doc->n_warnings; i++) add += strlen(doc->warnings[i].msg) + 1;
+    char *w = realloc(*out, len + add + 1);
+    if (!w) return pc_fail(err, PC_ERR_NOMEM, "out of memory collecting warnings");
+    for (size_t i = 0; i < doc->n_warnings; i++) {
+        size_t n = strlen(doc->warnings[i].msg);
+        memcpy(w + len, doc->warnings[i].msg, n);
+        w[len + n] = '\n';
+        len += n + 1;
+    }
+    w[len] = '\0';
+    *out = w;
+    return PC_OK;
+}
+
+static pc_status add_schema(pc_engine *e, pc_schema *s, pc_error *err) {
+    if (pc_engine_find_schema(e, s->name))
+        return pc_fail(err, PC_ERR_INVALID, "%s: a schema named '%s' is already registered", s->doc->name, s->name);
+    if (e->n_schemas == e->cap_schemas) {
+        int32_t cap = e->cap_schemas ? e->cap_schemas * 2 : 4;
+        pc_schema **a = realloc(e->schemas, (size_t)cap * sizeof *a);
+        if (!a) return pc_fail(err, PC_ERR_NOMEM, "out of memory registering schema '%s'", s->name);
+        e->schemas = a;
+        e->cap_schemas = cap;
+    }
+    e->schemas[e->n_schemas++] = s;
+    return PC_OK;
+}
+
+/* Lays out, encodes and registers a parsed schema (takes doc). */
+static pc_status register_doc(pc_engine *e, pc_pml_doc *doc, const pc_schema_params *p, char **name_out, pc_error *err) {
+    pc_status st = collect_warnings(doc, p ? p->warnings : NULL, err);
+    if (st != PC_OK) {
+        pc_pml_doc_free(doc);
+        return st;
+    }
+    pc_layout_ctx lc = {.tok = e->tok, .chat = e->chat, .add_bos = pc_tokenizer_add_bos(e->tok), .n_ctx = e->n_ctx,
+                        .placeholder = e->placeholder};
+    pc_schema *s = NULL;
+    if ((st = pc_schema_layout(doc, &lc, &s, err)) != PC_OK) return st;
+    if (pc_engine_find_schema(e, s->name)) {
+        st = pc_fail(err, PC_ERR_INVALID, "%s: a schema named '%s' is already registered", s->doc->name, s->name);
+        pc_schema_free(s);
+        return st;
+    }
+    st = pc_schema_encode(s, e->fwd, e->model, p ? p->progress : NULL, p ? p->progress_user : NULL, err);
+    if (st == PC_OK) st = add_schema(e, s, err);
+    if (st == PC_OK && name_out) *name_out = strdup(s->name);
+    if (st != PC_OK) pc_schema_free(s);
+    return st;
+}
+
+static pc_pml_options pml_opts(const pc_schema_params *p) {
+    pc_pml_options o = {0};
+    if (p) {
+        o.lenient = p->lenient;
+        o.src_root = p->src_root;
+    }
+    return o;
+}
+
+pc_status pc_engine_schema_load_file(pc_engine *e, const char *path, const pc_schema_params *p, char **name_out,
+                                     pc_error *err) {
+    pc_pml_options o = pml_opts(p);
+    pc_pml_doc *doc = NULL;
+    pc_status st = pc_pml_parse_schema_file(path, &o, &doc, err);
+    return st == PC_OK ? register_doc(e, doc, p, name_out, err) : st;
+}
+
+pc_status pc_engine_schema_load(pc_engine *e, const char *xml, size_t len, const char *doc_name,
+                                const pc_schema_params *p, char **name_out, pc_error *err) {
+    pc_pml_options o = pml_opts(p);
+    pc_pml_doc *doc = NULL;
+    pc_status st = pc_pml_parse_schema(xml, len, doc_name ? doc_name : "schema", &o, &doc, err);
+    return st == PC_OK ? register_doc(e, doc, p, name_out, err) : st;
+}
+
+pc_status pc_engine_schema_remove(pc_engine *e, const char *name, pc_error *err) {
+    for (int32_t i = 0; i < e->n_schemas; i++)
+        if (strcmp(e->schemas[i]->name, name) == 0) {
+            pc_schema_free(e->schemas[i]);
+            e->schemas[i] = e->schemas[--e->n_schemas];
+            return PC_OK;
+        }
+    return pc_fail(err, PC_ERR_NOT_FOUND, "no schema named '%s' is registered", name);
+}
+
+void pc_engine_free_schemas(pc_engine *e) {
+    for (int32_t i = 0; i < e->n_schemas; i++) pc_schema_free(e->schemas[i]);
+    free(e->schemas);
+    e->schemas = NULL;
+    e->n_schemas = e->cap_schemas = 0;
+}
+
+pc_status pc_engine_schema_stats(const pc_engine *e, const char *name, pc_schema_stats *out, pc_error *err) {
+    const pc_schema *s = pc_engine_find_schema(e, name);
+    if (!s) return pc_fail(err, PC_ERR_NOT_FOUND, "no schema named '%s' is registered", name);
+    *out = (pc_schema_stats){.length = s->length, .n_modules = s->n_modules, .n_unions = s->n_unions,
+                             .n_params = s->n_params, .n_pieces = s->n_pieces, .encoded_tokens = s->encoded_tokens,
+                             .kv_bytes = s->kv_bytes, .kv_bytes_per_token = pc_model_kv_bytes_per_token(e->model),
+                             .encode_ms = s->encode_ms};
+    return PC_OK;
+}

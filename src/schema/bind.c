@@ -1,0 +1,259 @@
+/* bind.c - a parsed prompt against a laid-out schema, giving a plan.
+ *
+ * Imports: the root's pieces always; a module's own pieces when the prompt
+ * names it; nested modules only when named. Unions: at most one member may be
+ * named. Arguments replace their parameter's scaffold fill at the parameter's
+ * positions. The prompt's text and role tags are tokenized as one piece from
+ * position L. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pml/text.h"
+#include "schema/plan.h"
+#include "util/error.h"
+
+typedef struct binder {
+    const pc_schema *s;
+    const pc_bind_ctx *bc;
+    const char *req;
+    pc_error *err;
+    bool *imported;      /* [n_modules] */
+    int32_t *union_pick; /* [n_unions] member chosen, or -1 */
+    pc_tokens *args;     /* [n_params] */
+    bool *has_arg;       /* [n_params] */
+    char *text;          /* the prompt's own text, markers included */
+    size_t text_len, text_cap;
+    bool has_text;
+    pc_pml_role last_role;
+} binder;
+
+static const char *scope_name(const pc_schema *s, int32_t scope) {
+    return scope == PC_ROOT ? s->name : s->modules[scope].name;
+}
+
+static pc_status bind_args(binder *B, const pc_pml_node *ref, int32_t m) {
+    for (size_t i = 0; i < ref->n_attrs; i++) {
+        const pc_pml_attr *a = &ref->attrs[i];
+        int32_t p = pc_schema_find_param(B->s, m, a->name);
+        if (p < 0)
+            return pc_fail(B->err, PC_ERR_NOT_FOUND, "%s:%u:%u: module '%s' has no parameter '%s'", B->req, ref->line,
+                           ref->col, B->s->modules[m].name, a->name);
+        pc_tokens *t = &B->args[p];
+        t->n = 0;
+        pc_error e = {0};
+        if (pc_tokenize(B->bc->tok, a->value, strlen(a->value), false, false, t, &e) != PC_OK)
+            return pc_fail(B->err, PC_ERR_FORMAT, "%s:%u:%u: argument '%s': %s", B->req, ref->line, ref->col, a->name, e.msg);
+        if ((int32_t)t->n > B->s->params[p].len)
+            return pc_fail(B->err, PC_ERR_RANGE,
+                           "%s:%u:%u: argument for parameter '%s' is %zu tokens, longer than its length %d", B->req,
+                           ref->line, ref->col, a->name, t->n, B->s->params[p].len);
+        B->has_arg[p] = true;
+    }
+    return PC_OK;
+}
+
+static pc_status bind_ref(binder *B, const pc_pml_node *ref, int32_t scope);
+
+static pc_status bind_children(binder *B, const pc_pml_node *n, int32_t scope);
+
+static pc_status append_text(binder *B, const char *t, size_t len) {
+    if (B->text_len + len + 1 > B->text_cap) {
+        size_t cap = B->text_cap ? B->text_cap * 2 : 256;
+        while (cap < B->text_len + len + 1) cap *= 2;
+        char *p = realloc(B->text, cap);
+        if (!p) return pc_fail(B->err, PC_ERR_NOMEM, "%s: out of memory binding the prompt", B->req);
+        B->text = p;
+        B->text_cap = cap;
+    }
+    memcpy(B->text + B->text_len, t, len);
+    B->text_len += len;
+    B->has_text = true;
+    return PC_OK;
+}
+
+static pc_status bind_role(binder *B, const pc_pml_node *n, int32_t scope) {
+    if (B->bc->chat == PC_CHAT_UNKNOWN)
+        return pc_fail(B->err, PC_ERR_UNSUPPORTED, "%s:%u:%u: <%s> needs a recognised chat template", B->req, n->line,
+                       n->col, n->name);
+    pc_chat_role r = n->role == PC_PML_ROLE_SYSTEM ? PC_ROLE_SYSTEM
+                     : n->role == PC_PML_ROLE_USER ? PC_ROLE_USER : PC_ROLE_ASSISTANT;
+    pc_chat_markers mk = pc_chat_role_markers(B->bc->chat, r);
+    pc_status st = append_text(B, mk.begin, strlen(mk.begin));
+    if (st == PC_OK) st = bind_children(B, n, scope);
+    if (st == PC_OK) st = append_text(B, mk.end, strlen(mk.end));
+    B->last_role = n->role;
+    return st;
+}
+
+static pc_status bind_children(binder *B, const pc_pml_node *n, int32_t scope) {
+    pc_status st = PC_OK;
+    for (size_t i = 0; i < n->n_children && st == PC_OK; i++) {
+        const pc_pml_node *c = n->children[i];
+        if (c->kind == PC_PML_REF)
+            st = bind_ref(B, c, scope);
+        else if (c->kind == PC_PML_TEXT)
+            st = append_text(B, c->raw, c->raw_len);
+        else if (c->kind == PC_PML_ROLE)
+            st = bind_role(B, c, scope);
+        else
+            st = pc_fail(B->err, PC_ERR_FORMAT, "%s:%u:%u: unexpected <%s> in a prompt", B->req, c->line, c->col,
+                         pc_pml_kind_name(c->kind));
+    }
+    return st;
+}
+
+static pc_status bind_ref(binder *B, const pc_pml_node *ref, int32_t scope) {
+    const pc_schema *s = B->s;
+    int32_t m = pc_schema_find_module(s, scope, ref->name);
+    if (m < 0)
+        return pc_fail(B->err, PC_ERR_NOT_FOUND, "%s:%u:%u: no module '%s' in %s '%s'", B->req, ref->line, ref->col,
+                       ref->name, scope == PC_ROOT ? "schema" : "module", scope_name(s, scope));
+    int32_t u = s->modules[m].union_id;
+    if (u >= 0) {
+        if (B->union_pick[u] >= 0 && B->union_pick[u] != m)
+            return pc_fail(B->err, PC_ERR_INVALID, "%s:%u:%u: '%s' and '%s' are members of one union; select at most one",
+                           B->req, ref->line, ref->col, s->modules[B->union_pick[u]].name, ref->name);
+        B->union_pick[u] = m;
+    }
+    B->imported[m] = true;
+    pc_status st = bind_args(B, ref, m);
+    for (size_t i = 0; i < ref->n_children && st == PC_OK; i++) {
+        const pc_pml_node *c = ref->children[i];
+        if (c->kind == PC_PML_REF)
+            st = bind_ref(B, c, m);
+        else if (!(c->kind == PC_PML_TEXT && pc_pml_all_space(c->raw, c->raw_len)))
+            st = pc_fail(B->err, PC_ERR_FORMAT, "%s:%u:%u: only module selections may appear inside <%s>", B->req,
+                         c->line, c->col, ref->name);
+    }
+    return st;
+}
+
+static pc_status push_item(pc_plan *p, pc_plan_item it, pc_error *err) {
+    if (p->n == p->cap) {
+        int32_t cap = p->cap ? p->cap * 2 : 16;
+        pc_plan_item *a = realloc(p->items, (size_t)cap * sizeof *a);
+        if (!a) return pc_fail(err, PC_ERR_NOMEM, "out of memory building a plan");
+        p->items = a;
+        p->cap = cap;
+    }
+    p->items[p->n++] = it;
+    if (it.kind == PC_ITEM_CACHED) {
+        pc_kv_span_retain(it.kv);
+        p->cached_tokens += it.n;
+    } else {
+        p->fresh_tokens += it.n;
+    }
+    return PC_OK;
+}
+
+static int32_t *own_tokens(pc_plan *p, pc_tokens *t, pc_error *err) {
+    if (p->n_owned == p->cap_owned) {
+        int32_t cap = p->cap_owned ? p->cap_owned * 2 : 8;
+        int32_t **a = realloc(p->owned, (size_t)cap * sizeof *a);
+        if (!a) {
+            pc_fail(err, PC_ERR_NOMEM, "out of memory building a plan");
+            return NULL;
+        }
+        p->owned = a;
+        p->cap_owned = cap;
+    }
+    p->owned[p->n_owned++] = t->ids;
+    int32_t *ids = t->ids;
+    memset(t, 0, sizeof *t);
+    return ids;
+}
+
+/* One item for piece i when its owner is imported. */
+static pc_status plan_piece(binder *B, pc_plan *p, int32_t i) {
+    const pc_piece *pc = &B->s->pieces[i];
+    const bool cached = pc->owner == PC_ROOT || B->s->modules[pc->owner].cache;
+    if (pc->kind == PC_PIECE_PARAM_FILL && B->has_arg[pc->param]) {
+        pc_tokens *a = &B->args[pc->param];
+        int32_t n = (int32_t)a->n;
+        if (n == 0) return PC_OK;
+        int32_t *ids = own_tokens(p, a, B->err);
+        if (!ids) return PC_ERR_NOMEM;
+        return push_item(p, (pc_plan_item){.kind = PC_ITEM_ARGUMENT, .start = B->s->params[pc->param].start, .n = n,
+                                           .tokens = ids}, B->err);
+    }
+    if (pc->n == 0) return PC_OK;
+    if (cached)
+        return push_item(p, (pc_plan_item){.kind = PC_ITEM_CACHED, .start = pc->start, .n = pc->n, .tokens = pc->tokens,
+                                           .kv = pc->kv}, B->err);
+    return push_item(p, (pc_plan_item){.kind = PC_ITEM_UNCACHED, .start = pc->start, .n = pc->n, .tokens = pc->tokens},
+                     B->err);
+}
+
+static pc_status plan_prompt_text(binder *B, pc_plan *p) {
+    if (B->bc->chat != PC_CHAT_UNKNOWN && B->last_role == PC_PML_ROLE_USER) {
+        const char *gp = pc_chat_generation_prompt(B->bc->chat);
+        pc_status st = append_text(B, gp, strlen(gp));
+        if (st != PC_OK) return st;
+    }
+    if (!B->has_text) return PC_OK;
+    char *c = malloc(B->text_len + 1);
+    if (!c) return pc_fail(B->err, PC_ERR_NOMEM, "%s: out of memory binding the prompt", B->req);
+    size_t n = pc_pml_compact(B->text, B->text_len, c);
+    pc_tokens t = {0};
+    pc_error e = {0};
+    pc_status st = pc_tokenize(B->bc->tok, c, n, false, true, &t, &e);
+    free(c);
+    if (st != PC_OK) {
+        pc_tokens_free(&t);
+        return pc_fail(B->err, st, "%s: prompt text: %s", B->req, e.msg);
+    }
+    if (t.n == 0) return PC_OK;
+    int32_t nt = (int32_t)t.n;
+    int32_t *ids = own_tokens(p, &t, B->err);
+    if (!ids) return PC_ERR_NOMEM;
+    return push_item(p, (pc_plan_item){.kind = PC_ITEM_PROMPT, .start = B->s->length, .n = nt, .tokens = ids}, B->err);
+}
+
+static pc_status bind_all(binder *B, const pc_pml_doc *prompt, pc_plan *out) {
+    const pc_pml_node *root = prompt->root;
+    if (root->kind != PC_PML_PROMPT)
+        return pc_fail(B->err, PC_ERR_FORMAT, "%s:%u:%u: expected a <prompt> document", B->req, root->line, root->col);
+    if (!root->name || strcmp(root->name, B->s->name) != 0)
+        return pc_fail(B->err, PC_ERR_NOT_FOUND, "%s:%u:%u: prompt is for schema '%s', not '%s'", B->req, root->line,
+                       root->col, root->name ? root->name : "(none)", B->s->name);
+    pc_status st = bind_children(B, root, PC_ROOT);
+    for (int32_t i = 0; i < B->s->n_pieces && st == PC_OK; i++) {
+        int32_t o = B->s->pieces[i].owner;
+        if (o == PC_ROOT || B->imported[o]) st = plan_piece(B, out, i);
+    }
+    if (st == PC_OK) st = plan_prompt_text(B, out);
+    return st;
+}
+
+pc_status pc_plan_bind(const pc_schema *s, const pc_pml_doc *prompt, const pc_bind_ctx *bc, pc_plan *out, pc_error *err) {
+    memset(out, 0, sizeof *out);
+    if (!s->encoded) return pc_fail(err, PC_ERR_INVALID, "schema '%s' is not encoded", s->name);
+    binder B = {.s = s, .bc = bc, .req = prompt->name, .err = err};
+    size_t nm = (size_t)s->n_modules + 1, nu = (size_t)s->n_unions + 1, np = (size_t)s->n_params + 1;
+    B.imported = calloc(nm, sizeof *B.imported);
+    B.union_pick = malloc(nu * sizeof *B.union_pick);
+    B.args = calloc(np, sizeof *B.args);
+    B.has_arg = calloc(np, sizeof *B.has_arg);
+    pc_status st = PC_OK;
+    if (!B.imported || !B.union_pick || !B.args || !B.has_arg)
+        st = pc_fail(err, PC_ERR_NOMEM, "%s: out of memory binding the prompt", B.req);
+    for (size_t i = 0; st == PC_OK && i < nu; i++) B.union_pick[i] = -1;
+    if (st == PC_OK) st = bind_all(&B, prompt, out);
+    for (size_t i = 0; B.args && i < np; i++) pc_tokens_free(&B.args[i]);
+    free(B.imported);
+    free(B.union_pick);
+    free(B.args);
+    free(B.has_arg);
+    free(B.text);
+    if (st != PC_OK) pc_plan_free(out);
+    return st;
+}
+
+void pc_plan_free(pc_plan *p) {
+    for (int32_t i = 0; i < p->n; i++)
+        if (p->items[i].kind == PC_ITEM_CACHED) pc_kv_span_release(p->items[i].kv);
+    for (int32_t i = 0; i < p->n_owned; i++) free(p->owned[i]);
+    free(p->items);
+    free(p->owned);
+    memset(p, 0, sizeof *p);
+}

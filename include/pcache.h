@@ -95,6 +95,7 @@ typedef struct pc_gen_params {
     const char *const *stop;  /* stop strings (not included in the output) */
     size_t n_stop;
     bool ignore_eos;          /* keep going past end-of-generation tokens */
+    float *first_logits;      /* optional, caller-owned [n_vocab]: receives the logits the first token is sampled from */
 } pc_gen_params;
 
 pc_gen_params pc_gen_default_params(void);
@@ -113,6 +114,7 @@ typedef struct pc_gen_result {
     double prefill_ms;        /* prefill compute alone */
     double decode_ms;         /* all decode steps after the first token */
     double decode_tok_s;      /* (n_tokens - 1) / decode time */
+    size_t kv_bytes;          /* KV memory this generation allocated (prompt tokens and generated tokens) */
     pc_stop_reason stop;
 } pc_gen_result;
 
@@ -179,7 +181,8 @@ typedef struct pc_run_result {
     pc_gen_result gen;          /* gen.ttft_ms counts from the request's start (parsing included) */
     int64_t cached_tokens;      /* reused from the cache, not computed */
     int64_t fresh_tokens;       /* computed for this request */
-    double assemble_ms;         /* binding the prompt and assembling the context */
+    double assemble_ms;         /* binding the prompt and listing the context's spans (no compute) */
+    size_t kv_bytes;            /* KV memory the request allocated: none for cached tokens */
 } pc_run_result;
 
 /* Runs a PML prompt against its registered schema. req_name labels errors.

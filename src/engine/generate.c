@@ -157,6 +157,9 @@ pc_status pc_gen_run(pc_engine *e, const pc_gen_input *in, const pc_gen_params *
         double tp = pc_now_ms();
         s = pc_forward_run(e->fwd, in->ctx, g.span, in->tokens, in->pos, (int32_t)n, PC_LOGITS_LAST, e->logits, err);
         out->prefill_ms = pc_now_ms() - tp;
+        out->kv_bytes = (size_t)g.span->cap * (size_t)g.span->n_layer * (size_t)g.span->dim * 2 * sizeof(pc_f16);
+        if (s == PC_OK && p->first_logits)
+            memcpy(p->first_logits, e->logits, (size_t)e->model->hp.n_vocab * sizeof(float));
         g.next_pos = in->pos[n - 1] + 1;
     }
     if (s == PC_OK) {

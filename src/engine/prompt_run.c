@@ -29,6 +29,8 @@ typedef struct run_state {
     int32_t n_fresh;
     int32_t *tokens, *pos; /* the input handed to generation */
     size_t n;
+    double compute_ms;     /* fresh items computed while assembling */
+    size_t kv_bytes;       /* KV allocated for fresh items */
 } run_state;
 
 static pc_status compute_fresh(run_state *R, const pc_plan_item *it, pc_error *err) {
@@ -37,7 +39,10 @@ static pc_status compute_fresh(run_state *R, const pc_plan_item *it, pc_error *e
     pc_status st = PC_OK;
     if (!span || !pos) st = pc_fail(err, PC_ERR_NOMEM, "out of memory computing fresh tokens");
     for (int32_t i = 0; st == PC_OK && i < it->n; i++) pos[i] = it->start + i;
+    double t0 = pc_now_ms();
     if (st == PC_OK) st = pc_forward_run(R->e->fwd, &R->list, span, it->tokens, pos, it->n, PC_LOGITS_NONE, NULL, err);
+    R->compute_ms += pc_now_ms() - t0;
+    if (span) R->kv_bytes += (size_t)span->cap * (size_t)span->n_layer * (size_t)span->dim * 2 * sizeof(pc_f16);
     free(pos);
     if (st == PC_OK) {
         R->fresh[R->n_fresh++] = span;
@@ -90,7 +95,7 @@ static pc_status assemble_plain(run_state *R, pc_error *err) {
 }
 
 static pc_status bind(pc_engine *e, const char *xml, size_t len, const char *req, const pc_run_params *p,
-                      pc_plan *plan, pc_error *err) {
+                      pc_plan *plan, double *bind_ms, pc_error *err) {
     pc_pml_options o = {.lenient = p->lenient};
     pc_pml_doc *doc = NULL;
     pc_status st = pc_pml_parse_prompt(xml, len, req ? req : "request", &o, &doc, err);
@@ -102,7 +107,9 @@ static pc_status bind(pc_engine *e, const char *xml, size_t len, const char *req
                      doc->root->col, want ? "no schema named" : "the prompt names no schema;", want ? want : "schema=");
     } else {
         pc_bind_ctx bc = {.tok = e->tok, .chat = e->chat};
+        double tb = pc_now_ms();
         st = pc_plan_bind(s, doc, &bc, plan, err);
+        *bind_ms = pc_now_ms() - tb;
         if (st == PC_OK && plan->n == 0)
             st = pc_fail(err, PC_ERR_INVALID, "%s: the prompt imports nothing and has no text", doc->name);
     }
@@ -124,11 +131,12 @@ pc_status pc_engine_run(pc_engine *e, const char *xml, size_t len, const char *r
     memset(out, 0, sizeof *out);
     const double t0 = pc_now_ms();
     run_state R = {.e = e};
-    pc_status st = bind(e, xml, len, req, p, &R.plan, err);
+    double bind_ms = 0;
+    pc_status st = bind(e, xml, len, req, p, &R.plan, &bind_ms, err);
     if (st == PC_OK) {
         double ta = pc_now_ms();
         st = p->use_cache ? assemble_cached(&R, err) : assemble_plain(&R, err);
-        out->assemble_ms = pc_now_ms() - ta;
+        out->assemble_ms = bind_ms + (pc_now_ms() - ta - R.compute_ms);
     }
     if (st == PC_OK) {
         const pc_plan_item *last = &R.plan.items[R.plan.n - 1];
@@ -136,6 +144,7 @@ pc_status pc_engine_run(pc_engine *e, const char *xml, size_t len, const char *r
         out->fresh_tokens = R.plan.cached_tokens + R.plan.fresh_tokens - out->cached_tokens;
         pc_gen_input in = {.ctx = p->use_cache ? &R.list : NULL, .tokens = R.tokens, .pos = R.pos, .n = R.n, .t0 = t0};
         st = pc_gen_run(e, &in, &p->gen, cb, user, &out->gen, err);
+        out->kv_bytes = R.kv_bytes + out->gen.kv_bytes;
     }
     run_state_free(&R);
     return st;

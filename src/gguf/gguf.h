@@ -76,7 +76,7 @@ size_t pc_gguf_alignment(const pc_gguf *g);
 int64_t pc_gguf_kv_count(const pc_gguf *g);
 int64_t pc_gguf_find_key(const pc_gguf *g, const char *key);
 pc_gguf_str pc_gguf_key_at(const pc_gguf *g, int64_t i);
-pc_gguf_vtype pc_gguf_kv_type(const pc_gguf *g, int64_t i);
+pc_gguf_vtype pc_gguf_kv_type(const pc_gguf *g, int64_t i); /* (pc_gguf_vtype)-1 if i is out of range */
 
 /* Typed getters by key. Integer getters accept any integer value type whose
  * value fits (else PC_ERR_RANGE); float getters accept FLOAT32/FLOAT64.
@@ -89,7 +89,10 @@ pc_status pc_gguf_get_str(const pc_gguf *g, const char *key, pc_gguf_str *out, p
 
 /* Arrays: element type and count. Numeric elements are packed in the file:
  * pc_gguf_arr_data gives a pointer to count elements (may be unaligned: read
- * with memcpy). String elements: pc_gguf_arr_str. */
+ * with memcpy); it is NULL for absent keys, non-arrays and arrays of strings
+ * or arrays. String elements: pc_gguf_arr_str, O(1) by index. Arrays of arrays
+ * are validated at open (nesting up to 8 levels) and report elem_type ARRAY,
+ * but their elements are not reachable through this API. */
 pc_status pc_gguf_get_arr(const pc_gguf *g, const char *key, pc_gguf_vtype *elem_type, uint64_t *count,
                           pc_error *err);
 const void *pc_gguf_arr_data(const pc_gguf *g, const char *key);

@@ -1,0 +1,337 @@
+/* test_prompt_cache.c - Prompt Cache end to end on the real default model.
+ *
+ *  1. Exactness: a prompt importing exactly the scaffold, no arguments, gives
+ *     bit-identical first-token logits and the same greedy answer cached and
+ *     uncached - also with a cache="false" module, parameters filled by their
+ *     scaffold text and by placeholders, and a union with a scaffold member.
+ *  2. Layout: hand-derived positions for nested unions, parameters, src= text and
+ *     chat tags (token counts of each piece come from the tokenizer, which the
+ *     tokenizer tests hold to llama.cpp; positions follow from the layout rules).
+ *  3. The prototype's schemas (shared/pml-examples) parse, lay out, encode, and
+ *     prompts that pick union members, nested modules and arguments produce text.
+ *  4. Bad input: each error is clear and leaves the engine and its cache intact.
+ *  5. Memory: KV bytes per token = 2 x layers x kv_heads x head_dim x 2 (from the
+ *     model's metadata); a request allocates no KV for cached tokens.
+ * Skips when the model is absent. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "engine/engine_internal.h"
+#include "schema/schema.h"
+
+static pc_engine *E;
+
+static int load(const char *xml, const char *name) {
+    pc_error err = {0};
+    pc_schema_params sp = {.src_root = PC_TEST_DATA "/pml"};
+    pc_status s = pc_engine_schema_load(E, xml, strlen(xml), name, &sp, NULL, &err);
+    if (s != PC_OK) fprintf(stderr, "load %s: %s\n", name, err.msg);
+    return s == PC_OK ? 0 : -1;
+}
+
+static pc_status run(const char *xml, bool cache, int n, float *logits, pc_run_result *r, pc_error *err) {
+    pc_run_params rp = {.gen = pc_gen_default_params(), .use_cache = cache};
+    rp.gen.temp = 0;
+    rp.gen.n_predict = n;
+    rp.gen.ignore_eos = true;
+    rp.gen.first_logits = logits;
+    return pc_engine_run(E, xml, strlen(xml), "test-request", &rp, NULL, NULL, r, err);
+}
+
+/* ---------------- 1. exactness ---------------- */
+
+static const char *DOCS =
+    "<schema name=\"docs\"><system>You answer questions about the documents.</system><user>"
+    "<module name=\"rhine\">The Rhine rises in the Swiss Alps and flows north through Germany and the "
+    "Netherlands into the North Sea.</module>"
+    "<module name=\"etna\">Mount Etna, on the east coast of Sicily, is one of the most active volcanoes in the "
+    "world.</module></user></schema>";
+static const char *DOCS_P = "<prompt schema=\"docs\"><rhine/><etna/><user>Where does the Rhine rise?</user></prompt>";
+
+static const char *TRIP =
+    "<schema name=\"trip\"><user><module name=\"plan\">I travel for <parameter name=\"days\" length=\"4\" "
+    "scaffold=\"three days\"/>.<union scaffold=\"home\"><module name=\"home\">I stay home in <parameter "
+    "name=\"city\" length=\"6\"/>.</module><module name=\"abroad\">I go abroad to see the world.</module></union>"
+    " Then I rest.</module><module name=\"clock\" cache=\"false\">The time now is noon.</module>"
+    "<module name=\"after\">Pack light and bring a good book.</module></user></schema>";
+static const char *TRIP_P =
+    "<prompt schema=\"trip\"><plan><home/></plan><clock/><after/><user>What should I do?</user></prompt>";
+
+static void check_exact(const char *label, const char *prompt) {
+    const int V = pc_engine_n_vocab(E);
+    float *a = malloc(sizeof(float) * V), *b = malloc(sizeof(float) * V);
+    pc_run_result ra = {0}, rb = {0};
+    pc_error err = {0};
+    CHECK_MSG(run(prompt, true, 16, a, &ra, &err) == PC_OK, "%s cached: %s", label, err.msg);
+    CHECK_MSG(run(prompt, false, 16, b, &rb, &err) == PC_OK, "%s uncached: %s", label, err.msg);
+    CHECK_MSG(memcmp(a, b, sizeof(float) * V) == 0, "%s: cached logits differ from uncached", label);
+    CHECK_MSG(ra.gen.n_tokens == rb.gen.n_tokens &&
+                  memcmp(ra.gen.tokens, rb.gen.tokens, ra.gen.n_tokens * sizeof(int32_t)) == 0,
+              "%s: greedy answers differ", label);
+    CHECK_MSG(ra.cached_tokens > 0 && ra.cached_tokens + ra.fresh_tokens == rb.fresh_tokens,
+              "%s: cached %lld + fresh %lld != uncached %lld", label, (long long)ra.cached_tokens,
+              (long long)ra.fresh_tokens, (long long)rb.fresh_tokens);
+    pc_run_result_free(&ra);
+    pc_run_result_free(&rb);
+    free(a);
+    free(b);
+}
+
+/* Uncached: the same tokens at the same positions; with an argument or a
+ * non-scaffold member the answers may differ, but both must run. */
+static void check_runs(const char *label, const char *prompt) {
+    pc_run_result r = {0};
+    pc_error err = {0};
+    CHECK_MSG(run(prompt, true, 8, NULL, &r, &err) == PC_OK, "%s: %s", label, err.msg);
+    CHECK_MSG(r.gen.n_tokens == 8, "%s: %zu tokens", label, r.gen.n_tokens);
+    pc_run_result_free(&r);
+}
+
+/* ---------------- 2. layout ---------------- */
+
+static int ntok(const char *text, bool special) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    pc_error err = {0};
+    if (pc_engine_tokenize(E, text, strlen(text), false, special, &ids, &n, &err) != PC_OK) return -1;
+    pc_free(ids);
+    return (int)n;
+}
+
+static const pc_module *mod(const pc_schema *s, const char *name) {
+    for (int32_t i = 0; i < s->n_modules; i++)
+        if (!strcmp(s->modules[i].name, name)) return &s->modules[i];
+    return NULL;
+}
+
+#define CHECK_SPAN(s, name, st, ln)                                                                      \
+    do {                                                                                                 \
+        const pc_module *m_ = mod(s, name);                                                              \
+        CHECK_MSG(m_ && m_->start == (st) && m_->len == (ln), "module %s: [%d,+%d) expected [%d,+%d)", name, \
+                  m_ ? m_->start : -1, m_ ? m_->len : -1, (int)(st), (int)(ln));                         \
+    } while (0)
+
+static void check_layout_nested(void) {
+    const char *xml = "<schema name=\"lay\">one<module name=\"a\">two<union><module name=\"b\">three four</module>"
+                      "<module name=\"c\">five<union scaffold=\"e\"><module name=\"d\">six</module><module name=\"e\">"
+                      "seven eight nine</module></union></module></union>ten<parameter name=\"p\" length=\"3\"/>"
+                      "eleven</module>twelve</schema>";
+    if (load(xml, "lay.xml")) {
+        CHECK(0);
+        return;
+    }
+    const pc_schema *s = pc_engine_find_schema(E, "lay");
+    const int one = ntok("one", true), two = ntok("two", true), b = ntok("three four", true), five = ntok("five", true),
+              six = ntok("six", true), e = ntok("seven eight nine", true), ten = ntok("ten", true),
+              eleven = ntok("eleven", true), twelve = ntok("twelve", true);
+    const int bos = pc_tokenizer_add_bos(E->tok) ? 1 : 0;
+    const int a0 = bos + one, u0 = a0 + two, inner = (six > e ? six : e), c_len = five + inner;
+    const int u_len = b > c_len ? b : c_len, p0 = u0 + u_len + ten, a_len = two + u_len + ten + 3 + eleven;
+    CHECK_SPAN(s, "a", a0, a_len);
+    CHECK_SPAN(s, "b", u0, b);            /* union members share the union's start */
+    CHECK_SPAN(s, "c", u0, c_len);        /* a member is as long as its nested union's longest member */
+    CHECK_SPAN(s, "d", u0 + five, six);
+    CHECK_SPAN(s, "e", u0 + five, e);
+    CHECK_EQ_INT(s->unions[0].len, u_len);
+    CHECK_EQ_INT(s->params[0].start, p0); /* a parameter reserves its length */
+    CHECK_EQ_INT(s->params[0].len, 3);
+    CHECK_EQ_INT(s->length, a0 + a_len + twelve);
+    CHECK(s->modules[s->unions[1].scaffold].name[0] == 'e');
+    CHECK(!mod(s, "b")->scaffold && !mod(s, "c")->scaffold && mod(s, "a")->scaffold);
+}
+
+static void check_layout_chat_src(void) {
+    const char *xml = "<schema name=\"chat\"><system>Be brief.</system><user><module name=\"f\" src=\"doc.txt\"/>"
+                      "</user></schema>";
+    if (load(xml, "chat.xml")) {
+        CHECK(0);
+        return;
+    }
+    const pc_schema *s = pc_engine_find_schema(E, "chat");
+    pc_chat_markers sys = pc_chat_role_markers(E->chat, PC_ROLE_SYSTEM), usr = pc_chat_role_markers(E->chat, PC_ROLE_USER);
+    char head[256];
+    snprintf(head, sizeof head, "%sBe brief.%s%s", sys.begin, sys.end, usr.begin);
+    /* the prototype compacts a trailing whitespace run (the marker's newline) to one space */
+    size_t hl = strlen(head);
+    while (hl && (head[hl - 1] == '\n' || head[hl - 1] == ' ')) head[--hl] = '\0';
+    strcat(head, " ");
+    const int bos = pc_tokenizer_add_bos(E->tok) ? 1 : 0;
+    const int h = ntok(head, true), f = ntok("The cache keeps module attention states. ", false);
+    CHECK_SPAN(s, "f", bos + h, f);
+    CHECK_EQ_INT(s->pieces[bos].n, h);
+    CHECK_EQ_INT(s->pieces[bos].tokens[0], pc_tokenizer_find(E->tok, "<|im_start|>"));
+}
+
+/* ---------------- 3. the prototype's schemas ---------------- */
+
+static void check_examples(void) {
+    static const struct { const char *file; bool lenient; const char *prompts[3]; } ex[] = {
+        {"travel.xml", false, {"travel_tokyo.xml", "travel_domestic.xml"}},
+        {"mbti.xml", false, {"mbti_intj.xml"}},
+        {"persona.xml", false, {"persona_teacher.xml"}},
+        {"code-bookstore.xml", false, {"bookstore_checkout.xml"}},
+    };
+    for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/pml-examples/%s", PC_SHARED_DIR, ex[i].file);
+        if (access(path, R_OK) != 0) {
+            printf("%s absent: skipped\n", path);
+            continue;
+        }
+        char *warnings = NULL;
+        pc_schema_params sp = {.lenient = ex[i].lenient, .warnings = &warnings};
+        pc_error err = {0};
+        char *name = NULL;
+        CHECK_MSG(pc_engine_schema_load_file(E, path, &sp, &name, &err) == PC_OK, "%s: %s", ex[i].file, err.msg);
+        free(warnings);
+        pc_schema_stats st;
+        if (name && pc_engine_schema_stats(E, name, &st, &err) == PC_OK)
+            CHECK(st.kv_bytes > 0 && st.length > 0 && st.encoded_tokens >= st.length - 1);
+        free(name);
+        for (int j = 0; j < 3 && ex[i].prompts[j]; j++) {
+            snprintf(path, sizeof path, "%s/prompts/%s", PC_TEST_DATA, ex[i].prompts[j]);
+            FILE *fp = fopen(path, "rb");
+            char buf[4096] = {0};
+            size_t n = fp ? fread(buf, 1, sizeof buf - 1, fp) : 0;
+            if (fp) fclose(fp);
+            CHECK_MSG(n > 0, "read %s", path);
+            check_runs(ex[i].prompts[j], buf);
+        }
+    }
+}
+
+/* Raw '<' in code text: strict mode refuses it with a position, lenient mode
+ * accepts it and says where it changed the text. */
+static void check_lenient(void) {
+    const char *xml = "<schema name=\"code\"><module name=\"cmp.py\">def lt(a, b):\n    return a < b\n</module></schema>";
+    pc_error err = {0};
+    pc_schema_params strict = {0};
+    CHECK(pc_engine_schema_load(E, xml, strlen(xml), "code.xml", &strict, NULL, &err) == PC_ERR_FORMAT);
+    CHECK_MSG(strstr(err.msg, "code.xml:2:") != NULL, "strict error: %s", err.msg);
+    char *warnings = NULL;
+    pc_schema_params lenient = {.lenient = true, .warnings = &warnings};
+    CHECK_MSG(pc_engine_schema_load(E, xml, strlen(xml), "code.xml", &lenient, NULL, &err) == PC_OK, "%s", err.msg);
+    CHECK_MSG(warnings && strstr(warnings, "code.xml:2:"), "lenient warnings: %s", warnings ? warnings : "(none)");
+    free(warnings);
+    check_runs("lenient code", "<prompt schema=\"code\"><cmp.py/><user>Explain lt.</user></prompt>");
+}
+
+/* ---------------- 4. bad input ---------------- */
+
+static void expect_schema_error(const char *xml, pc_status want, const char *needle) {
+    pc_error err = {0};
+    pc_schema_params sp = {.src_root = PC_TEST_DATA "/pml"};
+    pc_status s = pc_engine_schema_load(E, xml, strlen(xml), "bad.xml", &sp, NULL, &err);
+    CHECK_MSG(s == want && strstr(err.msg, needle), "schema error: got %d '%s', want %d with '%s'", s, err.msg, want,
+              needle);
+}
+
+static void expect_prompt_error(const char *xml, pc_status want, const char *needle) {
+    pc_run_result r = {0};
+    pc_error err = {0};
+    pc_status s = run(xml, true, 4, NULL, &r, &err);
+    CHECK_MSG(s == want && strstr(err.msg, needle), "prompt error: got %d '%s', want %d with '%s'", s, err.msg, want,
+              needle);
+    pc_run_result_free(&r);
+}
+
+static void check_bad_input(void) {
+    pc_schema_stats before, after;
+    pc_error err = {0};
+    CHECK(pc_engine_schema_stats(E, "trip", &before, &err) == PC_OK);
+    expect_schema_error("<schema name=\"x\"><module name=\"m\">text</schema>", PC_ERR_FORMAT, "bad.xml:1:");
+    expect_schema_error("<schema><module name=\"m\">t</module></schema>", PC_ERR_FORMAT, "name");
+    expect_schema_error("<schema name=\"d\"><module name=\"m\">a</module><module name=\"m\">b</module></schema>",
+                        PC_ERR_FORMAT, "m");
+    expect_schema_error("<!DOCTYPE s [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><schema name=\"e\">&e;</schema>",
+                        PC_ERR_FORMAT, "bad.xml:1:");
+    expect_schema_error("<!DOCTYPE s [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">"
+                        "<!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">]><schema name=\"bomb\">&c;</schema>",
+                        PC_ERR_FORMAT, "bad.xml:1:");
+    char *deep = malloc(200000);
+    strcpy(deep, "<schema name=\"deep\">");
+    for (int i = 0; i < 5000; i++) sprintf(deep + strlen(deep), "<module name=\"m%d\">", i);
+    for (int i = 0; i < 5000; i++) strcat(deep, "</module>");
+    strcat(deep, "</schema>");
+    expect_schema_error(deep, PC_ERR_RANGE, "deeper than");
+    free(deep);
+    expect_schema_error("<schema name=\"s\"><module name=\"m\" src=\"../../etc/passwd\"/></schema>", PC_ERR_INVALID,
+                        "schema folder");
+    expect_schema_error(TRIP, PC_ERR_INVALID, "already registered");
+
+    expect_prompt_error("<prompt schema=\"nope\"><user>hi</user></prompt>", PC_ERR_NOT_FOUND, "nope");
+    expect_prompt_error("<prompt schema=\"trip\"><plann/></prompt>", PC_ERR_NOT_FOUND, "plann");
+    expect_prompt_error("<prompt schema=\"trip\"><plan dayz=\"2\"/></prompt>", PC_ERR_NOT_FOUND, "dayz");
+    expect_prompt_error("<prompt schema=\"trip\"><plan><home/><abroad/></plan></prompt>", PC_ERR_INVALID, "one union");
+    expect_prompt_error("<prompt schema=\"trip\"><plan days=\"a very very long stay of many many weeks\"/></prompt>",
+                        PC_ERR_RANGE, "length 4");
+    expect_prompt_error("<prompt schema=\"trip\"><plan><home/></plan", PC_ERR_FORMAT, "test-request:1:");
+
+    /* the engine and its cache are unharmed */
+    CHECK(pc_engine_schema_stats(E, "trip", &after, &err) == PC_OK);
+    CHECK(before.kv_bytes == after.kv_bytes);
+    check_exact("trip after errors", TRIP_P);
+}
+
+/* ---------------- 5. memory ---------------- */
+
+static void check_memory(void) {
+    pc_gguf *g = NULL;
+    pc_error err = {0};
+    if (pc_gguf_open(PC_MODEL_PATH, &g, &err) != PC_OK) {
+        CHECK(0);
+        return;
+    }
+    uint32_t layers, kvh, heads, embd;
+    pc_gguf_get_u32(g, "llama.block_count", &layers, &err);
+    pc_gguf_get_u32(g, "llama.attention.head_count_kv", &kvh, &err);
+    pc_gguf_get_u32(g, "llama.attention.head_count", &heads, &err);
+    pc_gguf_get_u32(g, "llama.embedding_length", &embd, &err);
+    pc_gguf_close(g);
+    const size_t bpt = 2u * layers * kvh * (embd / heads) * 2u;
+    pc_schema_stats st;
+    CHECK(pc_engine_schema_stats(E, "docs", &st, &err) == PC_OK);
+    CHECK_EQ_INT(st.kv_bytes_per_token, bpt);
+    const pc_schema *s = pc_engine_find_schema(E, "docs");
+    int64_t kept = 0;
+    for (int32_t i = 0; i < s->n_pieces; i++) kept += s->pieces[i].n;
+    CHECK_EQ_INT(st.kv_bytes, (size_t)kept * bpt);
+    pc_run_result r = {0};
+    const int n = 8;
+    CHECK(run(DOCS_P, true, n, NULL, &r, &err) == PC_OK);
+    CHECK_MSG(r.kv_bytes == (size_t)(r.fresh_tokens + n) * bpt, "request allocated %zu bytes, fresh+generated need %zu",
+              r.kv_bytes, (size_t)(r.fresh_tokens + n) * bpt);
+    pc_run_result_free(&r);
+}
+
+int main(void) {
+    if (access(PC_MODEL_PATH, R_OK) != 0) {
+        printf("model %s absent: skipped\n", PC_MODEL_PATH);
+        return CHECK_SKIP;
+    }
+    pc_engine_params p = pc_engine_default_params();
+    p.model_path = PC_MODEL_PATH;
+    p.n_ctx = 4096;
+    pc_error err = {0};
+    if (pc_engine_open(&p, &E, &err) != PC_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    CHECK(load(DOCS, "docs.xml") == 0);
+    CHECK(load(TRIP, "trip.xml") == 0);
+    check_exact("docs", DOCS_P);
+    check_exact("trip (union scaffold, parameters, cache=false)", TRIP_P);
+    check_runs("trip abroad + argument", "<prompt schema=\"trip\"><plan days=\"a week\"><abroad/></plan>"
+                                         "<user>Where to?</user></prompt>");
+    check_layout_nested();
+    check_layout_chat_src();
+    check_memory();
+    check_bad_input();
+    check_lenient();
+    check_examples();
+    pc_engine_free(E);
+    return check_report();
+}

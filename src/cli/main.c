@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libxml/parser.h>
+
 #include "cli/cli.h"
 
 #ifndef PC_DEFAULT_MODEL
@@ -57,6 +59,7 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+    xmlInitParser(); /* once, before any thread parses PML */
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -43,8 +43,25 @@ pc_chat_markers pc_chat_role_markers(pc_chat_format f, pc_chat_role role);
 const char *pc_chat_generation_prompt(pc_chat_format f);
 
 /* Formats a conversation into text; roles[i] with contents[i]; appends the
- * generation prompt when add_generation_prompt. Caller frees *out with pc_free. */
+ * generation prompt when add_generation_prompt. Caller frees *out with pc_free.
+ * The text starts after the BOS token (the tokenizer adds it). Llama-2, Llama-3
+ * and Gemma trim ASCII whitespace around contents as their templates do; Gemma
+ * has no system role: a system message becomes a prefix (content + "\n\n")
+ * of the next turn, as Gemma 3's template renders it. */
 pc_status pc_chat_format_messages(pc_chat_format f, const pc_chat_role *roles, const char *const *contents,
                                   size_t n, bool add_generation_prompt, char **out, pc_error *err);
+
+/* The system message a ChatML template adds when the conversation does not
+ * start with one (SmolLM2's: "You are a helpful AI assistant named SmolLM,
+ * trained by Hugging Face"). *out = NULL when the template has no such rule;
+ * else a copy the caller frees with pc_free. */
+pc_status pc_chat_default_system(const char *template_text, size_t len, char **out, pc_error *err);
+
+/* pc_chat_format_messages, plus: when default_system is non-NULL and the
+ * first message is not a system message, a system message with that content
+ * comes first (ChatML templates with that rule; see pc_chat_default_system). */
+pc_status pc_chat_format_messages_ex(pc_chat_format f, const char *default_system, const pc_chat_role *roles,
+                                     const char *const *contents, size_t n, bool add_generation_prompt, char **out,
+                                     pc_error *err);
 
 #endif

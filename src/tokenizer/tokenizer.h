@@ -2,8 +2,9 @@
  *
  * Models: "gpt2" (byte-level BPE, with the pre-tokenizer split rules llama.cpp
  * uses for tokenizer.ggml.pre) and "llama" (SentencePiece-style BPE over
- * scores, with byte fallback <0xNN>). Special/control tokens are matched in
- * text only when parse_special is set, as llama.cpp does. */
+ * scores, with byte fallback <0xNN>). Control tokens are matched in text
+ * only when parse_special is set; user-defined tokens always are, as in
+ * llama.cpp. Tokenizations match llama.cpp's id for id (tests/tokenizer). */
 #ifndef PC_TOKENIZER_H
 #define PC_TOKENIZER_H
 
@@ -31,7 +32,9 @@ bool pc_tokens_push(pc_tokens *t, int32_t id);
 /* Appends the tokens of text[0..len) to out. add_special: add BOS (and EOS)
  * when the metadata says so (tokenizer.ggml.add_bos_token / add_eos_token, with
  * llama.cpp's defaults per model type). parse_special: text such as
- * "<|im_start|>" becomes its special token. */
+ * "<|im_start|>" becomes its control token (user-defined tokens are always
+ * split out). Invalid UTF-8 is tokenized as U+FFFD, like llama.cpp. On error
+ * out is left as it was. */
 pc_status pc_tokenize(const pc_tokenizer *tok, const char *text, size_t len, bool add_special, bool parse_special,
                       pc_tokens *out, pc_error *err);
 
@@ -50,6 +53,8 @@ bool pc_tokenizer_is_special(const pc_tokenizer *tok, int32_t id); /* control/us
 /* Text of token id as stored in the vocabulary; NULL if out of range. */
 const char *pc_tokenizer_text(const pc_tokenizer *tok, int32_t id);
 int32_t pc_tokenizer_find(const pc_tokenizer *tok, const char *text); /* -1 if absent */
+/* Longest token text in bytes: no piece is longer. */
+size_t pc_tokenizer_max_piece(const pc_tokenizer *tok);
 
 /* Streaming detokenizer: emits only complete UTF-8 sequences. */
 typedef struct pc_detok {
@@ -58,7 +63,10 @@ typedef struct pc_detok {
 } pc_detok;
 /* Appends token id's bytes to the stream; writes the complete UTF-8 prefix to
  * buf (cap bytes) and returns its length; incomplete trailing bytes wait for
- * the next token. Invalid sequences are emitted as U+FFFD. */
+ * the next token. Invalid sequences are emitted as U+FFFD. Control tokens give
+ * no text. Initialise with (pc_detok){0}. The length returned may exceed cap
+ * (the excess is lost): cap >= 3 * (pc_tokenizer_max_piece(tok) + 4) never
+ * truncates. Returns 0 if a piece buffer cannot be allocated. */
 size_t pc_detok_push(pc_detok *d, const pc_tokenizer *tok, int32_t id, char *buf, size_t cap);
 /* Flushes what is pending at end of stream (incomplete bytes become U+FFFD). */
 size_t pc_detok_flush(pc_detok *d, char *buf, size_t cap);

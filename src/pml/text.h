@@ -1,0 +1,34 @@
+/* text.h - UTF-8 helpers and the prototype's whitespace rule for PML text.
+ *
+ * All functions work on byte ranges that need not be NUL terminated and
+ * never read outside them; malformed UTF-8 is treated byte by byte. */
+#ifndef PC_PML_TEXT_H
+#define PC_PML_TEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Length in bytes of the whitespace code point (Python's str \s) starting at
+ * s[0..n), or 0 when s does not start with one. */
+size_t pc_pml_space_len(const char *s, size_t n);
+
+/* Length of the whitespace run ending at s + n (scanning backwards). */
+size_t pc_pml_space_suffix_len(const char *s, size_t n);
+
+/* True when s[0..n) is only whitespace (or empty). */
+bool pc_pml_all_space(const char *s, size_t n);
+
+/* The prototype's compact_surrounding_spaces(): a leading and a trailing run
+ * of whitespace each become one space. Writes at most n bytes to out (which
+ * may not alias s) and returns the length written. */
+size_t pc_pml_compact(const char *s, size_t n, char *out);
+
+/* Number of code points in s[0..n) (continuation bytes do not count). */
+size_t pc_pml_utf8_count(const char *s, size_t n);
+
+/* True when s[0..n) is well-formed UTF-8 without NUL bytes; else *bad_off is
+ * the offset of the first bad byte. */
+bool pc_pml_utf8_valid(const char *s, size_t n, size_t *bad_off);
+
+#endif

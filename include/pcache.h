@@ -183,6 +183,9 @@ typedef struct pc_run_result {
     int64_t fresh_tokens;       /* computed for this request */
     double assemble_ms;         /* binding the prompt and listing the context's spans (no compute) */
     size_t kv_bytes;            /* KV memory the request allocated: none for cached tokens */
+    int32_t *input_tokens;      /* the request's whole input in position order (cached and fresh), malloc'd */
+    int32_t *input_pos;         /* their positions */
+    size_t n_input;
 } pc_run_result;
 
 /* Runs a PML prompt against its registered schema. req_name labels errors.

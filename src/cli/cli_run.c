@@ -12,7 +12,7 @@
 
 typedef struct run_opts {
     const char *model, *schemas[16], *prompt, *chat_template;
-    int n_schemas, threads, n_ctx, json, no_cache, compare, lenient, quiet;
+    int n_schemas, threads, n_ctx, json, no_cache, compare, lenient, quiet, repeat;
     pc_gen_params gp;
 } run_opts;
 
@@ -23,6 +23,7 @@ static void run_usage(FILE *out) {
             "  --prompt P.xml        the PML prompt to run\n"
             "  --no-cache            plain full prefill of the very same tokens at the same positions\n"
             "  --compare             run cached, then uncached, and report both TTFTs\n"
+            "  --repeat N            run each mode N times and report the median TTFT\n"
             "  -n N --temp T --seed S --top-k K --top-p P\n"
             "  --lenient             accept raw '<' in module text (with warnings)\n"
             "  --json                one JSON object: text, tokens, ttft_ms, cached_tokens, fresh_tokens\n"
@@ -30,7 +31,7 @@ static void run_usage(FILE *out) {
 }
 
 enum { R_SCHEMA = 300, R_PROMPT, R_NOCACHE, R_COMPARE, R_TEMP, R_SEED, R_TOPK, R_TOPP, R_LENIENT, R_JSON, R_TEMPLATE,
-       R_QUIET };
+       R_QUIET, R_REPEAT };
 
 static int num(const char *s, const char *flag, double *out) {
     char *end;
@@ -68,6 +69,7 @@ static int run_opt(run_opts *o, int c, const char *arg) {
     case R_SEED: o->gp.seed = (uint64_t)v; return 0;
     case R_TOPK: o->gp.top_k = (int)v; return 0;
     case R_TOPP: o->gp.top_p = (float)v; return 0;
+    case R_REPEAT: o->repeat = (int)v; return o->repeat >= 1 && o->repeat <= 64 ? 0 : -1;
     }
     return -1;
 }
@@ -82,6 +84,7 @@ static int parse_run(int argc, char **argv, run_opts *o, int need_prompt) {
         {"lenient", no_argument, 0, R_LENIENT}, {"json", no_argument, 0, R_JSON},
         {"threads", required_argument, 0, 't'}, {"ctx-size", required_argument, 0, 'c'},
         {"chat-template", required_argument, 0, R_TEMPLATE}, {"quiet", no_argument, 0, R_QUIET},
+        {"repeat", required_argument, 0, R_REPEAT},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -140,25 +143,49 @@ static bool print_piece(void *user, int32_t token, const char *text, size_t len)
     return true;
 }
 
-static json_t *result_json(const pc_run_result *r) {
-    json_t *toks = json_array();
-    for (size_t i = 0; i < r->gen.n_tokens; i++) json_array_append_new(toks, json_integer(r->gen.tokens[i]));
-    return json_pack("{s:s, s:o, s:f, s:I, s:I, s:f, s:f}", "text", r->gen.text ? r->gen.text : "", "tokens", toks,
-                     "ttft_ms", r->gen.ttft_ms, "cached_tokens", (json_int_t)r->cached_tokens, "fresh_tokens",
-                     (json_int_t)r->fresh_tokens, "assemble_ms", r->assemble_ms, "decode_tok_s", r->gen.decode_tok_s);
+static json_t *int_array(const int32_t *v, size_t n) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(a, json_integer(v[i]));
+    return a;
 }
 
-static int run_once(pc_engine *e, const run_opts *o, const char *xml, size_t len, bool cache, pc_run_result *r) {
+static json_t *result_json(const pc_run_result *r, const double *ttfts, int n_runs) {
+    json_t *all = json_array();
+    for (int i = 0; i < n_runs; i++) json_array_append_new(all, json_real(ttfts[i]));
+    return json_pack("{s:s, s:o, s:f, s:o, s:I, s:I, s:f, s:f, s:I, s:o, s:o}", "text", r->gen.text ? r->gen.text : "",
+                     "tokens", int_array(r->gen.tokens, r->gen.n_tokens), "ttft_ms", r->gen.ttft_ms, "ttft_all_ms", all,
+                     "cached_tokens", (json_int_t)r->cached_tokens, "fresh_tokens", (json_int_t)r->fresh_tokens,
+                     "assemble_ms", r->assemble_ms, "decode_tok_s", r->gen.decode_tok_s, "kv_bytes",
+                     (json_int_t)r->kv_bytes, "input_tokens", int_array(r->input_tokens, r->n_input), "input_pos",
+                     int_array(r->input_pos, r->n_input));
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Runs the prompt o->repeat times (keeping the last result, with the median TTFT). */
+static int run_once(pc_engine *e, const run_opts *o, const char *xml, size_t len, bool cache, pc_run_result *r,
+                    double *ttfts) {
     pc_run_params rp = {.gen = o->gp, .use_cache = cache, .lenient = o->lenient};
     pc_error err = {0};
     bool stream = !o->json && (cache || !o->compare);
     if (stream) fprintf(stderr, "--- answer (%s) ---\n", cache ? "cached" : "no cache");
-    pc_status s = pc_engine_run(e, xml, len, o->prompt, &rp, stream ? print_piece : NULL, NULL, r, &err);
-    if (s != PC_OK) {
-        fprintf(stderr, "pcache run: %s\n", err.msg);
-        return -1;
+    for (int i = 0; i < o->repeat; i++) {
+        pc_run_result_free(r);
+        pc_status s = pc_engine_run(e, xml, len, o->prompt, &rp, stream && i == 0 ? print_piece : NULL, NULL, r, &err);
+        if (s != PC_OK) {
+            fprintf(stderr, "pcache run: %s\n", err.msg);
+            return -1;
+        }
+        ttfts[i] = r->gen.ttft_ms;
+        if (stream && i == 0) fputc('\n', stdout);
     }
-    if (stream) fputc('\n', stdout);
+    double sorted[64];
+    memcpy(sorted, ttfts, (size_t)o->repeat * sizeof *sorted);
+    qsort(sorted, (size_t)o->repeat, sizeof *sorted, cmp_double);
+    r->gen.ttft_ms = sorted[o->repeat / 2];
     fprintf(stderr, "%-9s TTFT %8.1f ms | cached tokens %lld, fresh tokens %lld | assembly %.3f ms | decode %.1f tok/s\n",
             cache ? "cached:" : "no cache:", r->gen.ttft_ms, (long long)r->cached_tokens, (long long)r->fresh_tokens,
             r->assemble_ms, r->gen.decode_tok_s);
@@ -170,8 +197,9 @@ static int run_prompt(pc_engine *e, const run_opts *o) {
     char *xml = pc_cli_read_file(o->prompt, &len);
     if (!xml) return fprintf(stderr, "pcache run: cannot read '%s': %s\n", o->prompt, strerror(errno)), 1;
     pc_run_result a = {0}, b = {0};
-    int rc = run_once(e, o, xml, len, !o->no_cache, &a);
-    if (rc == 0 && o->compare) rc = run_once(e, o, xml, len, false, &b);
+    double ta[64], tb[64];
+    int rc = run_once(e, o, xml, len, !o->no_cache, &a, ta);
+    if (rc == 0 && o->compare) rc = run_once(e, o, xml, len, false, &b, tb);
     if (rc == 0 && o->compare) {
         bool same = a.gen.n_tokens == b.gen.n_tokens &&
                     !memcmp(a.gen.tokens, b.gen.tokens, a.gen.n_tokens * sizeof *a.gen.tokens);
@@ -179,8 +207,9 @@ static int run_prompt(pc_engine *e, const run_opts *o) {
                 b.gen.ttft_ms, b.gen.ttft_ms / a.gen.ttft_ms, same ? "identical" : "differ");
     }
     if (rc == 0 && o->json) {
-        json_t *j = o->compare ? json_pack("{s:o, s:o}", "cached", result_json(&a), "uncached", result_json(&b))
-                               : result_json(&a);
+        json_t *j = o->compare ? json_pack("{s:o, s:o}", "cached", result_json(&a, ta, o->repeat), "uncached",
+                                           result_json(&b, tb, o->repeat))
+                               : result_json(&a, ta, o->repeat);
         char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
         if (s) puts(s);
         free(s);
@@ -193,7 +222,7 @@ static int run_prompt(pc_engine *e, const run_opts *o) {
 }
 
 static int with_engine(int argc, char **argv, int need_prompt) {
-    run_opts o = {.model = pc_cli_default_model()};
+    run_opts o = {.model = pc_cli_default_model(), .repeat = 1};
     o.gp = pc_gen_default_params();
     o.gp.n_predict = 64;
     if (parse_run(argc, argv, &o, need_prompt)) {

@@ -18,6 +18,8 @@
 void pc_run_result_free(pc_run_result *r) {
     if (!r) return;
     pc_gen_result_free(&r->gen);
+    free(r->input_tokens);
+    free(r->input_pos);
     memset(r, 0, sizeof *r);
 }
 
@@ -94,6 +96,21 @@ static pc_status assemble_plain(run_state *R, pc_error *err) {
     return PC_OK;
 }
 
+/* The whole input, for callers that replay it elsewhere (benchmarks, baselines). */
+static pc_status record_input(const pc_plan *p, pc_run_result *out, pc_error *err) {
+    size_t total = (size_t)(p->cached_tokens + p->fresh_tokens), k = 0;
+    out->input_tokens = malloc((total ? total : 1) * sizeof *out->input_tokens);
+    out->input_pos = malloc((total ? total : 1) * sizeof *out->input_pos);
+    if (!out->input_tokens || !out->input_pos) return pc_fail(err, PC_ERR_NOMEM, "out of memory recording the input");
+    for (int32_t i = 0; i < p->n; i++)
+        for (int32_t j = 0; j < p->items[i].n; j++) {
+            out->input_tokens[k] = p->items[i].tokens[j];
+            out->input_pos[k++] = p->items[i].start + j;
+        }
+    out->n_input = k;
+    return PC_OK;
+}
+
 static pc_status bind(pc_engine *e, const char *xml, size_t len, const char *req, const pc_run_params *p,
                       pc_plan *plan, double *bind_ms, pc_error *err) {
     pc_pml_options o = {.lenient = p->lenient};
@@ -146,6 +163,8 @@ pc_status pc_engine_run(pc_engine *e, const char *xml, size_t len, const char *r
         st = pc_gen_run(e, &in, &p->gen, cb, user, &out->gen, err);
         out->kv_bytes = R.kv_bytes + out->gen.kv_bytes;
     }
+    if (st == PC_OK) st = record_input(&R.plan, out, err);
+    if (st != PC_OK) pc_run_result_free(out);
     run_state_free(&R);
     return st;
 }

@@ -7,6 +7,7 @@
 #ifndef PC_TESTS_TINY_MODEL_H
 #define PC_TESTS_TINY_MODEL_H
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,10 @@ static int tiny_add(pc_gguf_writer *w, uint64_t *rng, const char *name, pc_type 
     size_t bytes = pc_row_size(t, ne0) * (size_t)ne1;
     void *q = malloc(bytes ? bytes : 1);
     if (!f || !q) return -1;
-    for (size_t i = 0; i < n; i++) f[i] = offset + tiny_uniform(rng, scale);
+    /* matrices scaled by 1/sqrt(fan-in) (relative to 64) so wider tiny models stay as
+     * well-conditioned as narrow ones instead of amplifying rounding noise */
+    const float sc = ne1 > 1 ? scale * sqrtf(64.0f / (float)ne0) : scale;
+    for (size_t i = 0; i < n; i++) f[i] = offset + tiny_uniform(rng, sc);
     for (int64_t r = 0; r < ne1; r++)
         pc_quantize_row(t, f + r * ne0, (char *)q + (size_t)r * pc_row_size(t, ne0), ne0);
     int64_t ne[2] = {ne0, ne1};

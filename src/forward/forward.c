@@ -37,13 +37,17 @@ static void *alloc64(size_t bytes) {
     return p;
 }
 
-static size_t max_matmul_scratch(const pc_model *m, int32_t nb) {
-    size_t best = pc_matmul_scratch_size(m->output.type, m->hp.n_embd, nb);
+/* Scratch for the largest matmul; 0 when a weight has no kernel on this ISA path. */
+static size_t max_matmul_scratch(const pc_model *m, int32_t nb, pc_isa isa) {
+    const pc_weight *out = &m->output;
+    if (!pc_vec_dot_get(out->type, isa)) return 0;
+    size_t best = pc_matmul_scratch_size(out->type, m->hp.n_embd, nb);
     for (int32_t l = 0; l < m->hp.n_layer; l++) {
         const pc_layer_weights *w = &m->layers[l];
         const pc_weight *ws[] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->ffn_gate, &w->ffn_up, &w->ffn_down};
         for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
             if (!ws[i]->data) continue;
+            if (!pc_vec_dot_get(ws[i]->type, isa)) return 0;
             size_t s = pc_matmul_scratch_size(ws[i]->type, ws[i]->ne0, nb);
             best = s > best ? s : best;
         }
@@ -65,6 +69,12 @@ pc_status pc_forward_create(const pc_model *m, pc_pool *pool, int32_t nb, int64_
     f->isa = isa;
     f->nb = nb;
     f->n_ctx = n_ctx;
+    const size_t mm = max_matmul_scratch(m, nb, isa);
+    if (mm == 0) {
+        free(f);
+        return pc_fail(err, PC_ERR_UNSUPPORTED, "a weight type of this model has no matrix kernel on the %s path",
+                       pc_isa_name(isa));
+    }
     const size_t fb = sizeof(float) * (size_t)nb;
     f->x = alloc64(fb * E);
     f->xn = alloc64(fb * E);
@@ -77,7 +87,7 @@ pc_status pc_forward_create(const pc_model *m, pc_pool *pool, int32_t nb, int64_
     f->tmp = alloc64(fb * E);
     f->rc = alloc64(fb * (R ? R : 1));
     f->rs = alloc64(fb * (R ? R : 1));
-    f->mm_scratch = alloc64(max_matmul_scratch(m, nb));
+    f->mm_scratch = alloc64(mm);
     f->attn_scratch_per_thread = (pc_attn_scratch_size(hp->n_head, hp->n_head_kv, hp->head_dim, n_ctx) + 63) & ~(size_t)63;
     f->attn_scratch = alloc64(f->attn_scratch_per_thread * (size_t)pc_pool_size(pool));
     if (!f->x || !f->xn || !f->q || !f->k || !f->v || !f->att || !f->gate || !f->up || !f->tmp || !f->rc || !f->rs ||
@@ -103,10 +113,24 @@ pc_kv_span *pc_forward_new_span(const pc_model *m, int32_t cap) {
 
 /* ---- sublayers ---- */
 
+static pc_matmul_args mm_args(pc_forward *f, const pc_weight *w, const float *x, int32_t n, float *y) {
+    return (pc_matmul_args){.wt = w->type, .w = w->data, .n_in = w->ne0, .n_out = w->ne1, .x = x, .n_tok = n,
+                            .y = y, .scratch = f->mm_scratch, .isa = f->isa};
+}
+
+/* pc_forward_create checked every weight's kernel, so a failure here is a bug. */
 static void matmul(pc_forward *f, const pc_weight *w, const float *x, int32_t n, float *y) {
-    pc_matmul_args a = {.wt = w->type, .w = w->data, .n_in = w->ne0, .n_out = w->ne1, .x = x, .n_tok = n, .y = y,
-                        .scratch = f->mm_scratch, .isa = f->isa};
-    pc_matmul(f->pool, &a);
+    pc_matmul_args a = mm_args(f, w, x, n, y);
+    if (!pc_matmul(f->pool, &a)) abort();
+}
+
+/* Several matmuls of one input (Q/K/V, gate/up): one quantization of x and one
+ * pool job when their types allow, else one by one; bitwise the same either way. */
+static void matmul_shared_x(pc_forward *f, const pc_weight *const *ws, float *const *ys, int k, const float *x, int32_t n) {
+    pc_matmul_args a[4];
+    for (int i = 0; i < k; i++) a[i] = mm_args(f, ws[i], x, n, ys[i]);
+    if (pc_matmul_batch(f->pool, a, k)) return;
+    for (int i = 0; i < k; i++) matmul(f, ws[i], x, n, ys[i]);
 }
 
 static void add_bias(float *y, const pc_weight *b, int32_t n, int64_t dim) {
@@ -152,9 +176,9 @@ static void attention_block(pc_forward *f, const pc_layer_weights *w, int32_t la
     const int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
     const int neox = f->m->arch->pos == PC_POS_ROPE_NEOX;
     rmsnorm_rows(f, f->xn, f->x, &w->attn_norm, n, hp->n_embd);
-    matmul(f, &w->wq, f->xn, n, f->q);
-    matmul(f, &w->wk, f->xn, n, f->k);
-    matmul(f, &w->wv, f->xn, n, f->v);
+    const pc_weight *qkv[3] = {&w->wq, &w->wk, &w->wv};
+    float *const qkv_out[3] = {f->q, f->k, f->v};
+    matmul_shared_x(f, qkv, qkv_out, 3, f->xn, n);
     add_bias(f->q, &w->bq, n, Q);
     add_bias(f->k, &w->bk, n, KV);
     add_bias(f->v, &w->bv, n, KV);
@@ -178,8 +202,9 @@ static void attention_block(pc_forward *f, const pc_layer_weights *w, int32_t la
 static void ffn_block(pc_forward *f, const pc_layer_weights *w, int32_t n) {
     const pc_hparams *hp = &f->m->hp;
     rmsnorm_rows(f, f->xn, f->x, &w->ffn_norm, n, hp->n_embd);
-    matmul(f, &w->ffn_gate, f->xn, n, f->gate);
-    matmul(f, &w->ffn_up, f->xn, n, f->up);
+    const pc_weight *gu[2] = {&w->ffn_gate, &w->ffn_up};
+    float *const gu_out[2] = {f->gate, f->up};
+    matmul_shared_x(f, gu, gu_out, 2, f->xn, n);
     pc_swiglu(f->gate, f->up, (int64_t)n * hp->n_ff);
     matmul(f, &w->ffn_down, f->gate, n, f->tmp);
     for (int32_t t = 0; t < n; t++) pc_add(f->x + (int64_t)t * hp->n_embd, f->tmp + (int64_t)t * hp->n_embd, hp->n_embd);

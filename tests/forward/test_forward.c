@@ -278,32 +278,42 @@ static void check_bad_inputs(void) {
     fixture_close(&fx);
 }
 
+/* Tolerances: F32/F16 weights differ from the double reference only by F16 KV,
+ * q and probability rounding (< 0.5%). Quantized weights add 8-bit activation
+ * quantization before every matmul (Q8_0/Q8_1 per 32, Q8_K per 256 values),
+ * which over 2 layers of a random model moves logits by 2-6% of the largest;
+ * a wrong scale, min term or block layout moves them by far more than 10%.
+ * The kernel tests hold each dot product to 1e-4; here the sharp checks are
+ * the bitwise ones. */
+#define TOL_FLOAT 5e-3
+#define TOL_Q8 0.08
+
 int main(void) {
     tiny_spec sp = tiny_default();
-    check_variant("llama f32 tied", sp, 5e-3);
+    check_variant("llama f32 tied", sp, TOL_FLOAT);
 
     sp = tiny_default();
     sp.tied = 0;
     sp.wtype = PC_TYPE_F16;
     sp.etype = PC_TYPE_F16;
-    check_variant("llama f16 separate head", sp, 5e-3);
+    check_variant("llama f16 separate head", sp, TOL_FLOAT);
 
     sp = tiny_default();
     sp.wtype = PC_TYPE_Q8_0;
     sp.etype = PC_TYPE_Q8_0;
-    check_variant("llama q8_0", sp, 2e-2);
+    check_variant("llama q8_0", sp, TOL_Q8);
 
     sp = tiny_default();
     sp.wtype = PC_TYPE_Q4_1;
     sp.etype = PC_TYPE_Q8_0;
-    check_variant("llama q4_1 (default model's types)", sp, 3e-2);
+    check_variant("llama q4_1 (default model's types)", sp, TOL_Q8);
 
     sp = tiny_default();
     sp.arch = "qwen2";
     sp.qkv_bias = 1;
     sp.tied = 0;
     sp.wtype = PC_TYPE_Q4_0;
-    check_variant("qwen2 neox+bias q4_0", sp, 3e-2);
+    check_variant("qwen2 neox+bias q4_0", sp, TOL_Q8);
 
     sp = tiny_default();
     sp.n_embd = 256;
@@ -312,7 +322,7 @@ int main(void) {
     sp.wtype = PC_TYPE_Q4_K;
     sp.etype = PC_TYPE_Q6_K;
     sp.tied = 0;
-    check_variant("llama q4_K/q6_K", sp, 3e-2);
+    check_variant("llama q4_K/q6_K", sp, TOL_Q8);
 
     check_bad_inputs();
     return check_report();

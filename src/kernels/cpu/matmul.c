@@ -1,11 +1,13 @@
 /* matmul.c - y = x W^T over quantized weights, split over the thread pool.
  *
  * Two phases: x's rows are quantized once into the caller's scratch (tokens
- * split over threads), then each task owns a disjoint range of output rows
- * and walks it in tiles of tile_r rows x tile_c tokens. Invariants:
+ * split over threads), then each task owns a disjoint range of output rows of
+ * one matrix and walks it in tiles of tile_r rows x tile_c tokens. A batch of
+ * matrices reading the same x shares the quantized x and one pool job.
+ * Invariants:
  *   1. y[t][o] is written by exactly one task, by the kernel's tile or dot,
  *      and a tile's outputs are bitwise its dot's (quant_impl.h) - so y does
- *      not depend on n_tok, the tiling, edge tiles or the thread count.
+ *      not depend on n_tok, the tiling, edge tiles, batching or threads.
  *   2. No allocation; all state lives on the stack or in the scratch.
  * Loop order keeps weights hot: tokens go in blocks small enough for their
  * quantized rows to stay in L2, and within a block the few weight rows of a
@@ -19,13 +21,23 @@ enum {
     TASKS_PER_THREAD = 4 /* enough tasks that an unlucky thread does not finish last by much */
 };
 
-typedef struct mm_ctx {
+typedef struct mm_mat {
     const pc_matmul_args *a;
     pc_dot_kernel k;
-    pc_type xt;          /* the activation type */
-    const uint8_t *xq;   /* n_tok rows of x_row bytes */
-    size_t w_row, x_row; /* bytes per weight row, per quantized activation row */
-    int64_t rows_per_task, toks_per_task;
+    size_t w_row;          /* bytes per weight row */
+    int64_t rows_per_task; /* a multiple of k.tile_r */
+    int first_task;        /* tasks [first_task, first_task + ceil(n_out / rows_per_task)) */
+} mm_mat;
+
+typedef struct mm_ctx {
+    const pc_matmul_args *a; /* the first of the batch: x, n_in, n_tok, scratch */
+    pc_type xt;              /* the activation type */
+    pc_quant_fn quant;       /* NULL: pc_quantize_row */
+    const uint8_t *xq;       /* n_tok rows of x_row bytes */
+    size_t x_row;
+    int64_t toks_per_task;
+    mm_mat mats[PC_MATMUL_MAX_BATCH];
+    int n_mats;
 } mm_ctx;
 
 size_t pc_matmul_scratch_size(pc_type wt, int64_t n_in, int64_t n_tok) {
@@ -35,42 +47,52 @@ size_t pc_matmul_scratch_size(pc_type wt, int64_t n_in, int64_t n_tok) {
 }
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 static void quant_task(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks;
     (void)thread;
     const mm_ctx *m = ctx;
     const int64_t t0 = task * m->toks_per_task, t1 = min64(t0 + m->toks_per_task, m->a->n_tok);
-    for (int64_t t = t0; t < t1; t++)
-        pc_quantize_row(m->xt, m->a->x + t * m->a->n_in, (uint8_t *)m->a->scratch + t * m->x_row, m->a->n_in);
+    for (int64_t t = t0; t < t1; t++) {
+        const float *src = m->a->x + t * m->a->n_in;
+        uint8_t *dst = (uint8_t *)m->a->scratch + t * m->x_row;
+        if (m->quant)
+            m->quant(src, dst, m->a->n_in);
+        else
+            pc_quantize_row(m->xt, src, dst, m->a->n_in);
+    }
 }
 
-/* Outputs for weight rows [o, o+nr) and tokens [t, t+nc). */
-static void mm_tile(const mm_ctx *m, int64_t o, int nr, int64_t t, int nc) {
-    const pc_matmul_args *a = m->a;
-    const uint8_t *w = (const uint8_t *)a->w + o * m->w_row;
+/* Outputs of matrix mt for weight rows [o, o+nr) and tokens [t, t+nc). */
+static void mm_tile(const mm_ctx *m, const mm_mat *mt, int64_t o, int nr, int64_t t, int nc) {
+    const pc_matmul_args *a = mt->a;
+    const uint8_t *w = (const uint8_t *)a->w + o * mt->w_row;
     const uint8_t *x = m->xq + t * m->x_row;
     float *y = a->y + t * a->n_out + o;
-    if (m->k.tile) {
-        m->k.tile(a->n_in, w, m->w_row, nr, x, m->x_row, nc, y, (size_t)a->n_out);
+    if (mt->k.tile) {
+        mt->k.tile(a->n_in, w, mt->w_row, nr, x, m->x_row, nc, y, (size_t)a->n_out);
         return;
     }
     for (int c = 0; c < nc; c++)
-        for (int r = 0; r < nr; r++) m->k.dot(a->n_in, y + c * a->n_out + r, w + r * m->w_row, x + c * m->x_row);
+        for (int r = 0; r < nr; r++) mt->k.dot(a->n_in, y + c * a->n_out + r, w + r * mt->w_row, x + c * m->x_row);
 }
 
 static void mm_task(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks;
     (void)thread;
     const mm_ctx *m = ctx;
-    const pc_matmul_args *a = m->a;
-    const int64_t o0 = task * m->rows_per_task, o1 = min64(o0 + m->rows_per_task, a->n_out);
-    for (int64_t tb = 0; tb < a->n_tok; tb += TOKEN_BLOCK) {
-        const int64_t te = min64(tb + TOKEN_BLOCK, a->n_tok);
-        for (int64_t o = o0; o < o1; o += m->k.tile_r) {
-            const int nr = (int)min64(m->k.tile_r, o1 - o);
-            for (int64_t t = tb; t < te; t += m->k.tile_c) mm_tile(m, o, nr, t, (int)min64(m->k.tile_c, te - t));
-        }
+    int i = m->n_mats - 1;
+    while (m->mats[i].first_task > task) i--;
+    const mm_mat *mt = &m->mats[i];
+    const int64_t n_tok = m->a->n_tok, tile_r = mt->k.tile_r, tile_c = mt->k.tile_c;
+    const int64_t o0 = (task - mt->first_task) * mt->rows_per_task;
+    const int64_t o1 = min64(o0 + mt->rows_per_task, mt->a->n_out);
+    for (int64_t tb = 0; tb < n_tok; tb += TOKEN_BLOCK) {
+        const int64_t te = min64(tb + TOKEN_BLOCK, n_tok);
+        for (int64_t o = o0; o < o1; o += tile_r)
+            for (int64_t t = tb; t < te; t += tile_c)
+                mm_tile(m, mt, o, (int)min64(tile_r, o1 - o), t, (int)min64(tile_c, te - t));
     }
 }
 
@@ -81,8 +103,6 @@ static void run(pc_pool *pool, pc_task_fn fn, mm_ctx *m, int n_tasks) {
     }
     for (int i = 0; i < n_tasks; i++) fn(m, i, n_tasks, 0);
 }
-
-static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 /* Quantizes x into scratch (or reads F32 in place); tokens split over threads. */
 static void quantize_x(pc_pool *pool, mm_ctx *m, int threads) {
@@ -97,20 +117,52 @@ static void quantize_x(pc_pool *pool, mm_ctx *m, int threads) {
     run(pool, quant_task, m, (int)ceil_div(a->n_tok, m->toks_per_task));
 }
 
-bool pc_matmul(pc_pool *pool, const pc_matmul_args *a) {
-    mm_ctx m = {.a = a, .xt = pc_vec_dot_type(a->wt)};
-    if (m.xt == PC_TYPE_COUNT || !pc_dot_kernel_get(a->wt, a->isa, &m.k)) return false;
-    m.w_row = pc_row_size(a->wt, a->n_in);
-    m.x_row = pc_row_size(m.xt, a->n_in);
-    if (a->n_in <= 0 || m.w_row == 0 || m.x_row == 0 || a->n_out < 0 || a->n_tok < 0) return false;
-    if (a->n_out == 0 || a->n_tok == 0) return true;
-    if (m.xt != PC_TYPE_F32 && !a->scratch) return false;
+/* Fills m from the batch; false if any member is unusable or they disagree on x. */
+static bool mm_setup(mm_ctx *m, const pc_matmul_args *a, int n) {
+    if (n < 1 || n > PC_MATMUL_MAX_BATCH) return false;
+    m->a = a;
+    m->n_mats = n;
+    m->xt = pc_vec_dot_type(a[0].wt);
+    m->x_row = pc_row_size(m->xt, a[0].n_in);
+    if (m->xt == PC_TYPE_COUNT || m->x_row == 0 || a[0].n_in <= 0 || a[0].n_tok < 0) return false;
+    for (int i = 0; i < n; i++) {
+        mm_mat *mt = &m->mats[i];
+        mt->a = &a[i];
+        mt->w_row = pc_row_size(a[i].wt, a[i].n_in);
+        if (a[i].x != a[0].x || a[i].n_in != a[0].n_in || a[i].n_tok != a[0].n_tok || a[i].isa != a[0].isa ||
+            pc_vec_dot_type(a[i].wt) != m->xt || mt->w_row == 0 || a[i].n_out < 0 ||
+            !pc_dot_kernel_get(a[i].wt, a[i].isa, &mt->k))
+            return false;
+    }
+    m->quant = m->mats[0].k.quant; /* every quantizer of xt writes the same bytes */
+    return m->xt == PC_TYPE_F32 || a[0].scratch != NULL;
+}
 
+/* Splits each matrix's rows into whole-tile tasks of about the same size. */
+static int mm_plan_tasks(mm_ctx *m, int threads) {
+    int64_t total = 0;
+    for (int i = 0; i < m->n_mats; i++) total += m->mats[i].a->n_out;
+    const int64_t chunk = total > 0 ? ceil_div(total, (int64_t)threads * TASKS_PER_THREAD) : 1;
+    int n_tasks = 0;
+    for (int i = 0; i < m->n_mats; i++) {
+        mm_mat *mt = &m->mats[i];
+        mt->rows_per_task = ceil_div(chunk, mt->k.tile_r) * mt->k.tile_r;
+        mt->first_task = n_tasks;
+        n_tasks += (int)ceil_div(mt->a->n_out, mt->rows_per_task);
+    }
+    return n_tasks;
+}
+
+bool pc_matmul_batch(pc_pool *pool, const pc_matmul_args *a, int n) {
+    mm_ctx m;
+    if (!mm_setup(&m, a, n)) return false;
+    if (a[0].n_tok == 0) return true;
     const int threads = pool ? pc_pool_size(pool) : 1;
+    const int n_tasks = mm_plan_tasks(&m, threads);
+    if (n_tasks == 0) return true;
     quantize_x(pool, &m, threads);
-    /* Whole tiles per task, so only the last task can have a ragged row edge. */
-    const int64_t want = (int64_t)threads * TASKS_PER_THREAD;
-    m.rows_per_task = ceil_div(ceil_div(a->n_out, want), m.k.tile_r) * m.k.tile_r;
-    run(pool, mm_task, &m, (int)ceil_div(a->n_out, m.rows_per_task));
+    run(pool, mm_task, &m, n_tasks);
     return true;
 }
+
+bool pc_matmul(pc_pool *pool, const pc_matmul_args *a) { return pc_matmul_batch(pool, a, 1); }

@@ -32,4 +32,13 @@ size_t pc_matmul_scratch_size(pc_type wt, int64_t n_in, int64_t n_tok);
 /* false if wt has no dot product on this path or n_in is not a multiple of the block size. */
 bool pc_matmul(pc_pool *pool, const pc_matmul_args *a);
 
+/* Up to PC_MATMUL_MAX_BATCH matmuls of the same x (Q/K/V, or gate/up) in one
+ * pool job, quantizing x once into a[0].scratch. All members must share x,
+ * n_in, n_tok, isa and the activation type pc_vec_dot_type(wt) (Q4_1 with
+ * Q5_1; Q4_0, Q5_0 with Q8_0; the K-quants together); each has its own w, wt,
+ * n_out and y. Each y is bitwise what pc_matmul gives alone. false if the
+ * members disagree or any would fail pc_matmul. */
+#define PC_MATMUL_MAX_BATCH 8
+bool pc_matmul_batch(pc_pool *pool, const pc_matmul_args *a, int n);
+
 #endif

@@ -33,7 +33,9 @@ bool pc_quantize_row(pc_type t, const float *src, void *dst, int64_t n);
 pc_type pc_vec_dot_type(pc_type t);
 /* *s = dot(weight row w of type wt, activation row x of pc_vec_dot_type(wt)), n elements. */
 typedef void (*pc_vec_dot_fn)(int64_t n, float *s, const void *w, const void *x);
-/* The dot product for weight type wt on the given ISA path (NULL if unsupported). */
+/* The dot product for weight type wt on the given ISA path (NULL if unsupported).
+ * isa must not exceed pc_isa_detect(): a wider path's code would fault. A path
+ * without its own kernel for wt hands out the next narrower one's. */
 pc_vec_dot_fn pc_vec_dot_get(pc_type wt, pc_isa isa);
 
 #endif

@@ -1,0 +1,84 @@
+/* quant_impl.h - internals shared by the CPU quantization and dot-product files.
+ *
+ * Not a public interface: matmul.c, isa.c and the per-ISA dot files use it.
+ * A pc_dot_kernel pairs a type's single dot product with an optional tile
+ * kernel that computes an nr x nc block of outputs at once. The contract
+ * between them is the determinism rule of quant.h: the tile writes, for each
+ * (r, c), exactly the float that dot(w row r, x row c) returns, because both
+ * run the same per-output sequence of floating-point operations. */
+#ifndef PC_KERNELS_CPU_QUANT_IMPL_H
+#define PC_KERNELS_CPU_QUANT_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/cpu/quant.h"
+
+/* y[c * y_stride + r] = dot(w + r * w_stride, x + c * x_stride) for r < nr, c < nc.
+ * nr <= tile_r and nc <= tile_c of the kernel it belongs to. */
+typedef void (*pc_tile_fn)(int64_t n, const void *w, size_t w_stride, int nr, const void *x,
+                           size_t x_stride, int nc, float *y, size_t y_stride);
+
+/* Quantizes n floats to the activation type; the same bytes as pc_quantize_row. */
+typedef void (*pc_quant_fn)(const float *src, void *dst, int64_t n);
+
+typedef struct pc_dot_kernel {
+    pc_vec_dot_fn dot;
+    pc_tile_fn tile; /* NULL: the matmul calls dot per output */
+    int tile_r, tile_c;
+    pc_quant_fn quant; /* NULL: pc_quantize_row */
+} pc_dot_kernel;
+
+/* Each returns false when that path has no kernel for weight type wt. */
+bool pc_dot_scalar_get(pc_type wt, pc_dot_kernel *k);
+bool pc_dot_avx2_get(pc_type wt, pc_dot_kernel *k);
+bool pc_dot_avx512_get(pc_type wt, pc_dot_kernel *k);
+
+/* The kernel pc_vec_dot_get(wt, isa) hands out, with its tile; false if none. */
+bool pc_dot_kernel_get(pc_type wt, pc_isa isa, pc_dot_kernel *k);
+
+/* K-quant (de)quantization, in quant_k.c; n is a multiple of PC_QK_K. */
+void pc_dequantize_q2_K(const pc_block_q2_K *x, float *y, int64_t n);
+void pc_dequantize_q3_K(const pc_block_q3_K *x, float *y, int64_t n);
+void pc_dequantize_q4_K(const pc_block_q4_K *x, float *y, int64_t n);
+void pc_dequantize_q5_K(const pc_block_q5_K *x, float *y, int64_t n);
+void pc_dequantize_q6_K(const pc_block_q6_K *x, float *y, int64_t n);
+void pc_dequantize_q8_K(const pc_block_q8_K *x, float *y, int64_t n);
+void pc_quantize_q2_K(const float *x, pc_block_q2_K *y, int64_t n);
+void pc_quantize_q3_K(const float *x, pc_block_q3_K *y, int64_t n);
+void pc_quantize_q4_K(const float *x, pc_block_q4_K *y, int64_t n);
+void pc_quantize_q5_K(const float *x, pc_block_q5_K *y, int64_t n);
+void pc_quantize_q6_K(const float *x, pc_block_q6_K *y, int64_t n);
+void pc_quantize_q8_K(const float *x, pc_block_q8_K *y, int64_t n);
+
+/* Round to nearest, ties to even, for |v| < 2^22: the float adder does the
+ * rounding, so the result does not depend on the libm or the rounding call. */
+static inline int pc_nearest_int(float v) {
+    float t = v + 12582912.f;
+    int32_t i;
+    memcpy(&i, &t, sizeof i);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+/* The 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K block. */
+static inline void pc_k4_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+/* The 16 signed 6-bit sub-block scales of a Q3_K block (already minus 32). */
+static inline void pc_q3k_scales(const uint8_t packed[12], int8_t out[16]) {
+    for (int s = 0; s < 16; s++) {
+        int lo = (packed[s % 8] >> (4 * (s / 8))) & 0xF;
+        int hi = (packed[8 + s % 4] >> (2 * (s / 4))) & 3;
+        out[s] = (int8_t)((lo | (hi << 4)) - 32);
+    }
+}
+
+#endif

@@ -1,0 +1,190 @@
+/* test_matmul.c - pc_matmul is bitwise a loop of pc_vec_dot.
+ *
+ * For each weight type and ISA path this CPU has: y from pc_matmul must equal,
+ * byte for byte, pc_vec_dot(W row o, quantized x row t) for every (t, o),
+ * whatever n_tok (tile edges, token blocks), an odd n_out (row edges) and the
+ * thread count. And a token's row of y must not change with the batch it was
+ * computed in (the Prompt Cache exactness property), nor with the batch of
+ * matrices (pc_matmul_batch) it ran in. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "kernels/cpu/matmul.h"
+
+static uint64_t rng_state = 0xD1B54A32D192ED03ULL;
+static float frand(void) {
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (float)((rng_state * 2685821657736338717ULL) >> 40) / (float)(1 << 23) - 1.f;
+}
+
+enum { N_OUT = 37, MAX_TOK = 70 };
+
+typedef struct fixture {
+    pc_type wt;
+    int n_in;       /* 3 super-blocks for K-quants, else 23 blocks: odd, for the pair kernels' tail */
+    void *w;        /* N_OUT rows */
+    float *x;       /* MAX_TOK rows of n_in */
+    void *xq;       /* x quantized to the dot type, row by row */
+    void *scratch;
+    float *y, *want;
+} fixture;
+
+static void *aligned(size_t n) { return aligned_alloc(64, (n + 63) / 64 * 64); }
+
+static void fixture_init(fixture *f, pc_type wt) {
+    const pc_type xt = pc_vec_dot_type(wt);
+    f->wt = wt;
+    f->n_in = pc_type_get(wt)->block_size == PC_QK_K ? 768 : 736;
+    const int n_in = f->n_in;
+    const size_t wrow = pc_row_size(wt, n_in), xrow = pc_row_size(xt, n_in);
+    float *row = malloc(n_in * sizeof *row);
+    f->w = malloc(wrow * N_OUT);
+    for (int o = 0; o < N_OUT; o++) {
+        for (int i = 0; i < n_in; i++) row[i] = frand();
+        pc_quantize_row(wt, row, (uint8_t *)f->w + o * wrow, n_in);
+    }
+    f->x = malloc(sizeof(float) * n_in * MAX_TOK);
+    for (int i = 0; i < n_in * MAX_TOK; i++) f->x[i] = frand() * 3.f;
+    f->xq = malloc(xrow * MAX_TOK);
+    for (int t = 0; t < MAX_TOK; t++) pc_quantize_row(xt, f->x + t * n_in, (uint8_t *)f->xq + t * xrow, n_in);
+    f->scratch = aligned(pc_matmul_scratch_size(wt, n_in, MAX_TOK) + 1);
+    f->y = malloc(sizeof(float) * N_OUT * MAX_TOK);
+    f->want = malloc(sizeof(float) * N_OUT * MAX_TOK);
+    free(row);
+}
+
+static void fixture_free(fixture *f) {
+    free(f->w);
+    free(f->x);
+    free(f->xq);
+    free(f->scratch);
+    free(f->y);
+    free(f->want);
+}
+
+static bool run_mm(pc_pool *pool, fixture *f, pc_isa isa, const float *x, int n_tok, float *y) {
+    pc_matmul_args a = {.wt = f->wt, .w = f->w, .n_in = f->n_in, .n_out = N_OUT, .x = x, .n_tok = n_tok,
+                        .y = y, .scratch = f->scratch, .isa = isa};
+    return pc_matmul(pool, &a);
+}
+
+static void check_against_dots(pc_pool *pool, fixture *f, pc_isa isa, int n_tok, int threads) {
+    const pc_vec_dot_fn dot = pc_vec_dot_get(f->wt, isa);
+    const int n_in = f->n_in;
+    const size_t wrow = pc_row_size(f->wt, n_in), xrow = pc_row_size(pc_vec_dot_type(f->wt), n_in);
+    for (int t = 0; t < n_tok; t++)
+        for (int o = 0; o < N_OUT; o++)
+            dot(n_in, &f->want[t * N_OUT + o], (const uint8_t *)f->w + o * wrow, (const uint8_t *)f->xq + t * xrow);
+    memset(f->y, 0xFF, sizeof(float) * N_OUT * n_tok);
+    CHECK(run_mm(pool, f, isa, f->x, n_tok, f->y));
+    CHECK_MSG(memcmp(f->y, f->want, sizeof(float) * N_OUT * n_tok) == 0, "%s on %s: n_tok=%d threads=%d",
+              pc_type_name(f->wt), pc_isa_name(isa), n_tok, threads);
+}
+
+/* Row t of a 37-token batch equals the same token computed alone. */
+static void check_batch_independence(pc_pool *pool, fixture *f, pc_isa isa) {
+    float alone[N_OUT];
+    CHECK(run_mm(pool, f, isa, f->x, 37, f->y));
+    const int toks[3] = {0, 18, 36};
+    for (int i = 0; i < 3; i++) {
+        CHECK(run_mm(pool, f, isa, f->x + toks[i] * f->n_in, 1, alone));
+        CHECK_MSG(memcmp(alone, f->y + toks[i] * N_OUT, sizeof alone) == 0, "%s on %s: token %d",
+                  pc_type_name(f->wt), pc_isa_name(isa), toks[i]);
+    }
+}
+
+static void check_rejects(fixture *f) {
+    pc_matmul_args a = {.wt = f->wt, .w = f->w, .n_in = f->n_in - 1, .n_out = N_OUT, .x = f->x, .n_tok = 1,
+                        .y = f->y, .scratch = f->scratch, .isa = PC_ISA_SCALAR};
+    if (pc_type_get(f->wt)->block_size > 1) CHECK(!pc_matmul(NULL, &a)); /* not a whole block */
+    a.n_in = f->n_in;
+    a.wt = PC_TYPE_Q8_K; /* an activation type: no dot product */
+    CHECK(!pc_matmul(NULL, &a));
+}
+
+/* A batch over one x equals its members run alone, bitwise; mismatched batches are refused. */
+static void check_batch(pc_pool *pool, const pc_type *types, int n, int n_in, pc_isa isa) {
+    enum { TOK = 17 };
+    static const int n_outs[4] = {37, 5, 64, 0};
+    float *x = malloc(sizeof(float) * (size_t)n_in * TOK), *row = malloc(sizeof(float) * (size_t)n_in);
+    for (int i = 0; i < n_in * TOK; i++) x[i] = frand();
+    void *scratch = aligned(pc_matmul_scratch_size(types[0], n_in, TOK));
+    pc_matmul_args a[4];
+    float *alone[4];
+    for (int i = 0; i < n; i++) {
+        const size_t wrow = pc_row_size(types[i], n_in);
+        uint8_t *w = malloc(wrow * (size_t)n_outs[i] + 1);
+        for (int o = 0; o < n_outs[i]; o++) {
+            for (int k = 0; k < n_in; k++) row[k] = frand();
+            pc_quantize_row(types[i], row, w + o * wrow, n_in);
+        }
+        a[i] = (pc_matmul_args){.wt = types[i], .w = w, .n_in = n_in, .n_out = n_outs[i], .x = x, .n_tok = TOK,
+                                .y = malloc(sizeof(float) * (size_t)(n_outs[i] * TOK) + 1), .scratch = scratch,
+                                .isa = isa};
+        alone[i] = malloc(sizeof(float) * (size_t)(n_outs[i] * TOK) + 1);
+        pc_matmul_args single = a[i];
+        single.y = alone[i];
+        CHECK(pc_matmul(NULL, &single));
+    }
+    for (int tok = 1; tok <= TOK; tok += TOK - 1) {
+        for (int i = 0; i < n; i++) a[i].n_tok = tok;
+        CHECK(pc_matmul_batch(pool, a, n));
+        for (int i = 0; i < n; i++)
+            CHECK_MSG(memcmp(a[i].y, alone[i], sizeof(float) * (size_t)(n_outs[i] * tok)) == 0,
+                      "batch member %d (%s) on %s, n_tok=%d", i, pc_type_name(types[i]), pc_isa_name(isa), tok);
+    }
+    pc_matmul_args bad[2] = {a[0], a[0]};
+    bad[1].x = x + 1; /* another x */
+    CHECK(!pc_matmul_batch(pool, bad, 2));
+    CHECK(!pc_matmul_batch(pool, a, 0));
+    bad[1] = a[0];
+    bad[1].wt = pc_vec_dot_type(a[0].wt) == PC_TYPE_Q8_1 ? PC_TYPE_Q8_0 : PC_TYPE_Q4_1; /* another activation type */
+    CHECK(!pc_matmul_batch(pool, bad, 2));
+    for (int i = 0; i < n; i++) {
+        free((void *)a[i].w);
+        free(a[i].y);
+        free(alone[i]);
+    }
+    free(x);
+    free(row);
+    free(scratch);
+}
+
+int main(void) {
+    const pc_isa best = pc_isa_detect();
+    pc_pool *pools[2] = {pc_pool_create(1), pc_pool_create(2)};
+    CHECK(pools[0] && pools[1]);
+    if (!pools[0] || !pools[1]) return check_report();
+    static const pc_type types[] = {PC_TYPE_Q4_1, PC_TYPE_Q8_0, PC_TYPE_Q4_0, PC_TYPE_Q5_0, PC_TYPE_Q5_1,
+                                    PC_TYPE_Q4_K, PC_TYPE_Q6_K, PC_TYPE_Q2_K, PC_TYPE_Q3_K, PC_TYPE_Q5_K,
+                                    PC_TYPE_F16,  PC_TYPE_BF16, PC_TYPE_F32};
+    static const int n_toks[] = {1, 3, 4, 5, 17, 64, 70};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        fixture f;
+        fixture_init(&f, types[ti]);
+        for (int isa = PC_ISA_SCALAR; isa <= (int)best; isa++) {
+            for (int p = 0; p < 2; p++)
+                for (size_t k = 0; k < sizeof n_toks / sizeof n_toks[0]; k++)
+                    check_against_dots(pools[p], &f, (pc_isa)isa, n_toks[k], p + 1);
+            check_against_dots(NULL, &f, (pc_isa)isa, 5, 0);
+            check_batch_independence(pools[1], &f, (pc_isa)isa);
+        }
+        check_rejects(&f);
+        fixture_free(&f);
+    }
+    static const pc_type q8_1_set[2] = {PC_TYPE_Q4_1, PC_TYPE_Q5_1};
+    static const pc_type q8_0_set[3] = {PC_TYPE_Q4_0, PC_TYPE_Q8_0, PC_TYPE_Q5_0};
+    static const pc_type q8_K_set[4] = {PC_TYPE_Q4_K, PC_TYPE_Q6_K, PC_TYPE_Q5_K, PC_TYPE_Q2_K};
+    for (int isa = PC_ISA_SCALAR; isa <= (int)best; isa++) {
+        check_batch(pools[1], q8_1_set, 2, 736, (pc_isa)isa);
+        check_batch(pools[1], q8_0_set, 3, 736, (pc_isa)isa);
+        check_batch(pools[0], q8_K_set, 4, 512, (pc_isa)isa);
+    }
+    pc_pool_free(pools[0]);
+    pc_pool_free(pools[1]);
+    return check_report();
+}

@@ -1,10 +1,12 @@
 /* threadpool.c - persistent workers, atomic task counter, spin-then-sleep.
  *
- * Invariants: `claim` packs (job generation << 32 | next task index). The
- * caller writes fn, ctx and n_tasks, then publishes a new generation with
- * index 0 (release). A worker claims a task by CAS on `claim`, so it can only
- * ever run a task of the job whose generation it read; a worker late from an
- * old job fails its CAS and claims nothing. `done` counts finished tasks and
+ * Invariants: `claim` packs a job's generation (24 bits), its task count
+ * (20 bits) and the next task index (20 bits) in one word, so a worker never
+ * pairs an index with another job's count. The caller writes fn, ctx and
+ * base, then publishes the new word (release). A worker claims a task by CAS
+ * on `claim`, so it can only ever run a task of the job whose word it read; a
+ * worker late from an old job fails its CAS and claims nothing. Jobs of more
+ * than 2^20 tasks run as consecutive sub-jobs. `done` counts finished tasks and
  * the caller returns only when done == n_tasks, so ctx outlives every task
  * and fn is never rewritten while a task of its job is running. */
 #include "util/threadpool.h"
@@ -26,12 +28,17 @@ struct pc_pool {
     pthread_cond_t wake;
     _Atomic unsigned generation;
     _Atomic uint64_t claim;
-    _Atomic int n_tasks;
     _Atomic int done;
     _Atomic int stop;
     pc_task_fn fn;
     void *ctx;
+    int base, n_total; /* sub-job offset and the whole job's task count */
 };
+
+#define GEN_SHIFT 40
+#define N_SHIFT 20
+#define FIELD_MASK ((1u << 20) - 1)
+#define GEN_MASK ((1u << 24) - 1)
 
 typedef struct worker_arg {
     pc_pool *pool;
@@ -52,14 +59,13 @@ static inline void cpu_relax(void) {
 static void run_tasks(pc_pool *p, unsigned gen, int thread) {
     uint64_t v = atomic_load_explicit(&p->claim, memory_order_acquire);
     for (;;) {
-        if ((unsigned)(v >> 32) != gen) return;
-        int n = atomic_load_explicit(&p->n_tasks, memory_order_relaxed);
-        int t = (int)(uint32_t)v;
+        if ((unsigned)(v >> GEN_SHIFT) != (gen & GEN_MASK)) return;
+        const int n = (int)((v >> N_SHIFT) & FIELD_MASK), t = (int)(v & FIELD_MASK);
         if (t >= n) return;
         if (!atomic_compare_exchange_weak_explicit(&p->claim, &v, v + 1, memory_order_acq_rel,
                                                    memory_order_acquire))
             continue;
-        p->fn(p->ctx, t, n, thread);
+        p->fn(p->ctx, p->base + t, p->n_total, thread);
         atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
         v = atomic_load_explicit(&p->claim, memory_order_acquire);
     }
@@ -137,22 +143,30 @@ void pc_pool_free(pc_pool *p) {
 
 int pc_pool_size(const pc_pool *p) { return p ? p->n_threads : 1; }
 
+static void run_job(pc_pool *p, pc_task_fn fn, void *ctx, int base, int n, int n_total) {
+    p->fn = fn;
+    p->ctx = ctx;
+    p->base = base;
+    p->n_total = n_total;
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    const unsigned gen = (atomic_load(&p->generation) + 1) & GEN_MASK;
+    atomic_store_explicit(&p->claim, ((uint64_t)gen << GEN_SHIFT) | ((uint64_t)n << N_SHIFT), memory_order_release);
+    pthread_mutex_lock(&p->mu);
+    atomic_store_explicit(&p->generation, gen, memory_order_release);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    run_tasks(p, gen, 0);
+    while (atomic_load_explicit(&p->done, memory_order_acquire) < n) cpu_relax();
+}
+
 void pc_pool_run(pc_pool *p, pc_task_fn fn, void *ctx, int n_tasks) {
     if (n_tasks <= 0) return;
     if (!p || p->n_threads == 1 || n_tasks == 1) {
         for (int t = 0; t < n_tasks; t++) fn(ctx, t, n_tasks, 0);
         return;
     }
-    p->fn = fn;
-    p->ctx = ctx;
-    atomic_store_explicit(&p->n_tasks, n_tasks, memory_order_relaxed);
-    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
-    unsigned gen = atomic_load(&p->generation) + 1;
-    atomic_store_explicit(&p->claim, (uint64_t)gen << 32, memory_order_release);
-    pthread_mutex_lock(&p->mu);
-    atomic_store_explicit(&p->generation, gen, memory_order_release);
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->mu);
-    run_tasks(p, gen, 0);
-    while (atomic_load_explicit(&p->done, memory_order_acquire) < n_tasks) cpu_relax();
+    for (int base = 0; base < n_tasks; base += (int)FIELD_MASK) {
+        const int n = n_tasks - base < (int)FIELD_MASK ? n_tasks - base : (int)FIELD_MASK;
+        run_job(p, fn, ctx, base, n, n_tasks);
+    }
 }

@@ -1,17 +1,23 @@
 /* test_golden.c - pcache against llama.cpp on the real default model.
  *
  * Golden files (tests/data/golden/, recorded by tools/record_golden_engine.py from
- * llama-cpp-python; CI does not need llama.cpp):
- *   greedy_smollm2.json  - 64-token greedy continuations: ours must be token-for-token equal.
- *   logits_smollm2.json/.bin - last-position logits: ours must be within LOGIT_TOL.
+ * llama-cpp-python 0.3.36; CI does not need llama.cpp):
+ *   greedy_smollm2.json      13 prompts x 64 greedy tokens, with llama.cpp's top-1/top-2
+ *                            logit gap at every step;
+ *   logits_smollm2.json/.bin last-position logits of 7 prompts (5 to 302 tokens).
  *
- * Tolerance (LOGIT_TOL, absolute, on logits of magnitude ~10-30): both engines
- * quantize activations to 8 bits per block of 32 with the same rule and keep KV
- * in F16, but sum in different orders (our dot products and attention reduce in
- * other groupings than ggml's), and an 8-bit activation that lands on the other
- * side of a rounding boundary moves a logit by about scale/2 * |w|. The test
- * prints the measured maximum; LOGIT_TOL is a few times that, and far below
- * the top-1/top-2 gaps that decide greedy tokens. Skips when the model is absent. */
+ * Why a tolerance, and how large. Both engines quantize activations to 8 bits per
+ * block with the same rule and keep KV in F16, but sum in other orders. In a
+ * 30-layer Q4_1 model an ulp-sized difference flips some 8-bit rounding, and the
+ * flips compound: measured here, pcache's own scalar and AVX-512 paths differ by up
+ * to 1.27 in the last-position logits of the same prompt, and llama.cpp's batched and
+ * token-by-token paths differ from each other by 0.86-1.36 (recorded beside the
+ * goldens), choosing another greedy token within 8-27 steps in 6 of 13 prompts. So:
+ *   - logits: max |ours - llama.cpp| <= LOGIT_TOL = 1.5 (that spread), and the same
+ *     argmax wherever llama.cpp's top-1/top-2 gap exceeds it;
+ *   - greedy: teacher-forced on llama.cpp's 64 tokens, our argmax equals llama.cpp's
+ *     token at every step whose gap exceeds LOGIT_TOL (a decision noise cannot flip);
+ *     the steps below it are counted and reported, as is the free-running prefix. */
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -19,9 +25,10 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "engine/engine_internal.h"
 #include "pcache.h"
 
-#define LOGIT_TOL 0.25
+#define LOGIT_TOL 1.5
 
 static pc_engine *open_engine(void) {
     pc_engine_params p = pc_engine_default_params();
@@ -43,37 +50,84 @@ static int32_t *ids_of(json_t *arr, size_t *n) {
     return ids;
 }
 
+static int argmax(const float *v, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[b]) b = i;
+    return b;
+}
+
+/* Teacher-forced: prompt + golden tokens in one batch, logits at every step. */
+static void check_case_forced(pc_engine *e, json_t *c, int *decided, int *agree_all, int *steps) {
+    size_t np, ng;
+    int32_t *prompt = ids_of(json_object_get(c, "prompt_ids"), &np);
+    int32_t *gold = ids_of(json_object_get(c, "generated_ids"), &ng);
+    json_t *gaps = json_object_get(c, "step_top1_top2_gap");
+    const int V = pc_engine_n_vocab(e), n = (int)(np + ng - 1);
+    int32_t *toks = malloc(sizeof *toks * (size_t)n), *pos = malloc(sizeof *pos * (size_t)n);
+    float *lg = malloc(sizeof(float) * (size_t)V * (size_t)n);
+    memcpy(toks, prompt, np * sizeof *toks);
+    memcpy(toks + np, gold, (ng - 1) * sizeof *toks);
+    for (int i = 0; i < n; i++) pos[i] = i;
+    pc_kv_span *span = pc_forward_new_span(e->model, n);
+    pc_error err = {0};
+    CHECK_MSG(pc_forward_run(e->fwd, NULL, span, toks, pos, n, PC_LOGITS_ALL, lg, &err) == PC_OK, "%s", err.msg);
+    const char *name = json_string_value(json_object_get(c, "name"));
+    for (size_t i = 0; i < ng; i++) {
+        const int mine = argmax(lg + (size_t)(np - 1 + i) * V, V);
+        const double gap = json_real_value(json_array_get(gaps, i));
+        (*steps)++;
+        if (mine == gold[i]) (*agree_all)++;
+        if (gap > LOGIT_TOL) {
+            (*decided)++;
+            CHECK_MSG(mine == gold[i], "greedy '%s' step %zu: ours %d, llama.cpp %d (its gap %.2f)", name, i, mine,
+                      gold[i], gap);
+        }
+    }
+    pc_kv_span_release(span);
+    free(toks); free(pos); free(lg); free(prompt); free(gold);
+}
+
+/* Free-running greedy generation: how far it stays on llama.cpp's path (reported). */
+static size_t free_running_prefix(pc_engine *e, json_t *c) {
+    size_t np, ng;
+    int32_t *prompt = ids_of(json_object_get(c, "prompt_ids"), &np);
+    int32_t *want = ids_of(json_object_get(c, "generated_ids"), &ng);
+    pc_gen_params gp = pc_gen_default_params();
+    gp.temp = 0;
+    gp.n_predict = (int)ng;
+    gp.ignore_eos = true;
+    pc_gen_result r = {0};
+    pc_error err = {0};
+    CHECK_MSG(pc_engine_generate(e, prompt, np, &gp, NULL, NULL, &r, &err) == PC_OK, "%s", err.msg);
+    CHECK(r.n_tokens == ng);
+    size_t same = 0;
+    while (same < r.n_tokens && same < ng && r.tokens[same] == want[same]) same++;
+    pc_gen_result_free(&r);
+    free(prompt);
+    free(want);
+    return same;
+}
+
 static void check_greedy(pc_engine *e) {
     json_error_t jerr;
     json_t *doc = json_load_file(PC_TEST_DATA "/golden/greedy_smollm2.json", 0, &jerr);
     CHECK_MSG(doc != NULL, "greedy golden: %s", jerr.text);
     if (!doc) return;
-    json_t *cases = json_object_get(doc, "cases");
     size_t i;
     json_t *c;
-    int n_cases = 0;
-    json_array_foreach(cases, i, c) {
-        size_t np, ng;
-        int32_t *prompt = ids_of(json_object_get(c, "prompt_ids"), &np);
-        int32_t *want = ids_of(json_object_get(c, "generated_ids"), &ng);
-        pc_gen_params gp = pc_gen_default_params();
-        gp.temp = 0;
-        gp.n_predict = (int)ng;
-        gp.ignore_eos = true;
-        pc_gen_result r = {0};
-        pc_error err = {0};
-        pc_status s = pc_engine_generate(e, prompt, np, &gp, NULL, NULL, &r, &err);
-        CHECK_MSG(s == PC_OK, "%s", err.msg);
-        size_t same = 0;
-        while (same < r.n_tokens && same < ng && r.tokens[same] == want[same]) same++;
-        CHECK_MSG(same == ng && r.n_tokens == ng, "greedy case '%s': first %zu of %zu tokens equal",
-                  json_string_value(json_object_get(c, "name")), same, ng);
-        pc_gen_result_free(&r);
-        free(prompt);
-        free(want);
+    int n_cases = 0, decided = 0, agree = 0, steps = 0;
+    json_array_foreach(json_object_get(doc, "cases"), i, c) {
+        check_case_forced(e, c, &decided, &agree, &steps);
+        size_t same = free_running_prefix(e, c);
+        printf("greedy '%s': free-running run equals llama.cpp for the first %zu of 64 tokens\n",
+               json_string_value(json_object_get(c, "name")), same);
         n_cases++;
     }
     CHECK(n_cases >= 8);
+    CHECK(decided > 300);
+    printf("teacher-forced greedy: %d/%d steps agree with llama.cpp; all %d steps with a gap > %.1f were checked\n",
+           agree, steps, decided, LOGIT_TOL);
     json_decref(doc);
 }
 
@@ -123,7 +177,8 @@ static void check_logits(pc_engine *e) {
         worst = fmax(worst, md);
         const char *name = json_string_value(json_object_get(p, "name"));
         CHECK_MSG(md <= LOGIT_TOL, "logits '%s' (%zu tokens): max abs diff %.4f > %.2f", name, np, md, LOGIT_TOL);
-        CHECK_MSG(am == ar, "logits '%s': argmax %d vs llama.cpp %d", name, am, ar);
+        const double gap = json_real_value(json_object_get(p, "top1_top2_gap"));
+        if (gap > LOGIT_TOL) CHECK_MSG(am == ar, "logits '%s': argmax %d vs llama.cpp %d (gap %.2f)", name, am, ar, gap);
         free(ids);
     }
     printf("last-position logits: max abs difference to llama.cpp %.4f (tolerance %.2f)\n", worst, LOGIT_TOL);

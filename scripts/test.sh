@@ -42,7 +42,7 @@ if scripts/build.sh build-fuzz -DPC_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_BUI
     [ -d "tests/data/fuzz/$name" ] && cp -r "tests/data/fuzz/$name/." "$corpus/"
     if PC_MODEL_PATH="$PWD/models/SmolLM2-135M-Instruct.Q4_1.gguf" "$f" -max_total_time="${FUZZ_SECONDS:-60}" \
          -rss_limit_mb=4096 -print_final_stats=0 "$corpus" >"$corpus.log" 2>&1; then
-      echo "fuzz $name: clean ($(grep -o '#[0-9]*' "$corpus.log" | tail -1 | tr -d '#') runs)"; passed=$((passed + 1))
+      echo "fuzz $name: clean ($(grep -o 'Done [0-9]* runs' "$corpus.log" | tail -1))"; passed=$((passed + 1))
     else
       echo "fuzz $name: FAILED"; tail -40 "$corpus.log"; failed=$((failed + 1))
     fi

@@ -161,10 +161,10 @@ static void rmsnorm_rows(pc_forward *f, float *y, const float *x, const pc_weigh
 static void store_kv(pc_forward *f, pc_kv_span *dst, int32_t layer, int32_t row0, int32_t n) {
     const int32_t D = dst->dim;
     for (int32_t t = 0; t < n; t++) {
-        pc_f16 *kd = pc_kv_k(dst, layer, row0 + t), *vd = pc_kv_v(dst, layer, row0 + t);
+        pc_f16 *kd = pc_kv_k_at(dst, layer, row0 + t, 0), *vd = pc_kv_v(dst, layer, row0 + t);
         const float *ks = f->k + (int64_t)t * D, *vs = f->v + (int64_t)t * D;
         for (int32_t d = 0; d < D; d++) {
-            kd[d] = pc_f32_to_f16(ks[d]);
+            kd[(size_t)d * PC_KV_BLOCK] = pc_f32_to_f16(ks[d]);
             vd[d] = pc_f32_to_f16(vs[d]);
         }
     }

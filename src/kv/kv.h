@@ -6,10 +6,13 @@
  * requests, plus the request's own writable spans. Nothing assumes positions
  * are 0..n-1 or that the context is one buffer.
  *
- * Layout of one span (cap = capacity in tokens, D = n_head_kv * head_dim):
- *   pos [cap]                       int32 absolute positions
- *   k   [n_layer][cap][D]           f16
- *   v   [n_layer][cap][D]           f16
+ * Layout of one span (cap = capacity in tokens, a multiple of PC_KV_BLOCK;
+ * D = n_head_kv * head_dim):
+ *   pos [cap]                               int32 absolute positions
+ *   k   [n_layer][cap / 8][D][8]            f16, keys in blocks of 8 tokens, transposed:
+ *                                           one head's block is [head_dim][8], the layout
+ *                                           attention multiplies in (a lane per key)
+ *   v   [n_layer][cap][D]                   f16, a row per token
  *
  * Invariants:
  *  1. A frozen span is immutable: pc_kv_span_freeze is one-way, and writers
@@ -28,13 +31,15 @@
 #include "pcache.h"
 #include "tensor/types.h"
 
+#define PC_KV_BLOCK 8 /* tokens per transposed key block */
+
 typedef struct pc_kv_span {
     int32_t n_layer;
     int32_t dim;          /* n_head_kv * head_dim */
     int32_t n;            /* tokens written */
     int32_t cap;          /* tokens allocated */
     int32_t *pos;         /* [cap] */
-    pc_f16 *k;            /* [n_layer][cap][dim] */
+    pc_f16 *k;            /* [n_layer][cap / PC_KV_BLOCK][dim][PC_KV_BLOCK] */
     pc_f16 *v;            /* [n_layer][cap][dim] */
     _Atomic int refcount;
     _Atomic bool frozen;
@@ -51,8 +56,13 @@ pc_status pc_kv_span_reserve(pc_kv_span *s, int32_t n_more, pc_error *err);
 void pc_kv_span_truncate(pc_kv_span *s, int32_t n);
 size_t pc_kv_span_bytes(const pc_kv_span *s); /* bytes of K and V for the tokens written */
 
-static inline pc_f16 *pc_kv_k(const pc_kv_span *s, int32_t layer, int32_t tok) {
-    return s->k + ((size_t)layer * (size_t)s->cap + (size_t)tok) * (size_t)s->dim;
+/* The key block holding tokens [blk * 8, blk * 8 + 8): [dim][8]. */
+static inline pc_f16 *pc_kv_k_block(const pc_kv_span *s, int32_t layer, int32_t blk) {
+    return s->k + ((size_t)layer * (size_t)(s->cap / PC_KV_BLOCK) + (size_t)blk) * (size_t)s->dim * PC_KV_BLOCK;
+}
+/* Element d of token tok's key. */
+static inline pc_f16 *pc_kv_k_at(const pc_kv_span *s, int32_t layer, int32_t tok, int32_t d) {
+    return pc_kv_k_block(s, layer, tok / PC_KV_BLOCK) + (size_t)d * PC_KV_BLOCK + (size_t)(tok % PC_KV_BLOCK);
 }
 static inline pc_f16 *pc_kv_v(const pc_kv_span *s, int32_t layer, int32_t tok) {
     return s->v + ((size_t)layer * (size_t)s->cap + (size_t)tok) * (size_t)s->dim;

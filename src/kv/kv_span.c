@@ -5,10 +5,17 @@
 #include "kv/kv.h"
 #include "util/error.h"
 
+static int32_t round_cap(int32_t cap) {
+    if (cap < PC_KV_BLOCK) return PC_KV_BLOCK;
+    return cap > INT32_MAX - PC_KV_BLOCK ? INT32_MAX / PC_KV_BLOCK * PC_KV_BLOCK
+                                         : (cap + PC_KV_BLOCK - 1) / PC_KV_BLOCK * PC_KV_BLOCK;
+}
+
+/* Keys are zeroed: the lanes of a last, partial block are read (not used) by attention. */
 static bool alloc_arrays(pc_kv_span *s, int32_t cap) {
     size_t per = (size_t)s->n_layer * (size_t)cap * (size_t)s->dim;
     s->pos = malloc((size_t)cap * sizeof *s->pos);
-    s->k = malloc(per * sizeof(pc_f16));
+    s->k = calloc(per, sizeof(pc_f16));
     s->v = malloc(per * sizeof(pc_f16));
     return s->pos && s->k && s->v;
 }
@@ -25,7 +32,7 @@ pc_kv_span *pc_kv_span_create(int32_t n_layer, int32_t dim, int32_t cap) {
     if (!s) return NULL;
     s->n_layer = n_layer;
     s->dim = dim;
-    s->cap = cap > 0 ? cap : 1;
+    s->cap = round_cap(cap);
     if (!alloc_arrays(s, s->cap)) {
         free_arrays(s);
         free(s);
@@ -58,16 +65,19 @@ pc_status pc_kv_span_reserve(pc_kv_span *s, int32_t n_more, pc_error *err) {
     if (need <= s->cap) return PC_OK;
     int32_t cap = s->cap;
     while (cap < need) cap = cap > INT32_MAX / 2 ? need : cap * 2;
+    cap = round_cap(cap);
     pc_kv_span t = *s;
     if (!alloc_arrays(&t, cap)) {
         free_arrays(&t);
         return pc_fail(err, PC_ERR_NOMEM, "out of memory growing a KV span to %d tokens", cap);
     }
     memcpy(t.pos, s->pos, (size_t)s->n * sizeof *s->pos);
+    t.cap = cap;
+    const size_t row = (size_t)s->dim * sizeof(pc_f16);
+    const int32_t blocks = (s->n + PC_KV_BLOCK - 1) / PC_KV_BLOCK;
     for (int32_t l = 0; l < s->n_layer; l++) {
-        size_t row = (size_t)s->dim * sizeof(pc_f16);
-        memcpy(t.k + (size_t)l * cap * s->dim, pc_kv_k(s, l, 0), (size_t)s->n * row);
-        memcpy(t.v + (size_t)l * cap * s->dim, pc_kv_v(s, l, 0), (size_t)s->n * row);
+        memcpy(pc_kv_k_block(&t, l, 0), pc_kv_k_block(s, l, 0), (size_t)blocks * PC_KV_BLOCK * row);
+        memcpy(pc_kv_v(&t, l, 0), pc_kv_v(s, l, 0), (size_t)s->n * row);
     }
     free_arrays(s);
     s->pos = t.pos;

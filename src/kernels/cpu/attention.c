@@ -2,8 +2,8 @@
  *
  * Work is split into tasks of (a tile of up to TILE_Q queries, one KV head):
  * the tile's G = n_head / n_head_kv query heads share every key they read.
- * Keys are taken in blocks of KB from one span: a block's K rows are turned
- * into f32 and transposed, so the scores of one query row against the block
+ * Keys are taken in blocks of KB from one span, stored transposed (kv.h): a
+ * block turns into f32 as it lies, and the scores of one query row against it
  * are KB lanes of one register, with no horizontal sums.
  *
  * Exactness. Each number a query row gets is computed by the same operations
@@ -28,7 +28,7 @@
 #include <immintrin.h>
 #endif
 
-enum { TILE_Q = 16, KB = 8, RG = 8 };
+enum { TILE_Q = 16, KB = PC_KV_BLOCK, RG = 8 };
 
 #define FIX_SCALE 1073741824.0f /* 2^30 */
 
@@ -303,12 +303,11 @@ static void store_scores(const pc_attn_args *a, const tile *t, const pc_kv_span 
     }
 }
 
-/* K rows of a block to f32, transposed to [hd][KB] (missing rows zero); vb is a staging buffer. */
-static void load_k_block(const pc_attn_args *a, const tile *t, const pc_kv_span *sp, int32_t r0, int32_t nb,
-                         float *kt, float *stage, const attn_kernels *k) {
-    for (int32_t l = 0; l < nb; l++) k->to_f32(stage + l * t->hd, pc_kv_k(sp, a->layer, r0 + l) + (int64_t)t->kvh * t->hd, t->hd);
-    for (int32_t d = 0; d < t->hd; d++)
-        for (int32_t l = 0; l < KB; l++) kt[d * KB + l] = l < nb ? stage[l * t->hd + d] : 0.0f;
+/* A stored key block (already [hd][KB], see kv.h) to f32; lanes past nb are
+ * zeroed keys that the caller never stores scores for. */
+static void load_k_block(const pc_attn_args *a, const tile *t, const pc_kv_span *sp, int32_t r0, float *kt,
+                         const attn_kernels *k) {
+    k->to_f32(kt, pc_kv_k_block(sp, a->layer, r0 / KB) + (int64_t)t->kvh * t->hd * KB, t->hd * KB);
 }
 
 /* Pass 1: scores of the visible blocks, in context order; returns the count. */
@@ -320,7 +319,7 @@ static int64_t score_keys(const pc_attn_args *a, const tile *t, attn_scratch *s,
         for (int32_t r0 = 0; r0 < sp->n; r0 += KB) {
             const int32_t nb = sp->n - r0 < KB ? sp->n - r0 : KB;
             if (!block_visible(sp, r0, nb, t->max_pos)) continue;
-            load_k_block(a, t, sp, r0, nb, s->kt, s->vb, k);
+            load_k_block(a, t, sp, r0, s->kt, k);
             const bool all = block_all_visible(sp, r0, nb, t->min_pos);
             for (int32_t rg = 0; rg < t->rows; rg += RG) {
                 k->scores(blk, s->q + (int64_t)rg * t->hd, s->kt, t->hd);

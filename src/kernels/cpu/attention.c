@@ -260,15 +260,16 @@ static attn_kernels pick(pc_isa isa) {
 
 typedef struct tile {
     int32_t q0, nq, kvh, G, hd, rows;
+    int32_t g0, ng;           /* the task's query heads: kvh * G + [g0, g0 + ng) */
     int32_t max_pos, min_pos; /* of the tile's queries */
 } tile;
 
 static void load_queries(const pc_attn_args *a, const tile *t, attn_scratch *s) {
     memset(s->q, 0, (size_t)rows_padded(t->G) * t->hd * sizeof(float));
     for (int32_t i = 0; i < t->nq; i++)
-        for (int32_t g = 0; g < t->G; g++) {
-            const float *src = a->q + (int64_t)(t->q0 + i) * a->q_stride + (int64_t)(t->kvh * t->G + g) * t->hd;
-            float *dst = s->q + (int64_t)(i * t->G + g) * t->hd;
+        for (int32_t g = 0; g < t->ng; g++) {
+            const float *src = a->q + (int64_t)(t->q0 + i) * a->q_stride + (int64_t)(t->kvh * t->G + t->g0 + g) * t->hd;
+            float *dst = s->q + (int64_t)(i * t->ng + g) * t->hd;
             for (int32_t d = 0; d < t->hd; d++) dst[d] = pc_f16_to_f32(pc_f32_to_f16(src[d]));
         }
 }
@@ -294,11 +295,11 @@ static void store_scores(const pc_attn_args *a, const tile *t, const pc_kv_span 
         for (int32_t l = 0; l < nb; l++) dst[l] = blk[l] * a->scale;
         return;
     }
-    const int32_t qp = a->q_pos[t->q0 + row / t->G];
+    const int32_t qp = a->q_pos[t->q0 + row / t->ng];
     for (int32_t l = 0; l < nb; l++) {
         const int32_t kp = sp->pos[r0 + l];
         float sc = blk[l] * a->scale;
-        if (a->alibi_slopes) sc += a->alibi_slopes[t->kvh * t->G + row % t->G] * (float)(kp - qp);
+        if (a->alibi_slopes) sc += a->alibi_slopes[t->kvh * t->G + t->g0 + row % t->ng] * (float)(kp - qp);
         dst[l] = kp <= qp ? sc : -INFINITY;
     }
 }
@@ -357,14 +358,27 @@ static void weight_values(const pc_attn_args *a, const tile *t, attn_scratch *s,
     }
 }
 
+/* A task is (query tile, KV head, share of the head's G query heads). Small
+ * batches (decode) split the G heads over tasks so every thread has work;
+ * larger ones keep a group together so each key block is converted once for
+ * all G heads. A row's numbers are the same either way (see the top). */
+typedef struct attn_job {
+    const pc_attn_args *a;
+    int32_t splits; /* shares per KV head: 1 or G */
+} attn_job;
+
 static void attn_task(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks;
-    const pc_attn_args *a = ctx;
-    const int32_t G = a->n_head / a->n_head_kv;
-    tile t = {.kvh = task % a->n_head_kv, .G = G, .hd = a->head_dim};
-    t.q0 = (task / a->n_head_kv) * TILE_Q;
+    const attn_job *job = ctx;
+    const pc_attn_args *a = job->a;
+    const int32_t G = a->n_head / a->n_head_kv, per = a->n_head_kv * job->splits;
+    tile t = {.G = G, .hd = a->head_dim};
+    t.kvh = (task % per) / job->splits;
+    t.ng = G / job->splits;
+    t.g0 = (task % per) % job->splits * t.ng;
+    t.q0 = (task / per) * TILE_Q;
     t.nq = a->n_q - t.q0 < TILE_Q ? a->n_q - t.q0 : TILE_Q;
-    t.rows = t.nq * G;
+    t.rows = t.nq * t.ng;
     t.max_pos = t.min_pos = a->q_pos[t.q0];
     for (int32_t i = 1; i < t.nq; i++) {
         const int32_t p = a->q_pos[t.q0 + i];
@@ -379,12 +393,13 @@ static void attn_task(void *ctx, int task, int n_tasks, int thread) {
     for (int32_t row = 0; row < t.rows; row++) softmax_row(s.scores + (int64_t)row * s.n_ctx, n, &k);
     weight_values(a, &t, &s, &k);
     for (int32_t i = 0; i < t.nq; i++)
-        for (int32_t g = 0; g < G; g++)
-            memcpy(a->out + (int64_t)(t.q0 + i) * a->out_stride + (int64_t)(t.kvh * G + g) * a->head_dim,
-                   s.acc + (int64_t)(i * G + g) * a->head_dim, (size_t)a->head_dim * sizeof(float));
+        for (int32_t g = 0; g < t.ng; g++)
+            memcpy(a->out + (int64_t)(t.q0 + i) * a->out_stride + (int64_t)(t.kvh * G + t.g0 + g) * a->head_dim,
+                   s.acc + (int64_t)(i * t.ng + g) * a->head_dim, (size_t)a->head_dim * sizeof(float));
 }
 
 void pc_attention(pc_pool *pool, const pc_attn_args *a) {
-    const int32_t n_tiles = (a->n_q + TILE_Q - 1) / TILE_Q;
-    pc_pool_run(pool, attn_task, (void *)a, n_tiles * a->n_head_kv);
+    const int32_t n_tiles = (a->n_q + TILE_Q - 1) / TILE_Q, G = a->n_head / a->n_head_kv;
+    attn_job job = {.a = a, .splits = n_tiles * a->n_head_kv < 4 * pc_pool_size(pool) ? G : 1};
+    pc_pool_run(pool, attn_task, &job, n_tiles * a->n_head_kv * job.splits);
 }

@@ -311,23 +311,40 @@ static void load_k_block(const pc_attn_args *a, const tile *t, const pc_kv_span 
     k->to_f32(kt, pc_kv_k_block(sp, a->layer, r0 / KB) + (int64_t)t->kvh * t->hd * KB, t->hd * KB);
 }
 
+/* The blocks of the context visible to a tile, in context order: both passes
+ * walk exactly this sequence, so block j's scores line up with its values. */
+typedef struct block_iter {
+    int32_t si, r0, nb;
+    const pc_kv_span *sp;
+} block_iter;
+
+static bool next_block(const pc_attn_args *a, const tile *t, block_iter *it) {
+    for (;;) {
+        if (it->sp) it->r0 += KB;
+        if (!it->sp || it->r0 >= it->sp->n) {
+            if (it->sp) it->si++;
+            while (it->si < a->ctx->n && a->ctx->spans[it->si]->n == 0) it->si++;
+            if (it->si >= a->ctx->n) return false;
+            it->sp = a->ctx->spans[it->si];
+            it->r0 = 0;
+        }
+        it->nb = it->sp->n - it->r0 < KB ? it->sp->n - it->r0 : KB;
+        if (block_visible(it->sp, it->r0, it->nb, t->max_pos)) return true;
+    }
+}
+
 /* Pass 1: scores of the visible blocks, in context order; returns the count. */
 static int64_t score_keys(const pc_attn_args *a, const tile *t, attn_scratch *s, const attn_kernels *k) {
     float blk[RG * KB];
     int64_t j = 0;
-    for (int32_t si = 0; si < a->ctx->n; si++) {
-        const pc_kv_span *sp = a->ctx->spans[si];
-        for (int32_t r0 = 0; r0 < sp->n; r0 += KB) {
-            const int32_t nb = sp->n - r0 < KB ? sp->n - r0 : KB;
-            if (!block_visible(sp, r0, nb, t->max_pos)) continue;
-            load_k_block(a, t, sp, r0, s->kt, k);
-            const bool all = block_all_visible(sp, r0, nb, t->min_pos);
-            for (int32_t rg = 0; rg < t->rows; rg += RG) {
-                k->scores(blk, s->q + (int64_t)rg * t->hd, s->kt, t->hd);
-                for (int32_t i = 0; i < RG && rg + i < t->rows; i++)
-                    store_scores(a, t, sp, r0, nb, rg + i, blk + i * KB, s->scores + (int64_t)(rg + i) * s->n_ctx + j, all);
-            }
-            j += nb;
+    for (block_iter it = {0}; next_block(a, t, &it); j += it.nb) {
+        load_k_block(a, t, it.sp, it.r0, s->kt, k);
+        const bool all = block_all_visible(it.sp, it.r0, it.nb, t->min_pos);
+        for (int32_t rg = 0; rg < t->rows; rg += RG) {
+            k->scores(blk, s->q + (int64_t)rg * t->hd, s->kt, t->hd);
+            for (int32_t i = 0; i < RG && rg + i < t->rows; i++)
+                store_scores(a, t, it.sp, it.r0, it.nb, rg + i, blk + i * KB, s->scores + (int64_t)(rg + i) * s->n_ctx + j,
+                             all);
         }
     }
     return j;
@@ -344,17 +361,11 @@ static void softmax_row(float *sc, int64_t n, const attn_kernels *k) {
 static void weight_values(const pc_attn_args *a, const tile *t, attn_scratch *s, const attn_kernels *k) {
     memset(s->acc, 0, (size_t)t->rows * t->hd * sizeof(float));
     int64_t j = 0;
-    for (int32_t si = 0; si < a->ctx->n; si++) {
-        const pc_kv_span *sp = a->ctx->spans[si];
-        for (int32_t r0 = 0; r0 < sp->n; r0 += KB) {
-            const int32_t nb = sp->n - r0 < KB ? sp->n - r0 : KB;
-            if (!block_visible(sp, r0, nb, t->max_pos)) continue;
-            for (int32_t l = 0; l < nb; l++)
-                k->to_f32(s->vb + l * t->hd, pc_kv_v(sp, a->layer, r0 + l) + (int64_t)t->kvh * t->hd, t->hd);
-            for (int32_t row = 0; row < t->rows; row++)
-                k->pv(s->acc + (int64_t)row * t->hd, s->scores + (int64_t)row * s->n_ctx + j, s->vb, nb, t->hd);
-            j += nb;
-        }
+    for (block_iter it = {0}; next_block(a, t, &it); j += it.nb) {
+        for (int32_t l = 0; l < it.nb; l++)
+            k->to_f32(s->vb + l * t->hd, pc_kv_v(it.sp, a->layer, it.r0 + l) + (int64_t)t->kvh * t->hd, t->hd);
+        for (int32_t row = 0; row < t->rows; row++)
+            k->pv(s->acc + (int64_t)row * t->hd, s->scores + (int64_t)row * s->n_ctx + j, s->vb, it.nb, t->hd);
     }
 }
 

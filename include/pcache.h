@@ -96,6 +96,16 @@ typedef struct pc_gen_params {
     size_t n_stop;
     bool ignore_eos;          /* keep going past end-of-generation tokens */
     float *first_logits;      /* optional, caller-owned [n_vocab]: receives the logits the first token is sampled from */
+    /* Teacher forcing: step i (0 = first token) emits force_tokens[i] instead of
+     * sampling, for i < n_force; later steps sample. Forced tokens still stop
+     * generation at end-of-generation unless ignore_eos. */
+    const int32_t *force_tokens;
+    size_t n_force;
+    /* Optional: called with the logits each generated token is chosen from
+     * (step 0 = first token), before the choice; logits are valid only during
+     * the call. Called exactly once per token in pc_gen_result.tokens. */
+    void (*on_logits)(void *user, size_t step, const float *logits, int32_t n_vocab);
+    void *logits_user;
 } pc_gen_params;
 
 pc_gen_params pc_gen_default_params(void);
@@ -127,6 +137,11 @@ pc_status pc_engine_generate(pc_engine *e, const int32_t *prompt, size_t n, cons
 
 /* Logits of the last prompt token (n_vocab floats into logits), prompt at positions 0..n-1. */
 pc_status pc_engine_eval_logits(pc_engine *e, const int32_t *prompt, size_t n, float *logits, pc_error *err);
+
+/* KL(P || Q) in nats, computed in double, where P = softmax(ref_logits) and
+ * Q = softmax(logits) at temperature 1 over all n entries. Equal inputs give
+ * exactly 0; rounding below 0 is clamped to 0. */
+double pc_logits_kl(const float *ref_logits, const float *logits, int32_t n);
 
 /* ------------------------------------------------------------------------ */
 /* Prompt Cache: PML schemas (encoded once) and prompts that reuse them.      */

@@ -1,8 +1,15 @@
-/* cli_run.c - `pcache run` (a PML prompt against a schema, cached or not) and
- * `pcache schema` (encode a schema and print its layout). */
+/* cli_run.c - `pcache run` (PML prompts against schemas, cached or not) and
+ * `pcache schema` (encode a schema and print its layout).
+ *
+ * Schemas are registered once; prompts run in the order given. --compare also
+ * measures the cached answer's quality against the uncached one, the reference
+ * a user would otherwise get: the uncached run's per-step logits are kept, then
+ * its tokens are teacher-forced through the cached context and each step's
+ * distributions are compared (KL in nats). */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,9 +17,13 @@
 #include "cli/cli.h"
 #include "pcache.h"
 
+#define MAX_PROMPTS 64
+/* Steps of reference logits kept for the quality measure (n_vocab floats each). */
+#define MAX_QUALITY_STEPS 256
+
 typedef struct run_opts {
-    const char *model, *schemas[16], *prompt, *chat_template;
-    int n_schemas, threads, n_ctx, json, no_cache, compare, lenient, quiet, repeat;
+    const char *model, *schemas[16], *prompts[MAX_PROMPTS], *chat_template;
+    int n_schemas, n_prompts, threads, n_ctx, json, no_cache, compare, lenient, quiet, repeat;
     pc_gen_params gp;
 } run_opts;
 
@@ -20,13 +31,14 @@ static void run_usage(FILE *out) {
     fprintf(out,
             "usage: pcache run [-m MODEL] --schema S.xml --prompt P.xml [options]\n"
             "  --schema S.xml        schema to register (repeatable)\n"
-            "  --prompt P.xml        the PML prompt to run\n"
+            "  --prompt P.xml        a PML prompt to run (repeatable: run in order, schemas registered once)\n"
             "  --no-cache            plain full prefill of the very same tokens at the same positions\n"
-            "  --compare             run cached, then uncached, and report both TTFTs\n"
+            "  --compare             run cached, then uncached: both TTFTs, and the cached answer's quality\n"
+            "                        (first-token agreement, KL(uncached || cached) per step, identical answers)\n"
             "  --repeat N            run each mode N times and report the median TTFT\n"
             "  -n N --temp T --seed S --top-k K --top-p P\n"
             "  --lenient             accept raw '<' in module text (with warnings)\n"
-            "  --json                one JSON object: text, tokens, ttft_ms, cached_tokens, fresh_tokens\n"
+            "  --json                one JSON object per prompt and line: prompt, text, tokens, ttft_ms, ...\n"
             "  -t THREADS -c CTX --chat-template NAME\n");
 }
 
@@ -52,7 +64,10 @@ static int run_opt(run_opts *o, int c, const char *arg) {
         if (o->n_schemas == 16) return fprintf(stderr, "pcache: at most 16 --schema\n"), -1;
         o->schemas[o->n_schemas++] = arg;
         return 0;
-    case R_PROMPT: o->prompt = arg; return 0;
+    case R_PROMPT:
+        if (o->n_prompts == MAX_PROMPTS) return fprintf(stderr, "pcache: at most %d --prompt\n", MAX_PROMPTS), -1;
+        o->prompts[o->n_prompts++] = arg;
+        return 0;
     case R_NOCACHE: o->no_cache = 1; return 0;
     case R_COMPARE: o->compare = 1; return 0;
     case R_LENIENT: o->lenient = 1; return 0;
@@ -97,7 +112,7 @@ static int parse_run(int argc, char **argv, run_opts *o, int need_prompt) {
         o->schemas[o->n_schemas++] = argv[optind];
     }
     if (o->n_schemas == 0) return fprintf(stderr, "pcache: no schema given\n"), -1;
-    if (need_prompt && !o->prompt) return fprintf(stderr, "pcache run: --prompt P.xml is required\n"), -1;
+    if (need_prompt && !o->n_prompts) return fprintf(stderr, "pcache run: --prompt P.xml is required\n"), -1;
     return 0;
 }
 
@@ -165,22 +180,105 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* Runs the prompt o->repeat times (keeping the last result, with the median TTFT). */
-static int run_once(pc_engine *e, const run_opts *o, const char *xml, size_t len, bool cache, pc_run_result *r,
-                    double *ttfts) {
+/* Per-step logits of the reference (uncached) answer, kept on its first run. */
+typedef struct logit_log {
+    float *v; /* [cap][n_vocab] */
+    size_t cap, n;
+    int32_t n_vocab;
+} logit_log;
+
+static void keep_logits(void *user, size_t step, const float *logits, int32_t n_vocab) {
+    logit_log *L = user;
+    if (step >= L->cap || n_vocab != L->n_vocab) return;
+    memcpy(L->v + step * (size_t)n_vocab, logits, (size_t)n_vocab * sizeof *logits);
+    if (step + 1 > L->n) L->n = step + 1;
+}
+
+typedef struct quality {
+    const logit_log *ref;
+    size_t steps;
+    double kl_first, kl_sum, kl_max;
+    bool first_agree, identical;
+} quality;
+
+static int32_t argmax(const float *x, int32_t n) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+static void compare_logits(void *user, size_t step, const float *logits, int32_t n_vocab) {
+    quality *q = user;
+    if (step >= q->ref->n || n_vocab != q->ref->n_vocab) return;
+    const float *ref = q->ref->v + step * (size_t)n_vocab;
+    const double kl = pc_logits_kl(ref, logits, n_vocab);
+    if (step == 0) {
+        q->kl_first = kl;
+        q->first_agree = argmax(ref, n_vocab) == argmax(logits, n_vocab);
+    }
+    q->kl_sum += kl;
+    if (kl > q->kl_max) q->kl_max = kl;
+    q->steps++;
+}
+
+/* Teacher-forces the reference answer through the cached context (untimed). */
+static int measure_quality(pc_engine *e, const run_opts *o, const char *path, const char *xml, size_t len,
+                           const pc_run_result *cached, const pc_run_result *ref, quality *q) {
+    size_t n = ref->gen.n_tokens < q->ref->n ? ref->gen.n_tokens : q->ref->n;
+    pc_run_params rp = {.gen = o->gp, .use_cache = true, .lenient = o->lenient};
+    rp.gen.force_tokens = ref->gen.tokens;
+    rp.gen.n_force = n;
+    rp.gen.n_predict = (int)n;
+    rp.gen.ignore_eos = true; /* the reference's own end token is forced too */
+    rp.gen.stop = NULL;
+    rp.gen.n_stop = 0;
+    rp.gen.first_logits = NULL;
+    rp.gen.on_logits = compare_logits;
+    rp.gen.logits_user = q;
+    q->identical = cached->gen.n_tokens == ref->gen.n_tokens &&
+                   !memcmp(cached->gen.tokens, ref->gen.tokens, ref->gen.n_tokens * sizeof *ref->gen.tokens);
+    pc_run_result r = {0};
+    pc_error err = {0};
+    pc_status s = pc_engine_run(e, xml, len, path, &rp, NULL, NULL, &r, &err);
+    pc_run_result_free(&r);
+    if (s != PC_OK) return fprintf(stderr, "pcache run: quality pass: %s\n", err.msg), -1;
+    fprintf(stderr,
+            "quality: first token %s, KL(uncached||cached) first %.3g nats, mean %.3g, max %.3g over %zu steps; "
+            "%s answers %s\n",
+            q->first_agree ? "agrees" : "DIFFERS", q->kl_first, q->steps ? q->kl_sum / (double)q->steps : 0.0,
+            q->kl_max, q->steps, o->gp.temp <= 0 ? "greedy" : "sampled", q->identical ? "identical" : "differ");
+    return 0;
+}
+
+static json_t *quality_json(const quality *q, bool greedy) {
+    return json_pack("{s:b, s:f, s:f, s:f, s:b, s:I, s:b}", "first_token_agree", q->first_agree, "kl_first",
+                     q->kl_first, "kl_mean", q->steps ? q->kl_sum / (double)q->steps : 0.0, "kl_max", q->kl_max,
+                     "identical", q->identical, "steps", (json_int_t)q->steps, "greedy", greedy);
+}
+
+/* Runs the prompt o->repeat times (keeping the last result, with the median
+ * TTFT); capture, when given, receives the first run's per-step logits. */
+static int run_once(pc_engine *e, const run_opts *o, const char *path, const char *xml, size_t len, bool cache,
+                    logit_log *capture, pc_run_result *r, double *ttfts) {
     pc_run_params rp = {.gen = o->gp, .use_cache = cache, .lenient = o->lenient};
     pc_error err = {0};
     bool stream = !o->json && (cache || !o->compare);
     if (stream) fprintf(stderr, "--- answer (%s) ---\n", cache ? "cached" : "no cache");
     for (int i = 0; i < o->repeat; i++) {
         pc_run_result_free(r);
-        pc_status s = pc_engine_run(e, xml, len, o->prompt, &rp, stream && i == 0 ? print_piece : NULL, NULL, r, &err);
+        rp.gen.on_logits = capture && i == 0 ? keep_logits : NULL;
+        rp.gen.logits_user = capture;
+        pc_status s = pc_engine_run(e, xml, len, path, &rp, stream && i == 0 ? print_piece : NULL, NULL, r, &err);
         if (s != PC_OK) {
             fprintf(stderr, "pcache run: %s\n", err.msg);
             return -1;
         }
         ttfts[i] = r->gen.ttft_ms;
-        if (stream && i == 0) fputc('\n', stdout);
+        if (stream && i == 0) {
+            fputc('\n', stdout);
+            fflush(stdout);
+        }
     }
     double sorted[64];
     memcpy(sorted, ttfts, (size_t)o->repeat * sizeof *sorted);
@@ -192,31 +290,58 @@ static int run_once(pc_engine *e, const run_opts *o, const char *xml, size_t len
     return 0;
 }
 
-static int run_prompt(pc_engine *e, const run_opts *o) {
-    size_t len = 0;
-    char *xml = pc_cli_read_file(o->prompt, &len);
-    if (!xml) return fprintf(stderr, "pcache run: cannot read '%s': %s\n", o->prompt, strerror(errno)), 1;
+static void print_json(json_t *j) {
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
+    if (s) puts(s);
+    fflush(stdout);
+    free(s);
+    json_decref(j);
+}
+
+/* Cached, then uncached with its logits kept, then the quality pass. */
+static int compare(pc_engine *e, const run_opts *o, const char *path, const char *xml, size_t len) {
     pc_run_result a = {0}, b = {0};
     double ta[64], tb[64];
-    int rc = run_once(e, o, xml, len, !o->no_cache, &a, ta);
-    if (rc == 0 && o->compare) rc = run_once(e, o, xml, len, false, &b, tb);
-    if (rc == 0 && o->compare) {
-        bool same = a.gen.n_tokens == b.gen.n_tokens &&
-                    !memcmp(a.gen.tokens, b.gen.tokens, a.gen.n_tokens * sizeof *a.gen.tokens);
-        fprintf(stderr, "TTFT: %.1f ms cached vs %.1f ms without the cache: %.1fx faster; answers %s\n", a.gen.ttft_ms,
-                b.gen.ttft_ms, b.gen.ttft_ms / a.gen.ttft_ms, same ? "identical" : "differ");
-    }
-    if (rc == 0 && o->json) {
-        json_t *j = o->compare ? json_pack("{s:o, s:o}", "cached", result_json(&a, ta, o->repeat), "uncached",
-                                           result_json(&b, tb, o->repeat))
-                               : result_json(&a, ta, o->repeat);
-        char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
-        if (s) puts(s);
-        free(s);
-        json_decref(j);
-    }
+    const int32_t V = pc_engine_n_vocab(e);
+    size_t steps = o->gp.n_predict < MAX_QUALITY_STEPS ? (size_t)o->gp.n_predict : MAX_QUALITY_STEPS;
+    logit_log ref = {.v = malloc(steps * (size_t)V * sizeof(float)), .cap = steps, .n_vocab = V};
+    quality q = {.ref = &ref};
+    int rc = ref.v ? 0 : (fprintf(stderr, "pcache run: out of memory for %zu steps of logits\n", steps), -1);
+    if (rc == 0) rc = run_once(e, o, path, xml, len, !o->no_cache, NULL, &a, ta);
+    if (rc == 0) rc = run_once(e, o, path, xml, len, false, &ref, &b, tb);
+    if (rc == 0)
+        fprintf(stderr, "TTFT: %.1f ms cached vs %.1f ms without the cache: %.1fx faster\n", a.gen.ttft_ms,
+                b.gen.ttft_ms, b.gen.ttft_ms / a.gen.ttft_ms);
+    if (rc == 0) rc = measure_quality(e, o, path, xml, len, &a, &b, &q);
+    if (rc == 0 && o->json)
+        print_json(json_pack("{s:s, s:o, s:o, s:o}", "prompt", path, "cached", result_json(&a, ta, o->repeat),
+                             "uncached", result_json(&b, tb, o->repeat), "quality",
+                             quality_json(&q, o->gp.temp <= 0)));
     pc_run_result_free(&a);
     pc_run_result_free(&b);
+    free(ref.v);
+    return rc;
+}
+
+static int run_prompt(pc_engine *e, const run_opts *o, const char *path) {
+    size_t len = 0;
+    char *xml = pc_cli_read_file(path, &len);
+    if (!xml) return fprintf(stderr, "pcache run: cannot read '%s': %s\n", path, strerror(errno)), 1;
+    int rc = 0;
+    if (o->compare) {
+        rc = compare(e, o, path, xml, len);
+    } else {
+        pc_run_result a = {0};
+        double ta[64];
+        rc = run_once(e, o, path, xml, len, !o->no_cache, NULL, &a, ta);
+        if (rc == 0 && o->json) {
+            json_t *j = json_pack("{s:s}", "prompt", path), *res = result_json(&a, ta, o->repeat);
+            json_object_update(j, res);
+            json_decref(res);
+            print_json(j);
+        }
+        pc_run_result_free(&a);
+    }
     free(xml);
     return rc ? 1 : 0;
 }
@@ -233,7 +358,10 @@ static int with_engine(int argc, char **argv, int need_prompt) {
     if (!e) return 1;
     char *names[16] = {0};
     int rc = load_schemas(e, &o, names) ? 1 : 0;
-    if (rc == 0 && need_prompt) rc = run_prompt(e, &o);
+    for (int i = 0, loaded = rc == 0; loaded && need_prompt && i < o.n_prompts; i++) {
+        if (o.n_prompts > 1 && !o.quiet) fprintf(stderr, "=== prompt %s ===\n", o.prompts[i]);
+        if (run_prompt(e, &o, o.prompts[i])) rc = 1; /* the other prompts still run */
+    }
     for (int i = 0; rc == 0 && !need_prompt && i < o.n_schemas; i++) {
         char *desc = NULL;
         pc_error err = {0};

@@ -1,7 +1,12 @@
 /* generate.c - prefill, then decode and sample until a stop condition, streaming text.
  *
  * Text is streamed in complete UTF-8 pieces; when stop strings are set, the
- * tail that could still become a stop string is held back until it cannot. */
+ * tail that could still become a stop string is held back until it cannot.
+ * Every generated token is chosen in one place (choose): the logits observer
+ * sees exactly the logits of each token in out->tokens, and teacher forcing
+ * replaces only the choice, so a forced run computes what a sampled one would.
+ * Also the KL divergence between two logit vectors, for quality measurements. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,6 +97,15 @@ static pc_status accept(gen_state *g, int32_t tok, bool *go_on, pc_error *err) {
     return PC_OK;
 }
 
+/* The token for the next step: observed, then forced or sampled. */
+static int32_t choose(gen_state *g) {
+    const pc_gen_params *p = g->p;
+    const size_t step = g->out->n_tokens;
+    if (p->on_logits) p->on_logits(p->logits_user, step, g->e->logits, g->e->model->hp.n_vocab);
+    if (step < p->n_force) return p->force_tokens[step];
+    return pc_sampler_sample(g->sampler, g->e->logits, g->history, g->n_history);
+}
+
 static pc_status decode_loop(gen_state *g, int32_t first, pc_error *err) {
     pc_engine *e = g->e;
     const int32_t n_vocab = e->model->hp.n_vocab;
@@ -106,7 +120,7 @@ static pc_status decode_loop(gen_state *g, int32_t first, pc_error *err) {
         int32_t tok = g->history[g->n_history - 1], pos = g->next_pos++;
         s = pc_forward_run(e->fwd, g->in->ctx, g->span, &tok, &pos, 1, PC_LOGITS_LAST, e->logits, err);
         if (s != PC_OK) break;
-        int32_t next = pc_sampler_sample(g->sampler, e->logits, g->history, g->n_history);
+        int32_t next = choose(g);
         if (next < 0 || next >= n_vocab) return pc_fail(err, PC_ERR_INVALID, "sampler returned token %d", next);
         s = accept(g, next, &go_on, err);
     }
@@ -126,6 +140,11 @@ static pc_status prepare(gen_state *g, size_t n, pc_error *err) {
     const pc_gen_params *p = g->p;
     if (n == 0) return pc_fail(err, PC_ERR_INVALID, "empty prompt");
     if (p->n_predict <= 0) return pc_fail(err, PC_ERR_INVALID, "n_predict %d must be > 0", p->n_predict);
+    if (p->n_force && !p->force_tokens) return pc_fail(err, PC_ERR_INVALID, "n_force %zu without force_tokens", p->n_force);
+    for (size_t i = 0; i < p->n_force; i++)
+        if (p->force_tokens[i] < 0 || p->force_tokens[i] >= e->model->hp.n_vocab)
+            return pc_fail(err, PC_ERR_RANGE, "force_tokens[%zu] = %d is outside the vocabulary of %d", i,
+                           p->force_tokens[i], e->model->hp.n_vocab);
     const int64_t before = g->in->ctx ? pc_kv_list_tokens(g->in->ctx) : 0;
     if (before + (int64_t)n + 1 > e->n_ctx)
         return pc_fail(err, PC_ERR_RANGE, "prompt of %lld tokens does not fit the context of %d",
@@ -164,7 +183,7 @@ pc_status pc_gen_run(pc_engine *e, const pc_gen_input *in, const pc_gen_params *
     }
     if (s == PC_OK) {
         out->n_prompt = n;
-        int32_t first = pc_sampler_sample(g.sampler, e->logits, g.history, g.n_history);
+        int32_t first = choose(&g);
         out->ttft_ms = pc_now_ms() - t0;
         s = decode_loop(&g, first, err);
         out->decode_tok_s = out->n_tokens > 1 && out->decode_ms > 0 ? (double)(out->n_tokens - 1) / (out->decode_ms / 1e3) : 0;
@@ -200,4 +219,24 @@ pc_status pc_engine_eval_logits(pc_engine *e, const int32_t *prompt, size_t n, f
     free(pos);
     pc_kv_span_release(span);
     return s;
+}
+
+/* log-softmax normalizers in double: max + log(sum(exp(x - max))). */
+static double log_norm(const float *x, int32_t n) {
+    double mx = x[0];
+    for (int32_t i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    double sum = 0;
+    for (int32_t i = 0; i < n; i++) sum += exp((double)x[i] - mx);
+    return mx + log(sum);
+}
+
+double pc_logits_kl(const float *ref_logits, const float *logits, int32_t n) {
+    if (n <= 0) return 0;
+    const double zp = log_norm(ref_logits, n), zq = log_norm(logits, n);
+    double kl = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const double lp = (double)ref_logits[i] - zp, lq = (double)logits[i] - zq;
+        kl += exp(lp) * (lp - lq);
+    }
+    return kl > 0 ? kl : 0;
 }

@@ -2,9 +2,10 @@
  *
  * Work is split into tasks of (a tile of up to TILE_Q queries, one KV head):
  * the tile's G = n_head / n_head_kv query heads share every key they read.
- * Keys are taken in blocks of KB from one span, stored transposed (kv.h): a
- * block turns into f32 as it lies, and the scores of one query row against it
- * are KB lanes of one register, with no horizontal sums.
+ * Keys are taken in units of KU = 2 stored blocks from one span; blocks are
+ * stored transposed (kv.h), so a unit turns into f32 [hd][KU] as it lies and
+ * the scores of one query row against it are KU lanes (one zmm, or two ymm),
+ * with no horizontal sums.
  *
  * Exactness. Each number a query row gets is computed by the same operations
  * whichever block, lane or span its key sits in:
@@ -28,15 +29,15 @@
 #include <immintrin.h>
 #endif
 
-enum { TILE_Q = 16, KB = PC_KV_BLOCK, RG = 8 };
+enum { TILE_Q = 16, KB = PC_KV_BLOCK, KU = 2 * PC_KV_BLOCK, RG = 8 };
 
 #define FIX_SCALE 1073741824.0f /* 2^30 */
 
 typedef struct attn_scratch {
     float *q;       /* [rows_pad][hd] f16-rounded queries (pad rows zero) */
     float *acc;     /* [rows_pad][hd] */
-    float *kt;      /* [hd][KB] transposed key block */
-    float *vb;      /* [KB][hd] value block */
+    float *kt;      /* [hd][KU] transposed key unit */
+    float *vb;      /* [KU][hd] value unit */
     float *scores;  /* [rows_pad][n_ctx] */
     int64_t n_ctx;
 } attn_scratch;
@@ -46,8 +47,8 @@ static int32_t rows_padded(int32_t G) { return (TILE_Q * G + RG - 1) / RG * RG; 
 
 size_t pc_attn_scratch_size(int32_t n_head, int32_t n_head_kv, int32_t head_dim, int64_t n_ctx) {
     const size_t rows = (size_t)rows_padded(n_head / n_head_kv), hd = (size_t)head_dim;
-    return 2 * align64(rows * hd * sizeof(float)) + 2 * align64(hd * KB * sizeof(float)) +
-           align64(rows * (size_t)(n_ctx + KB) * sizeof(float));
+    return 2 * align64(rows * hd * sizeof(float)) + 2 * align64(hd * KU * sizeof(float)) +
+           align64(rows * (size_t)(n_ctx + KU) * sizeof(float));
 }
 
 static attn_scratch carve(void *base, int32_t G, int32_t hd, int64_t n_ctx) {
@@ -59,11 +60,11 @@ static attn_scratch carve(void *base, int32_t G, int32_t hd, int64_t n_ctx) {
     s.acc = (float *)p;
     p += align64(rows * hd * sizeof(float));
     s.kt = (float *)p;
-    p += align64((size_t)hd * KB * sizeof(float));
+    p += align64((size_t)hd * KU * sizeof(float));
     s.vb = (float *)p;
-    p += align64((size_t)hd * KB * sizeof(float));
+    p += align64((size_t)hd * KU * sizeof(float));
     s.scores = (float *)p;
-    s.n_ctx = n_ctx + KB;
+    s.n_ctx = n_ctx + KU;
     return s;
 }
 
@@ -86,12 +87,22 @@ static inline float exp_neg_scalar(float x) {
     return ldexpf(y, (int)n);
 }
 
+/* out[RG][KU]: scores of RG query rows against a key unit kt[hd][KU]. */
 static void scores_scalar(float *out, const float *q, const float *kt, int32_t hd) {
     for (int32_t i = 0; i < RG; i++)
-        for (int32_t l = 0; l < KB; l++) {
+        for (int32_t l = 0; l < KU; l++) {
             float acc = 0.0f;
-            for (int32_t d = 0; d < hd; d++) acc = fmaf(q[i * hd + d], kt[d * KB + l], acc);
-            out[i * KB + l] = acc;
+            for (int32_t d = 0; d < hd; d++) acc = fmaf(q[i * hd + d], kt[d * KU + l], acc);
+            out[i * KU + l] = acc;
+        }
+}
+
+/* One or two stored key blocks ([hd][KB] f16 each) into kt[hd][KU]; a missing second block is zero. */
+static void k_unit_scalar(float *kt, const pc_f16 *b0, const pc_f16 *b1, int32_t hd) {
+    for (int32_t d = 0; d < hd; d++)
+        for (int32_t l = 0; l < KB; l++) {
+            kt[d * KU + l] = pc_f16_to_f32(b0[d * KB + l]);
+            kt[d * KU + KB + l] = b1 ? pc_f16_to_f32(b1[d * KB + l]) : 0.0f;
         }
 }
 
@@ -132,14 +143,32 @@ static int64_t exp_sum_scalar(float *s, int64_t n, float mx) {
 #if defined(__x86_64__)
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
+/* Two passes of 4 rows x 16 lanes: 8 accumulators fit the 16 ymm registers. */
 AVX2 static void scores_avx2(float *out, const float *q, const float *kt, int32_t hd) {
-    __m256 acc[RG];
-    for (int32_t i = 0; i < RG; i++) acc[i] = _mm256_setzero_ps();
-    for (int32_t d = 0; d < hd; d++) {
-        const __m256 k = _mm256_load_ps(kt + d * KB);
-        for (int32_t i = 0; i < RG; i++) acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(q + i * hd + d), k, acc[i]);
+    for (int32_t r0 = 0; r0 < RG; r0 += 4) {
+        __m256 lo[4], hi[4];
+        for (int32_t i = 0; i < 4; i++) lo[i] = hi[i] = _mm256_setzero_ps();
+        for (int32_t d = 0; d < hd; d++) {
+            const __m256 k0 = _mm256_load_ps(kt + d * KU), k1 = _mm256_load_ps(kt + d * KU + KB);
+            for (int32_t i = 0; i < 4; i++) {
+                const __m256 qv = _mm256_broadcast_ss(q + (r0 + i) * hd + d);
+                lo[i] = _mm256_fmadd_ps(qv, k0, lo[i]);
+                hi[i] = _mm256_fmadd_ps(qv, k1, hi[i]);
+            }
+        }
+        for (int32_t i = 0; i < 4; i++) {
+            _mm256_storeu_ps(out + (r0 + i) * KU, lo[i]);
+            _mm256_storeu_ps(out + (r0 + i) * KU + KB, hi[i]);
+        }
     }
-    for (int32_t i = 0; i < RG; i++) _mm256_storeu_ps(out + i * KB, acc[i]);
+}
+
+AVX2 static void k_unit_avx2(float *kt, const pc_f16 *b0, const pc_f16 *b1, int32_t hd) {
+    for (int32_t d = 0; d < hd; d++) {
+        _mm256_store_ps(kt + d * KU, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b0 + d * KB))));
+        _mm256_store_ps(kt + d * KU + KB,
+                        b1 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b1 + d * KB))) : _mm256_setzero_ps());
+    }
 }
 
 AVX2 static void pv_avx2(float *acc, const float *p, const float *vb, int32_t nb, int32_t hd) {
@@ -238,8 +267,48 @@ AVX2 static int64_t exp_sum_avx2(float *s, int64_t n, float mx) {
 }
 #endif
 
+#if defined(__x86_64__)
+#define AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
+
+/* The same per-lane fmadd chains as the AVX2 kernel, 16 lanes at a time. */
+AVX512 static void scores_avx512(float *out, const float *q, const float *kt, int32_t hd) {
+    __m512 acc[RG];
+    for (int32_t i = 0; i < RG; i++) acc[i] = _mm512_setzero_ps();
+    for (int32_t d = 0; d < hd; d++) {
+        const __m512 k = _mm512_load_ps(kt + d * KU);
+        for (int32_t i = 0; i < RG; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(q[i * hd + d]), k, acc[i]);
+    }
+    for (int32_t i = 0; i < RG; i++) _mm512_storeu_ps(out + i * KU, acc[i]);
+}
+
+AVX512 static void pv_avx512(float *acc, const float *p, const float *vb, int32_t nb, int32_t hd) {
+    if (hd % 64 != 0) {
+        pv_avx2(acc, p, vb, nb, hd);
+        return;
+    }
+    for (int32_t d0 = 0; d0 < hd; d0 += 64) {
+        __m512 a0 = _mm512_loadu_ps(acc + d0), a1 = _mm512_loadu_ps(acc + d0 + 16), a2 = _mm512_loadu_ps(acc + d0 + 32),
+               a3 = _mm512_loadu_ps(acc + d0 + 48);
+        for (int32_t l = 0; l < nb; l++) {
+            if (p[l] == 0.0f) continue;
+            const __m512 pl = _mm512_set1_ps(p[l]);
+            const float *v = vb + l * hd + d0;
+            a0 = _mm512_fmadd_ps(pl, _mm512_loadu_ps(v), a0);
+            a1 = _mm512_fmadd_ps(pl, _mm512_loadu_ps(v + 16), a1);
+            a2 = _mm512_fmadd_ps(pl, _mm512_loadu_ps(v + 32), a2);
+            a3 = _mm512_fmadd_ps(pl, _mm512_loadu_ps(v + 48), a3);
+        }
+        _mm512_storeu_ps(acc + d0, a0);
+        _mm512_storeu_ps(acc + d0 + 16, a1);
+        _mm512_storeu_ps(acc + d0 + 32, a2);
+        _mm512_storeu_ps(acc + d0 + 48, a3);
+    }
+}
+#endif
+
 typedef struct attn_kernels {
     void (*scores)(float *, const float *, const float *, int32_t);
+    void (*k_unit)(float *, const pc_f16 *, const pc_f16 *, int32_t);
     void (*pv)(float *, const float *, const float *, int32_t, int32_t);
     int64_t (*exp_sum)(float *, int64_t, float);
     void (*to_f32)(float *, const pc_f16 *, int32_t);
@@ -249,11 +318,16 @@ typedef struct attn_kernels {
 
 static attn_kernels pick(pc_isa isa) {
 #if defined(__x86_64__)
+    if (isa >= PC_ISA_AVX512)
+        return (attn_kernels){scores_avx512, k_unit_avx2, pv_avx512, exp_sum_avx2, f16_to_f32_avx2, scale_round_avx2,
+                              max_avx2};
     if (isa >= PC_ISA_AVX2)
-        return (attn_kernels){scores_avx2, pv_avx2, exp_sum_avx2, f16_to_f32_avx2, scale_round_avx2, max_avx2};
+        return (attn_kernels){scores_avx2, k_unit_avx2, pv_avx2, exp_sum_avx2, f16_to_f32_avx2, scale_round_avx2,
+                              max_avx2};
 #endif
     (void)isa;
-    return (attn_kernels){scores_scalar, pv_scalar, exp_sum_scalar, f16_to_f32_scalar, scale_round_scalar, max_scalar};
+    return (attn_kernels){scores_scalar, k_unit_scalar, pv_scalar, exp_sum_scalar, f16_to_f32_scalar, scale_round_scalar,
+                          max_scalar};
 }
 
 /* ---- one task: a tile of queries against one KV head ---- */
@@ -304,11 +378,14 @@ static void store_scores(const pc_attn_args *a, const tile *t, const pc_kv_span 
     }
 }
 
-/* A stored key block (already [hd][KB], see kv.h) to f32; lanes past nb are
- * zeroed keys that the caller never stores scores for. */
-static void load_k_block(const pc_attn_args *a, const tile *t, const pc_kv_span *sp, int32_t r0, float *kt,
-                         const attn_kernels *k) {
-    k->to_f32(kt, pc_kv_k_block(sp, a->layer, r0 / KB) + (int64_t)t->kvh * t->hd * KB, t->hd * KB);
+/* The stored key blocks of a unit (already [hd][KB], see kv.h) to f32 [hd][KU];
+ * lanes past nb hold keys the caller never stores scores for. */
+static void load_k_unit(const pc_attn_args *a, const tile *t, const pc_kv_span *sp, int32_t r0, int32_t nb, float *kt,
+                        const attn_kernels *k) {
+    const int64_t head = (int64_t)t->kvh * t->hd * KB;
+    const pc_f16 *b0 = pc_kv_k_block(sp, a->layer, r0 / KB) + head;
+    const pc_f16 *b1 = nb > KB ? pc_kv_k_block(sp, a->layer, r0 / KB + 1) + head : NULL;
+    k->k_unit(kt, b0, b1, t->hd);
 }
 
 /* The blocks of the context visible to a tile, in context order: both passes
@@ -320,7 +397,7 @@ typedef struct block_iter {
 
 static bool next_block(const pc_attn_args *a, const tile *t, block_iter *it) {
     for (;;) {
-        if (it->sp) it->r0 += KB;
+        if (it->sp) it->r0 += KU;
         if (!it->sp || it->r0 >= it->sp->n) {
             if (it->sp) it->si++;
             while (it->si < a->ctx->n && a->ctx->spans[it->si]->n == 0) it->si++;
@@ -328,22 +405,22 @@ static bool next_block(const pc_attn_args *a, const tile *t, block_iter *it) {
             it->sp = a->ctx->spans[it->si];
             it->r0 = 0;
         }
-        it->nb = it->sp->n - it->r0 < KB ? it->sp->n - it->r0 : KB;
+        it->nb = it->sp->n - it->r0 < KU ? it->sp->n - it->r0 : KU;
         if (block_visible(it->sp, it->r0, it->nb, t->max_pos)) return true;
     }
 }
 
 /* Pass 1: scores of the visible blocks, in context order; returns the count. */
 static int64_t score_keys(const pc_attn_args *a, const tile *t, attn_scratch *s, const attn_kernels *k) {
-    float blk[RG * KB];
+    float blk[RG * KU];
     int64_t j = 0;
     for (block_iter it = {0}; next_block(a, t, &it); j += it.nb) {
-        load_k_block(a, t, it.sp, it.r0, s->kt, k);
+        load_k_unit(a, t, it.sp, it.r0, it.nb, s->kt, k);
         const bool all = block_all_visible(it.sp, it.r0, it.nb, t->min_pos);
         for (int32_t rg = 0; rg < t->rows; rg += RG) {
             k->scores(blk, s->q + (int64_t)rg * t->hd, s->kt, t->hd);
             for (int32_t i = 0; i < RG && rg + i < t->rows; i++)
-                store_scores(a, t, it.sp, it.r0, it.nb, rg + i, blk + i * KB, s->scores + (int64_t)(rg + i) * s->n_ctx + j,
+                store_scores(a, t, it.sp, it.r0, it.nb, rg + i, blk + i * KU, s->scores + (int64_t)(rg + i) * s->n_ctx + j,
                              all);
         }
     }

@@ -79,12 +79,14 @@ def worker_prepare(cfg):
 def worker_llama(cfg):
     """Full prefill of each sequence on a fresh context: TTFT = llama_decode of all tokens + greedy pick."""
     P = peer_module()
-    longest = max(len(s["tokens"]) for s in cfg["seqs"])
-    peer = P.Peer(cfg["model"], cfg["threads"], n_ctx=longest + 8, n_batch=longest + 8, extra_bufts=False)
-    peer.fresh()
-    peer.decode(cfg["seqs"][0]["tokens"][:512])  # warm-up: weights paged in, a full ubatch graph, threads
     out = []
+    settings = None
     for s in cfg["seqs"]:
+        # a context of this sequence's own length, as a user would size it (a larger one is slower)
+        n = len(s["tokens"])
+        peer = P.Peer(cfg["model"], cfg["threads"], n_ctx=n + 8, n_batch=n + 8, extra_bufts=False)
+        peer.fresh()
+        peer.decode(s["tokens"][:256])  # warm-up: weights paged in, graph built, threads started
         samples = []
         for rep in range(cfg["repeats"]):
             peer.fresh()
@@ -96,8 +98,8 @@ def worker_llama(cfg):
                 f"({len(s['tokens'])} tokens, first token {tok}) | {load_text()}")
         out.append({"size": s["size"], "ttft_all_ms": samples, "ttft_ms": statistics.median(samples),
                     "first_token": tok})
-    settings = peer.settings()
-    peer.close()
+        settings = peer.settings()
+        peer.close()
     return {"results": out, "settings": settings, "kernels": P.kernels_note(settings),
             "system_info": P.system_info()}
 

@@ -27,19 +27,7 @@ static bool merge_word(const pc_tokenizer *t, pc_tok_scratch *s, const char *w, 
         if (id >= 0) return pc_tokens_push(out, id);
     }
     size_t n_syms;
-    if (!pc_tok_syms_init(s, w, n, &n_syms)) return false;
-    for (size_t i = 1; i < n_syms; i++)
-        if (!queue_pair(t, s, w, (int32_t)i - 1, (int32_t)i)) return false;
-    while (s->heap_n > 0) {
-        pc_tok_bigram b = pc_tok_heap_pop(s);
-        pc_tok_sym *l = &s->syms[b.left], *r = &s->syms[b.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue; /* outdated */
-        l->n += r->n;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0) s->syms[r->next].prev = b.left;
-        if (!queue_pair(t, s, w, l->prev, b.left) || !queue_pair(t, s, w, b.left, l->next)) return false;
-    }
+    if (!pc_tok_merge(t, s, w, n, queue_pair, &n_syms)) return false;
     for (size_t i = 0; i < n_syms; i++) {
         const pc_tok_sym *y = &s->syms[i];
         if (y->n == 0) continue;

@@ -88,3 +88,21 @@ bool pc_tok_scratch_reserve_cps(pc_tok_scratch *s, size_t n) {
     s->cps_cap = cap < cap2 ? cap : cap2;
     return true;
 }
+
+bool pc_tok_merge(const pc_tokenizer *t, pc_tok_scratch *s, const char *text, size_t len, pc_tok_queue_fn queue,
+                  size_t *n_syms) {
+    if (!pc_tok_syms_init(s, text, len, n_syms)) return false;
+    for (size_t i = 1; i < *n_syms; i++)
+        if (!queue(t, s, text, (int32_t)i - 1, (int32_t)i)) return false;
+    while (s->heap_n > 0) {
+        pc_tok_bigram b = pc_tok_heap_pop(s);
+        pc_tok_sym *l = &s->syms[b.left], *r = &s->syms[b.right];
+        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue; /* outdated */
+        l->n += r->n;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0) s->syms[r->next].prev = b.left;
+        if (!queue(t, s, text, l->prev, b.left) || !queue(t, s, text, b.left, l->next)) return false;
+    }
+    return true;
+}

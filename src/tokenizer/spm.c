@@ -32,19 +32,7 @@ static bool emit_symbol(const pc_tokenizer *t, const char *w, const pc_tok_sym *
 bool pc_spm_tokenize(const pc_tokenizer *t, const char *text, size_t len, pc_tok_scratch *s, pc_tokens *out) {
     size_t n_syms;
     if (len == 0) return true;
-    if (!pc_tok_syms_init(s, text, len, &n_syms)) return false;
-    for (size_t i = 1; i < n_syms; i++)
-        if (!queue_pair(t, s, text, (int32_t)i - 1, (int32_t)i)) return false;
-    while (s->heap_n > 0) {
-        pc_tok_bigram b = pc_tok_heap_pop(s);
-        pc_tok_sym *l = &s->syms[b.left], *r = &s->syms[b.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue; /* outdated */
-        l->n += r->n;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0) s->syms[r->next].prev = b.left;
-        if (!queue_pair(t, s, text, l->prev, b.left) || !queue_pair(t, s, text, b.left, l->next)) return false;
-    }
+    if (!pc_tok_merge(t, s, text, len, queue_pair, &n_syms)) return false;
     for (int32_t i = 0; i != -1; i = s->syms[i].next)
         if (!emit_symbol(t, text, &s->syms[i], out)) return false;
     return true;

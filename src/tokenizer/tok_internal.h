@@ -111,4 +111,12 @@ pc_tok_bigram pc_tok_heap_pop(pc_tok_scratch *s);
 /* Splits text into one symbol per UTF-8 lead-byte length (clamped at the end). */
 bool pc_tok_syms_init(pc_tok_scratch *s, const char *text, size_t len, size_t *n_syms);
 
+/* Queues the pair (left, right) if the model can merge it (a no-op for -1 sides). */
+typedef bool (*pc_tok_queue_fn)(const pc_tokenizer *t, pc_tok_scratch *s, const char *text, int32_t left,
+                                int32_t right);
+/* The merge loop both models share: symbols of text, best queued pair first, until
+ * nothing merges. Leaves the surviving symbols linked from index 0 in s->syms. */
+bool pc_tok_merge(const pc_tokenizer *t, pc_tok_scratch *s, const char *text, size_t len, pc_tok_queue_fn queue,
+                  size_t *n_syms);
+
 #endif

@@ -1,8 +1,7 @@
 /* bench_matmul.c - GFLOP/s of pc_matmul on SmolLM2-135M's shapes.
  *
- * Not a test: a tool. Built by hand against the layer libraries, e.g.
- *   cc -O2 -std=c11 -D_GNU_SOURCE -Isrc -Iinclude bench/bench_matmul.c \
- *      build/libpc_kernels.a build/libpc_tensor.a build/libpc_util.a -lpthread -lm
+ * Not a test: a tool, built with the project (cmake --build build) as
+ * build/bench_matmul.
  * Usage: bench_matmul [threads] [seconds per case]. Prints, per shape, the
  * rate for n_tok = 1 and 128 on the best ISA path and on the scalar path, and
  * their ratio. FLOPs are 2 * n_in * n_out * n_tok (quantizing x included);

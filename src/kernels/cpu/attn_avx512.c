@@ -1,0 +1,171 @@
+/* attn_avx512.c - the AVX-512 instance of the attention kernels: the same
+ * operations in the same order as attn_scalar.c, 16 lanes at a time. Used for
+ * PC_ISA_AVX512 and wider; only the code between the target push and pop is
+ * compiled for AVX-512, and pc_attn_kernels_avx512 on a non-x86 machine
+ * returns the scalar table. */
+#include <math.h>
+
+#include "kernels/cpu/attn_kernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f")
+#endif
+
+enum { KB = PC_ATTN_KB, KU = PC_ATTN_KU, RG = PC_ATTN_RG, PV_ROWS = 6 };
+
+/* RG rows x KU lanes: one zmm accumulator per row, the key row loaded once per d. */
+static void scores_avx512(float *dst, int64_t ds, const float *q, const float *kt, int32_t hd, float scale) {
+    __m512 acc[RG];
+    for (int32_t i = 0; i < RG; i++) acc[i] = _mm512_setzero_ps();
+    for (int32_t d = 0; d < hd; d++) {
+        const __m512 k = _mm512_load_ps(kt + d * KU);
+        for (int32_t i = 0; i < RG; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(q[i * hd + d]), k, acc[i]);
+    }
+    const __m512 vs = _mm512_set1_ps(scale);
+    for (int32_t i = 0; i < RG; i++) _mm512_storeu_ps(dst + i * ds, _mm512_mul_ps(acc[i], vs));
+}
+
+static void k_unit_avx512(float *kt, const pc_f16 *b0, const pc_f16 *b1, int32_t hd) {
+    for (int32_t d = 0; d < hd; d++) {
+        const __m128i lo = _mm_loadu_si128((const __m128i *)(b0 + d * KB));
+        const __m128i hi = b1 ? _mm_loadu_si128((const __m128i *)(b1 + d * KB)) : _mm_setzero_si128();
+        _mm512_store_ps(kt + d * KU, _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1)));
+    }
+}
+
+static void v_unit_avx512(float *vb, const pc_f16 *v, int64_t stride, int32_t nb, int32_t hd) {
+    for (int32_t l = 0; l < nb; l++) {
+        const pc_f16 *src = v + l * stride;
+        float *dst = vb + l * hd;
+        int32_t d = 0;
+        for (; d + 16 <= hd; d += 16)
+            _mm512_storeu_ps(dst + d, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + d))));
+        for (; d < hd; d++) dst[d] = pc_f16_to_f32(src[d]);
+    }
+}
+
+/* NR rows x 64 dims of accumulators (up to 24 zmm) stay in registers over the
+ * unit's keys; each value row is loaded once for the NR rows. */
+static inline __attribute__((always_inline)) void pv_rows_avx512(float *acc, const float *p, int64_t ps,
+                                                                 const float *vb, int32_t nb, int32_t hd, int32_t d0,
+                                                                 const int NR) {
+    __m512 a[PV_ROWS][4];
+    for (int i = 0; i < NR; i++)
+        for (int c = 0; c < 4; c++) a[i][c] = _mm512_loadu_ps(acc + i * hd + d0 + 16 * c);
+    for (int32_t l = 0; l < nb; l++) {
+        const float *v = vb + l * hd + d0;
+        const __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16), v2 = _mm512_loadu_ps(v + 32),
+                     v3 = _mm512_loadu_ps(v + 48);
+        for (int i = 0; i < NR; i++) {
+            const __m512 pl = _mm512_set1_ps(p[i * ps + l]);
+            a[i][0] = _mm512_fmadd_ps(pl, v0, a[i][0]);
+            a[i][1] = _mm512_fmadd_ps(pl, v1, a[i][1]);
+            a[i][2] = _mm512_fmadd_ps(pl, v2, a[i][2]);
+            a[i][3] = _mm512_fmadd_ps(pl, v3, a[i][3]);
+        }
+    }
+    for (int i = 0; i < NR; i++)
+        for (int c = 0; c < 4; c++) _mm512_storeu_ps(acc + i * hd + d0 + 16 * c, a[i][c]);
+}
+
+static void pv_avx512(float *acc, const float *p, int64_t ps, const float *vb, int32_t nb, int32_t rows, int32_t hd) {
+    if (hd % 64 != 0) {
+        pc_attn_kernels_avx2().pv(acc, p, ps, vb, nb, rows, hd);
+        return;
+    }
+    for (int32_t d0 = 0; d0 < hd; d0 += 64) {
+        int32_t r = 0;
+        for (; r + PV_ROWS <= rows; r += PV_ROWS) pv_rows_avx512(acc + r * hd, p + r * ps, ps, vb, nb, hd, d0, PV_ROWS);
+        float *ar = acc + r * hd;
+        const float *pr = p + r * ps;
+        switch (rows - r) { /* constant row counts, so the accumulators stay in registers */
+        case 5: pv_rows_avx512(ar, pr, ps, vb, nb, hd, d0, 5); break;
+        case 4: pv_rows_avx512(ar, pr, ps, vb, nb, hd, d0, 4); break;
+        case 3: pv_rows_avx512(ar, pr, ps, vb, nb, hd, d0, 3); break;
+        case 2: pv_rows_avx512(ar, pr, ps, vb, nb, hd, d0, 2); break;
+        case 1: pv_rows_avx512(ar, pr, ps, vb, nb, hd, d0, 1); break;
+        default: break;
+        }
+    }
+}
+
+static float max_avx512(const float *s, int64_t n) {
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(s + j));
+    float mx = _mm512_reduce_max_ps(m);
+    for (; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+    return mx;
+}
+
+static void scale_round_avx512(float *s, int64_t n, float inv) {
+    const __m512 vi = _mm512_set1_ps(inv);
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        const __m256i h = _mm512_cvtps_ph(_mm512_mul_ps(_mm512_loadu_ps(s + j), vi), _MM_FROUND_TO_NEAREST_INT);
+        _mm512_storeu_ps(s + j, _mm512_cvtph_ps(h));
+    }
+    for (; j < n; j++) s[j] = pc_f16_to_f32(pc_f32_to_f16(s[j] * inv));
+}
+
+static __m512 exp_neg_avx512(__m512 x) {
+    const __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-80.0f), _CMP_GE_OQ);
+    x = _mm512_max_ps(x, _mm512_set1_ps(-80.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693359375f), x);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
+    y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), r);
+    y = _mm512_add_ps(y, _mm512_set1_ps(1.0f));
+    /* y * 2^n through the exponent bits (y in [0.5, 2), n >= -116 here: never subnormal) */
+    const __m512i e = _mm512_slli_epi32(_mm512_cvtps_epi32(n), 23);
+    y = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(y), e));
+    return _mm512_maskz_mov_ps(live, y);
+}
+
+static int64_t exp_sum_avx512(float *s, int64_t n, float mx) {
+    const __m512 vmx = _mm512_set1_ps(mx), fix = _mm512_set1_ps(PC_ATTN_FIX_SCALE);
+    __m512i sum = _mm512_setzero_si512();
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        const __m512 e = exp_neg_avx512(_mm512_sub_ps(_mm512_loadu_ps(s + j), vmx));
+        _mm512_storeu_ps(s + j, e);
+        const __m512i q = _mm512_cvttps_epi32(_mm512_mul_ps(e, fix));
+        sum = _mm512_add_epi64(sum, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(q)));
+        sum = _mm512_add_epi64(sum, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(q, 1)));
+    }
+    int64_t total = _mm512_reduce_add_epi64(sum);
+    for (; j < n; j++) {
+        const float e = pc_attn_exp_neg(s[j] - mx);
+        s[j] = e;
+        total += (int64_t)(int32_t)(e * PC_ATTN_FIX_SCALE);
+    }
+    return total;
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+pc_attn_kernels pc_attn_kernels_avx512(void) {
+    return (pc_attn_kernels){scores_avx512, k_unit_avx512,  v_unit_avx512,     pv_avx512,
+                             max_avx512,    exp_sum_avx512, scale_round_avx512};
+}
+
+#else
+pc_attn_kernels pc_attn_kernels_avx512(void) { return pc_attn_kernels_scalar(); }
+#endif

@@ -2,9 +2,9 @@
  *
  * Work is split into tasks of (a tile of up to TILE_Q queries, one KV head):
  * the tile's G = n_head / n_head_kv query heads share every key they read.
- * Keys are taken in units of KU = 2 stored blocks from one span; blocks are
+ * Keys are taken in units of KU = 4 stored blocks from one span; blocks are
  * stored transposed (kv.h), so a unit turns into f32 [hd][KU] as it lies and
- * the scores of one query row against it are KU lanes (one zmm, or two ymm),
+ * the scores of one query row against it are KU lanes (two zmm, or four ymm),
  * with no horizontal sums.
  *
  * Exactness. Each number a query row gets is computed by the same operations
@@ -115,13 +115,11 @@ static void mask_scores(const pc_attn_args *a, const tile *t, const pc_kv_span *
 }
 
 /* The stored key blocks of a unit (already [hd][KB], see kv.h) to f32 [hd][KU];
- * lanes past nb hold keys the caller never stores scores for. */
+ * lanes past nb hold keys the caller never reads scores of. */
 static void load_k_unit(const pc_attn_args *a, const tile *t, const pc_kv_span *sp, int32_t r0, int32_t nb, float *kt,
                         const pc_attn_kernels *k) {
-    const int64_t head = (int64_t)t->kvh * t->hd * KB;
-    const pc_f16 *b0 = pc_kv_k_block(sp, a->layer, r0 / KB) + head;
-    const pc_f16 *b1 = nb > KB ? pc_kv_k_block(sp, a->layer, r0 / KB + 1) + head : NULL;
-    k->k_unit(kt, b0, b1, t->hd);
+    const pc_f16 *b0 = pc_kv_k_block(sp, a->layer, r0 / KB) + (int64_t)t->kvh * t->hd * KB;
+    k->k_unit(kt, b0, (int64_t)sp->dim * KB, (nb + KB - 1) / KB, t->hd);
 }
 
 /* The blocks of the context visible to a tile, in context order: both passes

@@ -18,33 +18,36 @@
 
 enum { KB = PC_ATTN_KB, KU = PC_ATTN_KU, RG = PC_ATTN_RG };
 
-/* Two passes of 4 rows x 16 lanes: 8 accumulators fit the 16 ymm registers. */
+/* Four passes of 2 rows x 32 lanes: 8 accumulators fit the 16 ymm registers. */
 static void scores_avx2(float *dst, int64_t ds, const float *q, const float *kt, int32_t hd, float scale) {
     const __m256 vs = _mm256_set1_ps(scale);
-    for (int32_t r0 = 0; r0 < RG; r0 += 4) {
-        __m256 lo[4], hi[4];
-        for (int32_t i = 0; i < 4; i++) lo[i] = hi[i] = _mm256_setzero_ps();
+    for (int32_t r0 = 0; r0 < RG; r0 += 2) {
+        __m256 acc[2][4];
+        for (int32_t i = 0; i < 2; i++)
+            for (int32_t c = 0; c < 4; c++) acc[i][c] = _mm256_setzero_ps();
         for (int32_t d = 0; d < hd; d++) {
-            const __m256 k0 = _mm256_load_ps(kt + d * KU), k1 = _mm256_load_ps(kt + d * KU + KB);
-            for (int32_t i = 0; i < 4; i++) {
+            const float *k = kt + d * KU;
+            const __m256 k0 = _mm256_load_ps(k), k1 = _mm256_load_ps(k + 8), k2 = _mm256_load_ps(k + 16),
+                         k3 = _mm256_load_ps(k + 24);
+            for (int32_t i = 0; i < 2; i++) {
                 const __m256 qv = _mm256_broadcast_ss(q + (r0 + i) * hd + d);
-                lo[i] = _mm256_fmadd_ps(qv, k0, lo[i]);
-                hi[i] = _mm256_fmadd_ps(qv, k1, hi[i]);
+                acc[i][0] = _mm256_fmadd_ps(qv, k0, acc[i][0]);
+                acc[i][1] = _mm256_fmadd_ps(qv, k1, acc[i][1]);
+                acc[i][2] = _mm256_fmadd_ps(qv, k2, acc[i][2]);
+                acc[i][3] = _mm256_fmadd_ps(qv, k3, acc[i][3]);
             }
         }
-        for (int32_t i = 0; i < 4; i++) {
-            _mm256_storeu_ps(dst + (r0 + i) * ds, _mm256_mul_ps(lo[i], vs));
-            _mm256_storeu_ps(dst + (r0 + i) * ds + KB, _mm256_mul_ps(hi[i], vs));
-        }
+        for (int32_t i = 0; i < 2; i++)
+            for (int32_t c = 0; c < 4; c++) _mm256_storeu_ps(dst + (r0 + i) * ds + 8 * c, _mm256_mul_ps(acc[i][c], vs));
     }
 }
 
-static void k_unit_avx2(float *kt, const pc_f16 *b0, const pc_f16 *b1, int32_t hd) {
-    for (int32_t d = 0; d < hd; d++) {
-        _mm256_store_ps(kt + d * KU, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b0 + d * KB))));
-        _mm256_store_ps(kt + d * KU + KB,
-                        b1 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b1 + d * KB))) : _mm256_setzero_ps());
-    }
+static void k_unit_avx2(float *kt, const pc_f16 *b0, int64_t bstride, int32_t nblk, int32_t hd) {
+    for (int32_t d = 0; d < hd; d++)
+        for (int32_t b = 0; b < KU / KB; b++)
+            _mm256_store_ps(kt + d * KU + b * KB,
+                            b < nblk ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b0 + b * bstride + d * KB)))
+                                     : _mm256_setzero_ps());
 }
 
 static void v_unit_avx2(float *vb, const pc_f16 *v, int64_t stride, int32_t nb, int32_t hd) {

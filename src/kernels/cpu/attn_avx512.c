@@ -19,24 +19,35 @@
 
 enum { KB = PC_ATTN_KB, KU = PC_ATTN_KU, RG = PC_ATTN_RG, PV_ROWS = 6 };
 
-/* RG rows x KU lanes: one zmm accumulator per row, the key row loaded once per d. */
+/* RG rows x KU lanes: two zmm accumulators per row, the key row loaded once per d. */
 static void scores_avx512(float *dst, int64_t ds, const float *q, const float *kt, int32_t hd, float scale) {
-    __m512 acc[RG];
-    for (int32_t i = 0; i < RG; i++) acc[i] = _mm512_setzero_ps();
+    __m512 lo[RG], hi[RG];
+    for (int32_t i = 0; i < RG; i++) lo[i] = hi[i] = _mm512_setzero_ps();
     for (int32_t d = 0; d < hd; d++) {
-        const __m512 k = _mm512_load_ps(kt + d * KU);
-        for (int32_t i = 0; i < RG; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(q[i * hd + d]), k, acc[i]);
+        const __m512 k0 = _mm512_load_ps(kt + d * KU), k1 = _mm512_load_ps(kt + d * KU + 16);
+        for (int32_t i = 0; i < RG; i++) {
+            const __m512 qv = _mm512_set1_ps(q[i * hd + d]);
+            lo[i] = _mm512_fmadd_ps(qv, k0, lo[i]);
+            hi[i] = _mm512_fmadd_ps(qv, k1, hi[i]);
+        }
     }
     const __m512 vs = _mm512_set1_ps(scale);
-    for (int32_t i = 0; i < RG; i++) _mm512_storeu_ps(dst + i * ds, _mm512_mul_ps(acc[i], vs));
+    for (int32_t i = 0; i < RG; i++) {
+        _mm512_storeu_ps(dst + i * ds, _mm512_mul_ps(lo[i], vs));
+        _mm512_storeu_ps(dst + i * ds + 16, _mm512_mul_ps(hi[i], vs));
+    }
 }
 
-static void k_unit_avx512(float *kt, const pc_f16 *b0, const pc_f16 *b1, int32_t hd) {
-    for (int32_t d = 0; d < hd; d++) {
-        const __m128i lo = _mm_loadu_si128((const __m128i *)(b0 + d * KB));
-        const __m128i hi = b1 ? _mm_loadu_si128((const __m128i *)(b1 + d * KB)) : _mm_setzero_si128();
-        _mm512_store_ps(kt + d * KU, _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1)));
-    }
+/* Two stored blocks (8 keys each) make one zmm of 16 lanes. */
+static void k_unit_avx512(float *kt, const pc_f16 *b0, int64_t bstride, int32_t nblk, int32_t hd) {
+    for (int32_t d = 0; d < hd; d++)
+        for (int32_t b = 0; b < KU / KB; b += 2) {
+            const __m128i lo = b < nblk ? _mm_loadu_si128((const __m128i *)(b0 + b * bstride + d * KB)) : _mm_setzero_si128();
+            const __m128i hi =
+                b + 1 < nblk ? _mm_loadu_si128((const __m128i *)(b0 + (b + 1) * bstride + d * KB)) : _mm_setzero_si128();
+            _mm512_store_ps(kt + d * KU + b * KB,
+                            _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1)));
+        }
 }
 
 static void v_unit_avx512(float *vb, const pc_f16 *v, int64_t stride, int32_t nb, int32_t hd) {

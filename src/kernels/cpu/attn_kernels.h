@@ -21,7 +21,7 @@
 
 enum {
     PC_ATTN_KB = PC_KV_BLOCK,     /* keys per stored block */
-    PC_ATTN_KU = 2 * PC_KV_BLOCK, /* keys per unit: one zmm of scores per query row */
+    PC_ATTN_KU = 4 * PC_KV_BLOCK, /* keys per unit: two zmm of scores per query row */
     PC_ATTN_RG = 8,               /* query rows per scores call */
 };
 
@@ -31,8 +31,9 @@ typedef struct pc_attn_kernels {
     /* dst[i * ds + l] = scale * score(q row i, key l) for i < RG, l < KU (all
      * KU lanes are written; lanes past a short unit's keys are garbage). */
     void (*scores)(float *dst, int64_t ds, const float *q, const float *kt, int32_t hd, float scale);
-    /* Stored key blocks [hd][KB] f16 (b1 may be NULL: zeros) into kt[hd][KU] f32. */
-    void (*k_unit)(float *kt, const pc_f16 *b0, const pc_f16 *b1, int32_t hd);
+    /* nblk stored key blocks [hd][KB] f16, bstride elements apart, into
+     * kt[hd][KU] f32; the lanes of missing blocks (nblk < KU / KB) are zero. */
+    void (*k_unit)(float *kt, const pc_f16 *b0, int64_t bstride, int32_t nblk, int32_t hd);
     /* nb value rows (hd f16 each, stride elements apart) into vb[nb][hd] f32. */
     void (*v_unit)(float *vb, const pc_f16 *v, int64_t stride, int32_t nb, int32_t hd);
     /* acc[r * hd + d] += p[r * ps + l] * vb[l * hd + d] over l < nb in order, for r < rows. */

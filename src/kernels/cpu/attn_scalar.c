@@ -32,12 +32,11 @@ static void scores_scalar(float *dst, int64_t ds, const float *q, const float *k
         }
 }
 
-static void k_unit_scalar(float *kt, const pc_f16 *b0, const pc_f16 *b1, int32_t hd) {
-    for (int32_t d = 0; d < hd; d++)
-        for (int32_t l = 0; l < KB; l++) {
-            kt[d * KU + l] = pc_f16_to_f32(b0[d * KB + l]);
-            kt[d * KU + KB + l] = b1 ? pc_f16_to_f32(b1[d * KB + l]) : 0.0f;
-        }
+static void k_unit_scalar(float *kt, const pc_f16 *b0, int64_t bstride, int32_t nblk, int32_t hd) {
+    for (int32_t b = 0; b < KU / KB; b++)
+        for (int32_t d = 0; d < hd; d++)
+            for (int32_t l = 0; l < KB; l++)
+                kt[d * KU + b * KB + l] = b < nblk ? pc_f16_to_f32(b0[b * bstride + d * KB + l]) : 0.0f;
 }
 
 static void v_unit_scalar(float *vb, const pc_f16 *v, int64_t stride, int32_t nb, int32_t hd) {

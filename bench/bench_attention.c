@@ -66,11 +66,13 @@ int main(int argc, char **argv) {
     for (int32_t i = 0; i < n_fresh; i++) qpos[i] = n_cached + i;
     pc_pool *pool = pc_pool_create(threads);
     const size_t per = (pc_attn_scratch_size(NH, NKV, HD, n_cached + n_fresh) + 63) & ~(size_t)63;
-    void *scratch = NULL;
-    if (!pool || posix_memalign(&scratch, 64, per * (size_t)pc_pool_size(pool))) return 1;
+    void *scratch = NULL, *shared = NULL;
+    if (!pool || posix_memalign(&scratch, 64, per * (size_t)pc_pool_size(pool)) ||
+        posix_memalign(&shared, 64, pc_attn_shared_size(NH, NKV, n_cached + n_fresh)))
+        return 1;
     pc_attn_args a = {.q = q, .q_stride = NH * HD, .q_pos = qpos, .n_q = n_fresh, .n_head = NH, .n_head_kv = NKV,
                       .head_dim = HD, .ctx = &ctx, .scale = 0.125f, .out = out, .out_stride = NH * HD,
-                      .scratch = scratch, .scratch_per_thread = per, .isa = pc_isa_detect()};
+                      .scratch = scratch, .scratch_per_thread = per, .shared = shared, .isa = pc_isa_detect()};
     uint64_t hash = 1469598103934665603ULL;
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
@@ -96,6 +98,6 @@ int main(int argc, char **argv) {
     pc_pool_free(pool);
     pc_kv_list_free(&ctx);
     for (int i = 0; i < n_spans; i++) pc_kv_span_release(spans[i]);
-    free(scratch); free(q); free(out); free(qpos);
+    free(scratch); free(shared); free(q); free(out); free(qpos);
     return 0;
 }

@@ -27,6 +27,7 @@ struct pc_forward {
     void *mm_scratch;
     void *attn_scratch;
     size_t attn_scratch_per_thread;
+    void *attn_shared;
     pc_kv_list list; /* ctx spans + dst, rebuilt per call (capacity kept) */
 };
 
@@ -90,8 +91,9 @@ pc_status pc_forward_create(const pc_model *m, pc_pool *pool, int32_t nb, int64_
     f->mm_scratch = alloc64(mm);
     f->attn_scratch_per_thread = (pc_attn_scratch_size(hp->n_head, hp->n_head_kv, hp->head_dim, n_ctx) + 63) & ~(size_t)63;
     f->attn_scratch = alloc64(f->attn_scratch_per_thread * (size_t)pc_pool_size(pool));
+    f->attn_shared = alloc64(pc_attn_shared_size(hp->n_head, hp->n_head_kv, n_ctx));
     if (!f->x || !f->xn || !f->q || !f->k || !f->v || !f->att || !f->gate || !f->up || !f->tmp || !f->rc || !f->rs ||
-        !f->mm_scratch || !f->attn_scratch) {
+        !f->mm_scratch || !f->attn_scratch || !f->attn_shared) {
         pc_forward_free(f);
         return pc_fail(err, PC_ERR_NOMEM, "out of memory for forward buffers (batch %d, context %lld)", nb, (long long)n_ctx);
     }
@@ -101,7 +103,8 @@ pc_status pc_forward_create(const pc_model *m, pc_pool *pool, int32_t nb, int64_
 
 void pc_forward_free(pc_forward *f) {
     if (!f) return;
-    void *bufs[] = {f->x, f->xn, f->q, f->k, f->v, f->att, f->gate, f->up, f->tmp, f->rc, f->rs, f->mm_scratch, f->attn_scratch};
+    void *bufs[] = {f->x, f->xn, f->q, f->k, f->v, f->att, f->gate, f->up, f->tmp, f->rc, f->rs, f->mm_scratch, f->attn_scratch,
+                    f->attn_shared};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     pc_kv_list_free(&f->list);
     free(f);
@@ -193,7 +196,8 @@ static void attention_block(pc_forward *f, const pc_layer_weights *w, int32_t la
     pc_attn_args a = {.q = f->q, .q_stride = Q, .q_pos = pos, .n_q = n, .n_head = hp->n_head,
                       .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .ctx = &f->list, .layer = layer,
                       .scale = 1.0f / sqrtf((float)hp->head_dim), .out = f->att, .out_stride = Q,
-                      .scratch = f->attn_scratch, .scratch_per_thread = f->attn_scratch_per_thread, .isa = f->isa};
+                      .scratch = f->attn_scratch, .scratch_per_thread = f->attn_scratch_per_thread,
+                      .shared = f->attn_shared, .isa = f->isa};
     pc_attention(f->pool, &a);
     matmul(f, &w->wo, f->att, n, f->tmp);
     for (int32_t t = 0; t < n; t++) pc_add(f->x + (int64_t)t * hp->n_embd, f->tmp + (int64_t)t * hp->n_embd, hp->n_embd);

@@ -4,7 +4,9 @@
  *   - splitting the same (position, K, V) sequence into other spans, or
  *     computing the queries in other batches, changes no bit;
  *   - a query sees exactly the keys at positions <= its own (keys placed after
- *     it, even in an earlier span, are ignored). */
+ *     it, even in an earlier span, are ignored);
+ *   - small batches that run in split mode (the work of a KV head spread over
+ *     threads, through the shared scratch) equal the tiled mode. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,15 +36,28 @@ static pc_kv_span *make_span(const float *K, const float *V, const int32_t *pos,
     return s;
 }
 
-static void run(pc_pool *pool, pc_isa isa, const pc_kv_list *ctx, const float *q, const int32_t *qpos, int nq, float *out) {
+/* split: hand attention the shared scratch, so batches of one tile on a pool
+ * of 2+ threads run in split mode; without it they always run tiled. */
+static void run_mode(pc_pool *pool, pc_isa isa, const pc_kv_list *ctx, const float *q, const int32_t *qpos, int nq,
+                     float *out, bool split) {
     size_t per = (pc_attn_scratch_size(NH, NKV, HD, N) + 63) & ~(size_t)63;
-    void *scratch = NULL;
-    if (posix_memalign(&scratch, 64, per * (size_t)pc_pool_size(pool))) return;
+    void *scratch = NULL, *shared = NULL;
+    if (posix_memalign(&scratch, 64, per * (size_t)pc_pool_size(pool)) ||
+        posix_memalign(&shared, 64, pc_attn_shared_size(NH, NKV, N))) {
+        CHECK_MSG(false, "out of memory");
+        free(scratch);
+        return;
+    }
     pc_attn_args a = {.q = q, .q_stride = NH * HD, .q_pos = qpos, .n_q = nq, .n_head = NH, .n_head_kv = NKV,
                       .head_dim = HD, .ctx = ctx, .layer = 0, .scale = 0.125f, .out = out, .out_stride = NH * HD,
-                      .scratch = scratch, .scratch_per_thread = per, .isa = isa};
+                      .scratch = scratch, .scratch_per_thread = per, .shared = split ? shared : NULL, .isa = isa};
     pc_attention(pool, &a);
     free(scratch);
+    free(shared);
+}
+
+static void run(pc_pool *pool, pc_isa isa, const pc_kv_list *ctx, const float *q, const int32_t *qpos, int nq, float *out) {
+    run_mode(pool, isa, ctx, q, qpos, nq, out, true);
 }
 
 int main(void) {
@@ -111,6 +126,17 @@ int main(void) {
             CHECK_MSG(!memcmp(o + (size_t)qi * NH * HD, ref + (size_t)qi * NH * HD, sizeof(float) * (size_t)nq * NH * HD),
                       "%s: batch of %d at %d differs", pc_isa_name(paths[p]), nq, qi);
         }
+        /* batches of 1, 2 and 5 queries on 2 threads: split mode (one-token
+         * spans and the masked keys of the earlier span included), and tiled */
+        for (int split = 0; split < 2; split++)
+            for (int nq = 1; nq <= 5; nq += nq < 2 ? 1 : 3)
+                for (int qi = 0; qi + nq <= NQ; qi += 7) {
+                    const size_t off = (size_t)qi * NH * HD, len = sizeof(float) * (size_t)nq * NH * HD;
+                    memset(o + off, 0xff, len);
+                    run_mode(pool, paths[p], &four, Q + off, qpos + qi, nq, o + off, split);
+                    CHECK_MSG(!memcmp(o + off, ref + off, len), "%s: %s batch of %d at %d differs",
+                              pc_isa_name(paths[p]), split ? "split-mode" : "tiled", nq, qi);
+                }
     }
     pc_pool_free(pool);
     pc_kv_list_free(&one);

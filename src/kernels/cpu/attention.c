@@ -26,6 +26,7 @@
 #include "kernels/cpu/attention.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kernels/cpu/attn_kernels.h"
@@ -144,20 +145,35 @@ static bool next_block(const pc_attn_args *a, const tile *t, block_iter *it) {
     }
 }
 
-/* Pass 1: scores of the visible blocks, in context order; returns the count.
- * The kernel writes whole units into the rows (padded by KU): lanes past a
- * short unit are overwritten by the next unit or never read. */
-static int64_t score_keys(const pc_attn_args *a, const tile *t, attn_scratch *s, const pc_attn_kernels *k) {
-    int64_t j = 0;
+/* RG rows of a unit's scores. The kernel writes all KU lanes; a short unit
+ * (the end of a span) goes through a local block, so that no lane past it is
+ * touched: in split mode another thread owns the next unit. */
+static void unit_scores(const pc_attn_args *a, const tile *t, const float *q, const float *kt, int32_t nb, float *dst,
+                        int64_t ps, const pc_attn_kernels *k) {
+    if (nb == KU) {
+        k->scores(dst, ps, q, kt, t->hd, a->scale);
+        return;
+    }
+    float blk[RG * KU];
+    k->scores(blk, KU, q, kt, t->hd, a->scale);
+    for (int32_t i = 0; i < RG; i++) memcpy(dst + i * ps, blk + i * KU, (size_t)nb * sizeof(float));
+}
+
+/* Pass 1: scores of the visible units with index in [u0, u1), in context order,
+ * into rows ps apart (q: the tile's rows of f16-rounded queries); returns the
+ * number of visible keys before unit u1. */
+static int64_t score_keys(const pc_attn_args *a, const tile *t, const float *q, float *kt, float *scores, int64_t ps,
+                          int64_t u0, int64_t u1, const pc_attn_kernels *k) {
+    int64_t j = 0, u = 0;
     block_iter it = {0};
-    for (; next_block(a, t, &it); j += it.nb) {
-        load_k_unit(a, t, it.sp, it.r0, it.nb, s->kt, k);
+    for (; u < u1 && next_block(a, t, &it); u++, j += it.nb) {
+        if (u < u0) continue;
+        load_k_unit(a, t, it.sp, it.r0, it.nb, kt, k);
         for (int32_t rg = 0; rg < t->rows; rg += RG)
-            k->scores(s->scores + (int64_t)rg * s->n_ctx + j, s->n_ctx, s->q + (int64_t)rg * t->hd, s->kt, t->hd,
-                      a->scale);
+            unit_scores(a, t, q + (int64_t)rg * t->hd, kt, it.nb, scores + (int64_t)rg * ps + j, ps, k);
         if (a->alibi_slopes || !block_all_visible(it.sp, it.r0, it.nb, t->min_pos))
             for (int32_t row = 0; row < t->rows; row++)
-                mask_scores(a, t, it.sp, it.r0, it.nb, row, s->scores + (int64_t)row * s->n_ctx + j);
+                mask_scores(a, t, it.sp, it.r0, it.nb, row, scores + (int64_t)row * ps + j);
     }
     return j;
 }
@@ -169,25 +185,55 @@ static void softmax_row(float *sc, int64_t n, const pc_attn_kernels *k) {
     k->scale_round(sc, n, inv);
 }
 
-/* Pass 2: acc[row] = sum_j p[row][j] * v_j over the same blocks as pass 1. */
-static void weight_values(const pc_attn_args *a, const tile *t, attn_scratch *s, const pc_attn_kernels *k) {
-    memset(s->acc, 0, (size_t)t->rows * t->hd * sizeof(float));
+/* Pass 2: acc[row][0, dc) = sum_j p[row][j] * v_j[d0, d0 + dc) over the same
+ * units as pass 1 (every output dimension is its own chain, so any split of
+ * the dimensions gives the same bits). */
+static void weight_values(const pc_attn_args *a, const tile *t, const float *p, int64_t ps, float *vb, float *acc,
+                          int32_t d0, int32_t dc, const pc_attn_kernels *k) {
+    memset(acc, 0, (size_t)t->rows * dc * sizeof(float));
     int64_t j = 0;
     block_iter it = {0};
     for (; next_block(a, t, &it); j += it.nb) {
-        k->v_unit(s->vb, pc_kv_v(it.sp, a->layer, it.r0) + (int64_t)t->kvh * t->hd, it.sp->dim, it.nb, t->hd);
-        k->pv(s->acc, s->scores + j, s->n_ctx, s->vb, it.nb, t->rows, t->hd);
+        k->v_unit(vb, pc_kv_v(it.sp, a->layer, it.r0) + (int64_t)t->kvh * t->hd + d0, it.sp->dim, it.nb, dc);
+        k->pv(acc, p + j, ps, vb, it.nb, t->rows, dc);
     }
 }
 
-/* A task is (query tile, KV head, share of the head's G query heads). Small
- * batches (decode) split the G heads over tasks so every thread has work;
- * larger ones keep a group together so each key block is converted once for
- * all G heads. A row's numbers are the same either way (see the top). */
+/* acc rows (dims [d0, d0 + dc) of each query head of the tile) to the output. */
+static void store_out(const pc_attn_args *a, const tile *t, const float *acc, int32_t d0, int32_t dc) {
+    for (int32_t i = 0; i < t->nq; i++)
+        for (int32_t g = 0; g < t->ng; g++)
+            memcpy(a->out + (int64_t)(t->q0 + i) * a->out_stride + (int64_t)(t->kvh * t->G + t->g0 + g) * t->hd + d0,
+                   acc + (int64_t)(i * t->ng + g) * dc, (size_t)dc * sizeof(float));
+}
+
+/* Tiled mode: a task is (query tile, KV head, share of the head's G query
+ * heads) and runs all three steps. Small batches (decode) split the G heads
+ * over tasks so every thread has work; larger ones keep a group together so
+ * each key unit is converted once for all G heads. A row's numbers are the
+ * same either way (see the top). */
 typedef struct attn_job {
     const pc_attn_args *a;
-    int32_t splits; /* shares per KV head: 1 or G */
+    int32_t splits;  /* tiled: shares per KV head, 1 or G */
+    int32_t chunks;  /* split: key chunks per KV head in step 1 */
+    int32_t dc;      /* split: output dimensions per task in step 3 */
+    int64_t n_units; /* split: visible units */
+    int64_t n_keys;  /* split: visible keys */
 } attn_job;
+
+static void tile_positions(const pc_attn_args *a, tile *t) {
+    t->max_pos = t->min_pos = a->q_pos[t->q0];
+    for (int32_t i = 1; i < t->nq; i++) {
+        const int32_t p = a->q_pos[t->q0 + i];
+        t->max_pos = p > t->max_pos ? p : t->max_pos;
+        t->min_pos = p < t->min_pos ? p : t->min_pos;
+    }
+}
+
+static attn_scratch thread_scratch(const pc_attn_args *a, int thread) {
+    return carve((char *)a->scratch + (size_t)thread * a->scratch_per_thread, a->n_head / a->n_head_kv, a->head_dim,
+                 pc_kv_list_tokens(a->ctx));
+}
 
 static void attn_task(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks;
@@ -201,27 +247,99 @@ static void attn_task(void *ctx, int task, int n_tasks, int thread) {
     t.q0 = (task / per) * TILE_Q;
     t.nq = a->n_q - t.q0 < TILE_Q ? a->n_q - t.q0 : TILE_Q;
     t.rows = t.nq * t.ng;
-    t.max_pos = t.min_pos = a->q_pos[t.q0];
-    for (int32_t i = 1; i < t.nq; i++) {
-        const int32_t p = a->q_pos[t.q0 + i];
-        t.max_pos = p > t.max_pos ? p : t.max_pos;
-        t.min_pos = p < t.min_pos ? p : t.min_pos;
-    }
-    attn_scratch s = carve((char *)a->scratch + (size_t)thread * a->scratch_per_thread, G, a->head_dim,
-                           pc_kv_list_tokens(a->ctx));
+    tile_positions(a, &t);
+    attn_scratch s = thread_scratch(a, thread);
     const pc_attn_kernels k = pc_attn_kernels_get(a->isa);
     load_queries(a, &t, &s);
-    const int64_t n = score_keys(a, &t, &s, &k);
+    const int64_t n = score_keys(a, &t, s.q, s.kt, s.scores, s.n_ctx, 0, INT64_MAX, &k);
     for (int32_t row = 0; row < t.rows; row++) softmax_row(s.scores + (int64_t)row * s.n_ctx, n, &k);
-    weight_values(a, &t, &s, &k);
-    for (int32_t i = 0; i < t.nq; i++)
-        for (int32_t g = 0; g < t.ng; g++)
-            memcpy(a->out + (int64_t)(t.q0 + i) * a->out_stride + (int64_t)(t.kvh * G + t.g0 + g) * a->head_dim,
-                   s.acc + (int64_t)(i * t.ng + g) * a->head_dim, (size_t)a->head_dim * sizeof(float));
+    weight_values(a, &t, s.scores, s.n_ctx, s.vb, s.acc, 0, t.hd, &k);
+    store_out(a, &t, s.acc, 0, t.hd);
+}
+
+/* Split mode, for a batch of one tile that would leave threads idle or make
+ * each read the whole context (decode): the three steps run one after the
+ * other, each spread over all threads, with the scores of every KV head's
+ * rows in the shared scratch. Step 1 splits the keys, step 2 the rows, step 3
+ * the output dimensions, so each key and value is read once. Every number is
+ * computed by the same kernel calls as in tiled mode: the same bits. */
+static tile whole_tile(const pc_attn_args *a, int32_t kvh) {
+    tile t = {.G = a->n_head / a->n_head_kv, .hd = a->head_dim, .kvh = kvh, .q0 = 0, .nq = a->n_q, .g0 = 0};
+    t.ng = t.G;
+    t.rows = t.nq * t.ng;
+    tile_positions(a, &t);
+    return t;
+}
+
+static float *shared_rows(const pc_attn_args *a, int32_t kvh, int64_t *ps) {
+    *ps = pc_kv_list_tokens(a->ctx) + KU;
+    return (float *)a->shared + (int64_t)kvh * rows_padded(a->n_head / a->n_head_kv) * *ps;
+}
+
+static void split_scores_task(void *ctx, int task, int n_tasks, int thread) {
+    (void)n_tasks;
+    const attn_job *job = ctx;
+    const pc_attn_args *a = job->a;
+    const tile t = whole_tile(a, task / job->chunks);
+    const int32_t c = task % job->chunks;
+    attn_scratch s = thread_scratch(a, thread);
+    int64_t ps;
+    float *rows = shared_rows(a, t.kvh, &ps);
+    const pc_attn_kernels k = pc_attn_kernels_get(a->isa);
+    load_queries(a, &t, &s);
+    score_keys(a, &t, s.q, s.kt, rows, ps, job->n_units * c / job->chunks, job->n_units * (c + 1) / job->chunks, &k);
+}
+
+static void split_softmax_task(void *ctx, int task, int n_tasks, int thread) {
+    (void)n_tasks;
+    (void)thread;
+    const attn_job *job = ctx;
+    const pc_attn_args *a = job->a;
+    const int32_t rows = a->n_q * (a->n_head / a->n_head_kv);
+    int64_t ps;
+    float *base = shared_rows(job->a, task / rows, &ps);
+    const pc_attn_kernels k = pc_attn_kernels_get(a->isa);
+    softmax_row(base + (int64_t)(task % rows) * ps, job->n_keys, &k);
+}
+
+static void split_values_task(void *ctx, int task, int n_tasks, int thread) {
+    (void)n_tasks;
+    const attn_job *job = ctx;
+    const pc_attn_args *a = job->a;
+    const int32_t per = a->head_dim / job->dc;
+    const tile t = whole_tile(a, task / per);
+    const int32_t d0 = task % per * job->dc;
+    attn_scratch s = thread_scratch(a, thread);
+    int64_t ps;
+    const float *rows = shared_rows(a, t.kvh, &ps);
+    const pc_attn_kernels k = pc_attn_kernels_get(a->isa);
+    weight_values(a, &t, rows, ps, s.vb, s.acc, d0, job->dc, &k);
+    store_out(a, &t, s.acc, d0, job->dc);
+}
+
+static void attention_split(pc_pool *pool, const pc_attn_args *a) {
+    const int threads = pc_pool_size(pool);
+    attn_job job = {.a = a, .dc = a->head_dim % 32 == 0 ? 32 : a->head_dim};
+    const tile t = whole_tile(a, 0); /* which units are visible depends on positions only */
+    block_iter it = {0};
+    for (; next_block(a, &t, &it); job.n_units++) job.n_keys += it.nb;
+    job.chunks = (2 * threads + a->n_head_kv - 1) / a->n_head_kv;
+    pc_pool_run(pool, split_scores_task, &job, a->n_head_kv * job.chunks);
+    pc_pool_run(pool, split_softmax_task, &job, a->n_head_kv * t.rows);
+    pc_pool_run(pool, split_values_task, &job, a->n_head_kv * (a->head_dim / job.dc));
+}
+
+size_t pc_attn_shared_size(int32_t n_head, int32_t n_head_kv, int64_t n_ctx) {
+    return (size_t)n_head_kv * (size_t)rows_padded(n_head / n_head_kv) * (size_t)(n_ctx + KU) * sizeof(float);
 }
 
 void pc_attention(pc_pool *pool, const pc_attn_args *a) {
     const int32_t n_tiles = (a->n_q + TILE_Q - 1) / TILE_Q, G = a->n_head / a->n_head_kv;
-    attn_job job = {.a = a, .splits = n_tiles * a->n_head_kv < 4 * pc_pool_size(pool) ? G : 1};
+    const int threads = pc_pool_size(pool);
+    if (a->shared && n_tiles == 1 && a->n_head_kv < 2 * threads) {
+        attention_split(pool, a);
+        return;
+    }
+    attn_job job = {.a = a, .splits = n_tiles * a->n_head_kv < 4 * threads ? G : 1};
     pc_pool_run(pool, attn_task, &job, n_tiles * a->n_head_kv * job.splits);
 }

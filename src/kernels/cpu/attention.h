@@ -35,11 +35,15 @@ typedef struct pc_attn_args {
     int64_t out_stride;
     void *scratch;            /* pc_attn_scratch_size(...) bytes per pool thread, 64-byte aligned */
     size_t scratch_per_thread;
+    void *shared;             /* pc_attn_shared_size(...) bytes, 64-byte aligned, or NULL: lets small
+                                 batches (decode) spread one KV head's work over all threads */
     pc_isa isa;
 } pc_attn_args;
 
 /* Scratch one thread needs for contexts of up to n_ctx keys. */
 size_t pc_attn_scratch_size(int32_t n_head, int32_t n_head_kv, int32_t head_dim, int64_t n_ctx);
+/* Scratch shared by the threads for contexts of up to n_ctx keys. */
+size_t pc_attn_shared_size(int32_t n_head, int32_t n_head_kv, int64_t n_ctx);
 void pc_attention(pc_pool *pool, const pc_attn_args *a);
 
 #endif

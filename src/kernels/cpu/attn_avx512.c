@@ -61,49 +61,51 @@ static void v_unit_avx512(float *vb, const pc_f16 *v, int64_t stride, int32_t nb
     }
 }
 
-/* NR rows x 64 dims of accumulators (up to 24 zmm) stay in registers over the
- * unit's keys; each value row is loaded once for the NR rows. */
+/* NR rows x 16W dims of accumulators (up to 24 zmm) stay in registers over
+ * the unit's keys; each value row is loaded once for the NR rows. */
 static inline __attribute__((always_inline)) void pv_rows_avx512(float *acc, const float *p, int64_t ps,
                                                                  const float *vb, int32_t nb, int32_t hd, int32_t d0,
-                                                                 const int NR) {
-    __m512 a[PV_ROWS][4];
+                                                                 const int NR, const int W) {
+    __m512 a[PV_ROWS][4], v[4];
     for (int i = 0; i < NR; i++)
-        for (int c = 0; c < 4; c++) a[i][c] = _mm512_loadu_ps(acc + i * hd + d0 + 16 * c);
+        for (int c = 0; c < W; c++) a[i][c] = _mm512_loadu_ps(acc + i * hd + d0 + 16 * c);
     for (int32_t l = 0; l < nb; l++) {
-        const float *v = vb + l * hd + d0;
-        const __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16), v2 = _mm512_loadu_ps(v + 32),
-                     v3 = _mm512_loadu_ps(v + 48);
+        for (int c = 0; c < W; c++) v[c] = _mm512_loadu_ps(vb + l * hd + d0 + 16 * c);
         for (int i = 0; i < NR; i++) {
             const __m512 pl = _mm512_set1_ps(p[i * ps + l]);
-            a[i][0] = _mm512_fmadd_ps(pl, v0, a[i][0]);
-            a[i][1] = _mm512_fmadd_ps(pl, v1, a[i][1]);
-            a[i][2] = _mm512_fmadd_ps(pl, v2, a[i][2]);
-            a[i][3] = _mm512_fmadd_ps(pl, v3, a[i][3]);
+            for (int c = 0; c < W; c++) a[i][c] = _mm512_fmadd_ps(pl, v[c], a[i][c]);
         }
     }
     for (int i = 0; i < NR; i++)
-        for (int c = 0; c < 4; c++) _mm512_storeu_ps(acc + i * hd + d0 + 16 * c, a[i][c]);
+        for (int c = 0; c < W; c++) _mm512_storeu_ps(acc + i * hd + d0 + 16 * c, a[i][c]);
+}
+
+/* All rows over dims [d0, d0 + 16W): blocks of PV_ROWS, then the rest, each
+ * with a constant row count so the accumulators stay in registers. */
+static inline __attribute__((always_inline)) void pv_cols_avx512(float *acc, const float *p, int64_t ps,
+                                                                 const float *vb, int32_t nb, int32_t rows, int32_t hd,
+                                                                 int32_t d0, const int W) {
+    int32_t r = 0;
+    for (; r + PV_ROWS <= rows; r += PV_ROWS) pv_rows_avx512(acc + r * hd, p + r * ps, ps, vb, nb, hd, d0, PV_ROWS, W);
+    float *ar = acc + r * hd;
+    const float *pr = p + r * ps;
+    switch (rows - r) {
+    case 5: pv_rows_avx512(ar, pr, ps, vb, nb, hd, d0, 5, W); break;
+    case 4: pv_rows_avx512(ar, pr, ps, vb, nb, hd, d0, 4, W); break;
+    case 3: pv_rows_avx512(ar, pr, ps, vb, nb, hd, d0, 3, W); break;
+    case 2: pv_rows_avx512(ar, pr, ps, vb, nb, hd, d0, 2, W); break;
+    case 1: pv_rows_avx512(ar, pr, ps, vb, nb, hd, d0, 1, W); break;
+    default: break;
+    }
 }
 
 static void pv_avx512(float *acc, const float *p, int64_t ps, const float *vb, int32_t nb, int32_t rows, int32_t hd) {
-    if (hd % 64 != 0) {
+    if (hd % 64 == 0)
+        for (int32_t d0 = 0; d0 < hd; d0 += 64) pv_cols_avx512(acc, p, ps, vb, nb, rows, hd, d0, 4);
+    else if (hd % 32 == 0)
+        for (int32_t d0 = 0; d0 < hd; d0 += 32) pv_cols_avx512(acc, p, ps, vb, nb, rows, hd, d0, 2);
+    else
         pc_attn_kernels_avx2().pv(acc, p, ps, vb, nb, rows, hd);
-        return;
-    }
-    for (int32_t d0 = 0; d0 < hd; d0 += 64) {
-        int32_t r = 0;
-        for (; r + PV_ROWS <= rows; r += PV_ROWS) pv_rows_avx512(acc + r * hd, p + r * ps, ps, vb, nb, hd, d0, PV_ROWS);
-        float *ar = acc + r * hd;
-        const float *pr = p + r * ps;
-        switch (rows - r) { /* constant row counts, so the accumulators stay in registers */
-        case 5: pv_rows_avx512(ar, pr, ps, vb, nb, hd, d0, 5); break;
-        case 4: pv_rows_avx512(ar, pr, ps, vb, nb, hd, d0, 4); break;
-        case 3: pv_rows_avx512(ar, pr, ps, vb, nb, hd, d0, 3); break;
-        case 2: pv_rows_avx512(ar, pr, ps, vb, nb, hd, d0, 2); break;
-        case 1: pv_rows_avx512(ar, pr, ps, vb, nb, hd, d0, 1); break;
-        default: break;
-        }
-    }
 }
 
 static float max_avx512(const float *s, int64_t n) {

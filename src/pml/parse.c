@@ -35,10 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <fcntl.h>
-#include <unistd.h>
-#include <errno.h>
 #include <limits.h>
 
 #include "pml/arena.h"
@@ -47,6 +43,7 @@
 #include "pml/src.h"
 #include "pml/text.h"
 #include "util/error.h"
+#include "util/file.h"
 
 #define LIBXML_MAX_DEPTH 256u /* our ceiling; libxml2 itself stops at 256, or 2048 with HUGE */
 #define TREE_BUDGET_BASE ((size_t)256 << 20)
@@ -998,37 +995,6 @@ pc_status pc_pml_parse_prompt(const char *text, size_t len, const char *name, co
     return parse_doc(false, text, len, name, opt, NULL, out, err);
 }
 
-/* Reads at most limit + 1 bytes, so an oversize file is refused without
- * reading it whole. */
-static pc_status read_file(const char *path, size_t limit, char **text, size_t *len, pc_error *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return pc_fail(err, errno == ENOENT ? PC_ERR_NOT_FOUND : PC_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return pc_fail(err, PC_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t want = (uintmax_t)sb.st_size > limit ? limit + 1 : (size_t)sb.st_size;
-    char *buf = malloc(want + 1);
-    size_t n = 0;
-    pc_status st = buf ? PC_OK : pc_fail(err, PC_ERR_NOMEM, "%s: out of memory", path);
-    while (st == PC_OK && n < want) {
-        ssize_t r = read(fd, buf + n, want - n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) st = pc_fail(err, PC_ERR_IO, "%s: %s", path, strerror(errno));
-        if (r <= 0) break;
-        n += (size_t)r;
-    }
-    close(fd);
-    if (st != PC_OK) {
-        free(buf);
-        return st;
-    }
-    *text = buf;
-    *len = n;
-    return PC_OK;
-}
-
 pc_status pc_pml_parse_schema_file(const char *path, const pc_pml_options *opt, pc_pml_doc **out, pc_error *err) {
     if (out) *out = NULL;
     if (!path || !out) return pc_fail(err, PC_ERR_INVALID, "pc_pml_parse_schema_file: NULL argument");
@@ -1036,7 +1002,7 @@ pc_status pc_pml_parse_schema_file(const char *path, const pc_pml_options *opt, 
     set_defaults(&o, opt);
     char *text = NULL;
     size_t len = 0;
-    pc_status st = read_file(path, o.max_bytes, &text, &len, err);
+    pc_status st = pc_file_read(path, o.max_bytes, 0, &text, &len, err);
     if (st != PC_OK) return st;
     char *dir = strdup(path);
     char *slash = dir ? strrchr(dir, '/') : NULL;

@@ -7,18 +7,16 @@
 #include "pml/src.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "pml/text.h"
 #include "util/error.h"
+#include "util/file.h"
 
 /* False when a '..' component climbs above the start of rel. */
 static bool stays_below(const char *rel) {
@@ -73,38 +71,6 @@ static pc_status check_path(const char *root, const char *rel, char **resolved, 
     return st;
 }
 
-static pc_status read_all(int fd, const char *rel, size_t max_bytes, char **text, size_t *len, pc_error *err) {
-    struct stat stbuf;
-    if (fstat(fd, &stbuf) != 0) return pc_fail(err, PC_ERR_IO, "src \"%s\": %s", rel, strerror(errno));
-    if (!S_ISREG(stbuf.st_mode)) return pc_fail(err, PC_ERR_INVALID, "src \"%s\" is not a regular file", rel);
-    if ((uintmax_t)stbuf.st_size > max_bytes)
-        return pc_fail(err, PC_ERR_RANGE, "src \"%s\" is %lld bytes, over the limit of %zu bytes",
-                       rel, (long long)stbuf.st_size, max_bytes);
-    size_t cap = (size_t)stbuf.st_size, n = 0;
-    char *buf = malloc(cap + 1);
-    if (!buf) return pc_fail(err, PC_ERR_NOMEM, "out of memory reading src \"%s\"", rel);
-    /* Read one byte past the stat size: a file that grew is caught too. */
-    for (;;) {
-        if (n == cap + 1) break;
-        ssize_t r = read(fd, buf + n, cap + 1 - n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
-            free(buf);
-            return pc_fail(err, PC_ERR_IO, "src \"%s\": %s", rel, strerror(errno));
-        }
-        if (r == 0) break;
-        n += (size_t)r;
-    }
-    if (n > cap) {
-        free(buf);
-        return pc_fail(err, PC_ERR_IO, "src \"%s\" changed while being read", rel);
-    }
-    buf[n] = '\0';
-    *text = buf;
-    *len = n;
-    return PC_OK;
-}
-
 /* \r\n and lone \r become \n, in place. */
 static size_t normalize_newlines(char *s, size_t n) {
     size_t o = 0;
@@ -128,16 +94,10 @@ pc_status pc_pml_src_read(const char *root, const char *rel, size_t max_bytes, c
     char *real = NULL;
     pc_status st = check_path(root, rel, &real, err);
     if (st != PC_OK) return st;
-    int fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        st = pc_fail(err, PC_ERR_IO, "src \"%s\": %s", rel, strerror(errno));
-        free(real);
-        return st;
-    }
     char *buf = NULL;
     size_t n = 0;
-    st = read_all(fd, rel, max_bytes, &buf, &n, err);
-    close(fd);
+    st = pc_file_read(real, max_bytes, PC_FILE_NOFOLLOW, &buf, &n, err);
+    if (st != PC_OK) pc_fail_wrap(err, "src \"%s\"", rel);
     if (st == PC_OK) {
         size_t bad = 0;
         if (!pc_pml_utf8_valid(buf, n, &bad)) {

@@ -20,7 +20,8 @@ struct pc_engine {
     float *logits;            /* [n_vocab] */
     char name[128];
     struct pc_schema **schemas; /* registered schemas, owned */
-    int32_t n_schemas, cap_schemas;
+    int32_t n_schemas;
+    size_t cap_schemas;
     int32_t placeholder;        /* token that fills parameters without scaffold text */
 };
 

@@ -12,6 +12,7 @@
 
 #include "engine/engine_internal.h"
 #include "engine/sampler.h"
+#include "util/buf.h"
 #include "util/clock.h"
 #include "util/error.h"
 
@@ -38,40 +39,25 @@ typedef struct gen_state {
     pc_kv_span *span;
     int32_t *history; /* prompt + generated */
     size_t n_history;
-    char *text;
-    size_t text_len, text_cap, emitted;
+    pc_buf text;      /* generated so far (cut at a stop string) */
+    size_t emitted;   /* bytes of text handed to cb */
     pc_detok detok;
     pc_stop_set stops;
     pc_gen_result *out;
 } gen_state;
 
-static bool append_text(gen_state *g, const char *s, size_t n) {
-    if (g->text_len + n + 1 > g->text_cap) {
-        size_t cap = g->text_cap ? g->text_cap * 2 : 256;
-        while (cap < g->text_len + n + 1) cap *= 2;
-        char *t = realloc(g->text, cap);
-        if (!t) return false;
-        g->text = t;
-        g->text_cap = cap;
-    }
-    memcpy(g->text + g->text_len, s, n);
-    g->text_len += n;
-    g->text[g->text_len] = '\0';
-    return true;
-}
-
 /* Emits what is safe to show; returns false when generation must stop. */
 static bool emit(gen_state *g, int32_t tok, bool final) {
     size_t keep = 0;
-    long at = g->stops.n ? pc_stop_find(&g->stops, g->text, g->text_len, &keep) : -1;
-    size_t end = g->text_len - (final ? 0 : keep);
+    long at = g->stops.n ? pc_stop_find(&g->stops, g->text.data, g->text.len, &keep) : -1;
+    size_t end = g->text.len - (final ? 0 : keep);
     if (at >= 0) {
         end = (size_t)at;
-        g->text_len = (size_t)at;
-        g->text[at] = '\0';
+        g->text.len = (size_t)at;
+        g->text.data[at] = '\0';
         g->out->stop = PC_STOP_STRING;
     }
-    if (end > g->emitted && g->cb && !g->cb(g->user, tok, g->text + g->emitted, end - g->emitted)) {
+    if (end > g->emitted && g->cb && !g->cb(g->user, tok, g->text.data + g->emitted, end - g->emitted)) {
         g->emitted = end;
         if (at < 0) g->out->stop = PC_STOP_CALLBACK;
         return false;
@@ -91,7 +77,7 @@ static pc_status accept(gen_state *g, int32_t tok, bool *go_on, pc_error *err) {
     }
     char piece[256];
     size_t n = pc_detok_push(&g->detok, g->e->tok, tok, piece, sizeof piece);
-    if (!append_text(g, piece, n < sizeof piece ? n : sizeof piece))
+    if (!pc_buf_append(&g->text, piece, n < sizeof piece ? n : sizeof piece))
         return pc_fail(err, PC_ERR_NOMEM, "out of memory for generated text");
     *go_on = emit(g, tok, false);
     return PC_OK;
@@ -128,7 +114,7 @@ static pc_status decode_loop(gen_state *g, int32_t first, pc_error *err) {
     if (s == PC_OK) {
         char tail[16];
         size_t n = pc_detok_flush(&g->detok, tail, sizeof tail);
-        if (n && g->out->stop != PC_STOP_STRING && !append_text(g, tail, n))
+        if (n && g->out->stop != PC_STOP_STRING && !pc_buf_append(&g->text, tail, n))
             return pc_fail(err, PC_ERR_NOMEM, "out of memory for generated text");
         if (g->out->stop != PC_STOP_STRING && g->out->stop != PC_STOP_CALLBACK) emit(g, g->history[g->n_history - 1], true);
     }
@@ -158,7 +144,7 @@ static pc_status prepare(gen_state *g, size_t n, pc_error *err) {
     g->out->tokens = malloc((size_t)p->n_predict * sizeof *g->out->tokens);
     g->stops.strs = (char **)p->stop;
     g->stops.n = p->n_stop;
-    if (!g->sampler || !g->span || !g->history || !g->out->tokens || !append_text(g, "", 0))
+    if (!g->sampler || !g->span || !g->history || !g->out->tokens || !pc_buf_reserve(&g->text, 0))
         return pc_fail(err, PC_ERR_NOMEM, "out of memory preparing generation");
     return PC_OK;
 }
@@ -188,7 +174,7 @@ pc_status pc_gen_run(pc_engine *e, const pc_gen_input *in, const pc_gen_params *
         s = decode_loop(&g, first, err);
         out->decode_tok_s = out->n_tokens > 1 && out->decode_ms > 0 ? (double)(out->n_tokens - 1) / (out->decode_ms / 1e3) : 0;
     }
-    out->text = g.text;
+    out->text = g.text.data;
     pc_sampler_free(g.sampler);
     pc_kv_span_release(g.span);
     free(g.history);

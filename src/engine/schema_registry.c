@@ -8,6 +8,7 @@
 
 #include "engine/engine_internal.h"
 #include "schema/schema.h"
+#include "util/buf.h"
 #include "util/error.h"
 
 pc_schema *pc_engine_find_schema(const pc_engine *e, const char *name) {
@@ -18,31 +19,23 @@ pc_schema *pc_engine_find_schema(const pc_engine *e, const char *name) {
 
 static pc_status collect_warnings(const pc_pml_doc *doc, char **out, pc_error *err) {
     if (!out || doc->n_warnings == 0) return PC_OK;
-    size_t len = *out ? strlen(*out) : 0, add = 0;
-    for (size_t i = 0; i < doc->n_warnings; i++) add += strlen(doc->warnings[i].msg) + 1;
-    char *w = realloc(*out, len + add + 1);
-    if (!w) return pc_fail(err, PC_ERR_NOMEM, "out of memory collecting warnings");
-    for (size_t i = 0; i < doc->n_warnings; i++) {
-        size_t n = strlen(doc->warnings[i].msg);
-        memcpy(w + len, doc->warnings[i].msg, n);
-        w[len + n] = '\n';
-        len += n + 1;
-    }
-    w[len] = '\0';
-    *out = w;
+    size_t len = *out ? strlen(*out) : 0;
+    pc_buf b = {.data = *out, .len = len, .cap = *out ? len + 1 : 0};
+    for (size_t i = 0; i < doc->n_warnings; i++)
+        if (!pc_buf_puts(&b, doc->warnings[i].msg) || !pc_buf_puts(&b, "\n")) {
+            *out = b.data; /* what was collected stays the caller's */
+            return pc_fail(err, PC_ERR_NOMEM, "out of memory collecting warnings");
+        }
+    *out = b.data;
     return PC_OK;
 }
 
 static pc_status add_schema(pc_engine *e, pc_schema *s, pc_error *err) {
     if (pc_engine_find_schema(e, s->name))
         return pc_fail(err, PC_ERR_INVALID, "%s: a schema named '%s' is already registered", s->doc->name, s->name);
-    if (e->n_schemas == e->cap_schemas) {
-        int32_t cap = e->cap_schemas ? e->cap_schemas * 2 : 4;
-        pc_schema **a = realloc(e->schemas, (size_t)cap * sizeof *a);
-        if (!a) return pc_fail(err, PC_ERR_NOMEM, "out of memory registering schema '%s'", s->name);
-        e->schemas = a;
-        e->cap_schemas = cap;
-    }
+    pc_schema **a = pc_array_reserve(e->schemas, &e->cap_schemas, (size_t)e->n_schemas + 1, sizeof *e->schemas);
+    if (!a) return pc_fail(err, PC_ERR_NOMEM, "out of memory registering schema '%s'", s->name);
+    e->schemas = a;
     e->schemas[e->n_schemas++] = s;
     return PC_OK;
 }
@@ -109,7 +102,8 @@ void pc_engine_free_schemas(pc_engine *e) {
     for (int32_t i = 0; i < e->n_schemas; i++) pc_schema_free(e->schemas[i]);
     free(e->schemas);
     e->schemas = NULL;
-    e->n_schemas = e->cap_schemas = 0;
+    e->n_schemas = 0;
+    e->cap_schemas = 0;
 }
 
 pc_status pc_engine_schema_stats(const pc_engine *e, const char *name, pc_schema_stats *out, pc_error *err) {

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "gguf/gguf_impl.h"
+#include "util/buf.h"
 #include "util/error.h"
 
 typedef struct wkv {
@@ -61,16 +62,6 @@ void pc_gguf_writer_free(pc_gguf_writer *w) {
     free(w);
 }
 
-static bool grow(void **arr, size_t *cap, size_t n, size_t elem) {
-    if (n < *cap) return true;
-    size_t nc = *cap ? *cap * 2 : 8;
-    void *p = realloc(*arr, nc * elem);
-    if (!p) return false;
-    *arr = p;
-    *cap = nc;
-    return true;
-}
-
 static bool has_key(const pc_gguf_writer *w, const char *key) {
     for (size_t i = 0; i < w->n_kv; i++)
         if (strcmp(w->kvs[i].key, key) == 0) return true;
@@ -82,8 +73,11 @@ static pc_status add_kv(pc_gguf_writer *w, const char *key, uint32_t type, uint8
     pc_status st = PC_OK;
     char *k = NULL;
     if (!w || !key || has_key(w, key)) st = PC_ERR_INVALID;
-    else if (!val || !(k = strdup(key)) || !grow((void **)&w->kvs, &w->cap_kv, w->n_kv, sizeof *w->kvs))
+    else if (!val || !(k = strdup(key)))
         st = PC_ERR_NOMEM;
+    wkv *kvs = st == PC_OK ? pc_array_reserve(w->kvs, &w->cap_kv, w->n_kv + 1, sizeof *w->kvs) : NULL;
+    if (kvs) w->kvs = kvs;
+    else if (st == PC_OK) st = PC_ERR_NOMEM;
     if (st != PC_OK) {
         free(val);
         free(k);
@@ -194,7 +188,9 @@ pc_status pc_gguf_writer_add_tensor(pc_gguf_writer *w, const char *name, pc_type
     for (size_t i = 0; i < w->n_t; i++)
         if (strcmp(w->ts[i].name, name) == 0) return PC_ERR_INVALID;
     wtensor t = {.name = strdup(name), .type = type, .n_dims = n_dims, .data = malloc(size), .size = size};
-    if (!t.name || !t.data || !grow((void **)&w->ts, &w->cap_t, w->n_t, sizeof *w->ts)) {
+    wtensor *ts = t.name && t.data ? pc_array_reserve(w->ts, &w->cap_t, w->n_t + 1, sizeof *w->ts) : NULL;
+    if (ts) w->ts = ts;
+    if (!ts) {
         free(t.name);
         free(t.data);
         return PC_ERR_NOMEM;

@@ -75,7 +75,7 @@ static inline pc_f16 *pc_kv_v(const pc_kv_span *s, int32_t layer, int32_t tok) {
 typedef struct pc_kv_list {
     const pc_kv_span **spans;
     int32_t n;
-    int32_t cap;
+    size_t cap;
 } pc_kv_list;
 
 pc_status pc_kv_list_push(pc_kv_list *l, const pc_kv_span *s, pc_error *err);

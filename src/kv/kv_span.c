@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "kv/kv.h"
+#include "util/buf.h"
 #include "util/error.h"
 
 static int32_t round_cap(int32_t cap) {
@@ -96,13 +97,10 @@ size_t pc_kv_span_bytes(const pc_kv_span *s) {
 }
 
 pc_status pc_kv_list_push(pc_kv_list *l, const pc_kv_span *s, pc_error *err) {
-    if (l->n == l->cap) {
-        int32_t cap = l->cap ? l->cap * 2 : 8;
-        const pc_kv_span **p = realloc(l->spans, (size_t)cap * sizeof *p);
-        if (!p) return pc_fail(err, PC_ERR_NOMEM, "out of memory for the KV span list");
-        l->spans = p;
-        l->cap = cap;
-    }
+    if (l->n == INT32_MAX) return pc_fail(err, PC_ERR_RANGE, "KV span list: more than %d spans", INT32_MAX);
+    const pc_kv_span **p = pc_array_reserve(l->spans, &l->cap, (size_t)l->n + 1, sizeof *l->spans);
+    if (!p) return pc_fail(err, PC_ERR_NOMEM, "out of memory for the KV span list");
+    l->spans = p;
     l->spans[l->n++] = s;
     return PC_OK;
 }

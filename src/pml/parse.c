@@ -42,6 +42,7 @@
 #include "pml/scan.h"
 #include "pml/src.h"
 #include "pml/text.h"
+#include "util/buf.h"
 #include "util/error.h"
 #include "util/file.h"
 
@@ -77,8 +78,8 @@ typedef struct parser {
     pc_pml_doc *doc;
     bnode *root, *cur;
     uint32_t depth, n_modules;
-    char *tbuf; /* pending character data */
-    size_t tlen, tcap, tstart;
+    pc_buf text_buf; /* pending character data */
+    size_t tstart;
     uint32_t tline, tcol; /* position of pending text when events are off */
     bool tpending;
     pc_pml_warning *warns;
@@ -161,14 +162,9 @@ static void warn_at(parser *p, uint32_t line, uint32_t col, const char *fmt, ...
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     int n = snprintf(full, sizeof full, "%s:%u:%u: %s", p->name, line, col, what);
-    size_t cap = p->cap_warns;
-    if (p->n_warns == cap) {
-        cap = cap ? cap * 2 : 16;
-        pc_pml_warning *w = realloc(p->warns, cap * sizeof *w);
-        if (!w) return; /* a lost warning is not worth failing the parse */
-        p->warns = w;
-        p->cap_warns = cap;
-    }
+    pc_pml_warning *w = pc_array_reserve(p->warns, &p->cap_warns, p->n_warns + 1, sizeof *p->warns);
+    if (!w) return; /* a lost warning is not worth failing the parse */
+    p->warns = w;
     const char *msg = pc_pml_arena_strndup(p->arena, full, n < 0 ? 0 : strnlen(full, sizeof full));
     if (msg) p->warns[p->n_warns++] = (pc_pml_warning){line, col, msg};
 }
@@ -687,7 +683,7 @@ static void flush_text(parser *p) {
     p->tpending = false;
     uint32_t line = p->tline, col = p->tcol;
     if (p->events_ok) pos_of(p, p->tstart, &line, &col);
-    bool blank = pc_pml_all_space(p->tbuf, p->tlen);
+    bool blank = pc_pml_all_space(p->text_buf.data, p->text_buf.len);
     pc_pml_kind k = p->cur->n.kind;
     if (k == PC_PML_UNION || k == PC_PML_PARAMETER || k == PC_PML_REF) {
         if (!blank)
@@ -699,7 +695,7 @@ static void flush_text(parser *p) {
     }
     if (blank && !p->schema) return; /* prompts drop whitespace between markup */
     bnode *t = new_node(p, PC_PML_TEXT, line, col);
-    if (t) set_text(p, t, p->tbuf, p->tlen);
+    if (t) set_text(p, t, p->text_buf.data, p->text_buf.len);
 }
 
 static void on_chars(void *ctx, const xmlChar *ch, int len) {
@@ -707,24 +703,12 @@ static void on_chars(void *ctx, const xmlChar *ch, int len) {
     if (p->failed || len <= 0 || !p->cur) return;
     if (!p->tpending) {
         p->tpending = true;
-        p->tlen = 0;
+        p->text_buf.len = 0;
         p->tstart = p->markup_end;
         cursor_pos(p, &p->tline, &p->tcol);
     }
-    size_t need = p->tlen + (size_t)len;
-    if (need > p->tcap) {
-        size_t cap = p->tcap ? p->tcap : 256;
-        while (cap < need) cap *= 2;
-        char *nb = realloc(p->tbuf, cap);
-        if (!nb) {
-            fail_at(p, p->tline, p->tcol, PC_ERR_NOMEM, "out of memory holding text");
-            return;
-        }
-        p->tbuf = nb;
-        p->tcap = cap;
-    }
-    memcpy(p->tbuf + p->tlen, ch, (size_t)len);
-    p->tlen = need;
+    if (!pc_buf_append(&p->text_buf, ch, (size_t)len))
+        fail_at(p, p->tline, p->tcol, PC_ERR_NOMEM, "out of memory holding text");
 }
 
 /* ---- SAX handlers ----------------------------------------------------------- */
@@ -974,7 +958,7 @@ static pc_status parse_doc(bool schema, const char *text, size_t len, const char
     if (p.ctxt) xmlFreeParserCtxt(p.ctxt);
     pc_pml_scan_free(&p.scan);
     free(p.lines);
-    free(p.tbuf);
+    pc_buf_free(&p.text_buf);
     free(p.warns);
     if (st != PC_OK) {
         pc_pml_arena_free(p.arena);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/buf.h"
 #include "util/error.h"
 
 typedef struct scanner {
@@ -102,33 +103,21 @@ static size_t end_tag(const scanner *sc, size_t i) {
     return k < sc->n && sc->s[k] == '>' ? k + 1 : 0;
 }
 
-static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return true;
-    size_t c = *cap ? *cap : 64;
-    while (c < need) {
-        if (c > SIZE_MAX / 2 / elem) return false;
-        c *= 2;
-    }
-    void *q = realloc(*p, c * elem);
-    if (!q) return false;
-    *p = q;
-    *cap = c;
-    return true;
-}
-
 static void add_event(scanner *sc, pc_pml_mark kind, bool self_closing, size_t b, size_t e) {
     pc_pml_scan *o = sc->out;
-    if (!grow((void **)&o->events, &sc->cap_events, o->n_events + 1, sizeof *o->events)) {
+    pc_pml_event *ev = pc_array_reserve(o->events, &sc->cap_events, o->n_events + 1, sizeof *o->events);
+    if (!ev) {
         sc->nomem = true;
         return;
     }
+    o->events = ev;
     o->events[o->n_events++] = (pc_pml_event){kind, self_closing, b, e};
 }
 
 static void append_out(scanner *sc, const char *p, size_t len) {
     pc_pml_scan *o = sc->out;
-    void *buf = o->out;
-    if (!grow(&buf, &sc->cap_out, o->out_len + len + 1, 1)) {
+    char *buf = o->out_len + len + 1 > o->out_len ? pc_array_reserve(o->out, &sc->cap_out, o->out_len + len + 1, 1) : NULL;
+    if (!buf) {
         sc->nomem = true;
         return;
     }
@@ -139,10 +128,12 @@ static void append_out(scanner *sc, const char *p, size_t len) {
 
 static void escape_at(scanner *sc, size_t i, const char *with) {
     pc_pml_scan *o = sc->out;
-    if (!grow((void **)&o->escapes, &sc->cap_escapes, o->n_escapes + 1, sizeof *o->escapes)) {
+    pc_pml_escape *esc = pc_array_reserve(o->escapes, &sc->cap_escapes, o->n_escapes + 1, sizeof *o->escapes);
+    if (!esc) {
         sc->nomem = true;
         return;
     }
+    o->escapes = esc;
     o->escapes[o->n_escapes++] = (pc_pml_escape){i, sc->s[i], strlen(with) - 1};
     append_out(sc, sc->s + sc->copied, i - sc->copied);
     append_out(sc, with, strlen(with));

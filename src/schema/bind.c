@@ -10,6 +10,7 @@
 
 #include "pml/text.h"
 #include "schema/plan.h"
+#include "util/buf.h"
 #include "util/error.h"
 
 typedef struct binder {
@@ -21,8 +22,7 @@ typedef struct binder {
     int32_t *union_pick; /* [n_unions] member chosen, or -1 */
     pc_tokens *args;     /* [n_params] */
     bool *has_arg;       /* [n_params] */
-    char *text;          /* the prompt's own text, markers included */
-    size_t text_len, text_cap;
+    pc_buf text;         /* the prompt's own text, markers included */
     bool has_text;
     pc_pml_role last_role;
 } binder;
@@ -57,16 +57,7 @@ static pc_status bind_ref(binder *B, const pc_pml_node *ref, int32_t scope);
 static pc_status bind_children(binder *B, const pc_pml_node *n, int32_t scope);
 
 static pc_status append_text(binder *B, const char *t, size_t len) {
-    if (B->text_len + len + 1 > B->text_cap) {
-        size_t cap = B->text_cap ? B->text_cap * 2 : 256;
-        while (cap < B->text_len + len + 1) cap *= 2;
-        char *p = realloc(B->text, cap);
-        if (!p) return pc_fail(B->err, PC_ERR_NOMEM, "%s: out of memory binding the prompt", B->req);
-        B->text = p;
-        B->text_cap = cap;
-    }
-    memcpy(B->text + B->text_len, t, len);
-    B->text_len += len;
+    if (!pc_buf_append(&B->text, t, len)) return pc_fail(B->err, PC_ERR_NOMEM, "%s: out of memory binding the prompt", B->req);
     B->has_text = true;
     return PC_OK;
 }
@@ -129,13 +120,9 @@ static pc_status bind_ref(binder *B, const pc_pml_node *ref, int32_t scope) {
 }
 
 static pc_status push_item(pc_plan *p, pc_plan_item it, pc_error *err) {
-    if (p->n == p->cap) {
-        int32_t cap = p->cap ? p->cap * 2 : 16;
-        pc_plan_item *a = realloc(p->items, (size_t)cap * sizeof *a);
-        if (!a) return pc_fail(err, PC_ERR_NOMEM, "out of memory building a plan");
-        p->items = a;
-        p->cap = cap;
-    }
+    pc_plan_item *a = pc_array_reserve(p->items, &p->cap, (size_t)p->n + 1, sizeof *p->items);
+    if (!a) return pc_fail(err, PC_ERR_NOMEM, "out of memory building a plan");
+    p->items = a;
     p->items[p->n++] = it;
     if (it.kind == PC_ITEM_CACHED) {
         pc_kv_span_retain(it.kv);
@@ -147,16 +134,12 @@ static pc_status push_item(pc_plan *p, pc_plan_item it, pc_error *err) {
 }
 
 static int32_t *own_tokens(pc_plan *p, pc_tokens *t, pc_error *err) {
-    if (p->n_owned == p->cap_owned) {
-        int32_t cap = p->cap_owned ? p->cap_owned * 2 : 8;
-        int32_t **a = realloc(p->owned, (size_t)cap * sizeof *a);
-        if (!a) {
-            pc_fail(err, PC_ERR_NOMEM, "out of memory building a plan");
-            return NULL;
-        }
-        p->owned = a;
-        p->cap_owned = cap;
+    int32_t **a = pc_array_reserve(p->owned, &p->cap_owned, (size_t)p->n_owned + 1, sizeof *p->owned);
+    if (!a) {
+        pc_fail(err, PC_ERR_NOMEM, "out of memory building a plan");
+        return NULL;
     }
+    p->owned = a;
     p->owned[p->n_owned++] = t->ids;
     int32_t *ids = t->ids;
     memset(t, 0, sizeof *t);
@@ -191,9 +174,9 @@ static pc_status plan_prompt_text(binder *B, pc_plan *p) {
         if (st != PC_OK) return st;
     }
     if (!B->has_text) return PC_OK;
-    char *c = malloc(B->text_len + 1);
+    char *c = malloc(B->text.len + 1);
     if (!c) return pc_fail(B->err, PC_ERR_NOMEM, "%s: out of memory binding the prompt", B->req);
-    size_t n = pc_pml_compact(B->text, B->text_len, c);
+    size_t n = pc_pml_compact(B->text.data, B->text.len, c);
     pc_tokens t = {0};
     pc_error e = {0};
     pc_status st = pc_tokenize(B->bc->tok, c, n, false, true, &t, &e);
@@ -244,7 +227,7 @@ pc_status pc_plan_bind(const pc_schema *s, const pc_pml_doc *prompt, const pc_bi
     free(B.union_pick);
     free(B.args);
     free(B.has_arg);
-    free(B.text);
+    pc_buf_free(&B.text);
     if (st != PC_OK) pc_plan_free(out);
     return st;
 }

@@ -9,6 +9,7 @@
 
 #include "pml/text.h"
 #include "schema/schema.h"
+#include "util/buf.h"
 #include "util/error.h"
 
 typedef struct lay {
@@ -16,24 +17,39 @@ typedef struct lay {
     pc_schema *s;
     pc_error *err;
     const char *file;
-    char *acc;
-    size_t acc_len, acc_cap;
+    pc_buf acc;           /* the current text run */
     bool acc_has;
     uint32_t acc_line, acc_col;
     int32_t pos;
-    int32_t cap_pieces, cap_modules, cap_unions, cap_params;
+    size_t cap_pieces, cap_modules, cap_unions, cap_params;
 } lay;
 
-#define GROW(L, arr, n, cap)                                                                       \
-    do {                                                                                           \
-        if ((n) == (cap)) {                                                                        \
-            int32_t nc = (cap) ? (cap) * 2 : 16;                                                   \
-            void *p = realloc((arr), (size_t)nc * sizeof *(arr));                                  \
-            if (!p) return pc_fail((L)->err, PC_ERR_NOMEM, "%s: out of memory laying out", (L)->file); \
-            (arr) = p;                                                                             \
-            (cap) = nc;                                                                            \
-        }                                                                                          \
-    } while (0)
+static pc_status oom(lay *L) { return pc_fail(L->err, PC_ERR_NOMEM, "%s: out of memory laying out", L->file); }
+
+/* Room for one more module, union, parameter or piece (each an array of the schema). */
+static pc_status reserve_module(lay *L) {
+    pc_module *p = pc_array_reserve(L->s->modules, &L->cap_modules, (size_t)L->s->n_modules + 1, sizeof *p);
+    if (p) L->s->modules = p;
+    return p ? PC_OK : oom(L);
+}
+
+static pc_status reserve_union(lay *L) {
+    pc_union *p = pc_array_reserve(L->s->unions, &L->cap_unions, (size_t)L->s->n_unions + 1, sizeof *p);
+    if (p) L->s->unions = p;
+    return p ? PC_OK : oom(L);
+}
+
+static pc_status reserve_param(lay *L) {
+    pc_param *p = pc_array_reserve(L->s->params, &L->cap_params, (size_t)L->s->n_params + 1, sizeof *p);
+    if (p) L->s->params = p;
+    return p ? PC_OK : oom(L);
+}
+
+static pc_status reserve_piece(lay *L) {
+    pc_piece *p = pc_array_reserve(L->s->pieces, &L->cap_pieces, (size_t)L->s->n_pieces + 1, sizeof *p);
+    if (p) L->s->pieces = p;
+    return p ? PC_OK : oom(L);
+}
 
 static pc_status acc_append(lay *L, const char *t, size_t n, const pc_pml_node *at) {
     if (!L->acc_has) {
@@ -41,31 +57,15 @@ static pc_status acc_append(lay *L, const char *t, size_t n, const pc_pml_node *
         L->acc_line = at->line;
         L->acc_col = at->col;
     }
-    if (L->acc_len + n + 1 > L->acc_cap) {
-        size_t cap = L->acc_cap ? L->acc_cap : 256;
-        while (cap < L->acc_len + n + 1) cap *= 2;
-        char *p = realloc(L->acc, cap);
-        if (!p) return pc_fail(L->err, PC_ERR_NOMEM, "%s: out of memory laying out", L->file);
-        L->acc = p;
-        L->acc_cap = cap;
-    }
-    memcpy(L->acc + L->acc_len, t, n);
-    L->acc_len += n;
-    return PC_OK;
+    return pc_buf_append(&L->acc, t, n) ? PC_OK : oom(L);
 }
 
 static pc_status push_piece(lay *L, pc_piece_kind kind, int32_t owner, int32_t param, int32_t *tokens, int32_t n,
                             uint32_t line, uint32_t col) {
     pc_schema *s = L->s;
-    if (s->n_pieces == L->cap_pieces) {
-        int32_t nc = L->cap_pieces ? L->cap_pieces * 2 : 16;
-        pc_piece *p = realloc(s->pieces, (size_t)nc * sizeof *p);
-        if (!p) {
-            free(tokens);
-            return pc_fail(L->err, PC_ERR_NOMEM, "%s: out of memory laying out", L->file);
-        }
-        s->pieces = p;
-        L->cap_pieces = nc;
+    if (reserve_piece(L) != PC_OK) {
+        free(tokens);
+        return PC_ERR_NOMEM;
     }
     s->pieces[s->n_pieces++] = (pc_piece){.kind = kind, .owner = owner, .param = param, .start = L->pos, .n = n,
                                           .tokens = tokens, .line = line, .col = col};
@@ -85,10 +85,10 @@ static pc_status tokenize(lay *L, const char *text, size_t len, bool special, ui
 static pc_status flush(lay *L, int32_t owner) {
     if (!L->acc_has) return PC_OK;
     L->acc_has = false;
-    char *c = malloc(L->acc_len + 1);
-    if (!c) return pc_fail(L->err, PC_ERR_NOMEM, "%s: out of memory laying out", L->file);
-    size_t n = pc_pml_compact(L->acc, L->acc_len, c);
-    L->acc_len = 0;
+    char *c = malloc(L->acc.len + 1);
+    if (!c) return oom(L);
+    size_t n = pc_pml_compact(L->acc.data, L->acc.len, c);
+    L->acc.len = 0;
     pc_tokens t = {0};
     pc_status st = n ? tokenize(L, c, n, true, L->acc_line, L->acc_col, &t) : PC_OK;
     free(c);
@@ -117,7 +117,7 @@ static pc_status lay_role(lay *L, const pc_pml_node *n, int32_t owner, bool scaf
 
 static pc_status lay_param(lay *L, const pc_pml_node *n, int32_t owner) {
     pc_schema *s = L->s;
-    GROW(L, s->params, s->n_params, L->cap_params);
+    if (reserve_param(L) != PC_OK) return PC_ERR_NOMEM;
     int32_t idx = s->n_params;
     pc_tokens t = {0};
     if (n->scaffold) {
@@ -132,7 +132,7 @@ static pc_status lay_param(lay *L, const pc_pml_node *n, int32_t owner) {
         for (uint32_t i = 0; i < n->length; i++)
             if (!pc_tokens_push(&t, L->lc->placeholder)) {
                 pc_tokens_free(&t);
-                return pc_fail(L->err, PC_ERR_NOMEM, "%s: out of memory laying out", L->file);
+                return oom(L);
             }
     }
     s->params[idx] = (pc_param){.name = n->name, .module = owner, .start = L->pos, .len = (int32_t)n->length,
@@ -146,7 +146,7 @@ static pc_status lay_param(lay *L, const pc_pml_node *n, int32_t owner) {
 
 static pc_status lay_module(lay *L, const pc_pml_node *n, int32_t parent, int32_t union_id, bool scaffold, bool cache) {
     pc_schema *s = L->s;
-    GROW(L, s->modules, s->n_modules, L->cap_modules);
+    if (reserve_module(L) != PC_OK) return PC_ERR_NOMEM;
     int32_t idx = s->n_modules++;
     s->modules[idx] = (pc_module){.name = n->name, .parent = parent, .union_id = union_id, .start = L->pos,
                                   .cache = cache && n->cache, .scaffold = scaffold, .node = n};
@@ -158,7 +158,7 @@ static pc_status lay_module(lay *L, const pc_pml_node *n, int32_t parent, int32_
 
 static pc_status lay_union(lay *L, const pc_pml_node *n, int32_t owner, bool scaffold, bool cache) {
     pc_schema *s = L->s;
-    GROW(L, s->unions, s->n_unions, L->cap_unions);
+    if (reserve_union(L) != PC_OK) return PC_ERR_NOMEM;
     int32_t uid = s->n_unions++;
     const int32_t start = L->pos;
     s->unions[uid] = (pc_union){.parent = owner, .start = start, .scaffold = -1, .node = n};
@@ -205,7 +205,7 @@ static pc_status lay_children(lay *L, const pc_pml_node *n, int32_t owner, bool 
 static pc_status lay_root(lay *L, const pc_pml_node *root) {
     if (L->lc->add_bos) {
         int32_t *bos = malloc(sizeof *bos);
-        if (!bos) return pc_fail(L->err, PC_ERR_NOMEM, "%s: out of memory laying out", L->file);
+        if (!bos) return oom(L);
         *bos = pc_tokenizer_bos(L->lc->tok);
         pc_status st = push_piece(L, PC_PIECE_TEXT, PC_ROOT, -1, bos, 1, root->line, root->col);
         if (st != PC_OK) return st;
@@ -232,7 +232,7 @@ pc_status pc_schema_layout(pc_pml_doc *doc, const pc_layout_ctx *lc, pc_schema *
     s->placeholder = lc->placeholder;
     lay L = {.lc = lc, .s = s, .err = err, .file = doc->name};
     pc_status st = s->name ? lay_root(&L, doc->root) : pc_fail(err, PC_ERR_NOMEM, "out of memory");
-    free(L.acc);
+    pc_buf_free(&L.acc);
     if (st != PC_OK) {
         pc_schema_free(s);
         return st;

@@ -20,9 +20,11 @@ typedef struct pc_plan_item {
 
 typedef struct pc_plan {
     pc_plan_item *items;
-    int32_t n, cap;
+    int32_t n;
+    size_t cap;
     int32_t **owned;        /* token arrays the plan allocated */
-    int32_t n_owned, cap_owned;
+    int32_t n_owned;
+    size_t cap_owned;
     int64_t cached_tokens, fresh_tokens;
 } pc_plan;
 

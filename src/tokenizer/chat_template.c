@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/buf.h"
 #include "util/error.h"
 
 static const char *const format_names[] = {"unknown", "chatml", "llama2", "llama3", "gemma"};
@@ -108,27 +109,15 @@ const char *pc_chat_generation_prompt(pc_chat_format f) {
 
 /* ---- rendering ---- */
 
+/* Rendering appends many pieces; the first failed append sticks, so the
+ * renderers check once at the end. */
 typedef struct sbuf {
-    char *p;
-    size_t n, cap;
+    pc_buf buf;
     bool oom;
 } sbuf;
 
 static void put(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = true;
-            return;
-        }
-        b->p = q, b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
+    if (!b->oom && !pc_buf_append(&b->buf, s, n)) b->oom = true;
 }
 
 static void puts_(sbuf *b, const char *s) { put(b, s, strlen(s)); }
@@ -180,8 +169,8 @@ static void render_llama2(sbuf *b, const pc_chat_role *roles, const char *const 
         }
         pc_chat_markers m = pc_chat_role_markers(PC_CHAT_LLAMA2, roles[i]);
         if (roles[i] != PC_ROLE_ASSISTANT && i > first) puts_(b, "<s>");
-        puts_(b, m.begin), put_trimmed(b, content.p), puts_(b, m.end);
-        free(content.p);
+        puts_(b, m.begin), put_trimmed(b, content.buf.data), puts_(b, m.end);
+        pc_buf_free(&content.buf);
     }
 }
 
@@ -226,10 +215,10 @@ pc_status pc_chat_format_messages_ex(pc_chat_format f, const char *default_syste
     }
     if (add_generation_prompt) puts_(&b, pc_chat_generation_prompt(f));
     if (b.oom) {
-        free(b.p);
+        pc_buf_free(&b.buf);
         return pc_fail(err, PC_ERR_NOMEM, "chat: out of memory formatting %zu messages", n);
     }
-    *out = b.p;
+    *out = b.buf.data;
     return PC_OK;
 }
 
@@ -269,15 +258,19 @@ pc_status pc_chat_default_system(const char *t, size_t len, char **out, pc_error
     size_t i = (size_t)(open - t) + 2;
     while (i < len && is_ws(t[i])) i++;
     sbuf lit = {0};
-    if (i >= len || !read_literal(t, len, i, &lit) || lit.n < sizeof begin - 1 + sizeof end - 1 ||
-        memcmp(lit.p, begin, sizeof begin - 1) != 0 || memcmp(lit.p + lit.n - (sizeof end - 1), end, sizeof end - 1) != 0) {
+    bool ok = i < len && read_literal(t, len, i, &lit);
+    const char *lp = lit.buf.data;
+    const size_t ll = lit.buf.len;
+    ok = ok && ll >= sizeof begin - 1 + sizeof end - 1 && memcmp(lp, begin, sizeof begin - 1) == 0 &&
+         memcmp(lp + ll - (sizeof end - 1), end, sizeof end - 1) == 0;
+    if (!ok) {
         bool oom = lit.oom;
-        free(lit.p);
+        pc_buf_free(&lit.buf);
         return oom ? pc_fail(err, PC_ERR_NOMEM, "chat: out of memory reading the template") : PC_OK;
     }
-    size_t n = lit.n - (sizeof begin - 1) - (sizeof end - 1);
-    memmove(lit.p, lit.p + sizeof begin - 1, n);
-    lit.p[n] = '\0';
-    *out = lit.p;
+    size_t n = lit.buf.len - (sizeof begin - 1) - (sizeof end - 1);
+    memmove(lit.buf.data, lit.buf.data + sizeof begin - 1, n);
+    lit.buf.data[n] = '\0';
+    *out = lit.buf.data;
     return PC_OK;
 }

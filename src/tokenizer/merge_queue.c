@@ -8,6 +8,7 @@
 
 #include "tokenizer/tok_internal.h"
 #include "tokenizer/utf8.h"
+#include "util/buf.h"
 
 void pc_tok_scratch_free(pc_tok_scratch *s) {
     free(s->cps);
@@ -19,25 +20,20 @@ void pc_tok_scratch_free(pc_tok_scratch *s) {
     pc_seglist_free(&s->tmp);
 }
 
-static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return true;
-    size_t c = *cap ? *cap : 64;
-    while (c < need) c *= 2;
-    void *q = realloc(*p, c * elem);
-    if (!q) return false;
-    *p = q;
-    *cap = c;
-    return true;
+bool pc_tok_scratch_reserve_buf(pc_tok_scratch *s, size_t n) {
+    char *p = pc_array_reserve(s->buf, &s->buf_cap, n, 1);
+    if (p) s->buf = p;
+    return p != NULL;
 }
-
-bool pc_tok_scratch_reserve_buf(pc_tok_scratch *s, size_t n) { return grow((void **)&s->buf, &s->buf_cap, n, 1); }
 
 static bool before(const pc_tok_bigram *a, const pc_tok_bigram *b) {
     return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
 bool pc_tok_heap_push(pc_tok_scratch *s, pc_tok_bigram b) {
-    if (!grow((void **)&s->heap, &s->heap_cap, s->heap_n + 1, sizeof *s->heap)) return false;
+    pc_tok_bigram *h = pc_array_reserve(s->heap, &s->heap_cap, s->heap_n + 1, sizeof *s->heap);
+    if (!h) return false;
+    s->heap = h;
     size_t i = s->heap_n++;
     while (i > 0) {
         size_t parent = (i - 1) / 2;
@@ -66,7 +62,9 @@ pc_tok_bigram pc_tok_heap_pop(pc_tok_scratch *s) {
 }
 
 bool pc_tok_syms_init(pc_tok_scratch *s, const char *text, size_t len, size_t *n_syms) {
-    if (!grow((void **)&s->syms, &s->syms_cap, len + 1, sizeof *s->syms)) return false;
+    pc_tok_sym *syms = pc_array_reserve(s->syms, &s->syms_cap, len + 1, sizeof *s->syms);
+    if (!syms) return false;
+    s->syms = syms;
     size_t k = 0;
     for (size_t off = 0; off < len;) {
         size_t n = pc_utf8_seq_len((unsigned char)text[off]);
@@ -81,10 +79,14 @@ bool pc_tok_syms_init(pc_tok_scratch *s, const char *text, size_t len, size_t *n
 }
 
 bool pc_tok_scratch_reserve_cps(pc_tok_scratch *s, size_t n) {
-    size_t cap = s->cps_cap;
-    if (!grow((void **)&s->cps, &cap, n, sizeof *s->cps)) return false;
-    size_t cap2 = s->cps_cap;
-    if (!grow((void **)&s->flags, &cap2, n, sizeof *s->flags)) return false;
+    /* two arrays share one capacity: each grows from it, the smaller result wins */
+    size_t cap = s->cps_cap, cap2 = s->cps_cap;
+    void *cps = pc_array_reserve(s->cps, &cap, n, sizeof *s->cps);
+    if (!cps) return false;
+    s->cps = cps;
+    void *flags = pc_array_reserve(s->flags, &cap2, n, sizeof *s->flags);
+    if (!flags) return false;
+    s->flags = flags;
     s->cps_cap = cap < cap2 ? cap : cap2;
     return true;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "tokenizer/unicode.h"
+#include "util/buf.h"
 
 void pc_seglist_free(pc_seglist *s) {
     free(s->len);
@@ -20,12 +21,9 @@ void pc_seglist_free(pc_seglist *s) {
 
 static bool seg_push(pc_seglist *s, size_t len) {
     if (len == 0) return true;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        size_t *p = realloc(s->len, cap * sizeof *p);
-        if (!p) return false;
-        s->len = p, s->cap = cap;
-    }
+    size_t *p = pc_array_reserve(s->len, &s->cap, s->n + 1, sizeof *s->len);
+    if (!p) return false;
+    s->len = p;
     s->len[s->n++] = len;
     return true;
 }

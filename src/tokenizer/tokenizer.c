@@ -11,6 +11,7 @@
 
 #include "tokenizer/tok_internal.h"
 #include "tokenizer/utf8.h"
+#include "util/buf.h"
 #include "util/error.h"
 
 void pc_tokens_free(pc_tokens *t) {
@@ -21,13 +22,9 @@ void pc_tokens_free(pc_tokens *t) {
 }
 
 bool pc_tokens_push(pc_tokens *t, int32_t id) {
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 64;
-        int32_t *p = realloc(t->ids, cap * sizeof *p);
-        if (!p) return false;
-        t->ids = p;
-        t->cap = cap;
-    }
+    int32_t *p = pc_array_reserve(t->ids, &t->cap, t->n + 1, sizeof *t->ids);
+    if (!p) return false;
+    t->ids = p;
     t->ids[t->n++] = id;
     return true;
 }
@@ -44,13 +41,9 @@ typedef struct fraglist {
 } fraglist;
 
 static bool frag_push(fraglist *l, frag f) {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        frag *p = realloc(l->v, cap * sizeof *p);
-        if (!p) return false;
-        l->v = p;
-        l->cap = cap;
-    }
+    frag *p = pc_array_reserve(l->v, &l->cap, l->n + 1, sizeof *l->v);
+    if (!p) return false;
+    l->v = p;
     l->v[l->n++] = f;
     return true;
 }

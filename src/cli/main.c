@@ -1,29 +1,27 @@
-/* main.c - `pcache COMMAND ...`: dispatch to the subcommands. */
+/* main.c - `pcache COMMAND ...`: dispatch to the commands. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <libxml/parser.h>
 
 #include "cli/cli.h"
 
-#ifndef PC_DEFAULT_MODEL
-#define PC_DEFAULT_MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
-#endif
+typedef struct command {
+    const char *name, *summary;
+    int (*run)(int argc, char **argv);
+} command;
 
-const char *pc_cli_default_model(void) {
-    const char *env = getenv("PCACHE_MODEL");
-    return env && *env ? env : PC_DEFAULT_MODEL;
-}
+static const command COMMANDS[] = {
+    {"generate", "run a prompt through the model and stream the answer", pc_cli_generate},
+    {"run", "run PML prompts against PML schemas, with Prompt Cache", pc_cli_run},
+    {"schema", "encode PML schemas and print their layout", pc_cli_schema},
+};
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: pcache COMMAND [options]\n"
-            "commands:\n"
-            "  generate   run a prompt through the model and stream the answer\n"
-            "  run        run a PML prompt against a PML schema, with Prompt Cache\n"
-            "  schema     encode a PML schema and print its layout\n"
-            "run `pcache COMMAND --help` for a command's options\n");
+    fprintf(out, "usage: pcache COMMAND [options]\ncommands:\n");
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(out, "run `pcache COMMAND --help` for a command's options\n");
 }
 
 int main(int argc, char **argv) {
@@ -32,9 +30,8 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (!strcmp(argv[1], "generate")) return pc_cli_generate(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "run")) return pc_cli_run(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "schema")) return pc_cli_schema(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         usage(stdout);
         return 0;

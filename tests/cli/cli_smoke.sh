@@ -27,6 +27,23 @@ echo "$out" | json_has text tokens ttft_ms cached_tokens fresh_tokens && ok || b
 out=$("$pc" schema -m "$model" --quiet "$shared/pml-examples/mbti.xml" 2>/dev/null)
 [[ $out == *"scaffold: EI"* && $out == *"bytes per token"* ]] && ok || bad "schema layout: $out"
 
+# every command's --help is its own, on stdout; the generation options are the same everywhere
+for cmd in generate run schema; do
+  out=$("$pc" $cmd --help 2>/dev/null); rc=$?
+  [ $rc = 0 ] && [[ $out == "usage: pcache $cmd "* ]] && ok || bad "$cmd --help: rc=$rc '${out%%$'\n'*}'"
+done
+for cmd in generate run; do
+  out=$("$pc" $cmd --help)
+  for opt in --seed --stop --min-p --top-k --top-p --temp --repeat-penalty --ignore-eos; do
+    [[ $out == *" $opt "* ]] && ok || bad "$cmd --help lacks $opt"
+  done
+done
+# a bad value names the option it was given to
+err=$("$pc" run -m "$model" -n abc --schema x.xml --prompt y.xml 2>&1 >/dev/null); rc=$?
+[ $rc = 2 ] && [[ $err == *"-n expects"*"'abc'"* ]] && ok || bad "-n abc: rc=$rc '$err'"
+err=$("$pc" generate -m "$model" -p hi --seed=-1 2>&1 >/dev/null); rc=$?
+[ $rc = 2 ] && [[ $err == *"--seed expects"* ]] && ok || bad "--seed -1: rc=$rc '$err'"
+
 tmp=$(mktemp -d)
 printf '<prompt schema="travel"><travel-plan>\n<overseas><tokyo/></overseas>\n' > "$tmp/broken.xml"
 err=$("$pc" run -m "$model" --quiet --schema "$shared/pml-examples/travel.xml" --prompt "$tmp/broken.xml" 2>&1 >/dev/null); rc=$?

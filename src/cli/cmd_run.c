@@ -1,0 +1,98 @@
+/* cmd_run.c - `pcache run`: PML prompts against schemas, cached or not.
+ *
+ * Schemas are registered once; prompts run in the order given, and a prompt
+ * that fails does not stop the others (the status says that one failed). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/measure.h"
+#include "util/file.h"
+
+typedef struct run_cmd {
+    pc_cli_list prompts;
+    bool no_cache, compare, json;
+    int repeat;
+} run_cmd;
+
+#define R(f) offsetof(run_cmd, f)
+static const pc_cli_opt RUN_TABLE[] = {
+    {"prompt", 0, PC_OPT_LIST, R(prompts), "P.xml", "a PML prompt to run (repeatable: run in order)", 0, 0},
+    {"no-cache", 0, PC_OPT_FLAG, R(no_cache), NULL, "plain full prefill of the very same tokens at the same positions", 0, 0},
+    {"compare", 0, PC_OPT_FLAG, R(compare), NULL,
+     "run cached, then uncached: both TTFTs and the cached answer's quality (KL per step)", 0, 0},
+    {"repeat", 0, PC_OPT_INT, R(repeat), "N", "run each mode N times and report the median TTFT", 1, PC_CLI_MAX_REPEAT},
+    {"json", 0, PC_OPT_FLAG, R(json), NULL, "one JSON object per prompt and line: prompt, text, tokens, ttft_ms, ...", 0, 0},
+    {0},
+};
+
+static int run_plain(pc_engine *e, const pc_cli_run_cfg *cfg, const pc_cli_prompt *p, bool cache) {
+    pc_run_result a = {0};
+    double ta[PC_CLI_MAX_REPEAT];
+    int rc = pc_cli_run_repeated(e, cfg, p, cache, false, NULL, &a, ta);
+    if (rc == 0 && cfg->json) {
+        json_t *j = json_pack("{s:s}", "prompt", p->path), *res = pc_cli_result_json(&a, ta, cfg->repeat);
+        json_object_update(j, res);
+        json_decref(res);
+        pc_cli_print_json(j);
+    }
+    pc_run_result_free(&a);
+    return rc;
+}
+
+static int run_prompt(pc_engine *e, const run_cmd *o, const pc_cli_run_cfg *cfg, const char *path) {
+    pc_cli_prompt p = {.path = path};
+    char *xml = NULL;
+    pc_error err = {0};
+    if (pc_file_read(path, PC_CLI_MAX_INPUT_BYTES, 0, &xml, &p.len, &err) != PC_OK)
+        return fprintf(stderr, "pcache run: %s\n", err.msg), 1;
+    p.xml = xml;
+    int rc = o->compare ? pc_cli_compare(e, cfg, &p, !o->no_cache) : run_plain(e, cfg, &p, !o->no_cache);
+    free(xml);
+    return rc ? 1 : 0;
+}
+
+static int run_all(const run_cmd *o, const pc_cli_engine_opts *eo, const pc_cli_gen_opts *go,
+                   const pc_cli_schema_opts *so) {
+    pc_engine *e = pc_cli_engine_open("run", eo);
+    if (!e) return 1;
+    char **names = calloc(so->files.n + 1, sizeof *names);
+    int rc = !names || pc_cli_schemas_load("run", e, so, names) ? 1 : 0;
+    const pc_cli_run_cfg cfg = {.gen = pc_cli_gen_params(go), .lenient = so->lenient, .json = o->json,
+                                .repeat = o->repeat};
+    bool failed = false;
+    for (size_t i = 0; rc == 0 && i < o->prompts.n; i++) {
+        if (o->prompts.n > 1 && !so->quiet) fprintf(stderr, "=== prompt %s ===\n", o->prompts.v[i]);
+        if (run_prompt(e, o, &cfg, o->prompts.v[i])) failed = true; /* the other prompts still run */
+    }
+    for (size_t i = 0; names && i < so->files.n; i++) free(names[i]);
+    free(names);
+    pc_engine_free(e);
+    return rc || failed ? 1 : 0;
+}
+
+int pc_cli_run(int argc, char **argv) {
+    run_cmd o = {.repeat = 1};
+    pc_cli_engine_opts eo = pc_cli_engine_defaults();
+    pc_cli_gen_opts go = pc_cli_gen_defaults(64);
+    pc_cli_schema_opts so = {0};
+    const pc_cli_group groups[] = {{"prompts", RUN_TABLE, &o},
+                                   {"schemas", pc_cli_schema_table, &so},
+                                   {"model", pc_cli_engine_table, &eo},
+                                   {"generation", pc_cli_gen_table, &go}};
+    const pc_cli_spec spec = {"run", "pcache run [-m MODEL] --schema S.xml --prompt P.xml [options]",
+                              "Runs PML prompts against PML schemas, with Prompt Cache (or without, to compare).",
+                              groups, sizeof groups / sizeof *groups, NULL};
+    int rc = pc_cli_parse(&spec, argc, argv);
+    if (rc == PC_CLI_PARSED && (!so.files.n || !o.prompts.n)) {
+        fprintf(stderr, "pcache run: %s is required (see pcache run --help)\n",
+                !so.files.n ? "--schema S.xml" : "--prompt P.xml");
+        rc = PC_CLI_BAD;
+    }
+    if (rc == PC_CLI_PARSED) rc = run_all(&o, &eo, &go, &so);
+    pc_cli_list_free(&o.prompts);
+    pc_cli_list_free(&so.files);
+    pc_cli_list_free(&go.stops);
+    return rc == PC_CLI_HELP ? 0 : rc;
+}

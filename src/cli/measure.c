@@ -1,0 +1,186 @@
+/* measure.c - TTFT over repeated runs, and the quality of a cached answer.
+ *
+ * Quality is measured against the reference a user would otherwise get, the
+ * uncached answer: its per-step logits are kept, then its tokens are
+ * teacher-forced through the cached context and each step's distributions are
+ * compared (KL in nats), so both sides see the very same token history. */
+#include "cli/measure.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Steps of reference logits kept for the quality measure (n_vocab floats each). */
+#define MAX_QUALITY_STEPS 256
+
+static bool print_piece(void *user, int32_t token, const char *text, size_t len) {
+    (void)user;
+    (void)token;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    return true;
+}
+
+static json_t *int_array(const int32_t *v, size_t n) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(a, json_integer(v[i]));
+    return a;
+}
+
+json_t *pc_cli_result_json(const pc_run_result *r, const double *ttfts, int n_runs) {
+    json_t *all = json_array();
+    for (int i = 0; i < n_runs; i++) json_array_append_new(all, json_real(ttfts[i]));
+    return json_pack("{s:s, s:o, s:f, s:o, s:I, s:I, s:f, s:f, s:I, s:o, s:o}", "text", r->gen.text ? r->gen.text : "",
+                     "tokens", int_array(r->gen.tokens, r->gen.n_tokens), "ttft_ms", r->gen.ttft_ms, "ttft_all_ms", all,
+                     "cached_tokens", (json_int_t)r->cached_tokens, "fresh_tokens", (json_int_t)r->fresh_tokens,
+                     "assemble_ms", r->assemble_ms, "decode_tok_s", r->gen.decode_tok_s, "kv_bytes",
+                     (json_int_t)r->kv_bytes, "input_tokens", int_array(r->input_tokens, r->n_input), "input_pos",
+                     int_array(r->input_pos, r->n_input));
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Per-step logits of the reference (uncached) answer, kept on its first run. */
+typedef struct logit_log {
+    float *v; /* [cap][n_vocab] */
+    size_t cap, n;
+    int32_t n_vocab;
+} logit_log;
+
+static void keep_logits(void *user, size_t step, const float *logits, int32_t n_vocab) {
+    logit_log *L = user;
+    if (step >= L->cap || n_vocab != L->n_vocab) return;
+    memcpy(L->v + step * (size_t)n_vocab, logits, (size_t)n_vocab * sizeof *logits);
+    if (step + 1 > L->n) L->n = step + 1;
+}
+
+int pc_cli_run_repeated(pc_engine *e, const pc_cli_run_cfg *cfg, const pc_cli_prompt *p, bool cache, bool quiet_answer,
+                        void *logits_user, pc_run_result *r, double *ttfts) {
+    pc_run_params rp = {.gen = cfg->gen, .use_cache = cache, .lenient = cfg->lenient};
+    pc_error err = {0};
+    const bool stream = !cfg->json && !quiet_answer;
+    if (stream) fprintf(stderr, "--- answer (%s) ---\n", cache ? "cached" : "no cache");
+    for (int i = 0; i < cfg->repeat; i++) {
+        pc_run_result_free(r);
+        rp.gen.on_logits = logits_user && i == 0 ? keep_logits : NULL;
+        rp.gen.logits_user = logits_user;
+        pc_status s = pc_engine_run(e, p->xml, p->len, p->path, &rp, stream && i == 0 ? print_piece : NULL, NULL, r, &err);
+        if (s != PC_OK) {
+            fprintf(stderr, "pcache run: %s\n", err.msg);
+            return -1;
+        }
+        ttfts[i] = r->gen.ttft_ms;
+        if (stream && i == 0) {
+            fputc('\n', stdout);
+            fflush(stdout);
+        }
+    }
+    double sorted[PC_CLI_MAX_REPEAT];
+    memcpy(sorted, ttfts, (size_t)cfg->repeat * sizeof *sorted);
+    qsort(sorted, (size_t)cfg->repeat, sizeof *sorted, cmp_double);
+    r->gen.ttft_ms = sorted[cfg->repeat / 2];
+    fprintf(stderr, "%-9s TTFT %8.1f ms | cached tokens %lld, fresh tokens %lld | assembly %.3f ms | decode %.1f tok/s\n",
+            cache ? "cached:" : "no cache:", r->gen.ttft_ms, (long long)r->cached_tokens, (long long)r->fresh_tokens,
+            r->assemble_ms, r->gen.decode_tok_s);
+    return 0;
+}
+
+/* ---- quality ---- */
+
+typedef struct quality {
+    const logit_log *ref;
+    size_t steps;
+    double kl_first, kl_sum, kl_max;
+    bool first_agree, identical;
+} quality;
+
+static int32_t argmax(const float *x, int32_t n) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+static void compare_logits(void *user, size_t step, const float *logits, int32_t n_vocab) {
+    quality *q = user;
+    if (step >= q->ref->n || n_vocab != q->ref->n_vocab) return;
+    const float *ref = q->ref->v + step * (size_t)n_vocab;
+    const double kl = pc_logits_kl(ref, logits, n_vocab);
+    if (step == 0) {
+        q->kl_first = kl;
+        q->first_agree = argmax(ref, n_vocab) == argmax(logits, n_vocab);
+    }
+    q->kl_sum += kl;
+    if (kl > q->kl_max) q->kl_max = kl;
+    q->steps++;
+}
+
+/* Teacher-forces the reference answer through the cached context (untimed). */
+static int measure_quality(pc_engine *e, const pc_cli_run_cfg *cfg, const pc_cli_prompt *p, const pc_run_result *cached,
+                           const pc_run_result *ref, quality *q) {
+    size_t n = ref->gen.n_tokens < q->ref->n ? ref->gen.n_tokens : q->ref->n;
+    pc_run_params rp = {.gen = cfg->gen, .use_cache = true, .lenient = cfg->lenient};
+    rp.gen.force_tokens = ref->gen.tokens;
+    rp.gen.n_force = n;
+    rp.gen.n_predict = (int)n;
+    rp.gen.ignore_eos = true; /* the reference's own end token is forced too */
+    rp.gen.stop = NULL;
+    rp.gen.n_stop = 0;
+    rp.gen.first_logits = NULL;
+    rp.gen.on_logits = compare_logits;
+    rp.gen.logits_user = q;
+    q->identical = cached->gen.n_tokens == ref->gen.n_tokens &&
+                   !memcmp(cached->gen.tokens, ref->gen.tokens, ref->gen.n_tokens * sizeof *ref->gen.tokens);
+    pc_run_result r = {0};
+    pc_error err = {0};
+    pc_status s = pc_engine_run(e, p->xml, p->len, p->path, &rp, NULL, NULL, &r, &err);
+    pc_run_result_free(&r);
+    if (s != PC_OK) return fprintf(stderr, "pcache run: quality pass: %s\n", err.msg), -1;
+    fprintf(stderr,
+            "quality: first token %s, KL(uncached||cached) first %.3g nats, mean %.3g, max %.3g over %zu steps; "
+            "%s answers %s\n",
+            q->first_agree ? "agrees" : "DIFFERS", q->kl_first, q->steps ? q->kl_sum / (double)q->steps : 0.0,
+            q->kl_max, q->steps, cfg->gen.temp <= 0 ? "greedy" : "sampled", q->identical ? "identical" : "differ");
+    return 0;
+}
+
+static json_t *quality_json(const quality *q, bool greedy) {
+    return json_pack("{s:b, s:f, s:f, s:f, s:b, s:I, s:b}", "first_token_agree", q->first_agree, "kl_first",
+                     q->kl_first, "kl_mean", q->steps ? q->kl_sum / (double)q->steps : 0.0, "kl_max", q->kl_max,
+                     "identical", q->identical, "steps", (json_int_t)q->steps, "greedy", greedy);
+}
+
+void pc_cli_print_json(json_t *j) {
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
+    if (s) puts(s);
+    fflush(stdout);
+    free(s);
+    json_decref(j);
+}
+
+int pc_cli_compare(pc_engine *e, const pc_cli_run_cfg *cfg, const pc_cli_prompt *p, bool cached_side) {
+    pc_run_result a = {0}, b = {0};
+    double ta[PC_CLI_MAX_REPEAT], tb[PC_CLI_MAX_REPEAT];
+    const int32_t V = pc_engine_n_vocab(e);
+    size_t steps = cfg->gen.n_predict < MAX_QUALITY_STEPS ? (size_t)cfg->gen.n_predict : MAX_QUALITY_STEPS;
+    logit_log ref = {.v = malloc(steps * (size_t)V * sizeof(float)), .cap = steps, .n_vocab = V};
+    quality q = {.ref = &ref};
+    int rc = ref.v ? 0 : (fprintf(stderr, "pcache run: out of memory for %zu steps of logits\n", steps), -1);
+    if (rc == 0) rc = pc_cli_run_repeated(e, cfg, p, cached_side, !cached_side, NULL, &a, ta);
+    if (rc == 0) rc = pc_cli_run_repeated(e, cfg, p, false, true, &ref, &b, tb);
+    if (rc == 0)
+        fprintf(stderr, "TTFT: %.1f ms cached vs %.1f ms without the cache: %.1fx faster\n", a.gen.ttft_ms,
+                b.gen.ttft_ms, b.gen.ttft_ms / a.gen.ttft_ms);
+    if (rc == 0) rc = measure_quality(e, cfg, p, &a, &b, &q);
+    if (rc == 0 && cfg->json)
+        pc_cli_print_json(json_pack("{s:s, s:o, s:o, s:o}", "prompt", p->path, "cached", pc_cli_result_json(&a, ta, cfg->repeat),
+                             "uncached", pc_cli_result_json(&b, tb, cfg->repeat), "quality",
+                             quality_json(&q, cfg->gen.temp <= 0)));
+    pc_run_result_free(&a);
+    pc_run_result_free(&b);
+    free(ref.v);
+    return rc;
+}

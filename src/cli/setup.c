@@ -1,0 +1,60 @@
+/* setup.c - what several commands do before their own work: open the model
+ * the engine options name, register schemas, show encoding progress. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+pc_engine *pc_cli_engine_open(const char *command, const pc_cli_engine_opts *o) {
+    pc_engine_params ep = pc_engine_default_params();
+    ep.model_path = o->model;
+    ep.n_threads = o->threads;
+    ep.n_ctx = o->n_ctx;
+    ep.chat_template = o->chat_template;
+    pc_error err = {0};
+    pc_engine *e = NULL;
+    if (pc_engine_open(&ep, &e, &err) != PC_OK) fprintf(stderr, "pcache %s: %s\n", command, err.msg);
+    return e;
+}
+
+static void print_stats(pc_engine *e, const char *name) {
+    pc_schema_stats st;
+    pc_error err = {0};
+    if (pc_engine_schema_stats(e, name, &st, &err) == PC_OK)
+        fprintf(stderr, "schema '%s': %lld tokens encoded in %.0f ms, KV %.1f MiB (%zu bytes/token)\n", name,
+                (long long)st.encoded_tokens, st.encode_ms, st.kv_bytes / 1048576.0, st.kv_bytes_per_token);
+}
+
+int pc_cli_schemas_load(const char *command, pc_engine *e, const pc_cli_schema_opts *o, char **names) {
+    for (size_t i = 0; i < o->files.n; i++) {
+        double last = -1e9;
+        char *warnings = NULL;
+        pc_schema_params sp = {.lenient = o->lenient, .progress = o->quiet ? NULL : pc_cli_encode_progress,
+                               .progress_user = &last, .warnings = &warnings};
+        pc_error err = {0};
+        pc_status s = pc_engine_schema_load_file(e, o->files.v[i], &sp, &names[i], &err);
+        if (warnings) fprintf(stderr, "%s", warnings);
+        free(warnings);
+        if (s != PC_OK) {
+            fprintf(stderr, "pcache %s: %s\n", command, err.msg);
+            return -1;
+        }
+        if (!o->quiet) print_stats(e, names[i]);
+    }
+    return 0;
+}
+
+/* A line redrawn in place on a terminal, a line every few seconds otherwise
+ * (logs stay readable). */
+void pc_cli_encode_progress(void *user, int32_t done, int32_t n, int64_t tok_done, int64_t tok_total, double ms) {
+    double *last = user;
+    const int tty = isatty(2);
+    const int final = done == n;
+    if (!final && !tty && ms - *last < 5000) return;
+    if (!final && tty && ms - *last < 100) return;
+    *last = ms;
+    fprintf(stderr, "%sencoding: %d/%d pieces, %lld/%lld tokens, %.0f tok/s%s", tty ? "\r" : "", done, n,
+            (long long)tok_done, (long long)tok_total, ms > 0 ? (double)tok_done / (ms / 1e3) : 0.0,
+            final || !tty ? "\n" : "");
+}

@@ -1,9 +1,10 @@
-/* parse.c - PML text to a pc_pml_node tree, through libxml2's SAX2 interface.
+/* parse.c - the PML parse driver: PML text to a pc_pml_node tree, through
+ * libxml2's SAX2 interface.
  *
  * Flow: check size and UTF-8 -> scan.c lists markup positions (and, in
  * lenient mode, escapes stray '<' and '&') -> libxml2 parses from memory with
- * our own SAX handlers, which build the tree directly (no libxml2 DOM) and
- * check each element as it opens and closes.
+ * our own SAX handlers, which build the tree directly (no libxml2 DOM); each
+ * element is checked against PML's rules (elements.c) as it opens and closes.
  *
  * Safety invariants:
  *  1. libxml2 runs with XML_PARSE_NONET and without NOENT, DTDLOAD, DTDATTR
@@ -37,57 +38,13 @@
 #include <string.h>
 #include <limits.h>
 
-#include "pml/arena.h"
-#include "pml/pml.h"
-#include "pml/scan.h"
-#include "pml/src.h"
+#include "pml/parse_internal.h"
 #include "pml/text.h"
-#include "util/buf.h"
 #include "util/error.h"
 #include "util/file.h"
 
 #define LIBXML_MAX_DEPTH 256u /* our ceiling; libxml2 itself stops at 256, or 2048 with HUGE */
 #define TREE_BUDGET_BASE ((size_t)256 << 20)
-
-/* A node while its document is being parsed; n comes first so a bnode *
- * is the pc_pml_node * handed out. */
-typedef struct bnode {
-    pc_pml_node n;
-    struct bnode *first, *last, *next; /* children, in document order */
-    struct bnode *up;                  /* mutable view of n.parent */
-    size_t count;
-    bool tag_self_closing; /* no end-tag event will follow */
-} bnode;
-
-typedef struct parser {
-    xmlParserCtxtPtr ctxt;
-    bool schema;
-    const char *name;
-    const char *text; /* original text, BOM removed */
-    size_t len;
-    size_t *lines; /* offsets of line starts */
-    size_t n_lines;
-    size_t memo_line, memo_off, memo_col; /* last position computed (see pos_of) */
-    pc_pml_options opt;
-    const char *src_root;
-    pc_pml_scan scan;
-    size_t next_event;
-    bool events_ok; /* false once the scan and libxml2 disagree: fall back to libxml2's cursor */
-    size_t markup_end;
-    pc_pml_arena *arena;
-    pc_pml_doc *doc;
-    bnode *root, *cur;
-    uint32_t depth, n_modules;
-    pc_buf text_buf; /* pending character data */
-    size_t tstart;
-    uint32_t tline, tcol; /* position of pending text when events are off */
-    bool tpending;
-    pc_pml_warning *warns;
-    size_t n_warns, cap_warns;
-    pc_error *err;    /* may be NULL: status keeps the code either way */
-    pc_status status; /* of the first failure */
-    bool failed;
-} parser;
 
 static const char *const SCHEMA_NAMES[] = {"schema", "module", "union", "parameter",
                                            "system", "user", "assistant", NULL};
@@ -147,7 +104,7 @@ static void vfail(parser *p, uint32_t line, uint32_t col, pc_status code, const 
 }
 
 __attribute__((format(printf, 5, 6)))
-static void fail_at(parser *p, uint32_t line, uint32_t col, pc_status code, const char *fmt, ...) {
+void pc_pml_fail_at(parser *p, uint32_t line, uint32_t col, pc_status code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vfail(p, line, col, code, fmt, ap);
@@ -203,28 +160,28 @@ static void on_xml_error(void *ctx, xmlErrorPtr e) {
 
 /* ---- tree building -------------------------------------------------------- */
 
-static void *alloc_or_fail(parser *p, size_t size) {
+void *pc_pml_alloc(parser *p, size_t size) {
     void *m = pc_pml_arena_alloc(p->arena, size);
     if (!m) {
         uint32_t line, col;
         cursor_pos(p, &line, &col);
-        fail_at(p, line, col, PC_ERR_NOMEM, "the document's tree is over its memory budget");
+        pc_pml_fail_at(p, line, col, PC_ERR_NOMEM, "the document's tree is over its memory budget");
     }
     return m;
 }
 
-static char *dup_or_fail(parser *p, const char *s, size_t n) {
+char *pc_pml_dup(parser *p, const char *s, size_t n) {
     char *d = pc_pml_arena_strndup(p->arena, s, n);
     if (!d) {
         uint32_t line, col;
         cursor_pos(p, &line, &col);
-        fail_at(p, line, col, PC_ERR_NOMEM, "the document's tree is over its memory budget");
+        pc_pml_fail_at(p, line, col, PC_ERR_NOMEM, "the document's tree is over its memory budget");
     }
     return d;
 }
 
-static bnode *new_node(parser *p, pc_pml_kind kind, uint32_t line, uint32_t col) {
-    bnode *b = alloc_or_fail(p, sizeof *b);
+bnode *pc_pml_new_node(parser *p, pc_pml_kind kind, uint32_t line, uint32_t col) {
+    bnode *b = pc_pml_alloc(p, sizeof *b);
     if (!b) return NULL;
     b->n.kind = kind;
     b->n.line = line;
@@ -243,7 +200,7 @@ static bnode *new_node(parser *p, pc_pml_kind kind, uint32_t line, uint32_t col)
 
 static bool seal_children(parser *p, bnode *b) {
     if (!b->count) return true;
-    const pc_pml_node **arr = alloc_or_fail(p, b->count * sizeof *arr);
+    const pc_pml_node **arr = pc_pml_alloc(p, b->count * sizeof *arr);
     if (!arr) return false;
     size_t i = 0;
     for (bnode *c = b->first; c; c = c->next) arr[i++] = &c->n;
@@ -252,9 +209,9 @@ static bool seal_children(parser *p, bnode *b) {
     return true;
 }
 
-static bool set_text(parser *p, bnode *t, const char *raw, size_t n) {
-    char *r = dup_or_fail(p, raw, n);
-    char *c = r ? alloc_or_fail(p, n + 1) : NULL;
+bool pc_pml_set_text(parser *p, bnode *t, const char *raw, size_t n) {
+    char *r = pc_pml_dup(p, raw, n);
+    char *c = r ? pc_pml_alloc(p, n + 1) : NULL;
     if (!c) return false;
     t->n.raw = r;
     t->n.raw_len = n;
@@ -264,27 +221,7 @@ static bool set_text(parser *p, bnode *t, const char *raw, size_t n) {
     return true;
 }
 
-/* ---- names and attributes ------------------------------------------------- */
-
-/* The prototype's rule: ^[a-zA-Z_][a-zA-Z0-9_\-.]*$ */
-static bool valid_name(const char *s) {
-    unsigned char c = (unsigned char)s[0];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_')) return false;
-    for (s++; *s; s++) {
-        c = (unsigned char)*s;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-              c == '-' || c == '.'))
-            return false;
-    }
-    return true;
-}
-
-static pc_pml_role role_of(const char *name) {
-    if (strcmp(name, "system") == 0) return PC_PML_ROLE_SYSTEM;
-    if (strcmp(name, "user") == 0) return PC_PML_ROLE_USER;
-    if (strcmp(name, "assistant") == 0) return PC_PML_ROLE_ASSISTANT;
-    return PC_PML_ROLE_NONE;
-}
+/* ---- attributes ------------------------------------------------------------ */
 
 /* libxml2 hands SAX2 attribute values with every '&' written as "&#38;"
  * (replaceEntities is off, deliberately); no other '&' can occur in them, so
@@ -304,20 +241,20 @@ static size_t decode_amp(char *v, size_t n) {
 }
 
 /* attributes: nb quintuples (localname, prefix, URI, value, end). */
-static bool copy_attrs(parser *p, bnode *b, int nb, const xmlChar **attributes) {
+static bool copy_attrs(parser *p, bnode *b, const char *elem, int nb, const xmlChar **attributes) {
     if (nb <= 0) return true;
-    pc_pml_attr *a = alloc_or_fail(p, (size_t)nb * sizeof *a);
+    pc_pml_attr *a = pc_pml_alloc(p, (size_t)nb * sizeof *a);
     if (!a) return false;
     for (int i = 0; i < nb; i++) {
         const xmlChar **q = attributes + 5 * i;
         if (q[1]) {
-            fail_at(p, b->n.line, b->n.col, PC_ERR_FORMAT,
-                    "<%s>: prefixed attribute %s:%s (namespaces are not part of PML)",
-                    b->n.name ? b->n.name : pc_pml_kind_name(b->n.kind), (const char *)q[1], (const char *)q[0]);
+            pc_pml_fail_at(p, b->n.line, b->n.col, PC_ERR_FORMAT,
+                           "<%s>: prefixed attribute %s:%s (namespaces are not part of PML)",
+                           elem, (const char *)q[1], (const char *)q[0]);
             return false;
         }
-        char *name = dup_or_fail(p, (const char *)q[0], strlen((const char *)q[0]));
-        char *val = name ? dup_or_fail(p, (const char *)q[3], (size_t)(q[4] - q[3])) : NULL;
+        char *name = pc_pml_dup(p, (const char *)q[0], strlen((const char *)q[0]));
+        char *val = name ? pc_pml_dup(p, (const char *)q[3], (size_t)(q[4] - q[3])) : NULL;
         if (!val) return false;
         decode_amp(val, (size_t)(q[4] - q[3]));
         a[i] = (pc_pml_attr){name, val};
@@ -325,355 +262,6 @@ static bool copy_attrs(parser *p, bnode *b, int nb, const xmlChar **attributes) 
     b->n.attrs = a;
     b->n.n_attrs = (size_t)nb;
     return true;
-}
-
-/* Fails unless every attribute of b is one of allowed (NULL-terminated). */
-static bool only_attrs(parser *p, bnode *b, const char *elem, const char *const *allowed, const char *listed) {
-    for (size_t i = 0; i < b->n.n_attrs; i++) {
-        const char *const *k = allowed;
-        while (*k && strcmp(*k, b->n.attrs[i].name) != 0) k++;
-        if (!*k) {
-            fail_at(p, b->n.line, b->n.col, PC_ERR_FORMAT, "<%s> has no attribute \"%s\" (%s)", elem,
-                    b->n.attrs[i].name, listed);
-            return false;
-        }
-    }
-    return true;
-}
-
-static bool need_name(parser *p, bnode *b, const char *elem) {
-    const char *v = pc_pml_attr_get(&b->n, "name");
-    if (!v) {
-        fail_at(p, b->n.line, b->n.col, PC_ERR_FORMAT, "<%s> needs a name attribute", elem);
-        return false;
-    }
-    if (!valid_name(v)) {
-        fail_at(p, b->n.line, b->n.col, PC_ERR_FORMAT,
-                "<%s> name \"%s\" is not a valid name (a letter or _, then letters, digits, _, - or .)", elem, v);
-        return false;
-    }
-    b->n.name = v;
-    return true;
-}
-
-static bool count_module(parser *p, bnode *b) {
-    if (p->n_modules >= p->opt.max_modules) {
-        fail_at(p, b->n.line, b->n.col, PC_ERR_RANGE, "more than %u modules (the limit, pc_pml_options.max_modules)",
-                p->opt.max_modules);
-        return false;
-    }
-    p->n_modules++;
-    return true;
-}
-
-/* ---- schema elements ------------------------------------------------------ */
-
-static bool in_role(const bnode *b) {
-    for (; b; b = b->up)
-        if (b->n.kind == PC_PML_ROLE) return true;
-    return false;
-}
-
-/* The nearest MODULE or SCHEMA at or above b. */
-static const bnode *scope_of(const bnode *b) {
-    while (b && b->n.kind != PC_PML_MODULE && b->n.kind != PC_PML_SCHEMA) b = b->up;
-    return b;
-}
-
-static bool load_src(parser *p, bnode *m) {
-    if (!p->src_root) {
-        fail_at(p, m->n.line, m->n.col, PC_ERR_INVALID,
-                "module \"%s\": src=\"%s\" needs a folder to resolve against (parse the schema from a file "
-                "or set pc_pml_options.src_root)", m->n.name, m->n.src);
-        return false;
-    }
-    char *text = NULL, *resolved = NULL;
-    size_t len = 0;
-    pc_error e;
-    pc_error_clear(&e);
-    pc_status st = pc_pml_src_read(p->src_root, m->n.src, p->opt.max_src_bytes, &text, &len, &resolved, &e);
-    if (st != PC_OK) {
-        fail_at(p, m->n.line, m->n.col, st, "module \"%s\": %s", m->n.name, e.msg);
-        return false;
-    }
-    bool ok = true;
-    if (len > 0) { /* the prototype skipped an empty file's piece */
-        bnode *saved = p->cur;
-        p->cur = m;
-        bnode *t = new_node(p, PC_PML_TEXT, m->n.line, m->n.col);
-        p->cur = saved;
-        ok = t && set_text(p, t, text, len);
-        if (ok) {
-            t->n.from_src = true;
-            t->n.src_path = dup_or_fail(p, resolved, strlen(resolved));
-            ok = t->n.src_path != NULL;
-        }
-    }
-    free(text);
-    free(resolved);
-    return ok;
-}
-
-static bool module_attrs(parser *p, bnode *b) {
-    static const char *const allowed[] = {"name", "cache", "src", NULL};
-    if (!only_attrs(p, b, "module", allowed, "expected name, cache, src") || !need_name(p, b, "module"))
-        return false;
-    if (role_of(b->n.name) != PC_PML_ROLE_NONE) {
-        fail_at(p, b->n.line, b->n.col, PC_ERR_FORMAT, "module name \"%s\" is reserved for the chat tag <%s>",
-                b->n.name, b->n.name);
-        return false;
-    }
-    const char *cache = pc_pml_attr_get(&b->n, "cache");
-    if (cache && strcmp(cache, "true") != 0 && strcmp(cache, "false") != 0) {
-        fail_at(p, b->n.line, b->n.col, PC_ERR_FORMAT, "module \"%s\": cache must be \"true\" or \"false\", got \"%s\"",
-                b->n.name, cache);
-        return false;
-    }
-    b->n.cache = !cache || strcmp(cache, "true") == 0;
-    b->n.src = pc_pml_attr_get(&b->n, "src");
-    return count_module(p, b);
-}
-
-static bool parse_length(const char *v, uint32_t *out) {
-    while (*v == ' ') v++;
-    uint64_t x = 0;
-    const char *d = v;
-    while (*v >= '0' && *v <= '9') {
-        x = x * 10 + (uint64_t)(*v - '0');
-        if (x > PC_PML_MAX_PARAM_LENGTH) return false;
-        v++;
-    }
-    while (*v == ' ') v++;
-    if (v == d || *v || x == 0) return false;
-    *out = (uint32_t)x;
-    return true;
-}
-
-static bool parameter_attrs(parser *p, bnode *b) {
-    static const char *const allowed[] = {"name", "length", "scaffold", NULL};
-    if (!only_attrs(p, b, "parameter", allowed, "expected name, length, scaffold") || !need_name(p, b, "parameter"))
-        return false;
-    const char *len = pc_pml_attr_get(&b->n, "length");
-    if (!len) {
-        fail_at(p, b->n.line, b->n.col, PC_ERR_FORMAT, "parameter \"%s\" needs a length attribute (in tokens)", b->n.name);
-        return false;
-    }
-    if (!parse_length(len, &b->n.length)) {
-        fail_at(p, b->n.line, b->n.col, PC_ERR_FORMAT,
-                "parameter \"%s\": length must be a whole number from 1 to %u, got \"%s\"", b->n.name,
-                PC_PML_MAX_PARAM_LENGTH, len);
-        return false;
-    }
-    b->n.scaffold = pc_pml_attr_get(&b->n, "scaffold");
-    return true;
-}
-
-/* Kind of a schema element named `name` under parent, or fails. */
-static bool schema_kind(parser *p, const bnode *parent, const char *name, uint32_t line, uint32_t col,
-                        pc_pml_kind *kind) {
-    if (!parent) {
-        if (strcmp(name, "schema") == 0) { *kind = PC_PML_SCHEMA; return true; }
-        fail_at(p, line, col, PC_ERR_FORMAT, "the root element must be <schema name=\"...\">, found <%s>", name);
-        return false;
-    }
-    pc_pml_kind pk = parent->n.kind;
-    if (pk == PC_PML_PARAMETER) {
-        fail_at(p, line, col, PC_ERR_FORMAT, "<parameter> holds nothing, found <%s> inside it", name);
-        return false;
-    }
-    if (pk == PC_PML_UNION && strcmp(name, "module") != 0) {
-        fail_at(p, line, col, PC_ERR_FORMAT, "<union> holds only <module> elements, found <%s>", name);
-        return false;
-    }
-    if (strcmp(name, "module") == 0) { *kind = PC_PML_MODULE; return true; }
-    if (strcmp(name, "union") == 0) { *kind = PC_PML_UNION; return true; }
-    if (strcmp(name, "parameter") == 0) {
-        if (scope_of(parent)->n.kind == PC_PML_SCHEMA) {
-            fail_at(p, line, col, PC_ERR_FORMAT, "<parameter> is not allowed directly in <schema>; put it in a <module>");
-            return false;
-        }
-        *kind = PC_PML_PARAMETER;
-        return true;
-    }
-    if (role_of(name) != PC_PML_ROLE_NONE) {
-        if (in_role(parent)) {
-            fail_at(p, line, col, PC_ERR_FORMAT, "chat tags do not nest: <%s> inside a chat tag", name);
-            return false;
-        }
-        *kind = PC_PML_ROLE;
-        return true;
-    }
-    if (strcmp(name, "schema") == 0)
-        fail_at(p, line, col, PC_ERR_FORMAT, "<schema> may only be the root element");
-    else
-        fail_at(p, line, col, PC_ERR_FORMAT,
-                "unknown element <%s> in a schema (expected module, union, parameter, system, user or assistant)", name);
-    return false;
-}
-
-static bool schema_element(parser *p, bnode *b, pc_pml_kind kind) {
-    static const char *const schema_allowed[] = {"name", NULL};
-    static const char *const union_allowed[] = {"scaffold", NULL};
-    static const char *const none[] = {NULL};
-    switch (kind) {
-    case PC_PML_SCHEMA:
-        return only_attrs(p, b, "schema", schema_allowed, "expected name") && need_name(p, b, "schema");
-    case PC_PML_MODULE: return module_attrs(p, b);
-    case PC_PML_UNION:
-        if (!only_attrs(p, b, "union", union_allowed, "expected scaffold")) return false;
-        b->n.scaffold = pc_pml_attr_get(&b->n, "scaffold");
-        return true;
-    case PC_PML_PARAMETER: return parameter_attrs(p, b);
-    case PC_PML_ROLE:
-        return only_attrs(p, b, b->n.name, none, "chat tags take no attributes");
-    default: return false;
-    }
-}
-
-/* ---- prompt elements ------------------------------------------------------ */
-
-static bool prompt_kind(parser *p, const bnode *parent, const char *name, uint32_t line, uint32_t col,
-                        pc_pml_kind *kind) {
-    if (!parent) {
-        if (strcmp(name, "prompt") == 0) { *kind = PC_PML_PROMPT; return true; }
-        fail_at(p, line, col, PC_ERR_FORMAT, "the root element must be <prompt schema=\"...\">, found <%s>", name);
-        return false;
-    }
-    if (parent->n.kind == PC_PML_ROLE) {
-        fail_at(p, line, col, PC_ERR_FORMAT, "chat tags in a prompt hold only text, found <%s> inside <%s>", name,
-                parent->n.name);
-        return false;
-    }
-    if (role_of(name) != PC_PML_ROLE_NONE) {
-        if (parent->n.kind != PC_PML_PROMPT) {
-            fail_at(p, line, col, PC_ERR_FORMAT, "<%s> in a prompt must be a direct child of <prompt>", name);
-            return false;
-        }
-        *kind = PC_PML_ROLE;
-        return true;
-    }
-    if (!valid_name(name)) {
-        fail_at(p, line, col, PC_ERR_FORMAT,
-                "<%s> is not a module name (a letter or _, then letters, digits, _, - or .)", name);
-        return false;
-    }
-    *kind = PC_PML_REF;
-    return true;
-}
-
-static bool prompt_element(parser *p, bnode *b, pc_pml_kind kind) {
-    static const char *const prompt_allowed[] = {"schema", NULL};
-    static const char *const none[] = {NULL};
-    switch (kind) {
-    case PC_PML_PROMPT: {
-        if (!only_attrs(p, b, "prompt", prompt_allowed, "expected schema")) return false;
-        const char *s = pc_pml_attr_get(&b->n, "schema");
-        if (s && !valid_name(s)) {
-            fail_at(p, b->n.line, b->n.col, PC_ERR_FORMAT, "<prompt> schema \"%s\" is not a valid schema name", s);
-            return false;
-        }
-        b->n.name = s;
-        return true;
-    }
-    case PC_PML_ROLE: return only_attrs(p, b, b->n.name, none, "chat tags take no attributes");
-    case PC_PML_REF:
-        for (size_t i = 0; i < b->n.n_attrs; i++) {
-            if (!valid_name(b->n.attrs[i].name)) {
-                fail_at(p, b->n.line, b->n.col, PC_ERR_FORMAT, "<%s>: \"%s\" is not a parameter name", b->n.name,
-                        b->n.attrs[i].name);
-                return false;
-            }
-        }
-        return count_module(p, b);
-    default: return false;
-    }
-}
-
-/* ---- closing checks ------------------------------------------------------- */
-
-typedef struct named { const char *name; const bnode *node; } named;
-
-static int named_cmp(const void *a, const void *b) {
-    const named *x = a, *y = b;
-    int c = strcmp(x->name, y->name);
-    if (c) return c;
-    if (x->node->n.line != y->node->n.line) return x->node->n.line < y->node->n.line ? -1 : 1;
-    return x->node->n.col < y->node->n.col ? -1 : x->node->n.col > y->node->n.col;
-}
-
-/* Collects the names of `want` nodes visible in b's scope: through unions
- * (for modules) and role tags, never into another module. */
-static void collect(const bnode *b, pc_pml_kind want, named *out, size_t *n) {
-    for (const bnode *c = b->first; c; c = c->next) {
-        if (c->n.kind == want) out[(*n)++] = (named){c->n.name, c};
-        else if (c->n.kind == PC_PML_ROLE || (c->n.kind == PC_PML_UNION && want == PC_PML_MODULE)) collect(c, want, out, n);
-    }
-}
-
-static size_t count_in_scope(const bnode *b) {
-    size_t n = 0;
-    for (const bnode *c = b->first; c; c = c->next)
-        n += (c->n.kind == PC_PML_ROLE || c->n.kind == PC_PML_UNION) ? count_in_scope(c) + 1 : 1;
-    return n;
-}
-
-static void unique_in_scope(parser *p, const bnode *scope, pc_pml_kind want, const char *what) {
-    size_t cap = count_in_scope(scope), n = 0;
-    if (cap < 2) return;
-    named *v = malloc(cap * sizeof *v);
-    if (!v) {
-        fail_at(p, scope->n.line, scope->n.col, PC_ERR_NOMEM, "out of memory checking names");
-        return;
-    }
-    collect(scope, want, v, &n);
-    qsort(v, n, sizeof *v, named_cmp);
-    const named *dup = NULL, *first = NULL;
-    for (size_t i = 1; i < n; i++) {
-        if (strcmp(v[i].name, v[i - 1].name) != 0) continue;
-        const bnode *d = v[i].node;
-        if (!dup || d->n.line < dup->node->n.line || (d->n.line == dup->node->n.line && d->n.col < dup->node->n.col)) {
-            dup = &v[i];
-            size_t j = i - 1;
-            while (j > 0 && strcmp(v[j - 1].name, v[i].name) == 0) j--;
-            first = &v[j];
-        }
-    }
-    if (dup)
-        fail_at(p, dup->node->n.line, dup->node->n.col, PC_ERR_FORMAT,
-                "%s \"%s\" is already defined in this scope (at line %u, column %u)", what, dup->name,
-                first->node->n.line, first->node->n.col);
-    free(v);
-}
-
-static void check_union(parser *p, const bnode *u) {
-    if (!u->count) {
-        fail_at(p, u->n.line, u->n.col, PC_ERR_FORMAT, "<union> holds no <module>");
-        return;
-    }
-    if (!u->n.scaffold) return;
-    char members[256] = "";
-    size_t used = 0;
-    for (const bnode *c = u->first; c; c = c->next) {
-        if (strcmp(c->n.name, u->n.scaffold) == 0) return;
-        int w = snprintf(members + used, sizeof members - used, "%s%s", used ? ", " : "", c->n.name);
-        if (w > 0) used = used + (size_t)w < sizeof members ? used + (size_t)w : sizeof members - 1;
-    }
-    fail_at(p, u->n.line, u->n.col, PC_ERR_FORMAT, "<union> scaffold \"%s\" names none of its members (%s)",
-            u->n.scaffold, members);
-}
-
-static void check_closed(parser *p, const bnode *b) {
-    switch (b->n.kind) {
-    case PC_PML_UNION: check_union(p, b); break;
-    case PC_PML_SCHEMA:
-    case PC_PML_MODULE:
-        unique_in_scope(p, b, PC_PML_MODULE, "module");
-        unique_in_scope(p, b, PC_PML_PARAMETER, "parameter");
-        break;
-    case PC_PML_PROMPT:
-    case PC_PML_REF: unique_in_scope(p, b, PC_PML_REF, "module reference"); break;
-    default: break;
-    }
 }
 
 /* ---- text ------------------------------------------------------------------ */
@@ -687,15 +275,15 @@ static void flush_text(parser *p) {
     pc_pml_kind k = p->cur->n.kind;
     if (k == PC_PML_UNION || k == PC_PML_PARAMETER || k == PC_PML_REF) {
         if (!blank)
-            fail_at(p, line, col, PC_ERR_FORMAT, "%s",
-                    k == PC_PML_UNION       ? "text inside <union>: a union holds only <module> elements"
-                    : k == PC_PML_PARAMETER ? "text inside <parameter>: a parameter holds nothing"
+            pc_pml_fail_at(p, line, col, PC_ERR_FORMAT, "%s",
+                           k == PC_PML_UNION       ? "text inside <union>: a union holds only <module> elements"
+                           : k == PC_PML_PARAMETER ? "text inside <parameter>: a parameter holds nothing"
                                             : "text inside a module reference: it holds only nested references");
         return;
     }
     if (blank && !p->schema) return; /* prompts drop whitespace between markup */
-    bnode *t = new_node(p, PC_PML_TEXT, line, col);
-    if (t) set_text(p, t, p->text_buf.data, p->text_buf.len);
+    bnode *t = pc_pml_new_node(p, PC_PML_TEXT, line, col);
+    if (t) pc_pml_set_text(p, t, p->text_buf.data, p->text_buf.len);
 }
 
 static void on_chars(void *ctx, const xmlChar *ch, int len) {
@@ -708,7 +296,7 @@ static void on_chars(void *ctx, const xmlChar *ch, int len) {
         cursor_pos(p, &p->tline, &p->tcol);
     }
     if (!pc_buf_append(&p->text_buf, ch, (size_t)len))
-        fail_at(p, p->tline, p->tcol, PC_ERR_NOMEM, "out of memory holding text");
+        pc_pml_fail_at(p, p->tline, p->tcol, PC_ERR_NOMEM, "out of memory holding text");
 }
 
 /* ---- SAX handlers ----------------------------------------------------------- */
@@ -738,34 +326,24 @@ static void on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
         cursor_pos(p, &line, &col);
     }
     if (prefix || URI || nb_namespaces) {
-        fail_at(p, line, col, PC_ERR_FORMAT, "<%s%s%s>: namespaces (prefixes, xmlns) are not part of PML",
-                prefix ? (const char *)prefix : "", prefix ? ":" : "", name);
+        pc_pml_fail_at(p, line, col, PC_ERR_FORMAT, "<%s%s%s>: namespaces (prefixes, xmlns) are not part of PML",
+                       prefix ? (const char *)prefix : "", prefix ? ":" : "", name);
         return;
     }
     if (p->depth >= p->opt.max_depth) {
-        fail_at(p, line, col, PC_ERR_RANGE, "elements nest deeper than %u levels (the limit, pc_pml_options.max_depth)",
-                p->opt.max_depth);
+        pc_pml_fail_at(p, line, col, PC_ERR_RANGE,
+                       "elements nest deeper than %u levels (the limit, pc_pml_options.max_depth)",
+                       p->opt.max_depth);
         return;
     }
     pc_pml_kind kind;
-    bool ok = p->schema ? schema_kind(p, p->cur, name, line, col, &kind) : prompt_kind(p, p->cur, name, line, col, &kind);
-    bnode *b = ok ? new_node(p, kind, line, col) : NULL;
+    bnode *b = pc_pml_element_kind(p, p->cur, name, line, col, &kind) ? pc_pml_new_node(p, kind, line, col) : NULL;
     if (!b) return;
     b->tag_self_closing = ev && ev->self_closing;
-    if (kind == PC_PML_ROLE) {
-        b->n.role = role_of(name);
-        b->n.name = name[0] == 's' ? "system" : name[0] == 'u' ? "user" : "assistant";
-        b->n.self_closing = b->tag_self_closing;
-    } else if (kind == PC_PML_REF) {
-        b->n.name = dup_or_fail(p, name, strlen(name));
-    }
-    if (!copy_attrs(p, b, nb_attributes, attributes)) return;
-    ok = p->schema ? schema_element(p, b, kind) : prompt_element(p, b, kind);
-    if (!ok) return;
+    if (!copy_attrs(p, b, name, nb_attributes, attributes) || !pc_pml_element_open(p, b, name)) return;
     if (!p->root) p->root = b;
     p->cur = b;
     p->depth++;
-    if (kind == PC_PML_MODULE && b->n.src) load_src(p, b);
 }
 
 static void on_end(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlChar *URI) {
@@ -780,7 +358,7 @@ static void on_end(void *ctx, const xmlChar *localname, const xmlChar *prefix, c
         const pc_pml_event *ev = take_event(p, PC_PML_MARK_END);
         if (ev) p->markup_end = ev->end;
     }
-    check_closed(p, b);
+    pc_pml_element_close(p, b);
     if (p->failed || !seal_children(p, b)) return;
     p->cur = b->up;
     p->depth--;
@@ -807,8 +385,8 @@ static void on_pi(void *ctx, const xmlChar *target, const xmlChar *data) {
 static void refuse_dtd(parser *p) {
     uint32_t line, col;
     cursor_pos(p, &line, &col);
-    fail_at(p, line, col, PC_ERR_FORMAT,
-            "DOCTYPE, DTD and entity declarations are not allowed in PML (entities are never expanded)");
+    pc_pml_fail_at(p, line, col, PC_ERR_FORMAT,
+                   "DOCTYPE, DTD and entity declarations are not allowed in PML (entities are never expanded)");
 }
 
 static void on_internal_subset(void *ctx, const xmlChar *name, const xmlChar *ext, const xmlChar *sys) {

@@ -116,7 +116,8 @@ static void add_event(scanner *sc, pc_pml_mark kind, bool self_closing, size_t b
 
 static void append_out(scanner *sc, const char *p, size_t len) {
     pc_pml_scan *o = sc->out;
-    char *buf = o->out_len + len + 1 > o->out_len ? pc_array_reserve(o->out, &sc->cap_out, o->out_len + len + 1, 1) : NULL;
+    const size_t need = o->out_len + len + 1; /* cannot wrap: both are offsets into the text */
+    char *buf = pc_array_reserve(o->out, &sc->cap_out, need, 1);
     if (!buf) {
         sc->nomem = true;
         return;

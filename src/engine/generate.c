@@ -139,7 +139,7 @@ static pc_status prepare(gen_state *g, size_t n, pc_error *err) {
                             .repeat_penalty = p->repeat_penalty, .repeat_last_n = p->repeat_last_n, .seed = p->seed};
     size_t room = n + (size_t)p->n_predict;
     g->sampler = pc_sampler_create(&sp, e->model->hp.n_vocab);
-    g->span = pc_forward_new_span(e->model, (int32_t)(room < (size_t)e->n_ctx ? room : (size_t)e->n_ctx));
+    g->span = pc_kv_span_for_model(e->model, (int32_t)(room < (size_t)e->n_ctx ? room : (size_t)e->n_ctx));
     g->history = malloc(room * sizeof *g->history);
     g->out->tokens = malloc((size_t)p->n_predict * sizeof *g->out->tokens);
     g->stops.strs = (char **)p->stop;
@@ -162,7 +162,7 @@ pc_status pc_gen_run(pc_engine *e, const pc_gen_input *in, const pc_gen_params *
         double tp = pc_now_ms();
         s = pc_forward_run(e->fwd, in->ctx, g.span, in->tokens, in->pos, (int32_t)n, PC_LOGITS_LAST, e->logits, err);
         out->prefill_ms = pc_now_ms() - tp;
-        out->kv_bytes = (size_t)g.span->cap * (size_t)g.span->n_layer * (size_t)g.span->dim * 2 * sizeof(pc_f16);
+        out->kv_bytes = pc_kv_span_cap_bytes(g.span);
         if (s == PC_OK && p->first_logits)
             memcpy(p->first_logits, e->logits, (size_t)e->model->hp.n_vocab * sizeof(float));
         g.next_pos = in->pos[n - 1] + 1;
@@ -196,7 +196,7 @@ pc_status pc_engine_generate(pc_engine *e, const int32_t *prompt, size_t n, cons
 
 pc_status pc_engine_eval_logits(pc_engine *e, const int32_t *prompt, size_t n, float *logits, pc_error *err) {
     if (n == 0 || (int64_t)n > e->n_ctx) return pc_fail(err, PC_ERR_RANGE, "prompt of %zu tokens does not fit the context of %d", n, e->n_ctx);
-    pc_kv_span *span = pc_forward_new_span(e->model, (int32_t)n);
+    pc_kv_span *span = pc_kv_span_for_model(e->model, (int32_t)n);
     int32_t *pos = malloc(n * sizeof *pos);
     pc_status s = PC_OK;
     if (!span || !pos) s = pc_fail(err, PC_ERR_NOMEM, "out of memory evaluating %zu tokens", n);

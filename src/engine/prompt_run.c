@@ -36,7 +36,7 @@ typedef struct run_state {
 } run_state;
 
 static pc_status compute_fresh(run_state *R, const pc_plan_item *it, pc_error *err) {
-    pc_kv_span *span = pc_forward_new_span(R->e->model, it->n);
+    pc_kv_span *span = pc_kv_span_for_model(R->e->model, it->n);
     int32_t *pos = malloc((size_t)it->n * sizeof *pos);
     pc_status st = PC_OK;
     if (!span || !pos) st = pc_fail(err, PC_ERR_NOMEM, "out of memory computing fresh tokens");
@@ -44,7 +44,7 @@ static pc_status compute_fresh(run_state *R, const pc_plan_item *it, pc_error *e
     double t0 = pc_now_ms();
     if (st == PC_OK) st = pc_forward_run(R->e->fwd, &R->list, span, it->tokens, pos, it->n, PC_LOGITS_NONE, NULL, err);
     R->compute_ms += pc_now_ms() - t0;
-    if (span) R->kv_bytes += (size_t)span->cap * (size_t)span->n_layer * (size_t)span->dim * 2 * sizeof(pc_f16);
+    if (span) R->kv_bytes += pc_kv_span_cap_bytes(span);
     free(pos);
     if (st == PC_OK) {
         R->fresh[R->n_fresh++] = span;
@@ -111,18 +111,29 @@ static pc_status record_input(const pc_plan *p, pc_run_result *out, pc_error *er
     return PC_OK;
 }
 
-static pc_status bind(pc_engine *e, const char *xml, size_t len, const char *req, const pc_run_params *p,
-                      pc_plan *plan, double *bind_ms, pc_error *err) {
+/* Parses the prompt document and finds the registered schema it names. */
+static pc_status parse_prompt(pc_engine *e, const char *xml, size_t len, const char *req, const pc_run_params *p,
+                              pc_pml_doc **doc, const pc_schema **schema, pc_error *err) {
     pc_pml_options o = {.lenient = p->lenient};
-    pc_pml_doc *doc = NULL;
-    pc_status st = pc_pml_parse_prompt(xml, len, req ? req : "request", &o, &doc, err);
+    pc_status st = pc_pml_parse_prompt(xml, len, req ? req : "request", &o, doc, err);
     if (st != PC_OK) return st;
-    const char *want = doc->root->name;
-    const pc_schema *s = want ? pc_engine_find_schema(e, want) : NULL;
-    if (!s) {
-        st = pc_fail(err, PC_ERR_NOT_FOUND, "%s:%u:%u: %s '%s' is registered", doc->name, doc->root->line,
-                     doc->root->col, want ? "no schema named" : "the prompt names no schema;", want ? want : "schema=");
-    } else {
+    const pc_pml_node *root = (*doc)->root;
+    *schema = root->name ? pc_engine_find_schema(e, root->name) : NULL;
+    if (*schema) return PC_OK;
+    if (!root->name)
+        return pc_fail(err, PC_ERR_NOT_FOUND, "%s:%u:%u: the prompt names no schema; 'schema=' is registered",
+                       (*doc)->name, root->line, root->col);
+    return pc_fail(err, PC_ERR_NOT_FOUND, "%s:%u:%u: no schema named '%s' is registered", (*doc)->name, root->line,
+                   root->col, root->name);
+}
+
+/* Parses the prompt, then binds it to its schema: the plan of cached spans and fresh tokens. */
+static pc_status plan_prompt(pc_engine *e, const char *xml, size_t len, const char *req, const pc_run_params *p,
+                             pc_plan *plan, double *bind_ms, pc_error *err) {
+    pc_pml_doc *doc = NULL;
+    const pc_schema *s = NULL;
+    pc_status st = parse_prompt(e, xml, len, req, p, &doc, &s, err);
+    if (st == PC_OK) {
         pc_bind_ctx bc = {.tok = e->tok, .chat = e->chat};
         double tb = pc_now_ms();
         st = pc_plan_bind(s, doc, &bc, plan, err);
@@ -149,7 +160,7 @@ pc_status pc_engine_run(pc_engine *e, const char *xml, size_t len, const char *r
     const double t0 = pc_now_ms();
     run_state R = {.e = e};
     double bind_ms = 0;
-    pc_status st = bind(e, xml, len, req, p, &R.plan, &bind_ms, err);
+    pc_status st = plan_prompt(e, xml, len, req, p, &R.plan, &bind_ms, err);
     if (st == PC_OK) {
         double ta = pc_now_ms();
         st = p->use_cache ? assemble_cached(&R, err) : assemble_plain(&R, err);

@@ -110,10 +110,6 @@ void pc_forward_free(pc_forward *f) {
     free(f);
 }
 
-pc_kv_span *pc_forward_new_span(const pc_model *m, int32_t cap) {
-    return pc_kv_span_create(m->hp.n_layer, m->hp.n_head_kv * m->hp.head_dim, cap);
-}
-
 /* ---- sublayers ---- */
 
 static pc_matmul_args mm_args(pc_forward *f, const pc_weight *w, const float *x, int32_t n, float *y) {

@@ -36,7 +36,4 @@ void pc_forward_free(pc_forward *f);
 pc_status pc_forward_run(pc_forward *f, const pc_kv_list *ctx, pc_kv_span *dst, const int32_t *tokens,
                          const int32_t *pos, int32_t n, pc_logits_mode mode, float *logits, pc_error *err);
 
-/* A new span shaped for this model (refcount 1), or NULL when out of memory. */
-pc_kv_span *pc_forward_new_span(const pc_model *model, int32_t cap);
-
 #endif

@@ -55,6 +55,7 @@ pc_status pc_kv_span_reserve(pc_kv_span *s, int32_t n_more, pc_error *err);
 /* Drops tokens past n (undo of a partial batch). */
 void pc_kv_span_truncate(pc_kv_span *s, int32_t n);
 size_t pc_kv_span_bytes(const pc_kv_span *s); /* bytes of K and V for the tokens written */
+size_t pc_kv_span_cap_bytes(const pc_kv_span *s); /* bytes of K and V allocated (cap tokens) */
 
 /* The key block holding tokens [blk * 8, blk * 8 + 8): [dim][8]. */
 static inline pc_f16 *pc_kv_k_block(const pc_kv_span *s, int32_t layer, int32_t blk) {

@@ -96,6 +96,10 @@ size_t pc_kv_span_bytes(const pc_kv_span *s) {
     return 2u * (size_t)s->n_layer * (size_t)s->n * (size_t)s->dim * sizeof(pc_f16);
 }
 
+size_t pc_kv_span_cap_bytes(const pc_kv_span *s) {
+    return 2u * (size_t)s->n_layer * (size_t)s->cap * (size_t)s->dim * sizeof(pc_f16);
+}
+
 pc_status pc_kv_list_push(pc_kv_list *l, const pc_kv_span *s, pc_error *err) {
     if (l->n == INT32_MAX) return pc_fail(err, PC_ERR_RANGE, "KV span list: more than %d spans", INT32_MAX);
     const pc_kv_span **p = pc_array_reserve(l->spans, &l->cap, (size_t)l->n + 1, sizeof *l->spans);

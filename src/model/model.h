@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "gguf/gguf.h"
+#include "kv/kv.h"
 #include "pcache.h"
 #include "tensor/types.h"
 
@@ -84,6 +85,12 @@ typedef struct pc_model {
 /* Takes ownership of g on success and on failure (closes it). */
 pc_status pc_model_load(pc_gguf *g, pc_model **out, pc_error *err);
 void pc_model_free(pc_model *m);
+
+/* A new KV span shaped for this model's layers and K/V heads (refcount 1), or
+ * NULL when out of memory. The span is kv's; only its shape is the model's. */
+static inline pc_kv_span *pc_kv_span_for_model(const pc_model *m, int32_t cap) {
+    return pc_kv_span_create(m->hp.n_layer, m->hp.n_head_kv * m->hp.head_dim, cap);
+}
 
 /* KV bytes a token needs in every layer: 2 (K and V) x layers x kv_heads x head_dim x sizeof(f16). */
 size_t pc_model_kv_bytes_per_token(const pc_model *m);

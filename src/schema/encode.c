@@ -52,7 +52,7 @@ static bool selected(const pc_schema *s, int32_t x, int32_t y) {
 }
 
 static pc_status encode_piece(enc *E, pc_piece *p) {
-    pc_kv_span *span = pc_forward_new_span(E->m, p->n);
+    pc_kv_span *span = pc_kv_span_for_model(E->m, p->n);
     int32_t *pos = malloc((size_t)p->n * sizeof *pos);
     if (!span || !pos) {
         free(pos);

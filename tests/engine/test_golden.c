@@ -69,7 +69,7 @@ static void check_case_forced(pc_engine *e, json_t *c, int *decided, int *agree_
     memcpy(toks, prompt, np * sizeof *toks);
     memcpy(toks + np, gold, (ng - 1) * sizeof *toks);
     for (int i = 0; i < n; i++) pos[i] = i;
-    pc_kv_span *span = pc_forward_new_span(e->model, n);
+    pc_kv_span *span = pc_kv_span_for_model(e->model, n);
     pc_error err = {0};
     CHECK_MSG(pc_forward_run(e->fwd, NULL, span, toks, pos, n, PC_LOGITS_ALL, lg, &err) == PC_OK, "%s", err.msg);
     const char *name = json_string_value(json_object_get(c, "name"));

@@ -210,7 +210,7 @@ static void check_variant(const char *label, tiny_spec sp, double ref_tol) {
           *split = malloc(sizeof(float) * N * V), *shifted = malloc(sizeof(float) * N * V);
 
     /* 1. one contiguous run vs the double-precision reference */
-    pc_kv_span *s_full = pc_forward_new_span(fx.m, 4);
+    pc_kv_span *s_full = pc_kv_span_for_model(fx.m, 4);
     CHECK(run_all(&fx, NULL, s_full, tok, pos, N, full) == 0);
     ref_forward(fx.m, tok, pos, N, ref);
     double e = max_rel_err(full, ref, (size_t)N * V);
@@ -218,7 +218,7 @@ static void check_variant(const char *label, tiny_spec sp, double ref_tol) {
 
     /* 2. the same sequence assembled from two frozen spans + a fresh one: bitwise */
     const int a = 9, b = 7;
-    pc_kv_span *sa = pc_forward_new_span(fx.m, a), *sb = pc_forward_new_span(fx.m, b), *sc = pc_forward_new_span(fx.m, 1);
+    pc_kv_span *sa = pc_kv_span_for_model(fx.m, a), *sb = pc_kv_span_for_model(fx.m, b), *sc = pc_kv_span_for_model(fx.m, 1);
     pc_kv_list list = {0};
     CHECK(run_all(&fx, NULL, sa, tok, pos, a, split) == 0);
     pc_kv_span_freeze(sa);
@@ -237,7 +237,7 @@ static void check_variant(const char *label, tiny_spec sp, double ref_tol) {
     for (int shift = 5; shift <= 100; shift += 95) {
         int32_t p2[N];
         make_tokens(tok, p2, V, shift);
-        pc_kv_span *s2 = pc_forward_new_span(fx.m, N);
+        pc_kv_span *s2 = pc_kv_span_for_model(fx.m, N);
         CHECK(run_all(&fx, NULL, s2, tok, p2, N, shifted) == 0);
         double es = max_rel_err(shifted, full, (size_t)N * V);
         /* F32/F16 weights: only rounding of angles and F16 KV; quantized types also
@@ -254,7 +254,7 @@ static void check_variant(const char *label, tiny_spec sp, double ref_tol) {
     /* 4. other batch chunking and one thread: bitwise the same */
     fixture fx1;
     if (fixture_open(&fx1, &sp, 1, 5) == 0) {
-        pc_kv_span *s1 = pc_forward_new_span(fx1.m, 2);
+        pc_kv_span *s1 = pc_kv_span_for_model(fx1.m, 2);
         CHECK(run_all(&fx1, NULL, s1, tok, pos, N, split) == 0);
         CHECK_MSG(memcmp(full, split, sizeof(float) * N * V) == 0, "%s: chunking/threads change logits", label);
         pc_kv_span_release(s1);
@@ -267,7 +267,7 @@ static void check_bad_inputs(void) {
     tiny_spec sp = tiny_default();
     fixture fx;
     if (fixture_open(&fx, &sp, 1, 8)) return;
-    pc_kv_span *s = pc_forward_new_span(fx.m, 4);
+    pc_kv_span *s = pc_kv_span_for_model(fx.m, 4);
     pc_error err = {0};
     int32_t tok = 1000, pos = 0, neg = -1, ok = 1;
     CHECK(pc_forward_run(fx.f, NULL, s, &tok, &pos, 1, PC_LOGITS_NONE, NULL, &err) == PC_ERR_RANGE);

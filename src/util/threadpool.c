@@ -24,6 +24,7 @@ enum { SPIN_ITERS = 20000 };
 struct pc_pool {
     int n_threads;
     pthread_t *threads;
+    pthread_mutex_t run_mu; /* one job at a time: fn, ctx, base and the claim word are per job */
     pthread_mutex_t mu;
     pthread_cond_t wake;
     _Atomic unsigned generation;
@@ -101,6 +102,7 @@ pc_pool *pc_pool_create(int n_threads) {
     pc_pool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->n_threads = n_threads;
+    pthread_mutex_init(&p->run_mu, NULL);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     p->threads = calloc((size_t)n_threads, sizeof *p->threads);
@@ -135,6 +137,7 @@ void pc_pool_free(pc_pool *p) {
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->n_threads; i++)
         if (p->threads && p->threads[i]) pthread_join(p->threads[i], NULL);
+    pthread_mutex_destroy(&p->run_mu);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
     free(p->threads);
@@ -161,12 +164,15 @@ static void run_job(pc_pool *p, pc_task_fn fn, void *ctx, int base, int n, int n
 
 void pc_pool_run(pc_pool *p, pc_task_fn fn, void *ctx, int n_tasks) {
     if (n_tasks <= 0) return;
+    /* Inline jobs touch no pool state, so they need not wait for the lock. */
     if (!p || p->n_threads == 1 || n_tasks == 1) {
         for (int t = 0; t < n_tasks; t++) fn(ctx, t, n_tasks, 0);
         return;
     }
+    pthread_mutex_lock(&p->run_mu);
     for (int base = 0; base < n_tasks; base += (int)FIELD_MASK) {
         const int n = n_tasks - base < (int)FIELD_MASK ? n_tasks - base : (int)FIELD_MASK;
         run_job(p, fn, ctx, base, n, n_tasks);
     }
+    pthread_mutex_unlock(&p->run_mu);
 }

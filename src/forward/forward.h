@@ -5,9 +5,14 @@
  * Prompt Cache data path at this level. ctx may hold frozen, shared module
  * spans; they are read where they live, never copied.
  *
+ * A batch may hold the rows of several sequences (requests of a server): each
+ * has its own ctx and dst; the matrix products run once over all rows, and
+ * attention runs per sequence over its own list.
+ *
  * Invariant: the logits of a token depend only on its own (token, position)
  * and on the (position, K, V) sequence it attends to, never on the batch it
- * was computed in, the chunking or the thread count (bitwise, on one ISA path). */
+ * was computed in, the other sequences beside it, the chunking or the thread
+ * count (bitwise, on one ISA path). */
 #ifndef PC_FORWARD_H
 #define PC_FORWARD_H
 
@@ -35,5 +40,26 @@ void pc_forward_free(pc_forward *f);
  * On error dst is left as it was before the call. */
 pc_status pc_forward_run(pc_forward *f, const pc_kv_list *ctx, pc_kv_span *dst, const int32_t *tokens,
                          const int32_t *pos, int32_t n, pc_logits_mode mode, float *logits, pc_error *err);
+
+/* One sequence's rows in a batch: tokens at pos attend over ctx's spans (may
+ * be NULL) followed by dst, into which their K and V are appended. Several
+ * sequences of a batch may be consecutive pieces of one request: a sequence
+ * whose ctx lists another's dst sees that dst's rows of this batch too, since
+ * every row's K and V are stored before any row attends. */
+typedef struct pc_fwd_seq {
+    const pc_kv_list *ctx;
+    pc_kv_span *dst;
+    const int32_t *tokens, *pos;
+    int32_t n;
+    pc_logits_mode mode;
+    float *logits;            /* LAST: [n_vocab] for row n-1; ALL: [n][n_vocab]; NONE: unused */
+} pc_fwd_seq;
+
+/* Runs the rows of n_seqs sequences as one batch of at most n_batch rows in
+ * all. No two sequences may share a dst. The inputs of every sequence are
+ * checked before anything is written: on error every dst is as it was. */
+pc_status pc_forward_run_batch(pc_forward *f, const pc_fwd_seq *seqs, int32_t n_seqs, pc_error *err);
+
+int32_t pc_forward_batch_size(const pc_forward *f);
 
 #endif

@@ -10,6 +10,13 @@
  *     safe on NULL. Pointers handed out are owned by the handle unless the
  *     function's comment says the caller frees them (with pc_free).
  *   - No global mutable state: everything lives in the handles.
+ *   - Threads: an engine is shared by the threads of a server. What it holds
+ *     (weights, tokenizer, schemas, thread pool) is shared; what a request
+ *     owns (KV spans, sampler, logits, scratch) lives in the request. Every
+ *     function below may be called from several threads at once on one
+ *     engine unless its comment says otherwise; compute calls take turns on
+ *     the engine's thread pool job by job. Requests and callbacks say which
+ *     thread they run on.
  */
 #ifndef PCACHE_H
 #define PCACHE_H
@@ -31,6 +38,7 @@ typedef enum pc_status {
     PC_ERR_UNSUPPORTED = -5, /* valid input that this build does not support */
     PC_ERR_RANGE = -6,       /* a size, count or index is out of range */
     PC_ERR_NOT_FOUND = -7,   /* a named thing (key, tensor, module, schema) does not exist */
+    PC_ERR_BUSY = -8,        /* a queue is full or a scheduler is draining: try again later */
 } pc_status;
 
 #define PC_ERROR_MSG_MAX 512
@@ -113,7 +121,14 @@ pc_gen_params pc_gen_default_params(void);
 /* Called for each piece of complete UTF-8 text as it is produced; return false to stop. */
 typedef bool (*pc_token_cb)(void *user, int32_t token, const char *text, size_t len);
 
-typedef enum pc_stop_reason { PC_STOP_LENGTH = 0, PC_STOP_EOG, PC_STOP_STRING, PC_STOP_CALLBACK, PC_STOP_CONTEXT } pc_stop_reason;
+typedef enum pc_stop_reason {
+    PC_STOP_LENGTH = 0, /* n_predict tokens */
+    PC_STOP_EOG,        /* an end-of-generation token */
+    PC_STOP_STRING,     /* a stop string */
+    PC_STOP_CALLBACK,   /* the token callback returned false */
+    PC_STOP_CONTEXT,    /* the context is full */
+    PC_STOP_CANCEL,     /* pc_request_cancel, or the scheduler stopped */
+} pc_stop_reason;
 
 typedef struct pc_gen_result {
     int32_t *tokens;          /* generated ids (malloc'd; pc_gen_result_free) */
@@ -121,7 +136,7 @@ typedef struct pc_gen_result {
     char *text;               /* generated text, NUL-terminated (malloc'd) */
     size_t n_prompt;          /* prompt tokens computed */
     double ttft_ms;           /* request start to first token sampled */
-    double prefill_ms;        /* prefill compute alone */
+    double prefill_ms;        /* first to last prefill step (shared with other requests when batched) */
     double decode_ms;         /* all decode steps after the first token */
     double decode_tok_s;      /* (n_tokens - 1) / decode time */
     size_t kv_bytes;          /* KV memory this generation allocated (prompt tokens and generated tokens) */
@@ -208,6 +223,75 @@ typedef struct pc_run_result {
 pc_status pc_engine_run(pc_engine *e, const char *prompt_xml, size_t len, const char *req_name,
                         const pc_run_params *p, pc_token_cb cb, void *user, pc_run_result *out, pc_error *err);
 void pc_run_result_free(pc_run_result *r);
+
+/* ------------------------------------------------------------------------ */
+/* Requests and the scheduler: many requests in flight on one engine.         */
+/* ------------------------------------------------------------------------ */
+
+/* A request owns everything one generation needs (its KV spans, sampler,
+ * logits, text) and references the cached spans it reuses. pc_engine_generate
+ * and pc_engine_run run one request alone on the calling thread; a scheduler
+ * runs many, batched. Either way a request's tokens are bitwise the same. */
+typedef struct pc_request pc_request;
+
+/* A plain prompt at positions 0..n-1. The pointers in p (stop strings are
+ * copied; force_tokens, first_logits and the logits observer are not) must
+ * stay valid until the request is done. Release with pc_request_release. */
+pc_status pc_request_from_tokens(pc_engine *e, const int32_t *prompt, size_t n, const pc_gen_params *p,
+                                 pc_request **out, pc_error *err);
+/* A PML prompt bound to its registered schema; p as for pc_engine_run. The
+ * request holds references to the spans it reuses, so the schema may be
+ * removed while it runs. */
+pc_status pc_request_from_pml(pc_engine *e, const char *xml, size_t len, const char *req_name, const pc_run_params *p,
+                              pc_request **out, pc_error *err);
+
+/* Called once when a request ends (done, failed or cancelled). result (NULL
+ * when status is not PC_OK) and err are valid during the call only. */
+typedef void (*pc_done_cb)(void *user, pc_status status, const pc_error *err, const pc_run_result *result);
+
+/* Callbacks run on the thread that steps the request (the scheduler's, or the
+ * caller's for pc_request_run); they must not block. Set before running. */
+void pc_request_set_callbacks(pc_request *r, pc_token_cb on_text, pc_done_cb on_done, void *user);
+/* Runs a request alone on the calling thread until it ends; its result is
+ * passed to on_done. Returns its status. */
+pc_status pc_request_run(pc_request *r, pc_error *err);
+/* Any thread, any time: the request ends (PC_STOP_CANCEL) at its next step. */
+void pc_request_cancel(pc_request *r);
+void pc_request_release(pc_request *r); /* NULL-safe */
+
+typedef struct pc_sched pc_sched;
+
+typedef struct pc_sched_params {
+    int32_t max_active;  /* requests prefilling or decoding at once; <= 0: 4 */
+    int32_t max_queued;  /* requests waiting for a slot; one more is PC_ERR_BUSY; < 0: 64 */
+    int32_t step_tokens; /* rows per step, decodes and prefill chunks together; <= 0: the engine's n_batch */
+} pc_sched_params;
+
+pc_sched_params pc_sched_default_params(void);
+
+/* Starts the scheduler thread: it owns the forward pass of its requests.
+ * Each step batches one decode row of every active request with chunks of
+ * the pending prefills, admits waiting requests into free slots between
+ * steps and retires ended ones. Free with pc_sched_stop. */
+pc_status pc_sched_start(pc_engine *e, const pc_sched_params *p, pc_sched **out, pc_error *err);
+/* Queues a prepared request (the scheduler takes its own reference).
+ * PC_ERR_BUSY when the queue is full or the scheduler drains. Thread-safe. */
+pc_status pc_sched_submit(pc_sched *s, pc_request *r, pc_error *err);
+
+typedef struct pc_sched_stats {
+    int32_t active, queued;
+    uint64_t steps, rows;              /* batches run and the rows they held */
+    uint64_t prompt_tokens, generated_tokens;
+    uint64_t completed, cancelled, failed;
+} pc_sched_stats;
+
+void pc_sched_get_stats(pc_sched *s, pc_sched_stats *out); /* thread-safe */
+/* Refuses new requests (PC_ERR_BUSY) and waits until every queued and active
+ * request has ended. Thread-safe; the scheduler keeps running. */
+void pc_sched_drain(pc_sched *s);
+/* Cancels what is in flight (each on_done still runs), joins the thread and
+ * frees the scheduler. NULL-safe. Not concurrent with other calls on s. */
+void pc_sched_stop(pc_sched *s);
 
 #ifdef __cplusplus
 }

@@ -33,6 +33,16 @@ run_suite() { # name builddir cmake-args...
 run_suite "release" build
 run_suite "sanitizers (ASan+UBSan)" build-asan -DPC_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
+# ThreadSanitizer on what synchronises threads: the pool, the scheduler, the server (about 2 min).
+echo "== threads (TSan): building in build-tsan"
+if scripts/build.sh build-tsan -DPC_TSAN=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo; then
+  log=$(mktemp)
+  (cd build-tsan && ctest --output-on-failure -j2 -R 'util/|engine/test_sched|server/' 2>&1) | tee "$log"
+  tally "$log"; rm -f "$log"
+else
+  echo "test: TSan build failed" >&2; failed=$((failed + 1))
+fi
+
 echo "== fuzzing: each target for ${FUZZ_SECONDS:-60} s"
 if scripts/build.sh build-fuzz -DPC_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo; then
   for f in build-fuzz/fuzz_*; do

@@ -1,4 +1,4 @@
-/* engine.c - opening a model: GGUF, weights, tokenizer, chat format, threads, scratch. */
+/* engine.c - opening a model: GGUF, weights, tokenizer, chat format, threads; the shared state of requests. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,9 +60,17 @@ static pc_status open_parts(pc_engine *e, const pc_engine_params *p, pc_error *e
     e->placeholder = placeholder_token(g, e->tok);
     e->isa = pc_isa_detect();
     e->pool = pc_pool_create(p->n_threads);
-    e->logits = malloc((size_t)e->model->hp.n_vocab * sizeof(float));
-    if (!e->pool || !e->logits) return pc_fail(err, PC_ERR_NOMEM, "out of memory opening %s", p->model_path);
-    return pc_forward_create(e->model, e->pool, e->n_batch, e->n_ctx, e->isa, &e->fwd, err);
+    if (!e->pool) return pc_fail(err, PC_ERR_NOMEM, "out of memory opening %s", p->model_path);
+    /* A forward state made now checks that every weight has a kernel on this
+     * path, so an unsupported model fails at open, not at its first request. */
+    pc_forward *f = NULL;
+    pc_status s2 = pc_engine_new_forward(e, 1, &f, err);
+    pc_forward_free(f);
+    return s2;
+}
+
+pc_status pc_engine_new_forward(const pc_engine *e, int32_t n_batch, pc_forward **out, pc_error *err) {
+    return pc_forward_create(e->model, e->pool, n_batch > 0 ? n_batch : e->n_batch, e->n_ctx, e->isa, out, err);
 }
 
 pc_status pc_engine_open(const pc_engine_params *p, pc_engine **out, pc_error *err) {
@@ -70,6 +78,10 @@ pc_status pc_engine_open(const pc_engine_params *p, pc_engine **out, pc_error *e
     if (!p || !p->model_path) return pc_fail(err, PC_ERR_INVALID, "no model path given");
     pc_engine *e = calloc(1, sizeof *e);
     if (!e) return pc_fail(err, PC_ERR_NOMEM, "out of memory opening %s", p->model_path);
+    if (pthread_rwlock_init(&e->schemas_lock, NULL) != 0) {
+        free(e);
+        return pc_fail(err, PC_ERR_NOMEM, "cannot create the schema registry's lock");
+    }
     pc_status s = open_parts(e, p, err);
     if (s != PC_OK) {
         pc_engine_free(e);
@@ -82,11 +94,10 @@ pc_status pc_engine_open(const pc_engine_params *p, pc_engine **out, pc_error *e
 void pc_engine_free(pc_engine *e) {
     if (!e) return;
     pc_engine_free_schemas(e);
-    pc_forward_free(e->fwd);
     pc_pool_free(e->pool);
     pc_tokenizer_free(e->tok);
     pc_model_free(e->model);
-    free(e->logits);
+    pthread_rwlock_destroy(&e->schemas_lock);
     free(e);
 }
 

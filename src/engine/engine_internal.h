@@ -1,6 +1,14 @@
-/* engine_internal.h - the pc_engine object, shared by the engine's files. */
+/* engine_internal.h - the pc_engine object: what every request shares.
+ *
+ * Shared, read-only after open: model, tokenizer, chat format, ISA, sizes.
+ * Shared and locked: the schema registry (schemas_lock) and the thread pool
+ * (its own lock, job by job). Nothing per request lives here: a request's KV,
+ * sampler, logits and scratch are in its pc_request and the forward state of
+ * whoever steps it (request.h, step.h). */
 #ifndef PC_ENGINE_INTERNAL_H
 #define PC_ENGINE_INTERNAL_H
+
+#include <pthread.h>
 
 #include "forward/forward.h"
 #include "model/model.h"
@@ -14,32 +22,22 @@ struct pc_engine {
     pc_tokenizer *tok;
     pc_chat_format chat;      /* PC_CHAT_UNKNOWN when the template is not recognised */
     pc_pool *pool;
-    pc_forward *fwd;
     pc_isa isa;
     int32_t n_ctx, n_batch;
-    float *logits;            /* [n_vocab] */
     char name[128];
+    int32_t placeholder;        /* token that fills parameters without scaffold text */
+    pthread_rwlock_t schemas_lock; /* readers bind prompts; writers add and remove */
     struct pc_schema **schemas; /* registered schemas, owned */
     int32_t n_schemas;
     size_t cap_schemas;
-    int32_t placeholder;        /* token that fills parameters without scaffold text */
 };
 
-/* What a generation starts from: a context of spans (may be NULL) and the
- * tokens to prefill after it, at their positions; decoding continues at
- * pos[n-1] + 1. t0 is the request's start, from which TTFT is measured. */
-typedef struct pc_gen_input {
-    const pc_kv_list *ctx;
-    const int32_t *tokens;
-    const int32_t *pos;
-    size_t n;
-    double t0;
-} pc_gen_input;
+/* Forward state (activations, attention scratch) for batches of up to
+ * n_batch rows over this engine's model and pool; one per stepping thread. */
+pc_status pc_engine_new_forward(const pc_engine *e, int32_t n_batch, pc_forward **out, pc_error *err);
 
-struct pc_schema *pc_engine_find_schema(const pc_engine *e, const char *name); /* NULL if absent */
+/* Look-up without locking: the caller holds schemas_lock. NULL if absent. */
+struct pc_schema *pc_engine_find_schema(const pc_engine *e, const char *name);
 void pc_engine_free_schemas(pc_engine *e);
-
-pc_status pc_gen_run(pc_engine *e, const pc_gen_input *in, const pc_gen_params *p, pc_token_cb cb, void *user,
-                     pc_gen_result *out, pc_error *err);
 
 #endif

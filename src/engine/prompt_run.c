@@ -1,6 +1,6 @@
-/* prompt_run.c - running a PML prompt: bind it to its schema, assemble the
- * context from cached spans without copying, compute only what is fresh
- * (arguments, cache="false" modules, the prompt's text), then generate.
+/* prompt_run.c - a PML prompt as a request: bind it to its schema, list the
+ * cached spans it reuses (never copied) and the fresh runs it must compute
+ * (arguments, cache="false" modules, the prompt's text), in position order.
  *
  * Fresh items are computed in position order, each over the spans of the
  * items before it, so every query sees exactly the keys at positions <= its
@@ -10,8 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/engine_internal.h"
+#include "engine/request.h"
 #include "schema/plan.h"
+#include "schema/schema.h"
 #include "util/clock.h"
 #include "util/error.h"
 
@@ -23,77 +24,36 @@ void pc_run_result_free(pc_run_result *r) {
     memset(r, 0, sizeof *r);
 }
 
-typedef struct run_state {
-    pc_engine *e;
-    pc_plan plan;
-    pc_kv_list list;
-    pc_kv_span **fresh;  /* request-owned spans, released at the end */
-    int32_t n_fresh;
-    int32_t *tokens, *pos; /* the input handed to generation */
-    size_t n;
-    double compute_ms;     /* fresh items computed while assembling */
-    size_t kv_bytes;       /* KV allocated for fresh items */
-} run_state;
-
-static pc_status compute_fresh(run_state *R, const pc_plan_item *it, pc_error *err) {
-    pc_kv_span *span = pc_kv_span_for_model(R->e->model, it->n);
-    int32_t *pos = malloc((size_t)it->n * sizeof *pos);
+/* The last item starts generation, so it is computed fresh even when cached:
+ * a cached span keeps no logits. */
+static pc_status items_cached(pc_request *r, const pc_plan *p, pc_error *err) {
     pc_status st = PC_OK;
-    if (!span || !pos) st = pc_fail(err, PC_ERR_NOMEM, "out of memory computing fresh tokens");
-    for (int32_t i = 0; st == PC_OK && i < it->n; i++) pos[i] = it->start + i;
-    double t0 = pc_now_ms();
-    if (st == PC_OK) st = pc_forward_run(R->e->fwd, &R->list, span, it->tokens, pos, it->n, PC_LOGITS_NONE, NULL, err);
-    R->compute_ms += pc_now_ms() - t0;
-    if (span) R->kv_bytes += pc_kv_span_cap_bytes(span);
-    free(pos);
-    if (st == PC_OK) {
-        R->fresh[R->n_fresh++] = span;
-        st = pc_kv_list_push(&R->list, span, err);
-    } else {
-        pc_kv_span_release(span);
+    for (int32_t i = 0; st == PC_OK && i < p->n; i++) {
+        const pc_plan_item *it = &p->items[i];
+        if (it->kind == PC_ITEM_CACHED && i + 1 < p->n)
+            st = pc_req_add_cached(r, it->kv, err);
+        else
+            st = pc_req_add_fresh(r, it->tokens, NULL, it->start, it->n, false, err);
     }
     return st;
 }
 
-/* The last item becomes the generation input; it is computed fresh even when
- * cached, because its last token's logits are not kept. */
-static pc_status set_input(run_state *R, const pc_plan_item *it, pc_error *err) {
-    R->tokens = malloc((size_t)it->n * sizeof *R->tokens);
-    R->pos = malloc((size_t)it->n * sizeof *R->pos);
-    if (!R->tokens || !R->pos) return pc_fail(err, PC_ERR_NOMEM, "out of memory assembling the request");
-    memcpy(R->tokens, it->tokens, (size_t)it->n * sizeof *R->tokens);
-    for (int32_t i = 0; i < it->n; i++) R->pos[i] = it->start + i;
-    R->n = (size_t)it->n;
-    return PC_OK;
-}
-
-static pc_status assemble_cached(run_state *R, pc_error *err) {
-    const pc_plan *p = &R->plan;
-    R->fresh = malloc(((size_t)p->n + 1) * sizeof *R->fresh);
-    if (!R->fresh) return pc_fail(err, PC_ERR_NOMEM, "out of memory assembling the request");
-    for (int32_t i = 0; i + 1 < p->n; i++) {
-        const pc_plan_item *it = &p->items[i];
-        pc_status st = it->kind == PC_ITEM_CACHED ? pc_kv_list_push(&R->list, it->kv, err) : compute_fresh(R, it, err);
-        if (st != PC_OK) return st;
-    }
-    return set_input(R, &p->items[p->n - 1], err);
-}
-
-/* Baseline: every item's tokens at their positions, one plain prefill. */
-static pc_status assemble_plain(run_state *R, pc_error *err) {
-    const pc_plan *p = &R->plan;
-    size_t total = (size_t)(p->cached_tokens + p->fresh_tokens);
-    R->tokens = malloc(total * sizeof *R->tokens);
-    R->pos = malloc(total * sizeof *R->pos);
-    if (!R->tokens || !R->pos) return pc_fail(err, PC_ERR_NOMEM, "out of memory assembling the request");
+/* Baseline: every item's tokens at their positions, one fresh run. */
+static pc_status items_plain(pc_request *r, const pc_plan *p, pc_error *err) {
+    const size_t total = (size_t)(p->cached_tokens + p->fresh_tokens);
+    int32_t *tokens = malloc(total * sizeof *tokens), *pos = malloc(total * sizeof *pos);
+    pc_status st = PC_OK;
+    if (!tokens || !pos) st = pc_fail(err, PC_ERR_NOMEM, "out of memory assembling the request");
     size_t k = 0;
-    for (int32_t i = 0; i < p->n; i++)
+    for (int32_t i = 0; st == PC_OK && i < p->n; i++)
         for (int32_t j = 0; j < p->items[i].n; j++) {
-            R->tokens[k] = p->items[i].tokens[j];
-            R->pos[k++] = p->items[i].start + j;
+            tokens[k] = p->items[i].tokens[j];
+            pos[k++] = p->items[i].start + j;
         }
-    R->n = k;
-    return PC_OK;
+    if (st == PC_OK) st = pc_req_add_fresh(r, tokens, pos, 0, (int32_t)k, false, err);
+    free(tokens);
+    free(pos);
+    return st;
 }
 
 /* The whole input, for callers that replay it elsewhere (benchmarks, baselines). */
@@ -111,71 +71,83 @@ static pc_status record_input(const pc_plan *p, pc_run_result *out, pc_error *er
     return PC_OK;
 }
 
-/* Parses the prompt document and finds the registered schema it names. */
-static pc_status parse_prompt(pc_engine *e, const char *xml, size_t len, const char *req, const pc_run_params *p,
-                              pc_pml_doc **doc, const pc_schema **schema, pc_error *err) {
-    pc_pml_options o = {.lenient = p->lenient};
-    pc_status st = pc_pml_parse_prompt(xml, len, req ? req : "request", &o, doc, err);
-    if (st != PC_OK) return st;
-    const pc_pml_node *root = (*doc)->root;
+/* The registered schema a prompt names; the caller holds schemas_lock. */
+static pc_status find_schema(pc_engine *e, const pc_pml_doc *doc, const pc_schema **schema, pc_error *err) {
+    const pc_pml_node *root = doc->root;
     *schema = root->name ? pc_engine_find_schema(e, root->name) : NULL;
     if (*schema) return PC_OK;
     if (!root->name)
         return pc_fail(err, PC_ERR_NOT_FOUND, "%s:%u:%u: the prompt names no schema; 'schema=' is registered",
-                       (*doc)->name, root->line, root->col);
-    return pc_fail(err, PC_ERR_NOT_FOUND, "%s:%u:%u: no schema named '%s' is registered", (*doc)->name, root->line,
+                       doc->name, root->line, root->col);
+    return pc_fail(err, PC_ERR_NOT_FOUND, "%s:%u:%u: no schema named '%s' is registered", doc->name, root->line,
                    root->col, root->name);
 }
 
-/* Parses the prompt, then binds it to its schema: the plan of cached spans and fresh tokens. */
+/* Parses the prompt, then binds it to its schema under the registry's read
+ * lock: the plan holds its own references to the spans, so the schema may be
+ * removed as soon as the lock is released. */
 static pc_status plan_prompt(pc_engine *e, const char *xml, size_t len, const char *req, const pc_run_params *p,
                              pc_plan *plan, double *bind_ms, pc_error *err) {
+    pc_pml_options o = {.lenient = p->lenient};
     pc_pml_doc *doc = NULL;
+    pc_status st = pc_pml_parse_prompt(xml, len, req ? req : "request", &o, &doc, err);
+    if (st != PC_OK) return st;
+    pthread_rwlock_rdlock(&e->schemas_lock);
     const pc_schema *s = NULL;
-    pc_status st = parse_prompt(e, xml, len, req, p, &doc, &s, err);
+    st = find_schema(e, doc, &s, err);
     if (st == PC_OK) {
         pc_bind_ctx bc = {.tok = e->tok, .chat = e->chat};
-        double tb = pc_now_ms();
+        const double tb = pc_now_ms();
         st = pc_plan_bind(s, doc, &bc, plan, err);
         *bind_ms = pc_now_ms() - tb;
-        if (st == PC_OK && plan->n == 0)
-            st = pc_fail(err, PC_ERR_INVALID, "%s: the prompt imports nothing and has no text", doc->name);
     }
+    pthread_rwlock_unlock(&e->schemas_lock);
+    if (st == PC_OK && plan->n == 0)
+        st = pc_fail(err, PC_ERR_INVALID, "%s: the prompt imports nothing and has no text", doc->name);
     pc_pml_doc_free(doc);
     return st;
 }
 
-static void run_state_free(run_state *R) {
-    for (int32_t i = 0; i < R->n_fresh; i++) pc_kv_span_release(R->fresh[i]);
-    free(R->fresh);
-    pc_kv_list_free(&R->list);
-    pc_plan_free(&R->plan);
-    free(R->tokens);
-    free(R->pos);
+pc_status pc_request_from_pml(pc_engine *e, const char *xml, size_t len, const char *req_name, const pc_run_params *p,
+                              pc_request **out, pc_error *err) {
+    *out = NULL;
+    const double t0 = pc_now_ms();
+    pc_plan plan = {0};
+    double bind_ms = 0, list_ms = 0;
+    pc_status st = plan_prompt(e, xml, len, req_name, p, &plan, &bind_ms, err);
+    pc_request *r = NULL;
+    if (st == PC_OK && !(r = pc_req_new(e, &p->gen, t0))) st = pc_fail(err, PC_ERR_NOMEM, "out of memory for a request");
+    if (st == PC_OK) {
+        const double tl = pc_now_ms();
+        st = p->use_cache ? items_cached(r, &plan, err) : items_plain(r, &plan, err);
+        list_ms = pc_now_ms() - tl;
+    }
+    if (st == PC_OK) st = record_input(&plan, &r->res, err);
+    if (st == PC_OK) st = pc_req_prepare(r, err);
+    pc_plan_free(&plan);
+    if (st != PC_OK) {
+        pc_request_release(r);
+        return st;
+    }
+    r->res.assemble_ms = bind_ms + list_ms; /* parsing and allocating the request's own KV are not assembly */
+    *out = r;
+    return PC_OK;
 }
 
 pc_status pc_engine_run(pc_engine *e, const char *xml, size_t len, const char *req, const pc_run_params *p,
                         pc_token_cb cb, void *user, pc_run_result *out, pc_error *err) {
     memset(out, 0, sizeof *out);
-    const double t0 = pc_now_ms();
-    run_state R = {.e = e};
-    double bind_ms = 0;
-    pc_status st = plan_prompt(e, xml, len, req, p, &R.plan, &bind_ms, err);
+    pc_request *r = NULL;
+    pc_status st = pc_request_from_pml(e, xml, len, req, p, &r, err);
+    if (st != PC_OK) return st;
+    pc_request_set_callbacks(r, cb, NULL, user);
+    st = pc_request_run(r, err);
     if (st == PC_OK) {
-        double ta = pc_now_ms();
-        st = p->use_cache ? assemble_cached(&R, err) : assemble_plain(&R, err);
-        out->assemble_ms = bind_ms + (pc_now_ms() - ta - R.compute_ms);
+        /* the result moves to the caller */
+        *out = r->res;
+        out->gen.text = pc_buf_take(&r->text);
+        memset(&r->res, 0, sizeof r->res);
     }
-    if (st == PC_OK) {
-        const pc_plan_item *last = &R.plan.items[R.plan.n - 1];
-        out->cached_tokens = p->use_cache ? R.plan.cached_tokens - (last->kind == PC_ITEM_CACHED ? last->n : 0) : 0;
-        out->fresh_tokens = R.plan.cached_tokens + R.plan.fresh_tokens - out->cached_tokens;
-        pc_gen_input in = {.ctx = p->use_cache ? &R.list : NULL, .tokens = R.tokens, .pos = R.pos, .n = R.n, .t0 = t0};
-        st = pc_gen_run(e, &in, &p->gen, cb, user, &out->gen, err);
-        out->kv_bytes = R.kv_bytes + out->gen.kv_bytes;
-    }
-    if (st == PC_OK) st = record_input(&R.plan, out, err);
-    if (st != PC_OK) pc_run_result_free(out);
-    run_state_free(&R);
+    pc_request_release(r);
     return st;
 }

@@ -57,13 +57,11 @@ static void print_scope(FILE *f, const pc_schema *s, int32_t scope, int depth) {
     }
 }
 
-pc_status pc_engine_schema_describe(const pc_engine *e, const char *name, char **out, pc_error *err) {
-    const pc_schema *s = pc_engine_find_schema(e, name);
-    if (!s) return pc_fail(err, PC_ERR_NOT_FOUND, "no schema named '%s' is registered", name);
+static pc_status describe(const pc_engine *e, const pc_schema *s, char **out, pc_error *err) {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    if (!f) return pc_fail(err, PC_ERR_NOMEM, "out of memory describing schema '%s'", name);
+    if (!f) return pc_fail(err, PC_ERR_NOMEM, "out of memory describing schema '%s'", s->name);
     const size_t bpt = pc_model_kv_bytes_per_token(e->model);
     own_stats r = own(s, PC_ROOT);
     int64_t scaffold = 0;
@@ -82,4 +80,13 @@ pc_status pc_engine_schema_describe(const pc_engine *e, const char *name, char *
     fclose(f);
     *out = buf;
     return PC_OK;
+}
+
+pc_status pc_engine_schema_describe(const pc_engine *e, const char *name, char **out, pc_error *err) {
+    pthread_rwlock_t *lock = &((pc_engine *)e)->schemas_lock; /* the lock is not part of the engine's value */
+    pthread_rwlock_rdlock(lock);
+    const pc_schema *s = pc_engine_find_schema(e, name);
+    pc_status st = s ? describe(e, s, out, err) : pc_fail(err, PC_ERR_NOT_FOUND, "no schema named '%s' is registered", name);
+    pthread_rwlock_unlock(lock);
+    return st;
 }

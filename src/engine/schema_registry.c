@@ -1,7 +1,12 @@
 /* schema_registry.c - schemas registered with an engine: load (parse, lay out,
  * encode), look up, remove, describe. The engine owns each schema; a plan that
  * uses a schema holds references to its spans, so removal never pulls KV from
- * under a running request. */
+ * under a running request.
+ *
+ * Threads: the registry is under schemas_lock, read-locked to look up and bind
+ * prompts, write-locked only to add or remove an entry. Encoding, the long
+ * part, runs unlocked with its own forward state, so requests keep binding
+ * (and a server keeps decoding) while a schema encodes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,16 +56,29 @@ static pc_status register_doc(pc_engine *e, pc_pml_doc *doc, const pc_schema_par
                         .placeholder = e->placeholder};
     pc_schema *s = NULL;
     if ((st = pc_schema_layout(doc, &lc, &s, err)) != PC_OK) return st;
-    if (pc_engine_find_schema(e, s->name)) {
+    pthread_rwlock_rdlock(&e->schemas_lock);
+    if (pc_engine_find_schema(e, s->name))
         st = pc_fail(err, PC_ERR_INVALID, "%s: a schema named '%s' is already registered", s->doc->name, s->name);
+    pthread_rwlock_unlock(&e->schemas_lock);
+    pc_forward *f = NULL;
+    if (st == PC_OK) st = pc_engine_new_forward(e, 0, &f, err);
+    if (st == PC_OK) st = pc_schema_encode(s, f, e->model, p ? p->progress : NULL, p ? p->progress_user : NULL, err);
+    pc_forward_free(f);
+    /* The name is copied first: once registered, another thread may remove s. */
+    char *name = st == PC_OK && name_out ? strdup(s->name) : NULL;
+    if (st == PC_OK && name_out && !name) st = pc_fail(err, PC_ERR_NOMEM, "out of memory registering '%s'", s->name);
+    if (st == PC_OK) { /* checked again: another thread may have registered the name meanwhile */
+        pthread_rwlock_wrlock(&e->schemas_lock);
+        st = add_schema(e, s, err);
+        pthread_rwlock_unlock(&e->schemas_lock);
+    }
+    if (st != PC_OK) {
+        free(name);
         pc_schema_free(s);
         return st;
     }
-    st = pc_schema_encode(s, e->fwd, e->model, p ? p->progress : NULL, p ? p->progress_user : NULL, err);
-    if (st == PC_OK) st = add_schema(e, s, err);
-    if (st == PC_OK && name_out) *name_out = strdup(s->name);
-    if (st != PC_OK) pc_schema_free(s);
-    return st;
+    if (name_out) *name_out = name;
+    return PC_OK;
 }
 
 static pc_pml_options pml_opts(const pc_schema_params *p) {
@@ -89,13 +107,17 @@ pc_status pc_engine_schema_load(pc_engine *e, const char *xml, size_t len, const
 }
 
 pc_status pc_engine_schema_remove(pc_engine *e, const char *name, pc_error *err) {
-    for (int32_t i = 0; i < e->n_schemas; i++)
+    pc_schema *gone = NULL;
+    pthread_rwlock_wrlock(&e->schemas_lock);
+    for (int32_t i = 0; i < e->n_schemas && !gone; i++)
         if (strcmp(e->schemas[i]->name, name) == 0) {
-            pc_schema_free(e->schemas[i]);
+            gone = e->schemas[i];
             e->schemas[i] = e->schemas[--e->n_schemas];
-            return PC_OK;
         }
-    return pc_fail(err, PC_ERR_NOT_FOUND, "no schema named '%s' is registered", name);
+    pthread_rwlock_unlock(&e->schemas_lock);
+    if (!gone) return pc_fail(err, PC_ERR_NOT_FOUND, "no schema named '%s' is registered", name);
+    pc_schema_free(gone); /* running requests hold their own references to its spans */
+    return PC_OK;
 }
 
 void pc_engine_free_schemas(pc_engine *e) {
@@ -107,11 +129,17 @@ void pc_engine_free_schemas(pc_engine *e) {
 }
 
 pc_status pc_engine_schema_stats(const pc_engine *e, const char *name, pc_schema_stats *out, pc_error *err) {
+    pthread_rwlock_t *lock = &((pc_engine *)e)->schemas_lock; /* the lock is not part of the engine's value */
+    pthread_rwlock_rdlock(lock);
     const pc_schema *s = pc_engine_find_schema(e, name);
-    if (!s) return pc_fail(err, PC_ERR_NOT_FOUND, "no schema named '%s' is registered", name);
+    if (!s) {
+        pthread_rwlock_unlock(lock);
+        return pc_fail(err, PC_ERR_NOT_FOUND, "no schema named '%s' is registered", name);
+    }
     *out = (pc_schema_stats){.length = s->length, .n_modules = s->n_modules, .n_unions = s->n_unions,
                              .n_params = s->n_params, .n_pieces = s->n_pieces, .encoded_tokens = s->encoded_tokens,
                              .kv_bytes = s->kv_bytes, .kv_bytes_per_token = pc_model_kv_bytes_per_token(e->model),
                              .encode_ms = s->encode_ms};
+    pthread_rwlock_unlock(lock);
     return PC_OK;
 }

@@ -52,6 +52,7 @@ const char *pc_strerror(pc_status s) {
     case PC_ERR_UNSUPPORTED: return "unsupported";
     case PC_ERR_RANGE: return "out of range";
     case PC_ERR_NOT_FOUND: return "not found";
+    case PC_ERR_BUSY: return "busy";
     }
     return "unknown error";
 }

@@ -71,7 +71,10 @@ static void check_case_forced(pc_engine *e, json_t *c, int *decided, int *agree_
     for (int i = 0; i < n; i++) pos[i] = i;
     pc_kv_span *span = pc_kv_span_for_model(e->model, n);
     pc_error err = {0};
-    CHECK_MSG(pc_forward_run(e->fwd, NULL, span, toks, pos, n, PC_LOGITS_ALL, lg, &err) == PC_OK, "%s", err.msg);
+    pc_forward *f = NULL;
+    CHECK_MSG(pc_engine_new_forward(e, 0, &f, &err) == PC_OK, "%s", err.msg);
+    CHECK_MSG(f && pc_forward_run(f, NULL, span, toks, pos, n, PC_LOGITS_ALL, lg, &err) == PC_OK, "%s", err.msg);
+    pc_forward_free(f);
     const char *name = json_string_value(json_object_get(c, "name"));
     for (size_t i = 0; i < ng; i++) {
         const int mine = argmax(lg + (size_t)(np - 1 + i) * V, V);

@@ -19,7 +19,11 @@
  *     check it (pc_kv_span_reserve refuses a frozen span).
  *  2. refcount counts owners; the last pc_kv_span_release frees the memory.
  *     A request retains every span of its context while it runs.
- *  3. Within a span, tokens [0, n) are written; [n, cap) are not yet. */
+ *  3. Within a span, tokens [0, n) are written; [n, cap) are not yet.
+ *  4. A wrapped span (pc_kv_span_wrap) reads memory that someone else owns (a
+ *     mapped cache file, a buffer read once): it is born frozen, and its last
+ *     release hands the memory back through its release callback instead of
+ *     freeing pos/k/v. */
 #ifndef PC_KV_H
 #define PC_KV_H
 
@@ -43,10 +47,18 @@ typedef struct pc_kv_span {
     pc_f16 *v;            /* [n_layer][cap][dim] */
     _Atomic int refcount;
     _Atomic bool frozen;
+    void (*release)(void *owner); /* wrapped spans: gives pos/k/v back; NULL when the span owns them */
+    void *owner;
 } pc_kv_span;
 
 /* A new writable span with refcount 1. NULL when out of memory. */
 pc_kv_span *pc_kv_span_create(int32_t n_layer, int32_t dim, int32_t cap);
+/* A frozen span over n tokens laid out as above for cap tokens, in memory the
+ * caller owns; release(owner) runs when the last reference goes (also when
+ * this returns NULL for lack of memory, so the caller never frees twice).
+ * cap must be a multiple of PC_KV_BLOCK and >= n. */
+pc_kv_span *pc_kv_span_wrap(int32_t n_layer, int32_t dim, int32_t n, int32_t cap, int32_t *pos, pc_f16 *k, pc_f16 *v,
+                            void (*release)(void *owner), void *owner);
 pc_kv_span *pc_kv_span_retain(pc_kv_span *s);
 void pc_kv_span_release(pc_kv_span *s); /* NULL-safe */
 void pc_kv_span_freeze(pc_kv_span *s);

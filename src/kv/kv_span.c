@@ -44,6 +44,28 @@ pc_kv_span *pc_kv_span_create(int32_t n_layer, int32_t dim, int32_t cap) {
     return s;
 }
 
+pc_kv_span *pc_kv_span_wrap(int32_t n_layer, int32_t dim, int32_t n, int32_t cap, int32_t *pos, pc_f16 *k, pc_f16 *v,
+                            void (*release)(void *owner), void *owner) {
+    pc_kv_span *s = NULL;
+    if (n_layer > 0 && dim > 0 && n >= 0 && cap >= n && cap % PC_KV_BLOCK == 0) s = calloc(1, sizeof *s);
+    if (!s) {
+        if (release) release(owner);
+        return NULL;
+    }
+    s->n_layer = n_layer;
+    s->dim = dim;
+    s->n = n;
+    s->cap = cap;
+    s->pos = pos;
+    s->k = k;
+    s->v = v;
+    s->release = release;
+    s->owner = owner;
+    atomic_init(&s->refcount, 1);
+    atomic_init(&s->frozen, true);
+    return s;
+}
+
 pc_kv_span *pc_kv_span_retain(pc_kv_span *s) {
     if (s) atomic_fetch_add(&s->refcount, 1);
     return s;
@@ -52,7 +74,10 @@ pc_kv_span *pc_kv_span_retain(pc_kv_span *s) {
 void pc_kv_span_release(pc_kv_span *s) {
     if (!s) return;
     if (atomic_fetch_sub(&s->refcount, 1) == 1) {
-        free_arrays(s);
+        if (s->release)
+            s->release(s->owner);
+        else
+            free_arrays(s);
         free(s);
     }
 }

@@ -57,6 +57,54 @@ void pc_free(void *p);
 
 
 /* ------------------------------------------------------------------------ */
+/* Module store: encoded module KV kept in memory, on disk and in Redis.      */
+/* ------------------------------------------------------------------------ */
+
+/* Where a piece's KV came from. The first three are the store's tiers, in
+ * lookup order; a piece found in none of them is encoded. */
+typedef enum pc_kv_source { PC_SOURCE_MEMORY = 0, PC_SOURCE_DISK, PC_SOURCE_REMOTE, PC_SOURCE_ENCODED } pc_kv_source;
+#define PC_N_TIERS 3
+/* "memory", "disk", "remote", "encoded". */
+const char *pc_kv_source_name(pc_kv_source s);
+
+/* Where encoded module KV is kept. The memory tier always exists; disk and
+ * Redis are optional. Writes go through every tier; reads try memory, disk,
+ * Redis in turn and copy a hit into the faster tiers. A failing disk or Redis
+ * is a warning (through log), never a failed request. */
+typedef struct pc_cache_params {
+    size_t mem_bytes;         /* memory budget in bytes (LRU over entries no request is reading); 0: none */
+    const char *dir;          /* disk tier: a folder holding one sub-folder per model; NULL: none */
+    size_t disk_bytes;        /* disk budget in bytes (LRU); 0: none */
+    const char *redis;        /* remote tier: "host:port" of a Redis server; NULL: none */
+    int redis_ttl_s;          /* expiry of what this process writes to Redis; <= 0: none */
+    int redis_timeout_ms;     /* connect and command timeout; <= 0: 2000 */
+    const char *redis_prefix; /* namespace of the Redis keys; NULL: "pcache:" */
+    /* Warnings (a corrupt entry dropped, a tier unreachable): one line each,
+     * without a trailing newline. NULL: written to stderr. */
+    void (*log)(void *user, const char *msg);
+    void *log_user;
+} pc_cache_params;
+
+/* Counters of one tier since the engine opened. */
+typedef struct pc_cache_tier_stats {
+    bool enabled;
+    uint64_t hits, misses;          /* lookups that found / did not find a usable entry */
+    uint64_t entries, bytes;        /* held now (disk: this process's view of its folder) */
+    uint64_t budget;                /* bytes; 0 when none */
+    uint64_t evictions;             /* entries dropped to stay within the budget */
+    uint64_t checksum_failures;     /* entries dropped because a checksum did not match */
+    uint64_t rejected;              /* entries dropped for another mismatch: header, size, model, version, tokens */
+    uint64_t errors;                /* I/O or connection failures; the tier was skipped for that operation */
+    uint64_t writes;                /* entries written */
+    uint64_t bytes_read, bytes_written;
+    double read_ms, write_ms;       /* time spent loading hits / writing entries */
+} pc_cache_tier_stats;
+
+typedef struct pc_cache_stats {
+    pc_cache_tier_stats tier[PC_N_TIERS]; /* indexed by pc_kv_source */
+} pc_cache_stats;
+
+/* ------------------------------------------------------------------------ */
 /* Engine: a loaded model with its tokenizer, thread pool and scratch.        */
 /* ------------------------------------------------------------------------ */
 

@@ -1,0 +1,506 @@
+/* tier_redis.c - the remote tier: entries in Redis (hiredis), shared by every
+ * process and machine that points at the same server.
+ *
+ * An entry's image (format.h) is cut into parts of at most part_max bytes,
+ * stored under <prefix><key hex>:<nonce hex>:<i>, then a manifest naming the
+ * nonce, the parts' lengths and checksums is stored under <prefix><key hex>
+ * with SET NX. Parts are written first, pipelined, with a lease (an expiry)
+ * that is lifted only once the manifest is in, so:
+ *  - a reader finds the manifest only when every part it names was written;
+ *  - a writer that dies mid-write leaves parts that expire with their lease;
+ *  - two writers of one key never mix parts: each writes under its own nonce,
+ *    the manifest of the first wins and the second deletes its parts.
+ * A reader checks the manifest, then every part's length and checksum, then
+ * the entry's header against what it asked for; anything that does not check
+ * out (including a manifest whose parts are gone) is deleted, logged, and
+ * read as a miss.
+ *
+ * Redis that is down or slow (a command past the timeout) is a warning: the
+ * connection is dropped, the operation reads as failed, and no new connection
+ * is tried for RETRY_MS, so an outage costs requests nothing but the other
+ * tiers' lookups. One line is logged when the outage starts, one when it ends.
+ *
+ * One connection, guarded by mu for whole commands (hiredis contexts are not
+ * thread-safe); images are built and checked outside the lock.
+ *
+ * A write to a connection Redis has closed raises SIGPIPE, which would kill
+ * the process; hiredis writes with write(2), so while this tier holds the
+ * connection it blocks SIGPIPE in the calling thread and consumes one raised
+ * meanwhile (no process-wide handler: the store changes no global state). */
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/tier.h"
+#include "util/clock.h"
+#include "util/error.h"
+
+#define RETRY_MS 2000.0
+#define LEASE_MS 600000LL /* parts not claimed by a manifest within 10 minutes expire */
+
+typedef struct redis_tier {
+    pc_tier base;
+    pthread_mutex_t mu;
+    redisContext *c; /* NULL: not connected */
+    char host[256];
+    int port, timeout_ms, ttl_s;
+    char prefix[128];
+    size_t part_max;
+    double retry_at_ms; /* no connection attempt before this */
+    bool down;          /* an outage was logged and has not ended */
+} redis_tier;
+
+typedef struct pipe_guard {
+    sigset_t old;
+    bool pending_before;
+} pipe_guard;
+
+static void lock(redis_tier *t, pipe_guard *g) {
+    sigset_t pipe_set, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigpending(&pending);
+    g->pending_before = sigismember(&pending, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &g->old);
+    pthread_mutex_lock(&t->mu);
+}
+
+static void unlock(redis_tier *t, pipe_guard *g) {
+    pthread_mutex_unlock(&t->mu);
+    sigset_t pipe_set, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigpending(&pending);
+    if (!g->pending_before && sigismember(&pending, SIGPIPE)) {
+        const struct timespec zero = {0, 0};
+        sigtimedwait(&pipe_set, NULL, &zero); /* ours: the broken connection was already handled */
+    }
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
+static struct timeval tv_of(int ms) { return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000}; }
+
+/* Drops the connection after a failure; logs the start of an outage once. */
+static pc_status fail_locked(redis_tier *t, const char *what, pc_error *err) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", t->c && t->c->err ? t->c->errstr : "no reply");
+    if (t->c) redisFree(t->c);
+    t->c = NULL;
+    t->retry_at_ms = pc_store_now_ms(t->base.env) + RETRY_MS;
+    atomic_fetch_add(&t->base.c.errors, 1);
+    if (!t->down)
+        pc_store_log(t->base.env, "redis %s:%d: %s failed (%s); serving from the other tiers, retrying every %.0f s",
+                     t->host, t->port, what, msg, RETRY_MS / 1e3);
+    t->down = true;
+    return pc_fail(err, PC_ERR_IO, "redis %s:%d: %s failed (%s)", t->host, t->port, what, msg);
+}
+
+static pc_status connect_locked(redis_tier *t, pc_error *err) {
+    if (t->c) return PC_OK;
+    if (pc_store_now_ms(t->base.env) < t->retry_at_ms)
+        return pc_fail(err, PC_ERR_IO, "redis %s:%d: unavailable, next attempt in %.1f s", t->host, t->port,
+                       (t->retry_at_ms - pc_store_now_ms(t->base.env)) / 1e3);
+    t->c = redisConnectWithTimeout(t->host, t->port, tv_of(t->timeout_ms));
+    if (!t->c || t->c->err || redisSetTimeout(t->c, tv_of(t->timeout_ms)) != REDIS_OK)
+        return fail_locked(t, "connecting", err);
+    if (t->down) pc_store_log(t->base.env, "redis %s:%d: reachable again", t->host, t->port);
+    t->down = false;
+    return PC_OK;
+}
+
+static void key_of(const redis_tier *t, const pc_store_key *k, char *out, size_t cap) {
+    char hex[65];
+    pc_store_key_hex(k, hex);
+    snprintf(out, cap, "%s%s", t->prefix, hex);
+}
+
+static void part_of(const redis_tier *t, const pc_store_key *k, uint64_t nonce, uint32_t i, char *out, size_t cap) {
+    char hex[65];
+    pc_store_key_hex(k, hex);
+    snprintf(out, cap, "%s%s:%016llx:%u", t->prefix, hex, (unsigned long long)nonce, i);
+}
+
+/* One command and its reply; NULL (connection dropped, err set) on failure. */
+static redisReply *command(redis_tier *t, const char *what, pc_error *err, int argc, const char **argv, const size_t *lens) {
+    redisReply *r = redisCommandArgv(t->c, argc, argv, lens);
+    if (!r) fail_locked(t, what, err);
+    return r;
+}
+
+static redisReply *command2(redis_tier *t, const char *what, pc_error *err, const char *a, const char *b) {
+    const char *argv[2] = {a, b};
+    size_t lens[2] = {strlen(a), strlen(b)};
+    return command(t, what, err, 2, argv, lens);
+}
+
+/* Deletes a manifest and, when it parses, the parts it names. */
+static void delete_entry_locked(redis_tier *t, const char *mkey, const pc_store_key *k, const pc_manifest *m) {
+    pc_error ignored;
+    redisReply *r = command2(t, "deleting", &ignored, "DEL", mkey);
+    if (r) freeReplyObject(r);
+    for (uint32_t i = 0; m && t->c && i < m->n_parts; i++) {
+        char pk[300];
+        part_of(t, k, m->nonce, i, pk, sizeof pk);
+        if ((r = command2(t, "deleting", &ignored, "DEL", pk)) != NULL) freeReplyObject(r);
+    }
+}
+
+static pc_status drop_locked(redis_tier *t, const char *mkey, const pc_store_key *k, const pc_manifest *m, bool checksum,
+                             const char *why) {
+    atomic_fetch_add(checksum ? &t->base.c.checksum_failures : &t->base.c.rejected, 1);
+    pc_store_log(t->base.env, "redis: %s: %s; entry dropped, it will be encoded afresh", mkey, why);
+    delete_entry_locked(t, mkey, k, m);
+    return PC_ERR_NOT_FOUND;
+}
+
+/* ---- reading ---- */
+
+/* Reads every part the manifest names (pipelined) into image; 1 when the
+ * entry must be dropped (why filled), -1 on a connection failure. */
+static int read_parts(redis_tier *t, const pc_store_key *k, const pc_manifest *m, uint8_t *image, char *why, size_t cap,
+                      bool *checksum, pc_error *err) {
+    for (uint32_t i = 0; i < m->n_parts; i++) {
+        char pk[300];
+        part_of(t, k, m->nonce, i, pk, sizeof pk);
+        if (redisAppendCommand(t->c, "GET %s", pk) != REDIS_OK) return fail_locked(t, "reading", err), -1;
+    }
+    int bad = 0;
+    uint64_t off = 0;
+    for (uint32_t i = 0; i < m->n_parts; i++) { /* every reply is read, so the connection stays in step */
+        redisReply *r = NULL;
+        if (redisGetReply(t->c, (void **)&r) != REDIS_OK || !r) return fail_locked(t, "reading", err), -1;
+        const pc_manifest_part *p = &m->parts[i];
+        if (!bad && r->type != REDIS_REPLY_STRING) {
+            snprintf(why, cap, "part %u of %u is missing", i, m->n_parts);
+            bad = 1;
+        } else if (!bad && (uint64_t)r->len != p->len) {
+            snprintf(why, cap, "part %u is %zu bytes, its manifest says %llu", i, (size_t)r->len, (unsigned long long)p->len);
+            bad = 1;
+        } else if (!bad && pc_xxh3(r->str, (size_t)r->len) != p->sum) {
+            snprintf(why, cap, "part %u checksum mismatch", i);
+            *checksum = true;
+            bad = 1;
+        } else if (!bad) {
+            memcpy(image + off, r->str, (size_t)r->len);
+        }
+        off += p->len;
+        freeReplyObject(r);
+    }
+    return bad;
+}
+
+/* GET of the manifest: 1 and *m parsed, 0 on a miss, -1 on failure, 2 dropped. */
+static int read_manifest(redis_tier *t, const char *mkey, const pc_store_key *k, pc_manifest *m, pc_error *err) {
+    redisReply *r = command2(t, "reading", err, "GET", mkey);
+    if (!r) return -1;
+    int rc = 0;
+    pc_error perr = {0};
+    if (r->type == REDIS_REPLY_NIL) {
+        rc = 0;
+    } else if (r->type != REDIS_REPLY_STRING) {
+        drop_locked(t, mkey, k, NULL, false, "the manifest is not a string");
+        rc = 2;
+    } else if (pc_manifest_parse((const uint8_t *)r->str, (size_t)r->len, t->part_max, m, &perr) != PC_OK) {
+        drop_locked(t, mkey, k, NULL, strstr(perr.msg, "checksum") != NULL, perr.msg);
+        rc = 2;
+    } else if (memcmp(m->key, k->b, 32) != 0) {
+        drop_locked(t, mkey, k, NULL, false, "the manifest names another key");
+        pc_manifest_free(m);
+        rc = 2;
+    } else {
+        rc = 1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+static void free_image(void *p) { free(p); }
+
+static pc_status redis_get(pc_tier *base, const pc_store_desc *d, pc_store_entry **out, pc_error *err) {
+    redis_tier *t = (redis_tier *)base;
+    char mkey[256], why[PC_ERROR_MSG_MAX];
+    bool checksum = false;
+    pc_manifest m = {0};
+    uint8_t *image = NULL;
+    *out = NULL;
+    key_of(t, &d->key, mkey, sizeof mkey);
+    const double t0 = pc_now_ms();
+    pipe_guard g;
+    lock(t, &g);
+    pc_status st = connect_locked(t, err);
+    int rc = st == PC_OK ? read_manifest(t, mkey, &d->key, &m, err) : -1;
+    if (rc == 1 && posix_memalign((void **)&image, PC_ENTRY_ALIGN, (size_t)m.total_len) != 0) {
+        image = NULL;
+        st = pc_fail(err, PC_ERR_NOMEM, "redis: out of memory for a %llu-byte entry", (unsigned long long)m.total_len);
+        rc = -2;
+    }
+    if (rc == 1) {
+        int pr = read_parts(t, &d->key, &m, image, why, sizeof why, &checksum, err);
+        if (pr > 0) drop_locked(t, mkey, &d->key, &m, checksum, why);
+        rc = pr == 0 ? 1 : pr > 0 ? 2 : -1;
+    }
+    unlock(t, &g);
+    pc_entry_header h;
+    pc_error perr = {0};
+    if (rc == 1 && pc_entry_header_parse(image, (size_t)m.total_len, &h, &perr) != PC_OK) {
+        snprintf(why, sizeof why, "%s", perr.msg);
+        rc = 3;
+    } else if (rc == 1 && (uint64_t)h.header_len + h.payload_len != m.total_len) {
+        snprintf(why, sizeof why, "entry of %llu bytes, its header says %llu", (unsigned long long)m.total_len,
+                 (unsigned long long)h.header_len + h.payload_len);
+        rc = 3;
+    } else if (rc == 1 && !pc_store_header_matches(&h, image, d, base->env, why, sizeof why)) {
+        rc = 3;
+    }
+    if (rc == 3) { /* parts were intact but the entry inside them is not this one */
+        lock(t, &g);
+        if (connect_locked(t, err) == PC_OK) drop_locked(t, mkey, &d->key, &m, false, why);
+        unlock(t, &g);
+    }
+    if (rc == 1) {
+        /* the parts' checksums cover every byte, so the payload is not hashed twice */
+        st = pc_store_entry_from_image(&h, image, d, free_image, image, out, err);
+        image = NULL;
+        if (st == PC_OK) {
+            atomic_fetch_add(&base->c.bytes_read, m.total_len);
+            pc_tier_count_time(&base->c.read_ns, pc_now_ms() - t0);
+        }
+    } else if (rc == 0 || rc >= 2) {
+        st = PC_ERR_NOT_FOUND;
+    } else if (st == PC_OK) {
+        st = PC_ERR_IO;
+    }
+    free(image);
+    pc_manifest_free(&m);
+    return st;
+}
+
+/* ---- writing ---- */
+
+typedef struct mem_sink {
+    uint8_t *buf;
+    size_t len, cap;
+} mem_sink;
+
+static int sink_mem(void *u, const void *p, size_t n) {
+    mem_sink *s = u;
+    if (n > s->cap - s->len) return -EOVERFLOW;
+    memcpy(s->buf + s->len, p, n);
+    s->len += n;
+    return 0;
+}
+
+static uint64_t new_nonce(void) {
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v) {
+        struct timespec ts; /* no entropy source: distinct enough across writers of one key */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        v = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40);
+    }
+    return v;
+}
+
+/* Sends n commands already appended and checks every reply is a status (OK or
+ * an integer); 0, or -1 after dropping the connection. */
+static int expect_replies(redis_tier *t, uint32_t n, const char *what, pc_error *err) {
+    int bad = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(t->c, (void **)&r) != REDIS_OK || !r) return fail_locked(t, what, err), -1;
+        if (r->type == REDIS_REPLY_ERROR && !bad) { /* e.g. maxmemory reached: the server refuses writes */
+            pc_fail(err, PC_ERR_IO, "redis %s:%d: %s: %s", t->host, t->port, what, r->str);
+            pc_store_log(t->base.env, "redis %s:%d: %s refused: %s", t->host, t->port, what, r->str);
+            bad = 1;
+        }
+        freeReplyObject(r);
+    }
+    if (bad) atomic_fetch_add(&t->base.c.errors, 1);
+    return bad ? -1 : 0;
+}
+
+/* Appends SET key val [NX] [PX px] (px <= 0: no expiry). */
+static int append_set(redis_tier *t, const char *key, const uint8_t *val, size_t len, bool nx, long long px) {
+    char ms[32];
+    snprintf(ms, sizeof ms, "%lld", px);
+    const char *argv[6] = {"SET", key, (const char *)val};
+    size_t lens[6] = {3, strlen(key), len};
+    int argc = 3;
+    if (nx) argv[argc] = "NX", lens[argc++] = 2;
+    if (px > 0) {
+        argv[argc] = "PX", lens[argc++] = 2;
+        argv[argc] = ms, lens[argc++] = strlen(ms);
+    }
+    return redisAppendCommandArgv(t->c, argc, argv, lens) == REDIS_OK ? 0 : -1;
+}
+
+/* Parts under a lease, then the manifest (NX), then the lease lifted. */
+static pc_status write_locked(redis_tier *t, const pc_store_entry *e, const uint8_t *image, const pc_manifest *m,
+                              pc_error *err) {
+    char mkey[256], pk[300];
+    key_of(t, &e->key, mkey, sizeof mkey);
+    uint64_t off = 0;
+    for (uint32_t i = 0; i < m->n_parts; i++) {
+        part_of(t, &e->key, m->nonce, i, pk, sizeof pk);
+        if (append_set(t, pk, image + off, (size_t)m->parts[i].len, false, LEASE_MS) != 0)
+            return fail_locked(t, "writing", err);
+        off += m->parts[i].len;
+    }
+    if (expect_replies(t, m->n_parts, "writing", err) != 0) return PC_ERR_IO;
+    uint8_t mbuf[PC_MANIFEST_FIXED + 16 * 64 + 8];
+    uint8_t *mb = pc_manifest_bytes(m->n_parts) <= sizeof mbuf ? mbuf : malloc(pc_manifest_bytes(m->n_parts));
+    if (!mb) return pc_fail(err, PC_ERR_NOMEM, "redis: out of memory for a manifest");
+    pc_manifest_write(m, mb);
+    int rc = append_set(t, mkey, mb, pc_manifest_bytes(m->n_parts), true, t->ttl_s > 0 ? t->ttl_s * 1000LL : 0);
+    if (mb != mbuf) free(mb);
+    redisReply *r = NULL;
+    if (rc != 0 || redisGetReply(t->c, (void **)&r) != REDIS_OK || !r) return fail_locked(t, "writing", err);
+    const bool won = r->type == REDIS_REPLY_STATUS, lost = r->type == REDIS_REPLY_NIL;
+    freeReplyObject(r);
+    if (!won && !lost) return pc_fail(err, PC_ERR_IO, "redis %s:%d: writing %s: unexpected reply", t->host, t->port, mkey);
+    for (uint32_t i = 0; i < m->n_parts; i++) { /* the loser's parts go; the winner's stay (for its TTL) */
+        part_of(t, &e->key, m->nonce, i, pk, sizeof pk);
+        int a = lost ? redisAppendCommand(t->c, "DEL %s", pk)
+                : t->ttl_s > 0 ? redisAppendCommand(t->c, "PEXPIRE %s %lld", pk, t->ttl_s * 1000LL + LEASE_MS)
+                               : redisAppendCommand(t->c, "PERSIST %s", pk);
+        if (a != REDIS_OK) return fail_locked(t, "writing", err);
+    }
+    return expect_replies(t, m->n_parts, "writing", err) == 0 ? PC_OK : PC_ERR_IO;
+}
+
+static pc_status build_manifest(redis_tier *t, const pc_store_entry *e, const uint8_t *image, uint64_t len,
+                                pc_manifest *m, pc_error *err) {
+    m->version = PC_STORE_FORMAT_VERSION;
+    m->n_parts = (uint32_t)((len + t->part_max - 1) / t->part_max);
+    memcpy(m->key, e->key.b, 32);
+    m->nonce = new_nonce();
+    m->total_len = len;
+    if (m->n_parts > PC_MANIFEST_MAX_PARTS) return pc_fail(err, PC_ERR_RANGE, "redis: entry %s needs too many parts", e->label);
+    m->parts = malloc((size_t)m->n_parts * sizeof *m->parts);
+    if (!m->parts) return pc_fail(err, PC_ERR_NOMEM, "redis: out of memory for a manifest");
+    for (uint32_t i = 0; i < m->n_parts; i++) {
+        uint64_t off = (uint64_t)i * t->part_max, l = len - off < t->part_max ? len - off : t->part_max;
+        m->parts[i] = (pc_manifest_part){.len = l, .sum = pc_xxh3(image + off, (size_t)l)};
+    }
+    return PC_OK;
+}
+
+static pc_status redis_put(pc_tier *base, pc_store_entry *e, pc_error *err) {
+    redis_tier *t = (redis_tier *)base;
+    const double t0 = pc_now_ms();
+    mem_sink s = {.cap = (size_t)pc_store_entry_image_bytes(e)};
+    s.buf = malloc(s.cap);
+    if (!s.buf) return pc_fail(err, PC_ERR_NOMEM, "redis: out of memory for a %zu-byte entry", s.cap);
+    pc_manifest m = {0};
+    pc_status st = pc_store_entry_emit(e, base->env, sink_mem, &s) == 0 && s.len == s.cap
+                       ? build_manifest(t, e, s.buf, s.len, &m, err)
+                       : pc_fail(err, PC_ERR_NOMEM, "redis: cannot serialize entry %s", e->label);
+    char mkey[256];
+    key_of(t, &e->key, mkey, sizeof mkey);
+    pipe_guard g;
+    lock(t, &g);
+    if (st == PC_OK) st = connect_locked(t, err);
+    redisReply *r = st == PC_OK ? command2(t, "writing", err, "EXISTS", mkey) : NULL;
+    if (st == PC_OK && !r) st = PC_ERR_IO;
+    bool have = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    if (r) freeReplyObject(r);
+    if (st == PC_OK && !have) st = write_locked(t, e, s.buf, &m, err);
+    unlock(t, &g);
+    if (st == PC_OK && !have) {
+        atomic_fetch_add(&base->c.writes, 1);
+        atomic_fetch_add(&base->c.bytes_written, s.len);
+        pc_tier_count_time(&base->c.write_ns, pc_now_ms() - t0);
+    }
+    pc_manifest_free(&m);
+    free(s.buf);
+    return st;
+}
+
+static bool redis_exists(pc_tier *base, const pc_store_key *k) {
+    redis_tier *t = (redis_tier *)base;
+    char mkey[256];
+    pc_error err;
+    key_of(t, k, mkey, sizeof mkey);
+    pipe_guard g;
+    lock(t, &g);
+    redisReply *r = connect_locked(t, &err) == PC_OK ? command2(t, "looking up", &err, "EXISTS", mkey) : NULL;
+    bool yes = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    if (r) freeReplyObject(r);
+    unlock(t, &g);
+    return yes;
+}
+
+static pc_status redis_remove(pc_tier *base, const pc_store_key *k, pc_error *err) {
+    redis_tier *t = (redis_tier *)base;
+    char mkey[256];
+    key_of(t, k, mkey, sizeof mkey);
+    pc_manifest m = {0};
+    pipe_guard g;
+    lock(t, &g);
+    pc_status st = connect_locked(t, err);
+    int rc = st == PC_OK ? read_manifest(t, mkey, k, &m, err) : -1;
+    if (rc == 1) delete_entry_locked(t, mkey, k, &m);
+    if (rc < 0 && st == PC_OK) st = PC_ERR_IO;
+    unlock(t, &g);
+    pc_manifest_free(&m);
+    return st;
+}
+
+static void redis_stats(pc_tier *base, pc_cache_tier_stats *out) {
+    (void)base;
+    out->entries = out->bytes = out->budget = 0; /* Redis keeps its own accounts (INFO memory) */
+}
+
+static void redis_close(pc_tier *base) {
+    redis_tier *t = (redis_tier *)base;
+    if (t->c) redisFree(t->c);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+}
+
+static const pc_tier_methods REDIS_METHODS = {
+    .name = "remote", .get = redis_get, .put = redis_put, .exists = redis_exists, .remove = redis_remove,
+    .stats = redis_stats, .close = redis_close,
+};
+
+/* "host:port" (the port after the last colon). */
+static pc_status parse_addr(redis_tier *t, const char *addr, pc_error *err) {
+    const char *colon = strrchr(addr, ':');
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : 0;
+    size_t hl = colon ? (size_t)(colon - addr) : 0;
+    if (!colon || hl == 0 || hl >= sizeof t->host || !end || *end || end == colon + 1 || port <= 0 || port > 65535)
+        return pc_fail(err, PC_ERR_INVALID, "--cache-redis '%s': expected host:port", addr);
+    memcpy(t->host, addr, hl);
+    t->host[hl] = '\0';
+    t->port = (int)port;
+    return PC_OK;
+}
+
+pc_status pc_tier_redis_open(const pc_store_env *env, pc_tier **out, pc_error *err) {
+    redis_tier *t = calloc(1, sizeof *t);
+    if (!t) return pc_fail(err, PC_ERR_NOMEM, "out of memory opening the Redis tier");
+    t->base.m = &REDIS_METHODS;
+    t->base.env = env;
+    pthread_mutex_init(&t->mu, NULL);
+    const pc_cache_params *c = &env->cfg.cache;
+    t->timeout_ms = c->redis_timeout_ms > 0 ? c->redis_timeout_ms : 2000;
+    t->ttl_s = c->redis_ttl_s > 0 ? c->redis_ttl_s : 0;
+    t->part_max = env->cfg.redis_part_bytes ? env->cfg.redis_part_bytes : PC_PART_MAX_BYTES;
+    if (t->part_max > PC_PART_MAX_BYTES) t->part_max = PC_PART_MAX_BYTES;
+    const char *prefix = c->redis_prefix ? c->redis_prefix : "pcache:";
+    pc_status st = strlen(prefix) < sizeof t->prefix ? parse_addr(t, c->redis, err)
+                                                     : pc_fail(err, PC_ERR_INVALID, "Redis key prefix is too long");
+    if (st != PC_OK) {
+        redis_close(&t->base);
+        return st;
+    }
+    snprintf(t->prefix, sizeof t->prefix, "%s", prefix);
+    *out = &t->base;
+    return PC_OK;
+}

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev libxml2-dev libjansson-dev
-      libmicrohttpd-dev libhiredis-dev python3 python3-pip python3-venv ca-certificates)
+      libmicrohttpd-dev libhiredis-dev libssl-dev libxxhash-dev redis-server redis-tools
+      python3 python3-pip python3-venv ca-certificates)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,12 +1,33 @@
 #!/usr/bin/env bash
 # test.sh - the whole test suite, as CI runs it: setup, then the unit, golden and property
 # tests in a release build and again under AddressSanitizer + UndefinedBehaviorSanitizer,
-# then every libFuzzer target for a bounded time. Ends with one "N passed, N failed" line.
+# the threaded parts (thread pool, scheduler, server, module store) under ThreadSanitizer,
+# then every libFuzzer target for a bounded time. A private redis-server on a loopback port serves the store's Redis tests
+# (PC_TEST_REDIS) and is stopped on exit. Ends with one "N passed, N failed" line.
 #   FUZZ_SECONDS (default 60) bounds each fuzzer.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh || { echo "test: setup failed" >&2; exit 1; }
+
+# Redis for the store's tests: our own instance, on a free loopback port, no persistence.
+redis_pid=""
+stop_redis() { [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null; redis_pid=""; }
+trap stop_redis EXIT
+if command -v redis-server >/dev/null; then
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >/dev/null 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  if redis-cli -p "$port" ping >/dev/null 2>&1; then
+    export PC_TEST_REDIS="127.0.0.1:$port"
+    echo "== redis-server $(redis-server --version | grep -o 'v=[0-9.]*') on $PC_TEST_REDIS"
+  else
+    echo "== redis-server did not start: the store's Redis tests will say they skip"; stop_redis
+  fi
+else
+  echo "== redis-server is not installed: the store's Redis tests will say they skip"
+fi
 
 passed=0; failed=0; skipped=0
 tally() { # reads ctest's summary from a log
@@ -33,11 +54,12 @@ run_suite() { # name builddir cmake-args...
 run_suite "release" build
 run_suite "sanitizers (ASan+UBSan)" build-asan -DPC_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-# ThreadSanitizer on what synchronises threads: the pool, the scheduler, the server (about 2 min).
+# ThreadSanitizer on what synchronises threads: the pool, the scheduler, the server, the module
+# store shared by them (about 2 min).
 echo "== threads (TSan): building in build-tsan"
 if scripts/build.sh build-tsan -DPC_TSAN=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo; then
   log=$(mktemp)
-  (cd build-tsan && ctest --output-on-failure -j2 -R 'util/|engine/test_sched|server/' 2>&1) | tee "$log"
+  (cd build-tsan && ctest --output-on-failure -j2 -R 'util/|engine/test_sched|server/|store/' 2>&1) | tee "$log"
   tally "$log"; rm -f "$log"
 else
   echo "test: TSan build failed" >&2; failed=$((failed + 1))

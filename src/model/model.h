@@ -17,6 +17,7 @@
 #include "kv/kv.h"
 #include "pcache.h"
 #include "tensor/types.h"
+#include "util/threadpool.h"
 
 typedef enum pc_norm_kind { PC_NORM_RMS = 0, PC_NORM_LAYER } pc_norm_kind;
 typedef enum pc_pos_kind { PC_POS_ROPE_NORMAL = 0, PC_POS_ROPE_NEOX, PC_POS_ALIBI } pc_pos_kind;
@@ -79,7 +80,6 @@ typedef struct pc_model {
     pc_weight output;     /* tok_embd when tied */
     pc_weight rope_freqs; /* optional per-dimension frequency factors [rope_dim/2] F32 */
     pc_layer_weights *layers; /* [n_layer] */
-    char fingerprint[17]; /* 64-bit hash (hex) of the tensor table and hyper-parameters: names a model in cache keys */
 } pc_model;
 
 /* Takes ownership of g on success and on failure (closes it). */
@@ -91,6 +91,11 @@ void pc_model_free(pc_model *m);
 static inline pc_kv_span *pc_kv_span_for_model(const pc_model *m, int32_t cap) {
     return pc_kv_span_create(m->hp.n_layer, m->hp.n_head_kv * m->hp.head_dim, cap);
 }
+
+/* The model fingerprint (model_digest.c): SHA-256 over the architecture, the
+ * hyper-parameters and every tensor's name, type, shape and data. It names
+ * the model in store keys and cache folders. pool may be NULL (one thread). */
+pc_status pc_model_digest(const pc_model *m, pc_pool *pool, uint8_t out[32], pc_error *err);
 
 /* KV bytes a token needs in every layer: 2 (K and V) x layers x kv_heads x head_dim x sizeof(f16). */
 size_t pc_model_kv_bytes_per_token(const pc_model *m);

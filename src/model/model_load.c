@@ -11,7 +11,6 @@
 #include "kernels/cpu/quant.h"
 #include "model/model.h"
 #include "util/error.h"
-#include "util/hash.h"
 
 typedef struct loader {
     pc_gguf *g;
@@ -168,20 +167,6 @@ static pc_status bind_layer(loader *L, const pc_arch_desc *a, const pc_hparams *
     return PC_OK;
 }
 
-static void fingerprint(pc_model *m) {
-    uint64_t h = PC_HASH64_INIT;
-    h = pc_hash64(h, &m->hp, sizeof m->hp);
-    for (int64_t i = 0; i < pc_gguf_tensor_count(m->gguf); i++) {
-        const pc_gguf_tensor *t = pc_gguf_tensor_at(m->gguf, i);
-        h = pc_hash64(h, t->name, strlen(t->name));
-        h = pc_hash64(h, &t->type, sizeof t->type);
-        h = pc_hash64(h, t->ne, sizeof t->ne);
-        /* a sample of the bytes, so re-quantized files of one shape differ */
-        h = pc_hash64(h, t->data, t->size < 64 ? t->size : 64);
-    }
-    snprintf(m->fingerprint, sizeof m->fingerprint, "%016llx", (unsigned long long)h);
-}
-
 static pc_status load_into(loader *L, pc_model *m) {
     pc_gguf_str arch;
     pc_status s = pc_gguf_get_str(L->g, "general.architecture", &arch, L->err);
@@ -205,7 +190,6 @@ static pc_status load_into(loader *L, pc_model *m) {
     if (!m->layers) return pc_fail(L->err, PC_ERR_NOMEM, "%s: out of memory for %d layers", L->path, m->hp.n_layer);
     for (int i = 0; i < m->hp.n_layer; i++)
         if ((s = bind_layer(L, m->arch, &m->hp, i, &m->layers[i])) != PC_OK) return s;
-    fingerprint(m);
     return PC_OK;
 }
 

@@ -11,7 +11,7 @@
  *     function's comment says the caller frees them (with pc_free).
  *   - No global mutable state: everything lives in the handles.
  *   - Threads: an engine is shared by the threads of a server. What it holds
- *     (weights, tokenizer, schemas, thread pool) is shared; what a request
+ *     (weights, tokenizer, schemas, the module store, thread pool) is shared; what a request
  *     owns (KV spans, sampler, logits, scratch) lives in the request. Every
  *     function below may be called from several threads at once on one
  *     engine unless its comment says otherwise; compute calls take turns on
@@ -116,10 +116,13 @@ typedef struct pc_engine_params {
     int n_ctx;                 /* <= 0: the model's training context */
     int n_batch;               /* tokens per prefill chunk; <= 0: 512 */
     const char *chat_template; /* NULL: detect from the model; else "chatml", "llama2", "llama3", "gemma" */
+    pc_cache_params cache;     /* the module store's tiers; zeroed: memory only, no budget */
 } pc_engine_params;
 
 pc_engine_params pc_engine_default_params(void);
-/* Loads the model named by p->model_path. Free with pc_engine_free. */
+/* Loads the model named by p->model_path and opens the module store
+ * (fingerprinting the weights: SHA-256 of every tensor, in parallel; the disk
+ * tier's index is rebuilt from its files). Free with pc_engine_free. */
 pc_status pc_engine_open(const pc_engine_params *p, pc_engine **out, pc_error *err);
 void pc_engine_free(pc_engine *e);
 
@@ -222,11 +225,16 @@ typedef struct pc_schema_params {
     /* Lenient-mode warnings, one per line, are appended here when non-NULL
      * (malloc'd; the caller frees with pc_free). */
     char **warnings;
+    const char *tenant;         /* namespace of the schema's store keys; NULL or "": shared */
+    bool pin;                   /* the memory tier never evicts the schema's pieces */
+    double ttl_s;               /* > 0: the schema's pieces leave memory ttl_s seconds after registration */
 } pc_schema_params;
 
-/* Parses, lays out and encodes a schema file and registers it under its name
- * (a schema of the same name is an error). *name_out (may be NULL) receives the
- * name, malloc'd. Errors carry file, line and column. */
+/* Parses and lays out a schema file, makes its pieces' KV ready in the module
+ * store - found in memory, on disk or in Redis, else encoded and stored - and
+ * registers it under its name (a schema of the same name is an error).
+ * *name_out (may be NULL) receives the name, malloc'd. Errors carry file,
+ * line and column. */
 pc_status pc_engine_schema_load_file(pc_engine *e, const char *path, const pc_schema_params *p, char **name_out,
                                      pc_error *err);
 /* Same from a buffer; doc_name labels errors. src= needs p->src_root. */
@@ -238,10 +246,13 @@ pc_status pc_engine_schema_remove(pc_engine *e, const char *name, pc_error *err)
 typedef struct pc_schema_stats {
     int32_t length;             /* L: positions the schema occupies */
     int32_t n_modules, n_unions, n_params, n_pieces;
-    int64_t encoded_tokens;     /* tokens run through the model to encode it */
-    size_t kv_bytes;            /* KV held in memory */
+    int64_t encoded_tokens;     /* tokens its registration ran through the model: 0 when the store had every piece */
+    size_t kv_bytes;            /* KV of its cached pieces */
     size_t kv_bytes_per_token;  /* 2 x layers x kv_heads x head_dim x sizeof(f16) */
-    double encode_ms;
+    double encode_ms;           /* time in those forward passes */
+    double ready_ms;            /* the whole registration: lookups, loads from disk or Redis, encoding */
+    int32_t pieces_from[PC_N_TIERS + 1]; /* cached pieces by where the registration found them (pc_kv_source) */
+    int32_t not_loaded;         /* pieces left in a slower tier because the memory budget is full */
 } pc_schema_stats;
 
 pc_status pc_engine_schema_stats(const pc_engine *e, const char *name, pc_schema_stats *out, pc_error *err);
@@ -255,6 +266,13 @@ typedef struct pc_run_params {
     bool lenient;
 } pc_run_params;
 
+/* A cached piece a request used, and where its KV came from. */
+typedef struct pc_run_piece {
+    const char *path;           /* "module/sub#k": the owner's k-th piece ("#k": the schema's own text) */
+    int32_t start, n;           /* positions */
+    pc_kv_source source;
+} pc_run_piece;
+
 typedef struct pc_run_result {
     pc_gen_result gen;          /* gen.ttft_ms counts from the request's start (parsing included) */
     int64_t cached_tokens;      /* reused from the cache, not computed */
@@ -264,6 +282,10 @@ typedef struct pc_run_result {
     int32_t *input_tokens;      /* the request's whole input in position order (cached and fresh), malloc'd */
     int32_t *input_pos;         /* their positions */
     size_t n_input;
+    pc_run_piece *pieces;       /* cached runs: every cached piece, in position order (malloc'd, paths too) */
+    size_t n_pieces;
+    int64_t encoded_tokens;     /* tokens run to rebuild pieces no tier had (not counted in fresh_tokens) */
+    double fetch_ms;            /* getting the cached pieces' KV from the store (encoding included) */
 } pc_run_result;
 
 /* Runs a PML prompt against its registered schema. req_name labels errors.
@@ -271,6 +293,9 @@ typedef struct pc_run_result {
 pc_status pc_engine_run(pc_engine *e, const char *prompt_xml, size_t len, const char *req_name,
                         const pc_run_params *p, pc_token_cb cb, void *user, pc_run_result *out, pc_error *err);
 void pc_run_result_free(pc_run_result *r);
+
+/* Counters of the module store's tiers. */
+void pc_engine_cache_stats(pc_engine *e, pc_cache_stats *out);
 
 /* ------------------------------------------------------------------------ */
 /* Requests and the scheduler: many requests in flight on one engine.         */

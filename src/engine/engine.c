@@ -1,4 +1,5 @@
-/* engine.c - opening a model: GGUF, weights, tokenizer, chat format, threads; the shared state of requests. */
+/* engine.c - opening a model: GGUF, weights, tokenizer, chat format, threads,
+ * and the module store keyed by the model's fingerprint: the shared state of requests. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,16 @@ static int32_t placeholder_token(const pc_gguf *g, const pc_tokenizer *tok) {
     return eos >= 0 ? eos : 0;
 }
 
+static pc_status open_store(pc_engine *e, const pc_engine_params *p, pc_error *err) {
+    pc_status s = pc_model_digest(e->model, e->pool, e->model_digest, err);
+    if (s != PC_OK) return s;
+    const pc_hparams *hp = &e->model->hp;
+    pc_store_config c = {.model_label = e->name, .n_layer = hp->n_layer, .dim = hp->n_head_kv * hp->head_dim,
+                         .cache = p->cache};
+    memcpy(c.model, e->model_digest, sizeof c.model);
+    return pc_store_open(&c, &e->store, err);
+}
+
 static pc_status open_parts(pc_engine *e, const pc_engine_params *p, pc_error *err) {
     pc_gguf *g = NULL;
     pc_status s = pc_gguf_open(p->model_path, &g, err);
@@ -66,11 +77,20 @@ static pc_status open_parts(pc_engine *e, const pc_engine_params *p, pc_error *e
     pc_forward *f = NULL;
     pc_status s2 = pc_engine_new_forward(e, 1, &f, err);
     pc_forward_free(f);
-    return s2;
+    return s2 == PC_OK ? open_store(e, p, err) : s2;
 }
 
 pc_status pc_engine_new_forward(const pc_engine *e, int32_t n_batch, pc_forward **out, pc_error *err) {
     return pc_forward_create(e->model, e->pool, n_batch > 0 ? n_batch : e->n_batch, e->n_ctx, e->isa, out, err);
+}
+
+static pc_status new_forward(void *ctx, pc_forward **out, pc_error *err) {
+    return pc_engine_new_forward(ctx, 0, out, err);
+}
+
+pc_encoder pc_engine_encoder(pc_engine *e, pc_encode_progress_fn progress, void *user) {
+    return (pc_encoder){.store = e->store, .m = e->model, .new_forward = new_forward, .forward_ctx = e,
+                        .progress = progress, .user = user};
 }
 
 pc_status pc_engine_open(const pc_engine_params *p, pc_engine **out, pc_error *err) {
@@ -94,6 +114,7 @@ pc_status pc_engine_open(const pc_engine_params *p, pc_engine **out, pc_error *e
 void pc_engine_free(pc_engine *e) {
     if (!e) return;
     pc_engine_free_schemas(e);
+    pc_store_close(e->store);
     pc_pool_free(e->pool);
     pc_tokenizer_free(e->tok);
     pc_model_free(e->model);
@@ -106,6 +127,7 @@ int pc_engine_n_ctx(const pc_engine *e) { return e->n_ctx; }
 size_t pc_engine_kv_bytes_per_token(const pc_engine *e) { return pc_model_kv_bytes_per_token(e->model); }
 const char *pc_engine_model_name(const pc_engine *e) { return e->name; }
 const char *pc_engine_isa(const pc_engine *e) { return pc_isa_name(e->isa); }
+void pc_engine_cache_stats(pc_engine *e, pc_cache_stats *out) { pc_store_stats(e->store, out); }
 
 pc_status pc_engine_tokenize(const pc_engine *e, const char *text, size_t len, bool add_special, bool parse_special,
                              int32_t **ids, size_t *n_ids, pc_error *err) {

@@ -1,8 +1,8 @@
 /* engine_internal.h - the pc_engine object: what every request shares.
  *
  * Shared, read-only after open: model, tokenizer, chat format, ISA, sizes.
- * Shared and locked: the schema registry (schemas_lock) and the thread pool
- * (its own lock, job by job). Nothing per request lives here: a request's KV,
+ * Shared and locked: the schema registry (schemas_lock), the module store
+ * (its tiers' own locks) and the thread pool (its own lock, job by job). Nothing per request lives here: a request's KV,
  * sampler, logits and scratch are in its pc_request and the forward state of
  * whoever steps it (request.h, step.h). */
 #ifndef PC_ENGINE_INTERNAL_H
@@ -13,6 +13,8 @@
 #include "forward/forward.h"
 #include "model/model.h"
 #include "pcache.h"
+#include "schema/schema.h"
+#include "store/store.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "util/threadpool.h"
@@ -30,11 +32,17 @@ struct pc_engine {
     struct pc_schema **schemas; /* registered schemas, owned */
     int32_t n_schemas;
     size_t cap_schemas;
+    uint8_t model_digest[32];   /* the model fingerprint (pc_model_digest) */
+    pc_store *store;            /* the module store: every schema's piece KV; thread-safe (store.h) */
 };
 
 /* Forward state (activations, attention scratch) for batches of up to
  * n_batch rows over this engine's model and pool; one per stepping thread. */
 pc_status pc_engine_new_forward(const pc_engine *e, int32_t n_batch, pc_forward **out, pc_error *err);
+
+/* An encoder over the engine's store and model; a forward state is made only
+ * if a piece must be encoded (pc_encoder_end frees it). */
+pc_encoder pc_engine_encoder(pc_engine *e, pc_encode_progress_fn progress, void *user);
 
 /* Look-up without locking: the caller holds schemas_lock. NULL if absent. */
 struct pc_schema *pc_engine_find_schema(const pc_engine *e, const char *name);

@@ -1,6 +1,8 @@
-/* prompt_run.c - a PML prompt as a request: bind it to its schema, list the
- * cached spans it reuses (never copied) and the fresh runs it must compute
- * (arguments, cache="false" modules, the prompt's text), in position order.
+/* prompt_run.c - a PML prompt as a request: bind it to its schema, get the
+ * cached pieces' KV from the module store (memory, disk, Redis, else encoded;
+ * pinned until the request is freed), list those spans (never copied) and the
+ * fresh runs it must compute (arguments, cache="false" modules, the prompt's
+ * text), in position order.
  *
  * Fresh items are computed in position order, each over the spans of the
  * items before it, so every query sees exactly the keys at positions <= its
@@ -21,7 +23,43 @@ void pc_run_result_free(pc_run_result *r) {
     pc_gen_result_free(&r->gen);
     free(r->input_tokens);
     free(r->input_pos);
+    free(r->pieces); /* one block with the paths */
     memset(r, 0, sizeof *r);
+}
+
+/* Where each cached piece came from, in one block (structs, then paths): the
+ * schema may be gone when the result is read. */
+static pc_status record_pieces(const pc_plan *p, const pc_schema *s, pc_run_result *out, pc_error *err) {
+    size_t n = 0, chars = 0;
+    for (int32_t i = 0; i < p->n; i++)
+        if (p->items[i].kind == PC_ITEM_CACHED) n++, chars += strlen(s->pieces[p->items[i].piece].path) + 1;
+    if (!n) return PC_OK;
+    out->pieces = malloc(n * sizeof *out->pieces + chars);
+    if (!out->pieces) return pc_fail(err, PC_ERR_NOMEM, "out of memory recording the request's pieces");
+    char *str = (char *)(out->pieces + n);
+    for (int32_t i = 0; i < p->n; i++) {
+        const pc_plan_item *it = &p->items[i];
+        if (it->kind != PC_ITEM_CACHED) continue;
+        const char *path = s->pieces[it->piece].path;
+        const size_t len = strlen(path) + 1;
+        memcpy(str, path, len);
+        out->pieces[out->n_pieces++] = (pc_run_piece){.path = str, .start = it->start, .n = it->n,
+                                                      .source = p->kv.source[it->piece]};
+        str += len;
+    }
+    return PC_OK;
+}
+
+/* The cached items' KV from the store, while the schema is held (registry
+ * read lock): pieces no tier has are encoded here, on the caller's thread. */
+static pc_status fetch_pieces(pc_engine *e, const pc_schema *s, pc_plan *plan, pc_run_result *res, pc_error *err) {
+    const double tf = pc_now_ms();
+    pc_encoder enc = pc_engine_encoder(e, NULL, NULL);
+    pc_status st = pc_plan_fetch(plan, s, &enc, err);
+    pc_encoder_end(&enc);
+    res->fetch_ms = pc_now_ms() - tf;
+    res->encoded_tokens = plan->kv.encoded_tokens;
+    return st == PC_OK ? record_pieces(plan, s, res, err) : st;
 }
 
 /* The last item starts generation, so it is computed fresh even when cached:
@@ -30,8 +68,8 @@ static pc_status items_cached(pc_request *r, const pc_plan *p, pc_error *err) {
     pc_status st = PC_OK;
     for (int32_t i = 0; st == PC_OK && i < p->n; i++) {
         const pc_plan_item *it = &p->items[i];
-        if (it->kind == PC_ITEM_CACHED && i + 1 < p->n)
-            st = pc_req_add_cached(r, it->kv, err);
+        if (it->kind == PC_ITEM_CACHED && i + 1 < p->n) /* retaining a frozen span changes only its count */
+            st = pc_req_add_cached(r, (pc_kv_span *)it->kv, err);
         else
             st = pc_req_add_fresh(r, it->tokens, NULL, it->start, it->n, false, err);
     }
@@ -83,11 +121,12 @@ static pc_status find_schema(pc_engine *e, const pc_pml_doc *doc, const pc_schem
                    root->col, root->name);
 }
 
-/* Parses the prompt, then binds it to its schema under the registry's read
- * lock: the plan holds its own references to the spans, so the schema may be
- * removed as soon as the lock is released. */
+/* Parses the prompt, then binds it to its schema and (cached runs) gets the
+ * pieces' KV, under the registry's read lock: the plan pins the entries it
+ * read, so the schema may be removed as soon as the lock is released. res
+ * receives where each piece came from. */
 static pc_status plan_prompt(pc_engine *e, const char *xml, size_t len, const char *req, const pc_run_params *p,
-                             pc_plan *plan, double *bind_ms, pc_error *err) {
+                             pc_plan *plan, pc_run_result *res, double *bind_ms, pc_error *err) {
     pc_pml_options o = {.lenient = p->lenient};
     pc_pml_doc *doc = NULL;
     pc_status st = pc_pml_parse_prompt(xml, len, req ? req : "request", &o, &doc, err);
@@ -101,6 +140,7 @@ static pc_status plan_prompt(pc_engine *e, const char *xml, size_t len, const ch
         st = pc_plan_bind(s, doc, &bc, plan, err);
         *bind_ms = pc_now_ms() - tb;
     }
+    if (st == PC_OK && p->use_cache) st = fetch_pieces(e, s, plan, res, err);
     pthread_rwlock_unlock(&e->schemas_lock);
     if (st == PC_OK && plan->n == 0)
         st = pc_fail(err, PC_ERR_INVALID, "%s: the prompt imports nothing and has no text", doc->name);
@@ -113,10 +153,20 @@ pc_status pc_request_from_pml(pc_engine *e, const char *xml, size_t len, const c
     *out = NULL;
     const double t0 = pc_now_ms();
     pc_plan plan = {0};
+    pc_run_result got = {0}; /* pieces and their sources, until the request exists */
     double bind_ms = 0, list_ms = 0;
-    pc_status st = plan_prompt(e, xml, len, req_name, p, &plan, &bind_ms, err);
+    pc_status st = plan_prompt(e, xml, len, req_name, p, &plan, &got, &bind_ms, err);
     pc_request *r = NULL;
     if (st == PC_OK && !(r = pc_req_new(e, &p->gen, t0))) st = pc_fail(err, PC_ERR_NOMEM, "out of memory for a request");
+    if (st == PC_OK) { /* the pins move to the request: released when it is freed */
+        r->pins = plan.kv;
+        memset(&plan.kv, 0, sizeof plan.kv);
+        r->res.pieces = got.pieces;
+        r->res.n_pieces = got.n_pieces;
+        r->res.encoded_tokens = got.encoded_tokens;
+        r->res.fetch_ms = got.fetch_ms;
+        got.pieces = NULL;
+    }
     if (st == PC_OK) {
         const double tl = pc_now_ms();
         st = p->use_cache ? items_cached(r, &plan, err) : items_plain(r, &plan, err);
@@ -125,6 +175,7 @@ pc_status pc_request_from_pml(pc_engine *e, const char *xml, size_t len, const c
     if (st == PC_OK) st = record_input(&plan, &r->res, err);
     if (st == PC_OK) st = pc_req_prepare(r, err);
     pc_plan_free(&plan);
+    free(got.pieces);
     if (st != PC_OK) {
         pc_request_release(r);
         return st;

@@ -246,6 +246,8 @@ static void free_request(pc_request *r) {
     free(r->res.gen.tokens);
     free(r->res.input_tokens);
     free(r->res.input_pos);
+    free(r->res.pieces);
+    pc_piece_kv_release(&r->pins, r->e->store); /* after the spans: nothing reads them any more */
     free(r);
 }
 

@@ -73,6 +73,7 @@ struct pc_request {
     size_t emitted;         /* bytes of text handed to on_text */
 
     pc_run_result res;
+    pc_piece_kv pins;       /* the store entries of its cached spans, pinned until the request is freed */
     pc_status status;
     pc_error err;
     double t0;              /* request start: TTFT counts from here */

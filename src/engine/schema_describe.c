@@ -13,21 +13,22 @@ typedef struct own_stats {
     size_t bytes;
 } own_stats;
 
-static own_stats own(const pc_schema *s, int32_t owner) {
+/* KV bytes: K and V of the owner's cached pieces' tokens. */
+static own_stats own(const pc_schema *s, int32_t owner, size_t bpt) {
     own_stats o = {0, 0};
     for (int32_t i = 0; i < s->n_pieces; i++)
         if (s->pieces[i].owner == owner) {
             o.tokens += s->pieces[i].n;
-            if (s->pieces[i].kv) o.bytes += pc_kv_span_bytes(s->pieces[i].kv);
+            if (s->pieces[i].cached) o.bytes += (size_t)s->pieces[i].n * bpt;
         }
     return o;
 }
 
-static void print_scope(FILE *f, const pc_schema *s, int32_t scope, int depth);
+static void print_scope(FILE *f, const pc_schema *s, int32_t scope, int depth, size_t bpt);
 
-static void print_module(FILE *f, const pc_schema *s, int32_t i, int depth) {
+static void print_module(FILE *f, const pc_schema *s, int32_t i, int depth, size_t bpt) {
     const pc_module *m = &s->modules[i];
-    own_stats o = own(s, i);
+    own_stats o = own(s, i, bpt);
     fprintf(f, "%*smodule %-20s [%6d, %6d)  own %5lld tokens  KV %9zu bytes%s%s\n", depth * 2, "", m->name, m->start,
             m->start + m->len, (long long)o.tokens, o.bytes, m->cache ? "" : "  cache=false",
             m->scaffold ? "  scaffold" : "");
@@ -35,10 +36,10 @@ static void print_module(FILE *f, const pc_schema *s, int32_t i, int depth) {
         if (s->params[p].module == i)
             fprintf(f, "%*sparameter %-17s [%6d, %6d)  length %d\n", depth * 2 + 2, "", s->params[p].name,
                     s->params[p].start, s->params[p].start + s->params[p].len, s->params[p].len);
-    print_scope(f, s, i, depth + 1);
+    print_scope(f, s, i, depth + 1, bpt);
 }
 
-static void print_scope(FILE *f, const pc_schema *s, int32_t scope, int depth) {
+static void print_scope(FILE *f, const pc_schema *s, int32_t scope, int depth, size_t bpt) {
     for (int32_t i = 0; i < s->n_modules; i++) {
         const pc_module *m = &s->modules[i];
         if (m->parent != scope) continue;
@@ -50,9 +51,9 @@ static void print_scope(FILE *f, const pc_schema *s, int32_t scope, int depth) {
             if (first)
                 fprintf(f, "%*sunion                       [%6d, %6d)  scaffold: %s\n", depth * 2, "", u->start,
                         u->start + u->len, u->scaffold >= 0 ? s->modules[u->scaffold].name : "(none)");
-            print_module(f, s, i, depth + 1);
+            print_module(f, s, i, depth + 1, bpt);
         } else {
-            print_module(f, s, i, depth);
+            print_module(f, s, i, depth, bpt);
         }
     }
 }
@@ -63,7 +64,7 @@ static pc_status describe(const pc_engine *e, const pc_schema *s, char **out, pc
     FILE *f = open_memstream(&buf, &len);
     if (!f) return pc_fail(err, PC_ERR_NOMEM, "out of memory describing schema '%s'", s->name);
     const size_t bpt = pc_model_kv_bytes_per_token(e->model);
-    own_stats r = own(s, PC_ROOT);
+    own_stats r = own(s, PC_ROOT, bpt);
     int64_t scaffold = 0;
     for (int32_t i = 0; i < s->n_pieces; i++) {
         int32_t o = s->pieces[i].owner;
@@ -71,12 +72,16 @@ static pc_status describe(const pc_engine *e, const pc_schema *s, char **out, pc
     }
     fprintf(f, "schema '%s' (%s): L = %d positions, %d modules, %d unions, %d parameters, %d pieces\n", s->name,
             s->doc->name, s->length, s->n_modules, s->n_unions, s->n_params, s->n_pieces);
+    const pc_schema_ready *rd = &s->ready;
     fprintf(f, "KV: %zu bytes in all, %zu bytes per token (2 x %d layers x %d kv heads x %d dims x 2 bytes)\n",
-            s->kv_bytes, bpt, e->model->hp.n_layer, e->model->hp.n_head_kv, e->model->hp.head_dim);
-    fprintf(f, "encoded %lld tokens in %.1f ms; scaffold: %lld tokens\n", (long long)s->encoded_tokens, s->encode_ms,
+            rd->kv_bytes, bpt, e->model->hp.n_layer, e->model->hp.n_head_kv, e->model->hp.head_dim);
+    fprintf(f, "encoded %lld tokens in %.1f ms; scaffold: %lld tokens\n", (long long)rd->encoded_tokens, rd->encode_ms,
             (long long)scaffold);
+    fprintf(f, "ready in %.1f ms: pieces from memory %d, disk %d, remote %d, encoded %d%s\n", rd->ready_ms,
+            rd->pieces_from[PC_SOURCE_MEMORY], rd->pieces_from[PC_SOURCE_DISK], rd->pieces_from[PC_SOURCE_REMOTE],
+            rd->pieces_from[PC_SOURCE_ENCODED], rd->not_loaded ? " (some left out of memory: budget)" : "");
     fprintf(f, "root text: %lld tokens, KV %zu bytes\n", (long long)r.tokens, r.bytes);
-    print_scope(f, s, PC_ROOT, 0);
+    print_scope(f, s, PC_ROOT, 0, bpt);
     fclose(f);
     *out = buf;
     return PC_OK;

@@ -1,12 +1,13 @@
 /* schema_registry.c - schemas registered with an engine: load (parse, lay out,
- * encode), look up, remove, describe. The engine owns each schema; a plan that
- * uses a schema holds references to its spans, so removal never pulls KV from
- * under a running request.
+ * key, make ready in the store), look up, remove, describe. The engine owns
+ * each schema; the KV is the store's, and a request pins what it reads, so
+ * removal never pulls KV from under a running request.
  *
  * Threads: the registry is under schemas_lock, read-locked to look up and bind
- * prompts, write-locked only to add or remove an entry. Encoding, the long
- * part, runs unlocked with its own forward state, so requests keep binding
- * (and a server keeps decoding) while a schema encodes. */
+ * prompts, write-locked only to add or remove an entry. Making a schema ready
+ * (store look-ups, loads, encoding), the long part, runs unlocked with its own
+ * forward state, so requests keep binding (and a server keeps decoding)
+ * meanwhile. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,10 +61,11 @@ static pc_status register_doc(pc_engine *e, pc_pml_doc *doc, const pc_schema_par
     if (pc_engine_find_schema(e, s->name))
         st = pc_fail(err, PC_ERR_INVALID, "%s: a schema named '%s' is already registered", s->doc->name, s->name);
     pthread_rwlock_unlock(&e->schemas_lock);
-    pc_forward *f = NULL;
-    if (st == PC_OK) st = pc_engine_new_forward(e, 0, &f, err);
-    if (st == PC_OK) st = pc_schema_encode(s, f, e->model, p ? p->progress : NULL, p ? p->progress_user : NULL, err);
-    pc_forward_free(f);
+    pc_encoder enc = pc_engine_encoder(e, p ? p->progress : NULL, p ? p->progress_user : NULL);
+    if (st == PC_OK) st = pc_schema_keys(s, e->model_digest, p ? p->tenant : NULL, err);
+    if (st == PC_OK) st = pc_store_set_group(e->store, s->group, p && p->pin, p ? p->ttl_s : 0, err);
+    if (st == PC_OK) st = pc_schema_encode(s, &enc, &s->ready, err);
+    pc_encoder_end(&enc);
     /* The name is copied first: once registered, another thread may remove s. */
     char *name = st == PC_OK && name_out ? strdup(s->name) : NULL;
     if (st == PC_OK && name_out && !name) st = pc_fail(err, PC_ERR_NOMEM, "out of memory registering '%s'", s->name);
@@ -116,7 +118,9 @@ pc_status pc_engine_schema_remove(pc_engine *e, const char *name, pc_error *err)
         }
     pthread_rwlock_unlock(&e->schemas_lock);
     if (!gone) return pc_fail(err, PC_ERR_NOT_FOUND, "no schema named '%s' is registered", name);
-    pc_schema_free(gone); /* running requests hold their own references to its spans */
+    /* its pieces stay in the store for a later registration, no longer pinned in memory */
+    pc_store_set_group(e->store, gone->group, false, 0, NULL);
+    pc_schema_free(gone); /* running requests hold their own pins on the pieces they read */
     return PC_OK;
 }
 
@@ -136,10 +140,12 @@ pc_status pc_engine_schema_stats(const pc_engine *e, const char *name, pc_schema
         pthread_rwlock_unlock(lock);
         return pc_fail(err, PC_ERR_NOT_FOUND, "no schema named '%s' is registered", name);
     }
+    const pc_schema_ready *r = &s->ready;
     *out = (pc_schema_stats){.length = s->length, .n_modules = s->n_modules, .n_unions = s->n_unions,
-                             .n_params = s->n_params, .n_pieces = s->n_pieces, .encoded_tokens = s->encoded_tokens,
-                             .kv_bytes = s->kv_bytes, .kv_bytes_per_token = pc_model_kv_bytes_per_token(e->model),
-                             .encode_ms = s->encode_ms};
+                             .n_params = s->n_params, .n_pieces = s->n_pieces, .encoded_tokens = r->encoded_tokens,
+                             .kv_bytes = r->kv_bytes, .kv_bytes_per_token = pc_model_kv_bytes_per_token(e->model),
+                             .encode_ms = r->encode_ms, .ready_ms = r->ready_ms, .not_loaded = r->not_loaded};
+    memcpy(out->pieces_from, r->pieces_from, sizeof out->pieces_from);
     pthread_rwlock_unlock(lock);
     return PC_OK;
 }

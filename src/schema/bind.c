@@ -125,7 +125,6 @@ static pc_status push_item(pc_plan *p, pc_plan_item it, pc_error *err) {
     p->items = a;
     p->items[p->n++] = it;
     if (it.kind == PC_ITEM_CACHED) {
-        pc_kv_span_retain(it.kv);
         p->cached_tokens += it.n;
     } else {
         p->fresh_tokens += it.n;
@@ -157,14 +156,11 @@ static pc_status plan_piece(binder *B, pc_plan *p, int32_t i) {
         int32_t *ids = own_tokens(p, a, B->err);
         if (!ids) return PC_ERR_NOMEM;
         return push_item(p, (pc_plan_item){.kind = PC_ITEM_ARGUMENT, .start = B->s->params[pc->param].start, .n = n,
-                                           .tokens = ids}, B->err);
+                                           .tokens = ids, .piece = -1}, B->err);
     }
     if (pc->n == 0) return PC_OK;
-    if (cached)
-        return push_item(p, (pc_plan_item){.kind = PC_ITEM_CACHED, .start = pc->start, .n = pc->n, .tokens = pc->tokens,
-                                           .kv = pc->kv}, B->err);
-    return push_item(p, (pc_plan_item){.kind = PC_ITEM_UNCACHED, .start = pc->start, .n = pc->n, .tokens = pc->tokens},
-                     B->err);
+    return push_item(p, (pc_plan_item){.kind = cached ? PC_ITEM_CACHED : PC_ITEM_UNCACHED, .start = pc->start, .n = pc->n,
+                                       .tokens = pc->tokens, .piece = i}, B->err);
 }
 
 static pc_status plan_prompt_text(binder *B, pc_plan *p) {
@@ -189,7 +185,8 @@ static pc_status plan_prompt_text(binder *B, pc_plan *p) {
     int32_t nt = (int32_t)t.n;
     int32_t *ids = own_tokens(p, &t, B->err);
     if (!ids) return PC_ERR_NOMEM;
-    return push_item(p, (pc_plan_item){.kind = PC_ITEM_PROMPT, .start = B->s->length, .n = nt, .tokens = ids}, B->err);
+    return push_item(p, (pc_plan_item){.kind = PC_ITEM_PROMPT, .start = B->s->length, .n = nt, .tokens = ids,
+                                       .piece = -1}, B->err);
 }
 
 static pc_status bind_all(binder *B, const pc_pml_doc *prompt, pc_plan *out) {
@@ -210,7 +207,7 @@ static pc_status bind_all(binder *B, const pc_pml_doc *prompt, pc_plan *out) {
 
 pc_status pc_plan_bind(const pc_schema *s, const pc_pml_doc *prompt, const pc_bind_ctx *bc, pc_plan *out, pc_error *err) {
     memset(out, 0, sizeof *out);
-    if (!s->encoded) return pc_fail(err, PC_ERR_INVALID, "schema '%s' is not encoded", s->name);
+    if (!s->keyed) return pc_fail(err, PC_ERR_INVALID, "schema '%s' has no store keys", s->name);
     binder B = {.s = s, .bc = bc, .req = prompt->name, .err = err};
     size_t nm = (size_t)s->n_modules + 1, nu = (size_t)s->n_unions + 1, np = (size_t)s->n_params + 1;
     B.imported = calloc(nm, sizeof *B.imported);
@@ -232,9 +229,20 @@ pc_status pc_plan_bind(const pc_schema *s, const pc_pml_doc *prompt, const pc_bi
     return st;
 }
 
+pc_status pc_plan_fetch(pc_plan *p, const pc_schema *s, pc_encoder *enc, pc_error *err) {
+    p->store = enc->store;
+    pc_status st = pc_piece_kv_init(&p->kv, s, err);
+    for (int32_t i = 0; i < p->n && st == PC_OK; i++) {
+        pc_plan_item *it = &p->items[i];
+        if (it->kind != PC_ITEM_CACHED) continue;
+        st = pc_piece_obtain(&p->kv, s, enc, it->piece, err);
+        if (st == PC_OK) it->kv = pc_piece_kv_span(&p->kv, it->piece);
+    }
+    return st;
+}
+
 void pc_plan_free(pc_plan *p) {
-    for (int32_t i = 0; i < p->n; i++)
-        if (p->items[i].kind == PC_ITEM_CACHED) pc_kv_span_release(p->items[i].kv);
+    pc_piece_kv_release(&p->kv, p->store);
     for (int32_t i = 0; i < p->n_owned; i++) free(p->owned[i]);
     free(p->items);
     free(p->owned);

@@ -1,44 +1,33 @@
-/* encode.c - computing the KV of every piece of a schema, each exactly once.
+/* encode.c - a schema's piece KV, from the module store or computed, each
+ * piece exactly as the scaffold's prefill would compute it.
  *
  * A piece is encoded in the configuration of its "home": the innermost
  * non-scaffold union member among its owner's ancestors (itself included), or
  * the scaffold when there is none. The configuration of a home Y selects, in
  * every union on Y's ancestor chain, the member on that chain, and elsewhere
- * the scaffold members. Its pieces attend over the pieces of that
- * configuration that precede them - already encoded, because pieces are stored
- * in document order and a configuration's pieces are in position order. */
+ * the scaffold members. A piece attends over the pieces of its configuration
+ * that precede it: those of its own home before it, and (for Y not the
+ * scaffold) those of enclosing configurations before Y's start. Pieces are
+ * stored in document order and a configuration's pieces are in position
+ * order, so "precede" is "lower index".
+ *
+ * pc_piece_obtain fetches a piece from the store, or computes it over its
+ * context - each context piece obtained the same way, recursively - and puts
+ * it into the store. Every piece is computed alone over the same span list a
+ * whole-schema pass would build, and attention's result does not depend on
+ * how the context is split into spans (kv.h), so a piece rebuilt after an
+ * eviction is bit for bit what the first encoding stored. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "schema/schema.h"
 #include "util/clock.h"
 #include "util/error.h"
 
-typedef struct enc {
-    pc_schema *s;
-    pc_forward *f;
-    const pc_model *m;
-    pc_error *err;
-    int32_t *home;        /* [n_modules] */
-    pc_kv_list ctx;
-    pc_encode_progress_fn progress;
-    void *user;
-    int32_t done;
-    int64_t tokens_done, n_tokens;
-    double t0;
-} enc;
-
 static bool is_ancestor_or_self(const pc_schema *s, int32_t a, int32_t x) {
     for (; x != PC_ROOT; x = s->modules[x].parent)
         if (x == a) return true;
     return false;
-}
-
-static int32_t home_of(const pc_schema *s, int32_t owner) {
-    for (int32_t x = owner; x != PC_ROOT; x = s->modules[x].parent) {
-        const pc_module *m = &s->modules[x];
-        if (m->union_id >= 0 && s->unions[m->union_id].scaffold != x) return x;
-    }
-    return PC_ROOT;
 }
 
 /* Is module x selected in the configuration of home y (PC_ROOT: the scaffold)? */
@@ -51,85 +40,187 @@ static bool selected(const pc_schema *s, int32_t x, int32_t y) {
     return true;
 }
 
-static pc_status encode_piece(enc *E, pc_piece *p) {
-    pc_kv_span *span = pc_kv_span_for_model(E->m, p->n);
+static int32_t home_of_piece(const pc_schema *s, const pc_piece *p) {
+    return p->owner == PC_ROOT ? PC_ROOT : pc_schema_home(s, p->owner);
+}
+
+/* Is piece q in the context of a piece of home y (q precedes it by index)? */
+static bool in_context(const pc_schema *s, int32_t q, int32_t y) {
+    const pc_piece *p = &s->pieces[q];
+    if (p->n == 0 || !selected(s, p->owner, y)) return false;
+    if (home_of_piece(s, p) == y) return true;
+    return y != PC_ROOT && p->start < s->modules[y].start;
+}
+
+pc_status pc_piece_kv_init(pc_piece_kv *pk, const pc_schema *s, pc_error *err) {
+    memset(pk, 0, sizeof *pk);
+    const size_t n = (size_t)s->n_pieces + 1;
+    pk->n = s->n_pieces;
+    pk->entry = calloc(n, sizeof *pk->entry);
+    pk->local = calloc(n, sizeof *pk->local);
+    pk->source = calloc(n, sizeof *pk->source);
+    pk->have = calloc(n, sizeof *pk->have);
+    if (!pk->entry || !pk->local || !pk->source || !pk->have) {
+        pc_piece_kv_release(pk, NULL);
+        return pc_fail(err, PC_ERR_NOMEM, "out of memory gathering the KV of schema '%s'", s->name);
+    }
+    return PC_OK;
+}
+
+void pc_piece_kv_release(pc_piece_kv *pk, pc_store *store) {
+    for (int32_t i = 0; pk->entry && i < pk->n; i++) {
+        if (pk->entry[i]) pc_store_release(store, pk->entry[i]);
+        pc_kv_span_release(pk->local[i]);
+    }
+    free(pk->entry);
+    free(pk->local);
+    free(pk->source);
+    free(pk->have);
+    memset(pk, 0, sizeof *pk);
+}
+
+const pc_kv_span *pc_piece_kv_span(const pc_piece_kv *pk, int32_t i) {
+    if (pk->entry[i]) return pc_store_entry_span(pk->entry[i]);
+    return pk->local[i];
+}
+
+void pc_encoder_end(pc_encoder *enc) {
+    if (enc->own_f) pc_forward_free(enc->f);
+    enc->f = NULL;
+    enc->own_f = false;
+}
+
+static pc_status encoder_forward(pc_encoder *enc, pc_error *err) {
+    if (enc->f) return PC_OK;
+    if (!enc->new_forward) return pc_fail(err, PC_ERR_INVALID, "an encoder without a forward state");
+    pc_status st = enc->new_forward(enc->forward_ctx, &enc->f, err);
+    enc->own_f = st == PC_OK;
+    return st;
+}
+
+/* Runs piece i over ctx; the new frozen span goes to the store (cached
+ * pieces) or stays in pk (cache="false" pieces, or a store that refused it). */
+static pc_status compute(pc_piece_kv *pk, const pc_schema *s, pc_encoder *enc, int32_t i, const pc_kv_list *ctx,
+                         pc_error *err) {
+    const pc_piece *p = &s->pieces[i];
+    pc_status fst = encoder_forward(enc, err);
+    if (fst != PC_OK) return fst;
+    pc_kv_span *span = pc_kv_span_for_model(enc->m, p->n);
     int32_t *pos = malloc((size_t)p->n * sizeof *pos);
     if (!span || !pos) {
         free(pos);
         pc_kv_span_release(span);
-        return pc_fail(E->err, PC_ERR_NOMEM, "out of memory encoding schema '%s'", E->s->name);
+        return pc_fail(err, PC_ERR_NOMEM, "out of memory encoding schema '%s'", s->name);
     }
-    for (int32_t i = 0; i < p->n; i++) pos[i] = p->start + i;
-    pc_status st = pc_forward_run(E->f, &E->ctx, span, p->tokens, pos, p->n, PC_LOGITS_NONE, NULL, E->err);
+    for (int32_t t = 0; t < p->n; t++) pos[t] = p->start + t;
+    const double t0 = pc_now_ms();
+    pc_status st = pc_forward_run(enc->f, ctx, span, p->tokens, pos, p->n, PC_LOGITS_NONE, NULL, err);
+    pk->encode_ms += pc_now_ms() - t0;
     free(pos);
     if (st != PC_OK) {
         pc_kv_span_release(span);
-        return pc_fail_wrap(E->err, "%s:%u:%u: encoding", E->s->doc->name, p->line, p->col);
+        return pc_fail_wrap(err, "%s:%u:%u: encoding", s->doc->name, p->line, p->col);
     }
     pc_kv_span_freeze(span);
-    p->kv = span;
-    E->done++;
-    E->tokens_done += p->n;
-    if (E->progress) E->progress(E->user, E->done, E->s->n_pieces, E->tokens_done, E->n_tokens, pc_now_ms() - E->t0);
+    pk->local[i] = span;
+    if (p->cached) { /* the store takes a reference of its own; a refusal (no memory) leaves the local one */
+        pc_store_desc d = pc_schema_piece_desc(s, i);
+        pc_error perr = {0};
+        if (pc_store_put(enc->store, &d, pc_kv_span_retain(span), &pk->entry[i], &perr) == PC_OK) {
+            pc_kv_span_release(span);
+            pk->local[i] = NULL;
+        }
+    }
+    pk->source[i] = PC_SOURCE_ENCODED;
+    pk->have[i] = true;
+    pk->encoded_tokens += p->n;
+    pk->encoded_pieces++;
+    if (enc->progress)
+        enc->progress(enc->user, pk->encoded_pieces, s->n_pieces, pk->encoded_tokens,
+                      pk->n_tokens > pk->encoded_tokens ? pk->n_tokens : pk->encoded_tokens, pk->encode_ms);
     return PC_OK;
 }
 
-/* Encodes the pieces whose home is y, over the preceding pieces of y's configuration. */
-static pc_status encode_home(enc *E, int32_t y) {
-    pc_schema *s = E->s;
-    E->ctx.n = 0;
-    const int32_t ystart = y == PC_ROOT ? 0 : s->modules[y].start;
-    for (int32_t i = 0; i < s->n_pieces; i++) {
-        pc_piece *p = &s->pieces[i];
-        if (p->n == 0 || !selected(s, p->owner, y)) continue;
-        bool mine = (p->owner == PC_ROOT ? PC_ROOT : E->home[p->owner]) == y;
-        if (!mine && (y == PC_ROOT || p->start >= ystart)) continue;
-        if (mine) {
-            pc_status st = encode_piece(E, p);
-            if (st != PC_OK) return st;
+pc_status pc_piece_obtain(pc_piece_kv *pk, const pc_schema *s, pc_encoder *enc, int32_t i, pc_error *err) {
+    if (pk->have[i]) return PC_OK;
+    const pc_piece *p = &s->pieces[i];
+    if (p->n == 0) {
+        pk->have[i] = true;
+        return PC_OK;
+    }
+    if (p->cached) {
+        pc_store_desc d = pc_schema_piece_desc(s, i);
+        pc_status st = pc_store_fetch(enc->store, &d, &pk->entry[i], &pk->source[i], err);
+        if (st == PC_OK) {
+            pk->have[i] = true;
+            return PC_OK;
         }
-        pc_status st = pc_kv_list_push(&E->ctx, p->kv, E->err);
+        if (st != PC_ERR_NOT_FOUND) return st;
+    }
+    const int32_t y = home_of_piece(s, p);
+    pc_kv_list ctx = {0};
+    pc_status st = PC_OK;
+    for (int32_t q = 0; q < i && st == PC_OK; q++) {
+        if (!in_context(s, q, y)) continue;
+        st = pc_piece_obtain(pk, s, enc, q, err);
+        if (st == PC_OK) st = pc_kv_list_push(&ctx, pc_piece_kv_span(pk, q), err);
+    }
+    if (st == PC_OK) st = compute(pk, s, enc, i, &ctx, err);
+    pc_kv_list_free(&ctx);
+    return st;
+}
+
+/* The loading pass of a registration: pieces left in slower tiers come into
+ * memory (fetch promotes them), as many as the memory budget holds - no more,
+ * or a schema larger than the budget would only evict its own first pieces. */
+static pc_status warm(pc_piece_kv *pk, const pc_schema *s, pc_encoder *enc, pc_schema_ready *out, pc_error *err) {
+    const int32_t dim = enc->m->hp.n_head_kv * enc->m->hp.head_dim;
+    const size_t budget = pc_store_memory_budget(enc->store);
+    size_t held = 0;
+    for (int32_t i = 0; i < s->n_pieces; i++) {
+        const pc_piece *p = &s->pieces[i];
+        if (!p->cached || p->n == 0) continue;
+        const size_t bytes = pc_store_payload_bytes(enc->m->hp.n_layer, dim, p->n);
+        if (budget && held + bytes > budget) {
+            out->not_loaded += !pk->have[i];
+            continue;
+        }
+        held += bytes;
+        if (pk->have[i]) continue;
+        pc_status st = pc_piece_obtain(pk, s, enc, i, err);
         if (st != PC_OK) return st;
     }
     return PC_OK;
 }
 
-/* cache="false" pieces served their purpose as context; requests recompute them. */
-static void drop_uncached(pc_schema *s) {
-    s->kv_bytes = 0;
+pc_status pc_schema_encode(const pc_schema *s, pc_encoder *enc, pc_schema_ready *out, pc_error *err) {
+    memset(out, 0, sizeof *out);
+    if (!s->keyed) return pc_fail(err, PC_ERR_INVALID, "schema '%s' has no store keys", s->name);
+    const double t0 = pc_now_ms();
+    pc_piece_kv pk;
+    pc_status st = pc_piece_kv_init(&pk, s, err);
+    if (st != PC_OK) return st;
+    bool *missing = calloc((size_t)s->n_pieces + 1, sizeof *missing);
+    if (!missing) st = pc_fail(err, PC_ERR_NOMEM, "out of memory encoding schema '%s'", s->name);
+    for (int32_t i = 0; st == PC_OK && i < s->n_pieces; i++) {
+        const pc_piece *p = &s->pieces[i];
+        missing[i] = p->cached && p->n > 0 && !pc_store_exists(enc->store, &p->key);
+        if (missing[i]) pk.n_tokens += p->n;
+    }
+    for (int32_t i = 0; st == PC_OK && i < s->n_pieces; i++)
+        if (missing[i]) st = pc_piece_obtain(&pk, s, enc, i, err);
+    if (st == PC_OK) st = warm(&pk, s, enc, out, err);
     for (int32_t i = 0; i < s->n_pieces; i++) {
-        pc_piece *p = &s->pieces[i];
-        if (p->owner != PC_ROOT && !s->modules[p->owner].cache) {
-            pc_kv_span_release(p->kv);
-            p->kv = NULL;
-        }
-        if (p->kv) s->kv_bytes += pc_kv_span_bytes(p->kv);
+        const pc_piece *p = &s->pieces[i];
+        if (!p->cached || p->n == 0) continue;
+        out->kv_bytes += (size_t)p->n * pc_model_kv_bytes_per_token(enc->m);
+        if (pk.have[i]) out->pieces_from[pk.source[i]]++;
     }
-}
-
-pc_status pc_schema_encode(pc_schema *s, pc_forward *f, const pc_model *m, pc_encode_progress_fn progress, void *user,
-                           pc_error *err) {
-    if (s->encoded) return PC_OK;
-    enc E = {.s = s, .f = f, .m = m, .err = err, .progress = progress, .user = user, .t0 = pc_now_ms()};
-    E.home = malloc(((size_t)s->n_modules + 1) * sizeof *E.home);
-    if (!E.home) return pc_fail(err, PC_ERR_NOMEM, "out of memory encoding schema '%s'", s->name);
-    for (int32_t i = 0; i < s->n_modules; i++) E.home[i] = home_of(s, i);
-    for (int32_t i = 0; i < s->n_pieces; i++) E.n_tokens += s->pieces[i].n;
-    pc_status st = encode_home(&E, PC_ROOT);
-    for (int32_t y = 0; y < s->n_modules && st == PC_OK; y++)
-        if (E.home[y] == y) st = encode_home(&E, y);
-    free(E.home);
-    pc_kv_list_free(&E.ctx);
-    if (st != PC_OK) {
-        for (int32_t i = 0; i < s->n_pieces; i++) {
-            pc_kv_span_release(s->pieces[i].kv);
-            s->pieces[i].kv = NULL;
-        }
-        return st;
-    }
-    drop_uncached(s);
-    s->encoded = true;
-    s->encoded_tokens = E.tokens_done;
-    s->encode_ms = pc_now_ms() - E.t0;
-    return PC_OK;
+    out->encoded_tokens = pk.encoded_tokens;
+    out->encoded_pieces = pk.encoded_pieces;
+    out->encode_ms = pk.encode_ms;
+    free(missing);
+    pc_piece_kv_release(&pk, enc->store);
+    out->ready_ms = pc_now_ms() - t0;
+    return st;
 }

@@ -245,13 +245,14 @@ void pc_schema_free(pc_schema *s) {
     if (!s) return;
     for (int32_t i = 0; i < s->n_pieces; i++) {
         free(s->pieces[i].tokens);
-        pc_kv_span_release(s->pieces[i].kv);
+        free(s->pieces[i].label);
     }
     free(s->pieces);
     free(s->modules);
     free(s->unions);
     free(s->params);
     free(s->name);
+    free(s->tenant);
     pc_pml_doc_free(s->doc);
     free(s);
 }

@@ -1,6 +1,7 @@
 /* schema.h - a PML schema laid out: every text piece tokenized at the positions the
  * schema fixes, modules, unions and parameters with their spans of positions, and
- * (after pc_schema_encode) each piece's KV.
+ * (after pc_schema_keys) each piece's store key. The KV itself lives in the
+ * module store (store/store.h): encoding puts it there, requests fetch it.
  *
  * Layout rules (DESIGN.md, "The contract", point 1):
  *   children of a module follow each other; all members of a union start at the
@@ -18,9 +19,11 @@
  * precedes its union (plus, nested, its enclosing members' pieces), never by
  * running the whole scaffold again. Pieces of cache="false" modules take part in
  * the scaffold run (later pieces attend to them) but their KV is not kept.
+ * Each piece is encoded on its own over the pieces it attends to, so a piece
+ * missing from the store (evicted, corrupt) is rebuilt alone, bit for bit.
  *
- * Invariants: pieces are sorted by start position within a scope; piece KV is
- * frozen and reference-counted; the schema owns one reference to each. */
+ * Invariants: pieces are sorted by start position within a scope; a piece's
+ * key names exactly the inputs its KV depends on (keys.c). */
 #ifndef PC_SCHEMA_H
 #define PC_SCHEMA_H
 
@@ -31,6 +34,7 @@
 #include "kv/kv.h"
 #include "pcache.h"
 #include "pml/pml.h"
+#include "store/store.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -45,7 +49,10 @@ typedef struct pc_piece {
     int32_t start, n;     /* positions [start, start + n) */
     int32_t *tokens;      /* [n] */
     uint32_t line, col;   /* where the piece starts in the schema file */
-    pc_kv_span *kv;       /* after encoding; NULL for cache="false" owners */
+    bool cached;          /* kept in the store: its owner is the root or a cache="true" module */
+    char *label;          /* after pc_schema_keys: "schema:module/sub#k", the owner's k-th piece */
+    const char *path;     /* the label past "schema:" ("#k" at the root) */
+    pc_store_key key;     /* after pc_schema_keys */
 } pc_piece;
 
 typedef struct pc_module {
@@ -72,6 +79,17 @@ typedef struct pc_param {
     int32_t fill_piece;   /* the piece holding its scaffold fill */
 } pc_param;
 
+/* What a registration did. */
+typedef struct pc_schema_ready {
+    int64_t encoded_tokens;     /* tokens run through the model: 0 when every tier had what it needed */
+    int32_t encoded_pieces;
+    double encode_ms;
+    double ready_ms;            /* the whole registration pass: lookups, loads, encoding */
+    int32_t pieces_from[PC_N_TIERS + 1]; /* cached pieces by source; [PC_SOURCE_ENCODED] = encoded */
+    int32_t not_loaded;         /* pieces left in a slower tier: the memory budget had no room */
+    size_t kv_bytes;            /* K and V of the cached pieces' tokens */
+} pc_schema_ready;
+
 typedef struct pc_schema {
     char *name;
     pc_pml_doc *doc;      /* owned: names and nodes point into it */
@@ -85,10 +103,11 @@ typedef struct pc_schema {
     int32_t n_params;
     int32_t length;       /* L */
     int32_t placeholder;  /* token filling parameters without scaffold text */
-    bool encoded;
-    size_t kv_bytes;      /* KV held by the pieces */
-    int64_t encoded_tokens;
-    double encode_ms;
+    bool keyed;           /* pc_schema_keys ran */
+    uint8_t digest[32];   /* SHA-256 of the laid-out schema (keys.c) */
+    uint8_t group[32];    /* the store's group for pins and TTLs: digest and tenant */
+    char *tenant;         /* "" = shared */
+    pc_schema_ready ready; /* what its registration did (pc_schema_encode) */
 } pc_schema;
 
 /* What layout needs from the model. */
@@ -110,12 +129,65 @@ void pc_schema_free(pc_schema *s);
 int32_t pc_schema_find_module(const pc_schema *s, int32_t scope, const char *name);
 int32_t pc_schema_find_param(const pc_schema *s, int32_t module, const char *name);
 
+/* The home of a piece owned by `owner`: the innermost non-scaffold union member
+ * among owner and its ancestors, or PC_ROOT (the scaffold). */
+int32_t pc_schema_home(const pc_schema *s, int32_t owner);
+
+/* Computes the schema digest, every piece's path and store key, and the group,
+ * for the model fingerprint `model` and a tenant ("" or NULL: shared). */
+pc_status pc_schema_keys(pc_schema *s, const uint8_t model[32], const char *tenant, pc_error *err);
+/* What the store is asked for piece i. */
+pc_store_desc pc_schema_piece_desc(const pc_schema *s, int32_t i);
+
 /* Progress of encoding: called after each piece. */
 typedef void (*pc_encode_progress_fn)(void *user, int32_t pieces_done, int32_t n_pieces, int64_t tokens_done,
                                       int64_t n_tokens, double elapsed_ms);
 
-/* Computes every piece's KV (see the encoding rules above). */
-pc_status pc_schema_encode(pc_schema *s, pc_forward *f, const pc_model *m, pc_encode_progress_fn progress, void *user,
-                           pc_error *err);
+/* What encoding needs: the store pieces go to and come from, and a forward
+ * state - given, or made on first need (most passes find every piece in the
+ * store and need none; a forward state's scratch is large). */
+typedef struct pc_encoder {
+    pc_store *store;
+    const pc_model *m;
+    pc_forward *f;                  /* NULL: made by new_forward when a piece must be encoded */
+    pc_status (*new_forward)(void *ctx, pc_forward **out, pc_error *err);
+    void *forward_ctx;
+    bool own_f;                     /* f was made here: pc_encoder_end frees it */
+    pc_encode_progress_fn progress; /* may be NULL */
+    void *user;
+} pc_encoder;
+
+/* Frees a forward state the encoder made. */
+void pc_encoder_end(pc_encoder *enc);
+
+/* The KV of a schema's pieces gathered for one pass (a registration, a
+ * request): store entries pinned until pc_piece_kv_release, and spans
+ * computed here that the store does not keep (cache="false" pieces). */
+typedef struct pc_piece_kv {
+    int32_t n;               /* the schema's n_pieces */
+    pc_store_entry **entry;  /* [n] pinned entries, or NULL */
+    pc_kv_span **local;      /* [n] spans owned here, or NULL */
+    pc_kv_source *source;    /* [n] where each obtained piece came from */
+    bool *have;              /* [n] */
+    int64_t encoded_tokens;  /* tokens run through the model in this pass */
+    int32_t encoded_pieces;
+    double encode_ms;        /* time in those forward passes */
+    int64_t n_tokens;        /* for progress: tokens of the pieces this pass encodes at most */
+} pc_piece_kv;
+
+pc_status pc_piece_kv_init(pc_piece_kv *pk, const pc_schema *s, pc_error *err);
+/* Gives back every pin and span. Safe on a zeroed pk. */
+void pc_piece_kv_release(pc_piece_kv *pk, pc_store *store);
+/* Piece i's KV once obtained (NULL for an empty piece). */
+const pc_kv_span *pc_piece_kv_span(const pc_piece_kv *pk, int32_t i);
+/* Makes piece i's KV available in pk: from the store when a tier has it,
+ * else encoded over the pieces it attends to (obtained the same way) and put
+ * into the store. */
+pc_status pc_piece_obtain(pc_piece_kv *pk, const pc_schema *s, pc_encoder *enc, int32_t i, pc_error *err);
+
+/* Registration: puts into the store every cached piece that no tier holds
+ * (encoding it and what it attends to), then loads the others into memory
+ * while the memory budget has room, so requests find them there. */
+pc_status pc_schema_encode(const pc_schema *s, pc_encoder *enc, pc_schema_ready *out, pc_error *err);
 
 #endif

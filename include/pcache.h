@@ -85,6 +85,28 @@ typedef struct pc_cache_params {
     void *log_user;
 } pc_cache_params;
 
+/* One stored entry, as listed without loading a model (`pcache cache`). */
+typedef struct pc_cache_entry_info {
+    pc_kv_source tier;        /* PC_SOURCE_DISK or PC_SOURCE_REMOTE */
+    const char *where;        /* the file, or the Redis key of its manifest */
+    const char *model;        /* the model fingerprint of its folder (disk) or header (Redis), hex */
+    const char *key;          /* hex */
+    const char *label;        /* "schema:module/sub#k"; "" when the header cannot be read */
+    int32_t start, n;         /* positions */
+    uint64_t bytes;
+    int64_t mtime_s;          /* disk: when last written or read; Redis: 0 */
+    const char *problem;      /* NULL: it checks out; else what is wrong with it */
+} pc_cache_entry_info;
+
+/* Called per entry (pointers valid during the call); return false to stop. */
+typedef bool (*pc_cache_entry_fn)(void *user, const pc_cache_entry_info *e);
+/* Walks every entry of the tiers p names: each model folder under p->dir and
+ * the Redis keys under p->redis_prefix. Each header is read and checked;
+ * verify also reads every payload and checks its checksums. */
+pc_status pc_cache_scan(const pc_cache_params *p, bool verify, pc_cache_entry_fn fn, void *user, pc_error *err);
+/* Removes an entry pc_cache_scan listed. */
+pc_status pc_cache_remove(const pc_cache_params *p, const pc_cache_entry_info *e, pc_error *err);
+
 /* Counters of one tier since the engine opened. */
 typedef struct pc_cache_tier_stats {
     bool enabled;

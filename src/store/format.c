@@ -3,6 +3,7 @@
  * The parsers read only inside the buffer they are given, in the order the
  * fields depend on each other: magic, version, then each size before anything
  * it bounds. Errors say which field is wrong and what was expected. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -10,6 +11,7 @@
 #include "store/format.h"
 #include "store/store.h"
 #include "util/error.h"
+#include "util/sha256.h"
 
 static const char ENTRY_MAGIC[8] = {'P', 'C', 'K', 'V', 'S', 'T', 'O', 'R'};
 static const char MANIFEST_MAGIC[8] = {'P', 'C', 'K', 'V', 'M', 'A', 'N', 'I'};
@@ -206,4 +208,16 @@ pc_status pc_manifest_parse(const uint8_t *buf, size_t len, uint64_t part_max, p
 void pc_manifest_free(pc_manifest *m) {
     free(m->parts);
     m->parts = NULL;
+}
+
+void pc_manifest_key_name(const char *prefix, const uint8_t key[32], char *out, size_t cap) {
+    char hex[65];
+    pc_hex(key, 32, hex);
+    snprintf(out, cap, "%s%s", prefix, hex);
+}
+
+void pc_manifest_part_name(const char *prefix, const uint8_t key[32], uint64_t nonce, uint32_t i, char *out, size_t cap) {
+    char hex[65];
+    pc_hex(key, 32, hex);
+    snprintf(out, cap, "%s%s:%016llx:%u", prefix, hex, (unsigned long long)nonce, i);
 }

@@ -121,5 +121,8 @@ void pc_manifest_write(const pc_manifest *m, uint8_t *buf);
  * length, each part's length within (0, part_max], the total, the checksum. */
 pc_status pc_manifest_parse(const uint8_t *buf, size_t len, uint64_t part_max, pc_manifest *m, pc_error *err);
 void pc_manifest_free(pc_manifest *m);
+/* Redis key names: the manifest <prefix><key hex>, part i <prefix><key hex>:<nonce, 16 hex>:<i>. */
+void pc_manifest_key_name(const char *prefix, const uint8_t key[32], char *out, size_t cap);
+void pc_manifest_part_name(const char *prefix, const uint8_t key[32], uint64_t nonce, uint32_t i, char *out, size_t cap);
 
 #endif

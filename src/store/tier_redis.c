@@ -115,15 +115,11 @@ static pc_status connect_locked(redis_tier *t, pc_error *err) {
 }
 
 static void key_of(const redis_tier *t, const pc_store_key *k, char *out, size_t cap) {
-    char hex[65];
-    pc_store_key_hex(k, hex);
-    snprintf(out, cap, "%s%s", t->prefix, hex);
+    pc_manifest_key_name(t->prefix, k->b, out, cap);
 }
 
 static void part_of(const redis_tier *t, const pc_store_key *k, uint64_t nonce, uint32_t i, char *out, size_t cap) {
-    char hex[65];
-    pc_store_key_hex(k, hex);
-    snprintf(out, cap, "%s%s:%016llx:%u", t->prefix, hex, (unsigned long long)nonce, i);
+    pc_manifest_part_name(t->prefix, k->b, nonce, i, out, cap);
 }
 
 /* One command and its reply; NULL (connection dropped, err set) on failure. */

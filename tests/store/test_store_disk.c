@@ -16,7 +16,9 @@
  *     kept), a refused mapping (the file is read once instead).
  *  4. Budget: LRU eviction of files, at put and at start (by mtime), and a
  *     read refreshes a file's place.
- *  5. Two stores on one folder: what one writes, the other finds. */
+ *  5. Two stores on one folder: what one writes, the other finds.
+ *  6. Listing without a model (pcache cache ls|verify|rm): every entry with
+ *     its label and size; verify finds the damaged one and says why; removal. */
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -392,6 +394,56 @@ static void check_bad_folder(void) {
     CHECK_MSG(strstr(err.msg, "/proc/no-such-place/cache") && strstr(err.msg, "cannot create"), "%s", err.msg);
 }
 
+/* ---------------- 6. listing ---------------- */
+
+typedef struct listing {
+    int n, bad;
+    char labels[512];
+    char bad_where[512], why[512];
+} listing;
+
+static bool list_one(void *user, const pc_cache_entry_info *e) {
+    listing *L = user;
+    L->n++;
+    strcat(L->labels, e->label);
+    strcat(L->labels, ";");
+    if (e->problem) {
+        L->bad++;
+        snprintf(L->bad_where, sizeof L->bad_where, "%s", e->where);
+        snprintf(L->why, sizeof L->why, "%s", e->problem);
+    }
+    CHECK(e->tier == PC_SOURCE_DISK && strlen(e->key) == 64 && strlen(e->model) == 64);
+    return true;
+}
+
+static void check_listing(void) {
+    env E;
+    env_init(&E);
+    t_piece p[3] = {t_piece_make(0, 10, ""), t_piece_make(1, 20, ""), t_piece_make(2, 30, "")};
+    seed(&E, p, 3);
+    pc_cache_params cp = {.dir = E.root};
+    listing L = {0};
+    pc_error err = {0};
+    CHECK(pc_cache_scan(&cp, false, list_one, &L, &err) == PC_OK);
+    CHECK(L.n == 3 && L.bad == 0 && strstr(L.labels, "test:piece#0;") && strstr(L.labels, "test:piece#2;"));
+    char path[512];
+    t_entry_path(E.root, &p[1], path, sizeof path);
+    flip(path, -3); /* only a full read finds it */
+    memset(&L, 0, sizeof L);
+    CHECK(pc_cache_scan(&cp, false, list_one, &L, &err) == PC_OK && L.bad == 0);
+    memset(&L, 0, sizeof L);
+    CHECK(pc_cache_scan(&cp, true, list_one, &L, &err) == PC_OK);
+    CHECK_MSG(L.bad == 1 && strcmp(L.bad_where, path) == 0 && strstr(L.why, "payload checksum"), "verify: %d bad, %s",
+              L.bad, L.why);
+    pc_cache_entry_info e = {.tier = PC_SOURCE_DISK, .where = path};
+    CHECK(pc_cache_remove(&cp, &e, &err) == PC_OK && t_file_size(path) < 0);
+    memset(&L, 0, sizeof L);
+    CHECK(pc_cache_scan(&cp, true, list_one, &L, &err) == PC_OK && L.n == 2 && L.bad == 0);
+    pc_cache_params none = {.dir = "/nonexistent/pcache"};
+    CHECK(pc_cache_scan(&none, false, list_one, &L, &err) == PC_ERR_IO && strstr(err.msg, "/nonexistent/pcache"));
+    t_rmtree(E.root);
+}
+
 int main(void) {
     check_restart();
     check_all_damage();
@@ -401,5 +453,6 @@ int main(void) {
     check_budget();
     check_shared_folder();
     check_bad_folder();
+    check_listing();
     return check_report();
 }

@@ -15,6 +15,8 @@
  *     expire with their lease), dying mid-read (a miss, the entry kept and
  *     served once Redis is back), hanging (the timeout turns it into a miss).
  *  5. Two writers of one key at once: one manifest, only its parts remain.
+ *  6. Listing (pcache cache ls|verify|rm): labels read from the parts'
+ *     headers; verify finds a corrupt part; removal deletes manifest and parts.
  * Skips (exit 77) only when no Redis can be had. */
 #include <pthread.h>
 #include <sys/wait.h>
@@ -389,6 +391,58 @@ static void check_racing_writers(void) {
     }
 }
 
+/* ---------------- 6. listing ---------------- */
+
+typedef struct listing {
+    int n, bad;
+    char labels[256], why[256];
+    pc_cache_entry_info last; /* where and label point into the buffers below */
+    char where_buf[256], label_buf[256];
+} listing;
+
+static bool list_one(void *user, const pc_cache_entry_info *e) {
+    listing *L = user;
+    L->n++;
+    strncat(L->labels, e->label, sizeof L->labels - strlen(L->labels) - 2);
+    strcat(L->labels, ";");
+    if (e->problem) L->bad++, snprintf(L->why, sizeof L->why, "%s", e->problem);
+    L->last = *e;
+    snprintf(L->where_buf, sizeof L->where_buf, "%s", e->where);
+    snprintf(L->label_buf, sizeof L->label_buf, "%s", e->label);
+    L->last.where = L->where_buf;
+    L->last.label = L->label_buf;
+    return true;
+}
+
+static void check_listing(void) {
+    rs R;
+    rs_init(&R);
+    t_piece p = t_piece_make(1, 60, ""), q = t_piece_make(2, 9, "");
+    pc_store *s = open_redis(&R, RF.addr, 2000, 0);
+    put(s, &p);
+    put(s, &q);
+    pc_store_close(s);
+    pc_cache_params cp = {.redis = RF.addr, .redis_prefix = R.prefix};
+    listing L = {0};
+    pc_error err = {0};
+    CHECK_MSG(pc_cache_scan(&cp, true, list_one, &L, &err) == PC_OK, "%s", err.msg);
+    CHECK_MSG(L.n == 2 && L.bad == 0 && strstr(L.labels, "test:piece#1;") && strstr(L.labels, "test:piece#2;"),
+              "%d listed, %d bad, %s", L.n, L.bad, L.labels);
+    d_corrupt_part(&R, &p);
+    memset(&L, 0, sizeof L);
+    CHECK(pc_cache_scan(&cp, false, list_one, &L, &err) == PC_OK && L.bad == 0); /* ls reads headers only */
+    memset(&L, 0, sizeof L);
+    CHECK(pc_cache_scan(&cp, true, list_one, &L, &err) == PC_OK);
+    CHECK_MSG(L.bad == 1 && strstr(L.why, "part 1 checksum"), "%d bad: %s", L.bad, L.why);
+    memset(&L, 0, sizeof L);
+    CHECK(pc_cache_scan(&cp, false, list_one, &L, &err) == PC_OK && L.n == 2);
+    long before = redis_fixture_count(&RF, R.prefix);
+    CHECK(pc_cache_remove(&cp, &L.last, &err) == PC_OK);
+    long after = redis_fixture_count(&RF, R.prefix);
+    CHECK_MSG(before - after == 1 + (strstr(L.last.label, "#1") ? N_PARTS : 2), "removed %ld keys", before - after); /* 9 tokens: 6208 bytes, 2 parts */
+    redis_fixture_clear(&RF, R.prefix);
+}
+
 int main(void) {
     /* SIGPIPE keeps its default (death): a cut connection must be an error
      * return from the tier, which blocks the signal itself. */
@@ -404,6 +458,7 @@ int main(void) {
     check_dies_mid_read();
     check_hangs();
     check_racing_writers();
+    check_listing();
     redis_fixture_stop(&RF);
     return check_report();
 }

@@ -1,20 +1,27 @@
 /* fuzz_store.c - libFuzzer target for what the store reads back from disk and
- * Redis: entry headers and Redis manifests (store/format.h).
+ * Redis: entry headers and Redis manifests (store/format.h), and the replies
+ * the Redis tier reads straight from its socket (store/resp_bulk.h).
  *
- * The first byte chooses: bit 0 the parser (header / manifest), bit 1 whether
- * the checksums are first recomputed over the rest, so the fuzzer reaches the
- * checks that sit behind the checksum instead of stopping at it. Any input
+ * The first byte chooses: bit 2 set, the rest is a reply stream fed through a
+ * pipe to the bulk reader; otherwise bit 0 the parser (header / manifest),
+ * bit 1 whether the checksums are first recomputed over the rest, so the
+ * fuzzer reaches the checks that sit behind the checksum instead of stopping
+ * at it. Any input
  * either is refused with a message, or parses into values that agree with the
  * bytes and with each other: sizes within the input and the limits, the
  * payload length the layout implies, and a re-serialization of the parsed
  * fields that gives back the very bytes the checksum covers. A broken
  * expectation traps. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
+#include <unistd.h>
+
 #include "store/format.h"
+#include "store/resp_bulk.h"
 
 #define EXPECT(cond)                                                                                               \
     do {                                                                                                           \
@@ -89,9 +96,55 @@ static void check_manifest(const uint8_t *b, size_t len) {
     pc_manifest_free(&m);
 }
 
+/* A reply stream read to its end: every bulk the reader accepts has the
+ * length its header line states, and the reader never reads past the input
+ * (it ends with a failure at the end of the stream, never a hang). */
+static void check_replies(const uint8_t *b, size_t len) {
+    int fds[2];
+    if (len > 60000 || pipe(fds) != 0) return; /* one pipe buffer holds the whole input */
+    EXPECT(write(fds[1], b, len) == (ssize_t)len);
+    close(fds[1]);
+    pc_resp_reader *R = malloc(sizeof *R);
+    uint8_t *dst = malloc(len + 1);
+    EXPECT(R && dst);
+    pc_resp_reader_init(R, fds[0]);
+    size_t consumed = 0;
+    for (int i = 0; i < 1000; i++) {
+        char msg[64];
+        int64_t n = pc_resp_next_bulk(R, msg, sizeof msg);
+        if (n == PC_RESP_FAIL) {
+            EXPECT(R->why != NULL);
+            break;
+        }
+        if (n == PC_RESP_NIL || n == PC_RESP_ERROR_REPLY) continue;
+        EXPECT(n >= 0);
+        if ((uint64_t)n > len) { /* longer than the whole stream: must fail at its end */
+            EXPECT(pc_resp_skip(R, (size_t)n) == PC_RESP_FAIL);
+            break;
+        }
+        if (pc_resp_read(R, dst, (size_t)n) != 0 || pc_resp_crlf(R) != 0) break;
+        consumed += (size_t)n;
+        EXPECT(consumed <= len);
+    }
+    free(dst);
+    free(R);
+    close(fds[0]);
+    /* the header parser against its inverse */
+    int64_t v;
+    if (pc_resp_parse_bulk_len((const char *)b, len < 24 ? len : 24, &v) == 0 && v >= 0) {
+        char line[32];
+        int n = snprintf(line, sizeof line, "$%lld", (long long)v);
+        EXPECT((size_t)n == (len < 24 ? len : 24) && memcmp(line, b, (size_t)n) == 0);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     const uint8_t mode = data[0];
+    if (mode & 4) {
+        check_replies(data + 1, size - 1);
+        return 0;
+    }
     size_t len = size - 1;
     uint8_t *b = malloc(len ? len : 1);
     if (!b) return 0;

@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "store/resp_bulk.h"
 #include "store/tier.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -87,9 +88,9 @@ static void unlock(redis_tier *t, pipe_guard *g) {
 static struct timeval tv_of(int ms) { return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000}; }
 
 /* Drops the connection after a failure; logs the start of an outage once. */
-static pc_status fail_locked(redis_tier *t, const char *what, pc_error *err) {
+static pc_status fail_locked(redis_tier *t, const char *what, const char *why, pc_error *err) {
     char msg[256];
-    snprintf(msg, sizeof msg, "%s", t->c && t->c->err ? t->c->errstr : "no reply");
+    snprintf(msg, sizeof msg, "%s", why ? why : t->c && t->c->err ? t->c->errstr : "no reply");
     if (t->c) redisFree(t->c);
     t->c = NULL;
     t->retry_at_ms = pc_store_now_ms(t->base.env) + RETRY_MS;
@@ -108,7 +109,7 @@ static pc_status connect_locked(redis_tier *t, pc_error *err) {
                        (t->retry_at_ms - pc_store_now_ms(t->base.env)) / 1e3);
     t->c = redisConnectWithTimeout(t->host, t->port, tv_of(t->timeout_ms));
     if (!t->c || t->c->err || redisSetTimeout(t->c, tv_of(t->timeout_ms)) != REDIS_OK)
-        return fail_locked(t, "connecting", err);
+        return fail_locked(t, "connecting", NULL, err);
     if (t->down) pc_store_log(t->base.env, "redis %s:%d: reachable again", t->host, t->port);
     t->down = false;
     return PC_OK;
@@ -125,7 +126,7 @@ static void part_of(const redis_tier *t, const pc_store_key *k, uint64_t nonce, 
 /* One command and its reply; NULL (connection dropped, err set) on failure. */
 static redisReply *command(redis_tier *t, const char *what, pc_error *err, int argc, const char **argv, const size_t *lens) {
     redisReply *r = redisCommandArgv(t->c, argc, argv, lens);
-    if (!r) fail_locked(t, what, err);
+    if (!r) fail_locked(t, what, NULL, err);
     return r;
 }
 
@@ -157,38 +158,65 @@ static pc_status drop_locked(redis_tier *t, const char *mkey, const pc_store_key
 
 /* ---- reading ---- */
 
-/* Reads every part the manifest names (pipelined) into image; 1 when the
+/* Checks one part's reply header and reads its bytes into place (or past
+ * them when the part is not what the manifest says): 0, 1 when the entry
+ * must be dropped (why filled), -1 on a connection failure. */
+static int read_part(pc_resp_reader *R, const pc_manifest *m, uint32_t i, uint8_t *dst, char *why, size_t cap,
+                     bool *checksum) {
+    char msg[128];
+    const pc_manifest_part *p = &m->parts[i];
+    int64_t n = pc_resp_next_bulk(R, msg, sizeof msg);
+    if (n == PC_RESP_FAIL) return -1;
+    if (n == PC_RESP_NIL) return snprintf(why, cap, "part %u of %u is missing", i, m->n_parts), 1;
+    if (n == PC_RESP_ERROR_REPLY) return snprintf(why, cap, "part %u cannot be read: %s", i, msg), 1;
+    if ((uint64_t)n != p->len) {
+        snprintf(why, cap, "part %u is %lld bytes, its manifest says %llu", i, (long long)n, (unsigned long long)p->len);
+        return pc_resp_skip(R, (size_t)n) || pc_resp_crlf(R) ? -1 : 1;
+    }
+    if (pc_resp_read(R, dst, (size_t)n) || pc_resp_crlf(R)) return -1;
+    if (pc_xxh3(dst, (size_t)n) != p->sum) {
+        *checksum = true;
+        return snprintf(why, cap, "part %u checksum mismatch", i), 1;
+    }
+    return 0;
+}
+
+/* Reads every part the manifest names into image: the GETs pipelined through
+ * hiredis, the replies read by resp_bulk.c straight into place. 1 when the
  * entry must be dropped (why filled), -1 on a connection failure. */
 static int read_parts(redis_tier *t, const pc_store_key *k, const pc_manifest *m, uint8_t *image, char *why, size_t cap,
                       bool *checksum, pc_error *err) {
-    for (uint32_t i = 0; i < m->n_parts; i++) {
+    pc_resp_reader *R = malloc(sizeof *R);
+    if (!R) return pc_fail(err, PC_ERR_NOMEM, "redis: out of memory"), -1;
+    int rc = 0;
+    for (uint32_t i = 0; i < m->n_parts && rc == 0; i++) {
         char pk[300];
         part_of(t, k, m->nonce, i, pk, sizeof pk);
-        if (redisAppendCommand(t->c, "GET %s", pk) != REDIS_OK) return fail_locked(t, "reading", err), -1;
+        if (redisAppendCommand(t->c, "GET %s", pk) != REDIS_OK) rc = -1;
     }
+    for (int done = 0; rc == 0 && !done;)
+        if (redisBufferWrite(t->c, &done) != REDIS_OK) rc = -1;
+    if (rc != 0) {
+        free(R);
+        return fail_locked(t, "reading", NULL, err), -1;
+    }
+    if (t->c->reader->pos != t->c->reader->len) { /* hiredis holds bytes of ours: never, by the protocol */
+        free(R);
+        return fail_locked(t, "reading", "unexpected data before the replies", err), -1;
+    }
+    pc_resp_reader_init(R, t->c->fd);
     int bad = 0;
     uint64_t off = 0;
-    for (uint32_t i = 0; i < m->n_parts; i++) { /* every reply is read, so the connection stays in step */
-        redisReply *r = NULL;
-        if (redisGetReply(t->c, (void **)&r) != REDIS_OK || !r) return fail_locked(t, "reading", err), -1;
-        const pc_manifest_part *p = &m->parts[i];
-        if (!bad && r->type != REDIS_REPLY_STRING) {
-            snprintf(why, cap, "part %u of %u is missing", i, m->n_parts);
-            bad = 1;
-        } else if (!bad && (uint64_t)r->len != p->len) {
-            snprintf(why, cap, "part %u is %zu bytes, its manifest says %llu", i, (size_t)r->len, (unsigned long long)p->len);
-            bad = 1;
-        } else if (!bad && pc_xxh3(r->str, (size_t)r->len) != p->sum) {
-            snprintf(why, cap, "part %u checksum mismatch", i);
-            *checksum = true;
-            bad = 1;
-        } else if (!bad) {
-            memcpy(image + off, r->str, (size_t)r->len);
-        }
-        off += p->len;
-        freeReplyObject(r);
+    char later[PC_ERROR_MSG_MAX]; /* why the first bad part is dropped is what gets logged */
+    for (uint32_t i = 0; i < m->n_parts && rc >= 0; i++) { /* every reply is read, so the connection stays in step */
+        rc = read_part(R, m, i, image + off, bad ? later : why, bad ? sizeof later : cap, checksum);
+        if (rc > 0) bad = 1;
+        off += m->parts[i].len;
     }
-    return bad;
+    if (rc >= 0 && !pc_resp_drained(R)) R->why = "protocol error: bytes after the last reply", rc = -1;
+    if (rc < 0) fail_locked(t, "reading", R->why, err);
+    free(R);
+    return rc < 0 ? -1 : bad;
 }
 
 /* GET of the manifest: 1 and *m parsed, 0 on a miss, -1 on failure, 2 dropped. */
@@ -308,7 +336,7 @@ static int expect_replies(redis_tier *t, uint32_t n, const char *what, pc_error 
     int bad = 0;
     for (uint32_t i = 0; i < n; i++) {
         redisReply *r = NULL;
-        if (redisGetReply(t->c, (void **)&r) != REDIS_OK || !r) return fail_locked(t, what, err), -1;
+        if (redisGetReply(t->c, (void **)&r) != REDIS_OK || !r) return fail_locked(t, what, NULL, err), -1;
         if (r->type == REDIS_REPLY_ERROR && !bad) { /* e.g. maxmemory reached: the server refuses writes */
             pc_fail(err, PC_ERR_IO, "redis %s:%d: %s: %s", t->host, t->port, what, r->str);
             pc_store_log(t->base.env, "redis %s:%d: %s refused: %s", t->host, t->port, what, r->str);
@@ -344,7 +372,7 @@ static pc_status write_locked(redis_tier *t, const pc_store_entry *e, const uint
     for (uint32_t i = 0; i < m->n_parts; i++) {
         part_of(t, &e->key, m->nonce, i, pk, sizeof pk);
         if (append_set(t, pk, image + off, (size_t)m->parts[i].len, false, LEASE_MS) != 0)
-            return fail_locked(t, "writing", err);
+            return fail_locked(t, "writing", NULL, err);
         off += m->parts[i].len;
     }
     if (expect_replies(t, m->n_parts, "writing", err) != 0) return PC_ERR_IO;
@@ -355,7 +383,7 @@ static pc_status write_locked(redis_tier *t, const pc_store_entry *e, const uint
     int rc = append_set(t, mkey, mb, pc_manifest_bytes(m->n_parts), true, t->ttl_s > 0 ? t->ttl_s * 1000LL : 0);
     if (mb != mbuf) free(mb);
     redisReply *r = NULL;
-    if (rc != 0 || redisGetReply(t->c, (void **)&r) != REDIS_OK || !r) return fail_locked(t, "writing", err);
+    if (rc != 0 || redisGetReply(t->c, (void **)&r) != REDIS_OK || !r) return fail_locked(t, "writing", NULL, err);
     const bool won = r->type == REDIS_REPLY_STATUS, lost = r->type == REDIS_REPLY_NIL;
     freeReplyObject(r);
     if (!won && !lost) return pc_fail(err, PC_ERR_IO, "redis %s:%d: writing %s: unexpected reply", t->host, t->port, mkey);
@@ -364,7 +392,7 @@ static pc_status write_locked(redis_tier *t, const pc_store_entry *e, const uint
         int a = lost ? redisAppendCommand(t->c, "DEL %s", pk)
                 : t->ttl_s > 0 ? redisAppendCommand(t->c, "PEXPIRE %s %lld", pk, t->ttl_s * 1000LL + LEASE_MS)
                                : redisAppendCommand(t->c, "PERSIST %s", pk);
-        if (a != REDIS_OK) return fail_locked(t, "writing", err);
+        if (a != REDIS_OK) return fail_locked(t, "writing", NULL, err);
     }
     return expect_replies(t, m->n_parts, "writing", err) == 0 ? PC_OK : PC_ERR_IO;
 }

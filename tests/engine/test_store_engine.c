@@ -15,7 +15,9 @@
  *     with the same logits; each result says where each piece came from.
  *  4. Tenants: the same schema under another tenant shares nothing.
  *  5. Redis: a schema encoded by one process is served to another from Redis
- *     with zero tokens encoded (skipped, with a line, without Redis).
+ *     with zero tokens encoded (skipped, with a line, without Redis); with
+ *     Redis unreachable, registration and requests still succeed, with one
+ *     warning.
  * Skips when the model is absent. */
 #include <errno.h>
 #include <spawn.h>
@@ -336,6 +338,28 @@ static void check_redis(void) {
     redis_fixture_stop(&rf);
 }
 
+static void check_redis_down(void) {
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", rf_free_port()); /* nobody listens there */
+    logbuf L = {0};
+    pc_cache_params c = {.redis = addr, .redis_timeout_ms = 300, .log = log_line, .log_user = &L};
+    pc_error err = {0};
+    pc_engine *e = open_engine(&c, &err);
+    CHECK_MSG(e != NULL, "%s", err.msg);
+    if (!e) return;
+    pc_schema_stats st;
+    CHECK_MSG(load(e, DOCS, NULL, &st, &err) == PC_OK, "Redis down failed the registration: %s", err.msg);
+    CHECK(st.encoded_tokens == st.length);
+    outcome *o = new_outcome(pc_engine_n_vocab(e));
+    pc_run_result r = {0};
+    CHECK_MSG(run(e, DOCS_P, true, o, &r, &err) == PC_OK, "Redis down failed the request: %s", err.msg);
+    CHECK(o->encoded == 0 && count_sources(&r, PC_SOURCE_MEMORY) == (int)r.n_pieces);
+    CHECK_MSG(L.lines == 1 && strstr(L.all, addr), "%d warnings: %s", L.lines, L.all);
+    pc_run_result_free(&r);
+    free(o);
+    pc_engine_free(e);
+}
+
 int main(int argc, char **argv) {
     SELF = argv[0];
     if (argc == 6 && strcmp(argv[1], "--first") == 0) return first_process(argv[2], argv[3], argv[4], argv[5]);
@@ -346,5 +370,6 @@ int main(int argc, char **argv) {
     check_restart();
     check_budgets_and_tenants();
     check_redis();
+    check_redis_down();
     return check_report();
 }

@@ -134,7 +134,7 @@ pc_status pc_store_entry_from_image(const pc_entry_header *h, const uint8_t *ima
 }
 
 uint64_t pc_store_entry_image_bytes(const pc_store_entry *e) {
-    return (uint64_t)pc_entry_header_len(e->n, (uint32_t)strlen(e->label)) + e->bytes;
+    return (uint64_t)pc_entry_header_len(e->n, (uint32_t)strnlen(e->label, PC_ENTRY_MAX_LABEL)) + e->bytes;
 }
 
 /* ---- serialization ---- */

@@ -246,59 +246,81 @@ static int read_manifest(redis_tier *t, const char *mkey, const pc_store_key *k,
 
 static void free_image(void *p) { free(p); }
 
+typedef enum fetched { GOT = 0, MISS, DROPPED, FAILED } fetched;
+
+/* Under the lock: the manifest, then every part into a new image. */
+static fetched fetch_image_locked(redis_tier *t, const pc_store_desc *d, const char *mkey, pc_manifest *m,
+                                  uint8_t **image, pc_error *err) {
+    char why[PC_ERROR_MSG_MAX];
+    bool checksum = false;
+    int rc = read_manifest(t, mkey, &d->key, m, err);
+    if (rc != 1) return rc == 0 ? MISS : rc == 2 ? DROPPED : FAILED;
+    /* the size the entry must have, known before a byte of it moves: a manifest
+     * stating another is dropped instead of sizing an allocation */
+    const pc_store_env *env = t->base.env;
+    const uint64_t want = pc_entry_header_len(d->n, (uint32_t)strnlen(d->label ? d->label : "", PC_ENTRY_MAX_LABEL)) +
+                          (uint64_t)pc_store_payload_bytes(env->cfg.n_layer, env->cfg.dim, d->n);
+    if (m->total_len != want) {
+        snprintf(why, sizeof why, "its manifest states %llu bytes, an entry of %d tokens has %llu",
+                 (unsigned long long)m->total_len, d->n, (unsigned long long)want);
+        drop_locked(t, mkey, &d->key, m, false, why);
+        return DROPPED;
+    }
+    if (posix_memalign((void **)image, PC_ENTRY_ALIGN, (size_t)m->total_len) != 0) {
+        *image = NULL;
+        pc_fail(err, PC_ERR_NOMEM, "redis: out of memory for a %llu-byte entry", (unsigned long long)m->total_len);
+        return FAILED;
+    }
+    rc = read_parts(t, &d->key, m, *image, why, sizeof why, &checksum, err);
+    if (rc > 0) drop_locked(t, mkey, &d->key, m, checksum, why);
+    return rc == 0 ? GOT : rc > 0 ? DROPPED : FAILED;
+}
+
+/* Whether intact parts hold the entry asked for (why when not). The parts'
+ * checksums cover every byte, so the payload is not hashed a second time. */
+static bool image_is(pc_entry_header *h, const uint8_t *image, uint64_t len, const pc_store_desc *d,
+                     const pc_store_env *env, char *why, size_t cap) {
+    pc_error perr = {0};
+    if (pc_entry_header_parse(image, (size_t)len, h, &perr) != PC_OK) return snprintf(why, cap, "%s", perr.msg), false;
+    if ((uint64_t)h->header_len + h->payload_len != len) {
+        snprintf(why, cap, "entry of %llu bytes, its header says %llu", (unsigned long long)len,
+                 (unsigned long long)h->header_len + h->payload_len);
+        return false;
+    }
+    return pc_store_header_matches(h, image, d, env, why, cap);
+}
+
 static pc_status redis_get(pc_tier *base, const pc_store_desc *d, pc_store_entry **out, pc_error *err) {
     redis_tier *t = (redis_tier *)base;
     char mkey[256], why[PC_ERROR_MSG_MAX];
-    bool checksum = false;
     pc_manifest m = {0};
     uint8_t *image = NULL;
+    pc_entry_header h;
     *out = NULL;
     key_of(t, &d->key, mkey, sizeof mkey);
     const double t0 = pc_now_ms();
     pipe_guard g;
     lock(t, &g);
     pc_status st = connect_locked(t, err);
-    int rc = st == PC_OK ? read_manifest(t, mkey, &d->key, &m, err) : -1;
-    if (rc == 1 && posix_memalign((void **)&image, PC_ENTRY_ALIGN, (size_t)m.total_len) != 0) {
-        image = NULL;
-        st = pc_fail(err, PC_ERR_NOMEM, "redis: out of memory for a %llu-byte entry", (unsigned long long)m.total_len);
-        rc = -2;
-    }
-    if (rc == 1) {
-        int pr = read_parts(t, &d->key, &m, image, why, sizeof why, &checksum, err);
-        if (pr > 0) drop_locked(t, mkey, &d->key, &m, checksum, why);
-        rc = pr == 0 ? 1 : pr > 0 ? 2 : -1;
-    }
+    fetched f = st == PC_OK ? fetch_image_locked(t, d, mkey, &m, &image, err) : FAILED;
     unlock(t, &g);
-    pc_entry_header h;
-    pc_error perr = {0};
-    if (rc == 1 && pc_entry_header_parse(image, (size_t)m.total_len, &h, &perr) != PC_OK) {
-        snprintf(why, sizeof why, "%s", perr.msg);
-        rc = 3;
-    } else if (rc == 1 && (uint64_t)h.header_len + h.payload_len != m.total_len) {
-        snprintf(why, sizeof why, "entry of %llu bytes, its header says %llu", (unsigned long long)m.total_len,
-                 (unsigned long long)h.header_len + h.payload_len);
-        rc = 3;
-    } else if (rc == 1 && !pc_store_header_matches(&h, image, d, base->env, why, sizeof why)) {
-        rc = 3;
-    }
-    if (rc == 3) { /* parts were intact but the entry inside them is not this one */
-        lock(t, &g);
+    if (f == GOT && !image_is(&h, image, m.total_len, d, base->env, why, sizeof why)) {
+        lock(t, &g); /* intact parts, but the entry in them is not this one */
         if (connect_locked(t, err) == PC_OK) drop_locked(t, mkey, &d->key, &m, false, why);
         unlock(t, &g);
+        f = DROPPED;
     }
-    if (rc == 1) {
-        /* the parts' checksums cover every byte, so the payload is not hashed twice */
+    if (f == GOT) {
         st = pc_store_entry_from_image(&h, image, d, free_image, image, out, err);
-        image = NULL;
+        image = NULL; /* the entry owns it now, also on failure */
         if (st == PC_OK) {
             atomic_fetch_add(&base->c.bytes_read, m.total_len);
             pc_tier_count_time(&base->c.read_ns, pc_now_ms() - t0);
         }
-    } else if (rc == 0 || rc >= 2) {
+    } else if (f == MISS || f == DROPPED) {
         st = PC_ERR_NOT_FOUND;
     } else if (st == PC_OK) {
-        st = PC_ERR_IO;
+        st = err && err->code == PC_ERR_NOMEM ? PC_ERR_NOMEM : PC_ERR_IO;
     }
     free(image);
     pc_manifest_free(&m);

@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 
 #include "redis_fixture.h"
+#include "store/format.h"
 #include "store_testlib.h"
 #include "tcp_proxy.h"
 
@@ -241,11 +242,40 @@ static void d_other_manifest(rs *R, const t_piece *p) {
     raw("RENAME %s %s", theirs, mine);
 }
 
+/* A well-formed manifest (its checksum right) that states a size no entry of
+ * this piece can have: refused before anything is allocated for it. */
+static void d_oversized_manifest(rs *R, const t_piece *p) {
+    char mkey[160];
+    key_name(R, p, mkey, sizeof mkey);
+    redisContext *c = rf_connect(&RF);
+    redisReply *r = c ? redisCommand(c, "GET %s", mkey) : NULL;
+    pc_manifest m = {0};
+    CHECK(r && r->type == REDIS_REPLY_STRING &&
+          pc_manifest_parse((const uint8_t *)r->str, (size_t)r->len, 1u << 24, &m, NULL) == PC_OK);
+    if (r) freeReplyObject(r);
+    if (m.parts) { /* one more part (each within the part limit), so the total grows by 4096 */
+        pc_manifest_part *more = realloc(m.parts, (m.n_parts + 1) * sizeof *more);
+        CHECK(more != NULL);
+        if (!more) return;
+        m.parts = more;
+        m.parts[m.n_parts++] = (pc_manifest_part){.len = 4096, .sum = 0};
+        m.total_len += 4096;
+        uint8_t buf[1024];
+        pc_manifest_write(&m, buf);
+        r = redisCommand(c, "SET %s %b", mkey, buf, pc_manifest_bytes(m.n_parts));
+        CHECK(r && r->type == REDIS_REPLY_STATUS);
+        if (r) freeReplyObject(r);
+        pc_manifest_free(&m);
+    }
+    if (c) redisFree(c);
+}
+
 static void check_all_damage(void) {
     check_damage("manifest without one of its parts", d_missing_part, false, "part 2 of 4 is missing");
     check_damage("corrupt part", d_corrupt_part, true, "part 1 checksum mismatch");
     check_damage("corrupt manifest", d_corrupt_manifest, true, "manifest checksum mismatch");
     check_damage("another entry's manifest", d_other_manifest, false, "names another key");
+    check_damage("a manifest stating another size", d_oversized_manifest, false, "states 16640 bytes, an entry of 60 tokens has 12544");
 }
 
 /* ---------------- 4. failures ---------------- */

@@ -77,8 +77,11 @@ int pc_cli_run(int argc, char **argv) {
     pc_cli_engine_opts eo = pc_cli_engine_defaults();
     pc_cli_gen_opts go = pc_cli_gen_defaults(64);
     pc_cli_schema_opts so = {0};
+    pc_cli_cache_opts co = {0};
+    eo.cache = &co;
     const pc_cli_group groups[] = {{"prompts", RUN_TABLE, &o},
                                    {"schemas", pc_cli_schema_table, &so},
+                                   {"module store", pc_cli_cache_table, &co},
                                    {"model", pc_cli_engine_table, &eo},
                                    {"generation", pc_cli_gen_table, &go}};
     const pc_cli_spec spec = {"run", "pcache run [-m MODEL] --schema S.xml --prompt P.xml [options]",

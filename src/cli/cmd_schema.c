@@ -33,7 +33,11 @@ static int schema_all(const pc_cli_engine_opts *eo, const pc_cli_schema_opts *so
 int pc_cli_schema(int argc, char **argv) {
     pc_cli_engine_opts eo = pc_cli_engine_defaults();
     pc_cli_schema_opts so = {0};
-    const pc_cli_group groups[] = {{"schemas", pc_cli_schema_table, &so}, {"model", pc_cli_engine_table, &eo}};
+    pc_cli_cache_opts co = {0};
+    eo.cache = &co;
+    const pc_cli_group groups[] = {{"schemas", pc_cli_schema_table, &so},
+                                   {"module store", pc_cli_cache_table, &co},
+                                   {"model", pc_cli_engine_table, &eo}};
     const pc_cli_spec spec = {"schema", "pcache schema [-m MODEL] [options] S.xml...",
                               "Encodes PML schemas and prints each one's layout: modules, unions, parameters with "
                               "their positions, token counts and KV bytes.",

@@ -1,4 +1,5 @@
 /* main.c - `pcache COMMAND ...`: dispatch to the commands. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,6 +16,8 @@ static const command COMMANDS[] = {
     {"generate", "run a prompt through the model and stream the answer", pc_cli_generate},
     {"run", "run PML prompts against PML schemas, with Prompt Cache", pc_cli_run},
     {"schema", "encode PML schemas and print their layout", pc_cli_schema},
+    {"encode", "encode PML schemas into the module store (disk, Redis) ahead of time", pc_cli_encode},
+    {"cache", "list, check and remove the module store's entries: ls, verify, rm", pc_cli_cache},
 };
 
 static void usage(FILE *out) {
@@ -26,6 +29,10 @@ static void usage(FILE *out) {
 
 int main(int argc, char **argv) {
     xmlInitParser(); /* once, before any thread parses PML */
+    /* A peer (Redis) closing a socket must be an error return, not the end of
+     * the process; the library blocks SIGPIPE where it writes, the CLI's own
+     * short-lived Redis connections (pcache cache) rely on this. */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -27,15 +27,29 @@ static json_t *int_array(const int32_t *v, size_t n) {
     return a;
 }
 
+/* Where each cached piece came from: [{path, start, tokens, source}]. */
+static json_t *pieces_json(const pc_run_result *r) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < r->n_pieces; i++)
+        json_array_append_new(a, json_pack("{s:s, s:i, s:i, s:s}", "path", r->pieces[i].path, "start",
+                                           (int)r->pieces[i].start, "tokens", (int)r->pieces[i].n, "source",
+                                           pc_kv_source_name(r->pieces[i].source)));
+    return a;
+}
+
 json_t *pc_cli_result_json(const pc_run_result *r, const double *ttfts, int n_runs) {
     json_t *all = json_array();
     for (int i = 0; i < n_runs; i++) json_array_append_new(all, json_real(ttfts[i]));
-    return json_pack("{s:s, s:o, s:f, s:o, s:I, s:I, s:f, s:f, s:I, s:o, s:o}", "text", r->gen.text ? r->gen.text : "",
-                     "tokens", int_array(r->gen.tokens, r->gen.n_tokens), "ttft_ms", r->gen.ttft_ms, "ttft_all_ms", all,
-                     "cached_tokens", (json_int_t)r->cached_tokens, "fresh_tokens", (json_int_t)r->fresh_tokens,
-                     "assemble_ms", r->assemble_ms, "decode_tok_s", r->gen.decode_tok_s, "kv_bytes",
-                     (json_int_t)r->kv_bytes, "input_tokens", int_array(r->input_tokens, r->n_input), "input_pos",
-                     int_array(r->input_pos, r->n_input));
+    json_t *j = json_pack("{s:s, s:o, s:f, s:o, s:I, s:I, s:f, s:f, s:I, s:o, s:o}", "text", r->gen.text ? r->gen.text : "",
+                          "tokens", int_array(r->gen.tokens, r->gen.n_tokens), "ttft_ms", r->gen.ttft_ms, "ttft_all_ms",
+                          all, "cached_tokens", (json_int_t)r->cached_tokens, "fresh_tokens", (json_int_t)r->fresh_tokens,
+                          "assemble_ms", r->assemble_ms, "decode_tok_s", r->gen.decode_tok_s, "kv_bytes",
+                          (json_int_t)r->kv_bytes, "input_tokens", int_array(r->input_tokens, r->n_input), "input_pos",
+                          int_array(r->input_pos, r->n_input));
+    json_object_set_new(j, "pieces", pieces_json(r));
+    json_object_set_new(j, "encoded_tokens", json_integer((json_int_t)r->encoded_tokens));
+    json_object_set_new(j, "fetch_ms", json_real(r->fetch_ms));
+    return j;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -82,9 +96,15 @@ int pc_cli_run_repeated(pc_engine *e, const pc_cli_run_cfg *cfg, const pc_cli_pr
     memcpy(sorted, ttfts, (size_t)cfg->repeat * sizeof *sorted);
     qsort(sorted, (size_t)cfg->repeat, sizeof *sorted, cmp_double);
     r->gen.ttft_ms = sorted[cfg->repeat / 2];
-    fprintf(stderr, "%-9s TTFT %8.1f ms | cached tokens %lld, fresh tokens %lld | assembly %.3f ms | decode %.1f tok/s\n",
+    fprintf(stderr, "%-9s TTFT %8.1f ms | cached tokens %lld, fresh tokens %lld | assembly %.3f ms | decode %.1f tok/s",
             cache ? "cached:" : "no cache:", r->gen.ttft_ms, (long long)r->cached_tokens, (long long)r->fresh_tokens,
             r->assemble_ms, r->gen.decode_tok_s);
+    int from[PC_N_TIERS + 1] = {0};
+    for (size_t i = 0; i < r->n_pieces; i++) from[r->pieces[i].source]++;
+    if (from[PC_SOURCE_DISK] || from[PC_SOURCE_REMOTE] || from[PC_SOURCE_ENCODED]) /* a memory hit says nothing */
+        fprintf(stderr, " | pieces from memory %d, disk %d, redis %d, encoded %d (%lld tokens)", from[PC_SOURCE_MEMORY],
+                from[PC_SOURCE_DISK], from[PC_SOURCE_REMOTE], from[PC_SOURCE_ENCODED], (long long)r->encoded_tokens);
+    fputc('\n', stderr);
     return 0;
 }
 

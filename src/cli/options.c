@@ -46,7 +46,10 @@ static found find_short(const pc_cli_spec *s, char c) {
 /* ---- values ---- */
 
 static int bad_value(const pc_cli_spec *s, const char *as, const pc_cli_opt *o, const char *v) {
-    if (o->type == PC_OPT_INT)
+    if (o->type == PC_OPT_SIZE)
+        fprintf(stderr, "pcache %s: %s expects a size in bytes, optionally with K, M, G or T (512M, 2G), got '%s'\n",
+                s->command, as, v);
+    else if (o->type == PC_OPT_INT)
         fprintf(stderr, "pcache %s: %s expects a whole number from %.0f to %.0f, got '%s'\n", s->command, as, o->min,
                 o->max, v);
     else if (o->type == PC_OPT_FLOAT)
@@ -55,6 +58,23 @@ static int bad_value(const pc_cli_spec *s, const char *as, const pc_cli_opt *o, 
         fprintf(stderr, "pcache %s: %s expects a whole number from 0 to 18446744073709551615, got '%s'\n", s->command,
                 as, v);
     return PC_CLI_BAD;
+}
+
+/* "4096", "64K", "512M", "2G", "1T": powers of 1024; no sign, no overflow. */
+static int set_size(const pc_cli_spec *s, const char *as, const pc_cli_opt *o, void *field, const char *v) {
+    char *end = NULL;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || end == v || v[0] == '-') return bad_value(s, as, o, v);
+    int shift = 0;
+    if (*end) {
+        const char *units = "KMGT", *u = strchr(units, *end >= 'a' ? *end - 32 : *end);
+        if (!u || !*u || end[1]) return bad_value(s, as, o, v);
+        shift = 10 * (int)(u - units + 1);
+    }
+    if (x > (SIZE_MAX >> shift)) return bad_value(s, as, o, v);
+    *(size_t *)field = (size_t)x << shift;
+    return PC_CLI_PARSED;
 }
 
 static int set_number(const pc_cli_spec *s, const char *as, const pc_cli_opt *o, void *field, const char *v) {
@@ -87,6 +107,7 @@ static int set_value(const pc_cli_spec *s, const char *as, found f, const char *
     case PC_OPT_INT:
     case PC_OPT_U64:
     case PC_OPT_FLOAT: return set_number(s, as, f.opt, f.field, v);
+    case PC_OPT_SIZE: return set_size(s, as, f.opt, f.field, v);
     case PC_OPT_FLAG: break;
     }
     return PC_CLI_BAD;
@@ -234,5 +255,35 @@ const pc_cli_opt pc_cli_schema_table[] = {
     {"schema", 0, PC_OPT_LIST, SCHEMA(files), "S.xml", "PML schema to register (repeatable)", 0, 0},
     {"lenient", 0, PC_OPT_FLAG, SCHEMA(lenient), NULL, "accept raw '<' in module text (with warnings)", 0, 0},
     {"quiet", 0, PC_OPT_FLAG, SCHEMA(quiet), NULL, "no encoding progress or statistics on stderr", 0, 0},
+    {"tenant", 0, PC_OPT_STRING, SCHEMA(tenant), "ID", "namespace of the schemas' cached KV (default: shared)", 0, 0},
     {0},
 };
+
+#define CACHE(f) offsetof(pc_cli_cache_opts, f)
+const pc_cli_opt pc_cli_cache_table[] = {
+    {"cache-mem", 0, PC_OPT_SIZE, CACHE(mem), "BYTES", "memory budget of the module store (default: none)", 0, 0},
+    {"cache-dir", 0, PC_OPT_STRING, CACHE(dir), "DIR", "keep encoded modules on disk, one folder per model", 0, 0},
+    {"cache-disk", 0, PC_OPT_SIZE, CACHE(disk), "BYTES", "disk budget, least recently used go first (default: none)", 0, 0},
+    {"cache-redis", 0, PC_OPT_STRING, CACHE(redis), "HOST:PORT", "share encoded modules through a Redis server", 0, 0},
+    {"cache-redis-prefix", 0, PC_OPT_STRING, CACHE(redis_prefix), "P", "prefix of the Redis keys (default: pcache:)", 0, 0},
+    {"cache-redis-ttl", 0, PC_OPT_INT, CACHE(redis_ttl), "SECONDS", "expiry of what is written to Redis (default: none)", 1,
+     1 << 30},
+    {"cache-redis-timeout", 0, PC_OPT_INT, CACHE(redis_timeout), "MS", "Redis connect and command timeout (default: 2000)",
+     1, 600000},
+    {0},
+};
+
+const pc_cli_opt pc_cli_cache_where_table[] = {
+    {"cache-dir", 0, PC_OPT_STRING, CACHE(dir), "DIR", "the folder of the disk tier", 0, 0},
+    {"cache-redis", 0, PC_OPT_STRING, CACHE(redis), "HOST:PORT", "the Redis server of the remote tier", 0, 0},
+    {"cache-redis-prefix", 0, PC_OPT_STRING, CACHE(redis_prefix), "P", "prefix of the Redis keys (default: pcache:)", 0, 0},
+    {"cache-redis-timeout", 0, PC_OPT_INT, CACHE(redis_timeout), "MS", "Redis connect and command timeout (default: 2000)",
+     1, 600000},
+    {0},
+};
+
+pc_cache_params pc_cli_cache_params(const pc_cli_cache_opts *o) {
+    return (pc_cache_params){.mem_bytes = o->mem, .dir = o->dir, .disk_bytes = o->disk, .redis = o->redis,
+                             .redis_prefix = o->redis_prefix, .redis_ttl_s = o->redis_ttl,
+                             .redis_timeout_ms = o->redis_timeout};
+}

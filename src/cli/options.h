@@ -28,6 +28,7 @@ typedef enum pc_opt_type {
     PC_OPT_FLOAT,  /* float in [min, max] */
     PC_OPT_STRING, /* const char *, pointing into argv */
     PC_OPT_LIST,   /* pc_cli_list: the option may repeat */
+    PC_OPT_SIZE,   /* size_t bytes: a whole number with an optional K, M, G or T (powers of 1024) */
 } pc_opt_type;
 
 /* Values of a repeatable option, in order (pointers into argv). */
@@ -74,10 +75,13 @@ void pc_cli_usage(const pc_cli_spec *spec, FILE *out);
 /* ---- groups shared by several commands ---- */
 
 /* Which model, how many threads, what context: every command that opens the model. */
+typedef struct pc_cli_cache_opts pc_cli_cache_opts;
+
 typedef struct pc_cli_engine_opts {
     const char *model;
     int threads, n_ctx;
     const char *chat_template;
+    const pc_cli_cache_opts *cache; /* set by commands that keep module KV; NULL: memory only */
 } pc_cli_engine_opts;
 extern const pc_cli_opt pc_cli_engine_table[];
 pc_cli_engine_opts pc_cli_engine_defaults(void);
@@ -96,7 +100,19 @@ pc_gen_params pc_cli_gen_params(const pc_cli_gen_opts *o);
 typedef struct pc_cli_schema_opts {
     pc_cli_list files;
     bool lenient, quiet;
+    const char *tenant;
 } pc_cli_schema_opts;
 extern const pc_cli_opt pc_cli_schema_table[];
+
+/* Where encoded module KV is kept: every command that registers schemas, and
+ * `pcache cache`. */
+struct pc_cli_cache_opts {
+    size_t mem, disk;
+    const char *dir, *redis, *redis_prefix;
+    int redis_ttl, redis_timeout;
+};
+extern const pc_cli_opt pc_cli_cache_table[];
+extern const pc_cli_opt pc_cli_cache_where_table[]; /* where the tiers are, no budgets: `pcache cache` */
+pc_cache_params pc_cli_cache_params(const pc_cli_cache_opts *o);
 
 #endif

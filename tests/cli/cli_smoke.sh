@@ -50,5 +50,47 @@ err=$("$pc" run -m "$model" --quiet --schema "$shared/pml-examples/travel.xml" -
 [ $rc = 1 ] && [[ $err == *"broken.xml:"* ]] && ok || bad "malformed prompt: rc=$rc '$err'"
 rm -rf "$tmp"
 
+# the module store: a second process encodes nothing and answers the same; pcache cache ls, verify, rm
+# (the schema is three pieces: the system text with BOS, the module, the text after it)
+tmp=$(mktemp -d)
+cat > "$tmp/s.xml" <<'XML'
+<schema name="smoke"><system>You answer briefly.</system><user><module name="doc">The Rhine rises in the Swiss Alps and flows into the North Sea.</module></user></schema>
+XML
+echo '<prompt schema="smoke"><doc/><user>Where does the Rhine rise?</user></prompt>' > "$tmp/p.xml"
+tokens() { python3 -c "import json,sys; print(json.loads(sys.stdin.readline())['tokens'])"; }
+fresh=$("$pc" run -m "$model" --quiet --schema "$tmp/s.xml" --prompt "$tmp/p.xml" -n 6 --temp 0 --json 2>/dev/null | tokens)
+err=$("$pc" encode -m "$model" --schema "$tmp/s.xml" 2>&1 >/dev/null); rc=$?
+[ $rc = 2 ] && [[ $err == *"--cache-dir"* ]] && ok || bad "encode without a tier: rc=$rc '$err'"
+err=$("$pc" encode -m "$model" --schema "$tmp/s.xml" --cache-dir "$tmp/c" 2>&1 >/dev/null); rc=$?
+[ $rc = 0 ] && [[ $err == *"disk: wrote 3 entries"* ]] && ok || bad "encode: rc=$rc '$err'"
+out=$("$pc" run -m "$model" --schema "$tmp/s.xml" --prompt "$tmp/p.xml" --cache-dir "$tmp/c" -n 6 --temp 0 --json 2>"$tmp/err")
+grep -q "schema 'smoke': 0 tokens encoded.*disk 3" "$tmp/err" && ok || bad "second process encoded: $(cat "$tmp/err")"
+echo "$out" | python3 -c "import json,sys; d=json.loads(sys.stdin.readline()); p=d['pieces']; sys.exit(0 if d['encoded_tokens']==0 and len(p)==3 and all(x['source']=='memory' for x in p) else 1)" \
+  && ok || bad "run pieces: $out"
+[ "$(echo "$out" | tokens)" = "$fresh" ] && ok || bad "answer from the store differs: $(echo "$out" | tokens) vs $fresh"
+out=$("$pc" cache ls --cache-dir "$tmp/c" 2>&1); rc=$?
+[ $rc = 0 ] && [[ $out == *"smoke:doc#0"* && $out == *"3 entries"* ]] && ok || bad "cache ls: rc=$rc '$out'"
+f=$(ls "$tmp"/c/*/*.kv | head -1)
+printf 'X' | dd of="$f" bs=1 seek=5000 conv=notrunc status=none
+"$pc" cache verify --cache-dir "$tmp/c" >/dev/null 2>&1; rc=$?
+[ $rc = 1 ] && ok || bad "cache verify of a damaged entry: rc=$rc"
+out=$("$pc" cache rm --bad --cache-dir "$tmp/c" 2>&1); rc=$?
+[ $rc = 0 ] && [[ $out == *"removed 1 of 3"* ]] && ok || bad "cache rm --bad: rc=$rc '$out'"
+out=$("$pc" run -m "$model" --schema "$tmp/s.xml" --prompt "$tmp/p.xml" --cache-dir "$tmp/c" -n 6 --temp 0 --json 2>"$tmp/err")
+grep -q "encoded 1" "$tmp/err" && [ "$(echo "$out" | tokens)" = "$fresh" ] && ok || bad "after rm --bad: $(cat "$tmp/err")"
+out=$("$pc" cache rm --all --cache-dir "$tmp/c" 2>&1 && "$pc" cache ls --cache-dir "$tmp/c" 2>&1)
+[[ $out == *"removed 3 of 3"* && $out == *"0 entries"* ]] && ok || bad "cache rm --all: '$out'"
+err=$("$pc" cache rm --cache-dir "$tmp/c" 2>&1); rc=$?
+[ $rc = 2 ] && [[ $err == *"say which entries"* ]] && ok || bad "cache rm without a selection: rc=$rc '$err'"
+err=$("$pc" cache tidy --cache-dir "$tmp/c" 2>&1); rc=$?
+[ $rc = 2 ] && [[ $err == *"expected ls, verify or rm"* ]] && ok || bad "cache tidy: rc=$rc '$err'"
+err=$("$pc" run -m "$model" --schema "$tmp/s.xml" --prompt "$tmp/p.xml" --cache-mem 12X 2>&1); rc=$?
+[ $rc = 2 ] && [[ $err == *"--cache-mem expects a size"* ]] && ok || bad "--cache-mem 12X: rc=$rc '$err'"
+for cmd in encode cache; do
+  out=$("$pc" $cmd --help 2>/dev/null); rc=$?
+  [ $rc = 0 ] && [[ $out == "usage: pcache $cmd "* ]] && ok || bad "$cmd --help: rc=$rc"
+done
+rm -rf "$tmp"
+
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]

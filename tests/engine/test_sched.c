@@ -251,8 +251,7 @@ static void check_cancel_and_limits(void) {
     wait_done(&a);
     CHECK_EQ_INT(a.stop, PC_STOP_CANCEL);
     CHECK(a.n_tokens > 0 && a.n_tokens < 200);
-    wait_pieces(&b, 1); /* the freed slot went to the queued request */
-    CHECK(b.pieces >= 1);
+    wait_pieces(&b, 1); /* the freed slot went to the queued request (b still streams: read its fields only under its lock) */
     /* 4. stop with b in flight: its on_done runs, cancelled */
     pc_sched_get_stats(S, &(pc_sched_stats){0});
     pc_sched_stop(S);

@@ -15,9 +15,11 @@
  *   cold    drop the entry files from the page cache (posix_fadvise, checked
  *           with mincore), then register from the disk tier
  *   redis   register from Redis alone
- *   limits  read the entry files cold and warm with read(2), and copy as many
- *           bytes through a loopback TCP connection: what disk, page cache and
- *           loopback allow on this machine, in this run */
+ *   limits  read the entry files cold and warm with read(2), copy as many
+ *           bytes through a loopback TCP connection, and (with --redis) GET
+ *           16 MiB values from Redis pipelined, read raw into one buffer: what
+ *           disk, page cache, loopback and the Redis server itself allow on
+ *           this machine, in this run */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -33,7 +35,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
+
 #include "pcache.h"
+#include "store/resp_bulk.h"
 
 typedef struct opts {
     const char *phase, *model, *schema, *prompt, *dir, *redis, *prefix;
@@ -249,6 +254,46 @@ static double loopback(unsigned long long bytes) {
     return ms;
 }
 
+/* What Redis itself serves: one 16 MiB value GET `count` times, pipelined,
+ * each reply read raw into its place in one buffer (no checks, no parsing
+ * beyond the length line); bytes/ms, or 0 without Redis. */
+static double redis_raw_gbs(const char *addr, const char *prefix, unsigned long long bytes) {
+    const char *colon = strrchr(addr, ':');
+    char host[128];
+    snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
+    redisContext *c = redisConnect(host, atoi(colon + 1));
+    if (!c || c->err) return 0;
+    const size_t val = 16u << 20;
+    const int count = (int)(bytes / val) + 1;
+    char key[256];
+    snprintf(key, sizeof key, "%slimit-probe", prefix);
+    char *v = calloc(1, val), *dst = malloc((size_t)count * val);
+    redisReply *r = redisCommand(c, "SET %s %b", key, v, val);
+    if (r) freeReplyObject(r);
+    memset(dst, 1, (size_t)count * val);
+    pc_resp_reader *R = malloc(sizeof *R);
+    double t0 = now_ms();
+    for (int i = 0; i < count; i++) redisAppendCommand(c, "GET %s", key);
+    for (int done = 0; !done;)
+        if (redisBufferWrite(c, &done) != REDIS_OK) break;
+    pc_resp_reader_init(R, c->fd);
+    for (int i = 0; i < count; i++) {
+        char msg[64];
+        if (pc_resp_next_bulk(R, msg, sizeof msg) != (int64_t)val || pc_resp_read(R, dst + (size_t)i * val, val) ||
+            pc_resp_crlf(R))
+            break;
+    }
+    double ms = now_ms() - t0;
+    free(R);
+    redisFree(c);
+    c = redisConnect(host, atoi(colon + 1));
+    if (c && !c->err && (r = redisCommand(c, "DEL %s", key))) freeReplyObject(r);
+    if (c) redisFree(c);
+    free(v);
+    free(dst);
+    return (double)count * (double)val / ms / 1e6;
+}
+
 static void phase_limits(const opts *o) {
     files F = {0};
     list_files(o->dir, &F);
@@ -256,8 +301,8 @@ static void phase_limits(const opts *o) {
     double r0 = resident(&F), cold = read_files(&F), warm = read_files(&F);
     double lo = loopback(F.bytes);
     printf("\"bytes\": %llu, \"resident_before_cold\": %.3f, \"disk_read_ms\": %.3f, \"page_cache_read_ms\": %.3f, "
-           "\"loopback_ms\": %.3f, ",
-           F.bytes, r0, cold, warm, lo);
+           "\"loopback_ms\": %.3f, \"redis_raw_gbs\": %.3f, ",
+           F.bytes, r0, cold, warm, lo, o->redis ? redis_raw_gbs(o->redis, o->prefix, F.bytes) : 0.0);
 }
 
 static void parse(int argc, char **argv, opts *o) {

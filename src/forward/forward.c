@@ -126,7 +126,7 @@ int32_t pc_forward_batch_size(const pc_forward *f) { return f->nb; }
 /* ---- sublayers ---- */
 
 static pc_matmul_args mm_args(pc_forward *f, const pc_weight *w, const float *x, int32_t n, float *y) {
-    return (pc_matmul_args){.wt = w->type, .w = w->data, .n_in = w->ne0, .n_out = w->ne1, .x = x, .n_tok = n,
+    return (pc_matmul_args){.wt = w->type, .w = w->data, .packed = w->packed, .n_in = w->ne0, .n_out = w->ne1, .x = x, .n_tok = n,
                             .y = y, .scratch = f->mm_scratch, .isa = f->isa};
 }
 

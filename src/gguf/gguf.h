@@ -67,6 +67,11 @@ pc_status pc_gguf_open(const char *path, pc_gguf **out, pc_error *err);
  * name is used in error messages. */
 pc_status pc_gguf_open_memory(const void *data, size_t size, const char *name, pc_gguf **out, pc_error *err);
 void pc_gguf_close(pc_gguf *g);
+/* Hints that bytes [p, p + n) of g's mapped file will not be read for a while:
+ * their pages leave the process's resident set and are read from the file again
+ * if touched. The bytes stay valid. A no-op for a GGUF read from memory and for
+ * a range outside the mapping. */
+void pc_gguf_advise_unused(const pc_gguf *g, const void *p, size_t n);
 
 uint32_t pc_gguf_version(const pc_gguf *g);
 const char *pc_gguf_path(const pc_gguf *g);

@@ -464,6 +464,16 @@ static pc_status map_file(const char *path, void **map, size_t *size, pc_error *
     return st;
 }
 
+void pc_gguf_advise_unused(const pc_gguf *g, const void *p, size_t n) {
+    if (!g || !g->map || !p) return;
+    const uintptr_t lo = (uintptr_t)g->map, hi = lo + g->map_size, page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)p, b = a + n;
+    if (a < lo || b > hi || b < a) return;
+    a = (a + page - 1) & ~(page - 1); /* whole pages inside the range only: a neighbour may still be in use */
+    b &= ~(page - 1);
+    if (b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED); /* a private read-only file mapping: pages come back from the file */
+}
+
 pc_status pc_gguf_open(const char *path, pc_gguf **out, pc_error *err) {
     if (!path || !out) return pc_fail(err, PC_ERR_INVALID, "pc_gguf_open: NULL argument");
     *out = NULL;

@@ -5,8 +5,10 @@
  * reads these flags; adding gemma3, falcon or mpt means adding a row and the
  * small kernels it names, not forking the layer loop.
  *
- * Weights are never copied: each pc_weight points into the GGUF mapping,
- * which the model keeps open for its lifetime. */
+ * Weights are bound in place: each pc_weight points into the GGUF mapping,
+ * which the model keeps open for its lifetime, and that pointer and type are
+ * what every backend reads. On CPUs with a SIMD path the matrices also get a
+ * repacked copy for the CPU kernels (kernels/cpu/pack.h), owned by the model. */
 #ifndef PC_MODEL_H
 #define PC_MODEL_H
 
@@ -54,7 +56,8 @@ typedef struct pc_hparams {
 
 typedef struct pc_weight {
     pc_type type;
-    const void *data;     /* in the mapping */
+    const void *data;     /* in the mapping: the GGUF blocks */
+    const void *packed;   /* the CPU's repacked copy (pc_pack of data), inside pc_model.pack_buf; or NULL */
     int64_t ne0, ne1;     /* ne0 = input (row) length, ne1 = rows */
 } pc_weight;
 
@@ -80,10 +83,18 @@ typedef struct pc_model {
     pc_weight output;     /* tok_embd when tied */
     pc_weight rope_freqs; /* optional per-dimension frequency factors [rope_dim/2] F32 */
     pc_layer_weights *layers; /* [n_layer] */
+    void *pack_buf;       /* owned: every weight's packed copy, pack_bytes in all (NULL: none) */
+    size_t pack_bytes;
 } pc_model;
 
-/* Takes ownership of g on success and on failure (closes it). */
+/* Takes ownership of g on success and on failure (closes it). Packs the
+ * matrices for the CPU when this CPU has a SIMD path (pc_model_pack). */
 pc_status pc_model_load(pc_gguf *g, pc_model **out, pc_error *err);
+/* Gives every matrix of a packable type (kernels/cpu/pack.h) its repacked copy,
+ * spread over the threads of a temporary pool; then hints the OS that the GGUF
+ * pages of matrices only the CPU kernels read are not needed (the bytes stay
+ * valid for other readers). In model_pack.c. */
+pc_status pc_model_pack(pc_model *m, pc_error *err);
 void pc_model_free(pc_model *m);
 
 /* A new KV span shaped for this model's layers and K/V heads (refcount 1), or

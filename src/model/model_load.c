@@ -190,7 +190,7 @@ static pc_status load_into(loader *L, pc_model *m) {
     if (!m->layers) return pc_fail(L->err, PC_ERR_NOMEM, "%s: out of memory for %d layers", L->path, m->hp.n_layer);
     for (int i = 0; i < m->hp.n_layer; i++)
         if ((s = bind_layer(L, m->arch, &m->hp, i, &m->layers[i])) != PC_OK) return s;
-    return PC_OK;
+    return pc_model_pack(m, L->err);
 }
 
 pc_status pc_model_load(pc_gguf *g, pc_model **out, pc_error *err) {
@@ -213,6 +213,7 @@ pc_status pc_model_load(pc_gguf *g, pc_model **out, pc_error *err) {
 
 void pc_model_free(pc_model *m) {
     if (!m) return;
+    free(m->pack_buf);
     free(m->layers);
     pc_gguf_close(m->gguf);
     free(m);

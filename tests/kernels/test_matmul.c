@@ -1,17 +1,21 @@
-/* test_matmul.c - pc_matmul is bitwise a loop of pc_vec_dot.
+/* test_matmul.c - pc_matmul is bitwise a loop of pc_vec_dot, packed or not.
  *
  * For each weight type and ISA path this CPU has: y from pc_matmul must equal,
  * byte for byte, pc_vec_dot(W row o, quantized x row t) for every (t, o),
- * whatever n_tok (tile edges, token blocks), an odd n_out (row edges) and the
- * thread count. And a token's row of y must not change with the batch it was
- * computed in (the Prompt Cache exactness property), nor with the batch of
- * matrices (pc_matmul_batch) it ran in. */
+ * whatever n_tok (token tiles of 8, 4, 2, 1 and token blocks), an odd n_out
+ * (a partial row group of the packed layout) and the thread count - both from
+ * the GGUF rows and from the repacked copy (pack.h), whose SIMD kernels must
+ * reproduce the scalar dot's canonical float order exactly. And a token's row
+ * of y must not change with the batch it was computed in (the Prompt Cache
+ * exactness property), nor with the batch of matrices (pc_matmul_batch) it ran
+ * in, packed and unpacked members mixed. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/pack.h"
 
 static uint64_t rng_state = 0xD1B54A32D192ED03ULL;
 static float frand(void) {
@@ -27,6 +31,7 @@ typedef struct fixture {
     pc_type wt;
     int n_in;       /* 3 super-blocks for K-quants, else 23 blocks: odd, for the pair kernels' tail */
     void *w;        /* N_OUT rows */
+    void *packed;   /* pc_pack of w, or NULL when the type has no packed layout */
     float *x;       /* MAX_TOK rows of n_in */
     void *xq;       /* x quantized to the dot type, row by row */
     void *scratch;
@@ -47,6 +52,11 @@ static void fixture_init(fixture *f, pc_type wt) {
         for (int i = 0; i < n_in; i++) row[i] = frand();
         pc_quantize_row(wt, row, (uint8_t *)f->w + o * wrow, n_in);
     }
+    f->packed = NULL;
+    if (pc_pack_supported(wt)) {
+        f->packed = aligned(pc_pack_size(wt, n_in, N_OUT));
+        CHECK(pc_pack(wt, f->w, n_in, N_OUT, f->packed));
+    }
     f->x = malloc(sizeof(float) * n_in * MAX_TOK);
     for (int i = 0; i < n_in * MAX_TOK; i++) f->x[i] = frand() * 3.f;
     f->xq = malloc(xrow * MAX_TOK);
@@ -59,6 +69,7 @@ static void fixture_init(fixture *f, pc_type wt) {
 
 static void fixture_free(fixture *f) {
     free(f->w);
+    free(f->packed);
     free(f->x);
     free(f->xq);
     free(f->scratch);
@@ -66,13 +77,13 @@ static void fixture_free(fixture *f) {
     free(f->want);
 }
 
-static bool run_mm(pc_pool *pool, fixture *f, pc_isa isa, const float *x, int n_tok, float *y) {
-    pc_matmul_args a = {.wt = f->wt, .w = f->w, .n_in = f->n_in, .n_out = N_OUT, .x = x, .n_tok = n_tok,
-                        .y = y, .scratch = f->scratch, .isa = isa};
+static bool run_mm(pc_pool *pool, fixture *f, pc_isa isa, bool packed, const float *x, int n_tok, float *y) {
+    pc_matmul_args a = {.wt = f->wt, .w = f->w, .packed = packed ? f->packed : NULL, .n_in = f->n_in, .n_out = N_OUT,
+                        .x = x, .n_tok = n_tok, .y = y, .scratch = f->scratch, .isa = isa};
     return pc_matmul(pool, &a);
 }
 
-static void check_against_dots(pc_pool *pool, fixture *f, pc_isa isa, int n_tok, int threads) {
+static void check_against_dots(pc_pool *pool, fixture *f, pc_isa isa, bool packed, int n_tok, int threads) {
     const pc_vec_dot_fn dot = pc_vec_dot_get(f->wt, isa);
     const int n_in = f->n_in;
     const size_t wrow = pc_row_size(f->wt, n_in), xrow = pc_row_size(pc_vec_dot_type(f->wt), n_in);
@@ -80,25 +91,25 @@ static void check_against_dots(pc_pool *pool, fixture *f, pc_isa isa, int n_tok,
         for (int o = 0; o < N_OUT; o++)
             dot(n_in, &f->want[t * N_OUT + o], (const uint8_t *)f->w + o * wrow, (const uint8_t *)f->xq + t * xrow);
     memset(f->y, 0xFF, sizeof(float) * N_OUT * n_tok);
-    CHECK(run_mm(pool, f, isa, f->x, n_tok, f->y));
-    CHECK_MSG(memcmp(f->y, f->want, sizeof(float) * N_OUT * n_tok) == 0, "%s on %s: n_tok=%d threads=%d",
-              pc_type_name(f->wt), pc_isa_name(isa), n_tok, threads);
+    CHECK(run_mm(pool, f, isa, packed, f->x, n_tok, f->y));
+    CHECK_MSG(memcmp(f->y, f->want, sizeof(float) * N_OUT * n_tok) == 0, "%s%s on %s: n_tok=%d threads=%d",
+              pc_type_name(f->wt), packed ? " packed" : "", pc_isa_name(isa), n_tok, threads);
 }
 
 /* Row t of a 37-token batch equals the same token computed alone. */
-static void check_batch_independence(pc_pool *pool, fixture *f, pc_isa isa) {
+static void check_batch_independence(pc_pool *pool, fixture *f, pc_isa isa, bool packed) {
     float alone[N_OUT];
-    CHECK(run_mm(pool, f, isa, f->x, 37, f->y));
+    CHECK(run_mm(pool, f, isa, packed, f->x, 37, f->y));
     const int toks[3] = {0, 18, 36};
     for (int i = 0; i < 3; i++) {
-        CHECK(run_mm(pool, f, isa, f->x + toks[i] * f->n_in, 1, alone));
-        CHECK_MSG(memcmp(alone, f->y + toks[i] * N_OUT, sizeof alone) == 0, "%s on %s: token %d",
-                  pc_type_name(f->wt), pc_isa_name(isa), toks[i]);
+        CHECK(run_mm(pool, f, isa, packed, f->x + toks[i] * f->n_in, 1, alone));
+        CHECK_MSG(memcmp(alone, f->y + toks[i] * N_OUT, sizeof alone) == 0, "%s%s on %s: token %d",
+                  pc_type_name(f->wt), packed ? " packed" : "", pc_isa_name(isa), toks[i]);
     }
 }
 
 static void check_rejects(fixture *f) {
-    pc_matmul_args a = {.wt = f->wt, .w = f->w, .n_in = f->n_in - 1, .n_out = N_OUT, .x = f->x, .n_tok = 1,
+    pc_matmul_args a = {.wt = f->wt, .w = f->w, .packed = NULL, .n_in = f->n_in - 1, .n_out = N_OUT, .x = f->x, .n_tok = 1,
                         .y = f->y, .scratch = f->scratch, .isa = PC_ISA_SCALAR};
     if (pc_type_get(f->wt)->block_size > 1) CHECK(!pc_matmul(NULL, &a)); /* not a whole block */
     a.n_in = f->n_in;
@@ -122,9 +133,14 @@ static void check_batch(pc_pool *pool, const pc_type *types, int n, int n_in, pc
             for (int k = 0; k < n_in; k++) row[k] = frand();
             pc_quantize_row(types[i], row, w + o * wrow, n_in);
         }
-        a[i] = (pc_matmul_args){.wt = types[i], .w = w, .n_in = n_in, .n_out = n_outs[i], .x = x, .n_tok = TOK,
-                                .y = malloc(sizeof(float) * (size_t)(n_outs[i] * TOK) + 1), .scratch = scratch,
-                                .isa = isa};
+        void *packed = NULL; /* members 0 and 2 packed, 1 and 3 not: a batch may mix them */
+        if (i % 2 == 0 && pc_pack_supported(types[i])) {
+            packed = aligned(pc_pack_size(types[i], n_in, n_outs[i]) + 1);
+            CHECK(pc_pack(types[i], w, n_in, n_outs[i], packed));
+        }
+        a[i] = (pc_matmul_args){.wt = types[i], .w = w, .packed = packed, .n_in = n_in, .n_out = n_outs[i], .x = x,
+                                .n_tok = TOK, .y = malloc(sizeof(float) * (size_t)(n_outs[i] * TOK) + 1),
+                                .scratch = scratch, .isa = isa};
         alone[i] = malloc(sizeof(float) * (size_t)(n_outs[i] * TOK) + 1);
         pc_matmul_args single = a[i];
         single.y = alone[i];
@@ -146,6 +162,7 @@ static void check_batch(pc_pool *pool, const pc_type *types, int n, int n_in, pc
     CHECK(!pc_matmul_batch(pool, bad, 2));
     for (int i = 0; i < n; i++) {
         free((void *)a[i].w);
+        free((void *)a[i].packed);
         free(a[i].y);
         free(alone[i]);
     }
@@ -154,7 +171,22 @@ static void check_batch(pc_pool *pool, const pc_type *types, int n, int n_in, pc
     free(scratch);
 }
 
+/* The layout's contract at its edges: which types pack, sizes in whole groups, bad lengths refused. */
+static void check_pack_api(void) {
+    CHECK(pc_pack_supported(PC_TYPE_Q4_K) && pc_pack_supported(PC_TYPE_Q5_0) && pc_pack_supported(PC_TYPE_Q8_0));
+    CHECK(!pc_pack_supported(PC_TYPE_Q2_K) && !pc_pack_supported(PC_TYPE_F16) && !pc_pack_supported(PC_TYPE_Q8_K));
+    CHECK(pc_pack_size(PC_TYPE_Q4_K, 512, 17) == 2 * 2 * sizeof(pc_pack_q4_K)); /* 17 rows: two groups */
+    CHECK(pc_pack_size(PC_TYPE_Q4_0, 64, 16) == 2 * sizeof(pc_pack_q4_0));
+    CHECK(sizeof(pc_pack_q6_K) == PC_PACK_ROWS * sizeof(pc_block_q6_K)); /* same bytes, other places */
+    CHECK(sizeof(pc_pack_q5_0) == PC_PACK_ROWS * sizeof(pc_block_q5_0));
+    CHECK(pc_pack_size(PC_TYPE_Q4_K, 300, 16) == 0 && pc_pack_size(PC_TYPE_Q2_K, 256, 16) == 0);
+    uint8_t w[sizeof(pc_block_q2_K)] = {0}, dst[64];
+    CHECK(!pc_pack(PC_TYPE_Q2_K, w, 256, 1, dst));
+    CHECK(!pc_pack(PC_TYPE_Q4_0, w, 33, 1, dst));
+}
+
 int main(void) {
+    check_pack_api();
     const pc_isa best = pc_isa_detect();
     pc_pool *pools[2] = {pc_pool_create(1), pc_pool_create(2)};
     CHECK(pools[0] && pools[1]);
@@ -166,13 +198,14 @@ int main(void) {
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         fixture f;
         fixture_init(&f, types[ti]);
-        for (int isa = PC_ISA_SCALAR; isa <= (int)best; isa++) {
-            for (int p = 0; p < 2; p++)
-                for (size_t k = 0; k < sizeof n_toks / sizeof n_toks[0]; k++)
-                    check_against_dots(pools[p], &f, (pc_isa)isa, n_toks[k], p + 1);
-            check_against_dots(NULL, &f, (pc_isa)isa, 5, 0);
-            check_batch_independence(pools[1], &f, (pc_isa)isa);
-        }
+        for (int isa = PC_ISA_SCALAR; isa <= (int)best; isa++)
+            for (int packed = 0; packed <= (f.packed != NULL); packed++) {
+                for (int p = 0; p < 2; p++)
+                    for (size_t k = 0; k < sizeof n_toks / sizeof n_toks[0]; k++)
+                        check_against_dots(pools[p], &f, (pc_isa)isa, packed, n_toks[k], p + 1);
+                check_against_dots(NULL, &f, (pc_isa)isa, packed, 5, 0);
+                check_batch_independence(pools[1], &f, (pc_isa)isa, packed);
+            }
         check_rejects(&f);
         fixture_free(&f);
     }

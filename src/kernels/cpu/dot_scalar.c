@@ -1,10 +1,15 @@
-/* dot_scalar.c - portable dot products, the fallback for every weight type.
+/* dot_scalar.c - portable dot products, the fallback for every weight type, and
+ * the reference of the packed SIMD kernels.
  *
- * Each block's integer dot product is exact in int32; the float work per
- * block is a fixed sequence (scale product, multiply, add in block order), so
- * a result depends only on the two rows. Float-type dots accumulate in double
- * (as ggml's scalar path does) and round once. No tiles: the matmul calls the
- * dot per output, which keeps y equal to pc_vec_dot by construction. */
+ * Each block's integer dot product is exact in int32. The packable types
+ * (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K) then follow quant.h's
+ * canonical float order with explicit fmaf, which the packed kernels repeat lane
+ * by lane: so these functions are what every SIMD path must give, bit for bit,
+ * and the SIMD paths hand them out as their own single dot. Q2_K and Q3_K keep
+ * a fixed sequence of their own; float-type dots accumulate in double (as
+ * ggml's scalar path does) and round once. */
+#include <math.h>
+
 #include "kernels/cpu/quant_impl.h"
 
 static inline float f16(pc_f16 h) { return pc_f16_to_f32(h); }
@@ -30,29 +35,32 @@ static void dot_bf16(int64_t n, float *s, const void *w, const void *x) {
     *s = (float)sum;
 }
 
+/* The 32-element types in the canonical order (quant.h): per block,
+ * acc = fma(dw * dx, isum, acc), then for the min types acc = fma(m, s, acc). */
 static void dot_q4_0(int64_t n, float *s, const void *w, const void *x) {
     const pc_block_q4_0 *a = w;
     const pc_block_q8_0 *b = x;
-    float sum = 0.f;
+    float acc = 0.f;
     for (int64_t i = 0; i < n / 32; i++) {
         int isum = 0;
         for (int j = 0; j < 16; j++)
             isum += ((a[i].qs[j] & 0xF) - 8) * b[i].qs[j] + ((a[i].qs[j] >> 4) - 8) * b[i].qs[j + 16];
-        sum += (f16(a[i].d) * f16(b[i].d)) * (float)isum;
+        acc = fmaf(f16(a[i].d) * f16(b[i].d), (float)isum, acc);
     }
-    *s = sum;
+    *s = acc;
 }
 
 static void dot_q4_1(int64_t n, float *s, const void *w, const void *x) {
     const pc_block_q4_1 *a = w;
     const pc_block_q8_1 *b = x;
-    float sum = 0.f;
+    float acc = 0.f;
     for (int64_t i = 0; i < n / 32; i++) {
         int isum = 0;
         for (int j = 0; j < 16; j++) isum += (a[i].qs[j] & 0xF) * b[i].qs[j] + (a[i].qs[j] >> 4) * b[i].qs[j + 16];
-        sum += (f16(a[i].d) * f16(b[i].d)) * (float)isum + f16(a[i].m) * f16(b[i].s);
+        acc = fmaf(f16(a[i].d) * f16(b[i].d), (float)isum, acc);
+        acc = fmaf(f16(a[i].m), f16(b[i].s), acc);
     }
-    *s = sum;
+    *s = acc;
 }
 
 /* Integer dot of a Q5 block's 5-bit values (minus offset) with 32 int8 activations. */
@@ -71,31 +79,33 @@ static int q5_isum(const uint8_t qh4[4], const uint8_t qs[16], const int8_t *y, 
 static void dot_q5_0(int64_t n, float *s, const void *w, const void *x) {
     const pc_block_q5_0 *a = w;
     const pc_block_q8_0 *b = x;
-    float sum = 0.f;
+    float acc = 0.f;
     for (int64_t i = 0; i < n / 32; i++)
-        sum += (f16(a[i].d) * f16(b[i].d)) * (float)q5_isum(a[i].qh, a[i].qs, b[i].qs, 16);
-    *s = sum;
+        acc = fmaf(f16(a[i].d) * f16(b[i].d), (float)q5_isum(a[i].qh, a[i].qs, b[i].qs, 16), acc);
+    *s = acc;
 }
 
 static void dot_q5_1(int64_t n, float *s, const void *w, const void *x) {
     const pc_block_q5_1 *a = w;
     const pc_block_q8_1 *b = x;
-    float sum = 0.f;
-    for (int64_t i = 0; i < n / 32; i++)
-        sum += (f16(a[i].d) * f16(b[i].d)) * (float)q5_isum(a[i].qh, a[i].qs, b[i].qs, 0) + f16(a[i].m) * f16(b[i].s);
-    *s = sum;
+    float acc = 0.f;
+    for (int64_t i = 0; i < n / 32; i++) {
+        acc = fmaf(f16(a[i].d) * f16(b[i].d), (float)q5_isum(a[i].qh, a[i].qs, b[i].qs, 0), acc);
+        acc = fmaf(f16(a[i].m), f16(b[i].s), acc);
+    }
+    *s = acc;
 }
 
 static void dot_q8_0(int64_t n, float *s, const void *w, const void *x) {
     const pc_block_q8_0 *a = w;
     const pc_block_q8_0 *b = x;
-    float sum = 0.f;
+    float acc = 0.f;
     for (int64_t i = 0; i < n / 32; i++) {
         int isum = 0;
         for (int j = 0; j < 32; j++) isum += a[i].qs[j] * b[i].qs[j];
-        sum += (f16(a[i].d) * f16(b[i].d)) * (float)isum;
+        acc = fmaf(f16(a[i].d) * f16(b[i].d), (float)isum, acc);
     }
-    *s = sum;
+    *s = acc;
 }
 
 /* Sum of q8 over sub-block s of 16 values, from the precomputed bsums. */
@@ -146,62 +156,67 @@ static int k4_min_sum(const uint8_t scales[12], const pc_block_q8_K *b) {
     return msum;
 }
 
-static void dot_q4_K(int64_t n, float *s, const void *w, const void *x) {
-    const pc_block_q4_K *a = w;
-    const pc_block_q8_K *b = x;
-    float sum = 0.f;
-    for (int64_t i = 0; i < n / PC_QK_K; i++) {
-        int isum = 0;
+/* Q4_K and Q5_K in the canonical order (quant.h): per super-block,
+ * t = sum over sub-blocks j of fma(d * sc_j, isum_j, t), t = fma(-dmin, msum, t),
+ * acc = fma(t, dx, acc). FIVE adds Q5_K's bit 4 (bit j of qh[l] for element 32j + l). */
+static float dot_k4(int64_t n, const uint8_t *w, size_t wb, const pc_block_q8_K *b, bool five) {
+    float acc = 0.f;
+    for (int64_t i = 0; i < n / PC_QK_K; i++, w += wb) {
+        const pc_block_q4_K *a4 = (const pc_block_q4_K *)w;
+        const pc_block_q5_K *a5 = (const pc_block_q5_K *)w;
+        const uint8_t *scales = five ? a5->scales : a4->scales, *qs = five ? a5->qs : a4->qs;
+        const float d = f16(five ? a5->d : a4->d), dmin = f16(five ? a5->dmin : a4->dmin);
+        float t = 0.f;
         for (int j = 0; j < 8; j++) {
             uint8_t sc, m;
-            pc_k4_scale_min(j, a[i].scales, &sc, &m);
-            int sub = 0;
-            for (int l = 0; l < 32; l++) sub += ((a[i].qs[(j / 2) * 32 + l] >> (4 * (j & 1))) & 0xF) * b[i].qs[32 * j + l];
-            isum += sc * sub;
+            pc_k4_scale_min(j, scales, &sc, &m);
+            int isum = 0;
+            for (int l = 0; l < 32; l++) {
+                int q = (qs[(j / 2) * 32 + l] >> (4 * (j & 1))) & 0xF;
+                if (five) q |= ((a5->qh[l] >> j) & 1) << 4;
+                isum += q * b[i].qs[32 * j + l];
+            }
+            t = fmaf(d * (float)sc, (float)isum, t);
         }
-        const int msum = k4_min_sum(a[i].scales, &b[i]);
-        sum += (b[i].d * f16(a[i].d)) * (float)isum - (b[i].d * f16(a[i].dmin)) * (float)msum;
+        t = fmaf(-dmin, (float)k4_min_sum(scales, &b[i]), t);
+        acc = fmaf(t, b[i].d, acc);
     }
-    *s = sum;
+    return acc;
+}
+
+static void dot_q4_K(int64_t n, float *s, const void *w, const void *x) {
+    *s = dot_k4(n, w, sizeof(pc_block_q4_K), x, false);
 }
 
 static void dot_q5_K(int64_t n, float *s, const void *w, const void *x) {
-    const pc_block_q5_K *a = w;
-    const pc_block_q8_K *b = x;
-    float sum = 0.f;
-    for (int64_t i = 0; i < n / PC_QK_K; i++) {
-        int isum = 0;
-        for (int j = 0; j < 8; j++) {
-            uint8_t sc, m;
-            pc_k4_scale_min(j, a[i].scales, &sc, &m);
-            int sub = 0;
-            for (int l = 0; l < 32; l++) {
-                const int q = ((a[i].qs[(j / 2) * 32 + l] >> (4 * (j & 1))) & 0xF) | (((a[i].qh[l] >> j) & 1) << 4);
-                sub += q * b[i].qs[32 * j + l];
-            }
-            isum += sc * sub;
-        }
-        const int msum = k4_min_sum(a[i].scales, &b[i]);
-        sum += (b[i].d * f16(a[i].d)) * (float)isum - (b[i].d * f16(a[i].dmin)) * (float)msum;
-    }
-    *s = sum;
+    *s = dot_k4(n, w, sizeof(pc_block_q5_K), x, true);
 }
 
+/* Q6_K in the canonical order: per super-block, t = sum over the 16 sub-blocks
+ * of fma(d * sc_j, isum_j, t) with isum_j over q in 0..63 less 32 * bsum_j, then
+ * acc = fma(t, dx, acc). */
 static void dot_q6_K(int64_t n, float *s, const void *w, const void *x) {
     const pc_block_q6_K *a = w;
     const pc_block_q8_K *b = x;
-    float sum = 0.f;
+    float acc = 0.f;
     for (int64_t i = 0; i < n / PC_QK_K; i++) {
-        int isum = 0;
-        for (int e = 0; e < PC_QK_K; e++) {
-            const int h = e / 128, k = (e % 128) / 32, l = e % 32;
-            const int lo = (a[i].ql[64 * h + (k & 1) * 32 + l] >> (4 * (k >> 1))) & 0xF;
-            const int hi = (a[i].qh[32 * h + l] >> (2 * k)) & 3;
-            isum += a[i].scales[e / 16] * ((lo | (hi << 4)) - 32) * b[i].qs[e];
+        const float d = f16(a[i].d);
+        int q[PC_QK_K]; /* the 6-bit values, element order: h halves of 128, k groups of 32 */
+        for (int h = 0; h < 2; h++)
+            for (int k = 0; k < 4; k++)
+                for (int l = 0; l < 32; l++) {
+                    const int lo = (a[i].ql[64 * h + (k & 1) * 32 + l] >> (4 * (k >> 1))) & 0xF;
+                    q[128 * h + 32 * k + l] = lo | (((a[i].qh[32 * h + l] >> (2 * k)) & 3) << 4);
+                }
+        float t = 0.f;
+        for (int j = 0; j < 16; j++) {
+            int isum = -32 * bsum16(&b[i], j);
+            for (int e = 16 * j; e < 16 * j + 16; e++) isum += q[e] * b[i].qs[e];
+            t = fmaf(d * (float)a[i].scales[j], (float)isum, t);
         }
-        sum += (b[i].d * f16(a[i].d)) * (float)isum;
+        acc = fmaf(t, b[i].d, acc);
     }
-    *s = sum;
+    *s = acc;
 }
 
 bool pc_dot_scalar_get(pc_type wt, pc_dot_kernel *k) {
@@ -222,6 +237,6 @@ bool pc_dot_scalar_get(pc_type wt, pc_dot_kernel *k) {
     case PC_TYPE_Q6_K: f = dot_q6_K; break;
     default: return false;
     }
-    *k = (pc_dot_kernel){.dot = f, .tile = NULL, .tile_r = 1, .tile_c = 1, .quant = NULL};
+    *k = (pc_dot_kernel){.dot = f, .quant = NULL, .gemm = NULL, .gemm_tokens = 1};
     return true;
 }

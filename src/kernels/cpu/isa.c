@@ -2,8 +2,10 @@
  *
  * A path falls back to the next narrower one for types it has no kernel for
  * (AVX-512+VNNI -> AVX2 -> scalar; plain AVX-512 without VNNI uses the AVX2
- * kernels). pc_vec_dot_get and the matmul resolve through the same function,
- * so they always agree on which code computes a type on a path. */
+ * kernels); a SIMD path without its own single dot for a type (the packable
+ * ones) hands out the scalar dot, which its packed kernel matches bitwise.
+ * pc_vec_dot_get and the matmul resolve through the same function, so they
+ * always agree on which code computes a type on a path. */
 #include "kernels/cpu/quant_impl.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -41,9 +43,16 @@ const char *pc_isa_name(pc_isa isa) {
 }
 
 bool pc_dot_kernel_get(pc_type wt, pc_isa isa, pc_dot_kernel *k) {
-    if (isa == PC_ISA_AVX512_VNNI && pc_dot_avx512_get(wt, k)) return true;
-    if (isa >= PC_ISA_AVX2 && pc_dot_avx2_get(wt, k)) return true;
-    return pc_dot_scalar_get(wt, k);
+    if (!pc_dot_scalar_get(wt, k)) return false; /* every type with a dot has a scalar one */
+    pc_dot_kernel v;
+    const bool simd = (isa == PC_ISA_AVX512_VNNI && pc_dot_avx512_get(wt, &v)) ||
+                      (isa >= PC_ISA_AVX2 && pc_dot_avx2_get(wt, &v));
+    if (!simd) return true;
+    if (v.dot) k->dot = v.dot;
+    k->quant = v.quant;
+    k->gemm = v.gemm;
+    k->gemm_tokens = v.gemm_tokens;
+    return true;
 }
 
 pc_vec_dot_fn pc_vec_dot_get(pc_type wt, pc_isa isa) {

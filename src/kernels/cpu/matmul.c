@@ -1,19 +1,22 @@
 /* matmul.c - y = x W^T over quantized weights, split over the thread pool.
  *
  * Two phases: x's rows are quantized once into the caller's scratch (tokens
- * split over threads), then each task owns a disjoint range of output rows of
- * one matrix and walks it in tiles of tile_r rows x tile_c tokens. A batch of
+ * split over threads), and laid out for the packed kernels when a member has
+ * packed weights; then each task owns a disjoint range of output rows of one
+ * matrix and walks it in tiles: a packed row group (16 rows) x the kernel's
+ * token tile, or one row x one token with the dot product. A batch of
  * matrices reading the same x shares the quantized x and one pool job.
  * Invariants:
- *   1. y[t][o] is written by exactly one task, by the kernel's tile or dot,
- *      and a tile's outputs are bitwise its dot's (quant_impl.h) - so y does
- *      not depend on n_tok, the tiling, edge tiles, batching or threads.
+ *   1. y[t][o] is written by exactly one task, by the packed kernel or the dot,
+ *      which give the same bits (quant_impl.h) - so y does not depend on n_tok,
+ *      the tiling, edge tiles, packing, batching or threads.
  *   2. No allocation; all state lives on the stack or in the scratch.
  * Loop order keeps weights hot: tokens go in blocks small enough for their
- * quantized rows to stay in L2, and within a block the few weight rows of a
- * tile stay in L1 while every token tile passes over them. */
+ * quantized rows to stay in L2, and within a block the weights of a row group
+ * stay in L1 while every token tile passes over them. */
 #include "kernels/cpu/matmul.h"
 
+#include "kernels/cpu/pack.h"
 #include "kernels/cpu/quant_impl.h"
 
 enum {
@@ -25,7 +28,9 @@ typedef struct mm_mat {
     const pc_matmul_args *a;
     pc_dot_kernel k;
     size_t w_row;          /* bytes per weight row */
-    int64_t rows_per_task; /* a multiple of k.tile_r */
+    size_t group;          /* packed: bytes per row group; 0: the dot per output */
+    int tile_r, tile_c;    /* rows x tokens per kernel call */
+    int64_t rows_per_task; /* a multiple of tile_r */
     int first_task;        /* tasks [first_task, first_task + ceil(n_out / rows_per_task)) */
 } mm_mat;
 
@@ -35,15 +40,22 @@ typedef struct mm_ctx {
     pc_quant_fn quant;       /* NULL: pc_quantize_row */
     const uint8_t *xq;       /* n_tok rows of x_row bytes */
     size_t x_row;
+    uint8_t *xp;             /* n_tok rows of xp_row bytes (pack.h's pc_xp_*); NULL: no member is packed */
+    size_t xp_row;
     int64_t toks_per_task;
     mm_mat mats[PC_MATMUL_MAX_BATCH];
     int n_mats;
 } mm_ctx;
 
+/* The packed activations follow the quantized rows, 64-byte aligned. */
+static size_t xp_offset(pc_type xt, int64_t n_in, int64_t n_tok) {
+    return (pc_row_size(xt, n_in) * (size_t)n_tok + 63) & ~(size_t)63;
+}
+
 size_t pc_matmul_scratch_size(pc_type wt, int64_t n_in, int64_t n_tok) {
     const pc_type xt = pc_vec_dot_type(wt);
     if (xt == PC_TYPE_COUNT || n_tok < 0) return 0;
-    return pc_row_size(xt, n_in) * (size_t)n_tok;
+    return xp_offset(xt, n_in, n_tok) + pc_xp_row_size(xt, n_in) * (size_t)n_tok;
 }
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -61,19 +73,21 @@ static void quant_task(void *ctx, int task, int n_tasks, int thread) {
             m->quant(src, dst, m->a->n_in);
         else
             pc_quantize_row(m->xt, src, dst, m->a->n_in);
+        if (m->xp) pc_xp_row(m->xt, dst, m->xp + t * m->xp_row, m->a->n_in);
     }
 }
 
 /* Outputs of matrix mt for weight rows [o, o+nr) and tokens [t, t+nc). */
 static void mm_tile(const mm_ctx *m, const mm_mat *mt, int64_t o, int nr, int64_t t, int nc) {
     const pc_matmul_args *a = mt->a;
-    const uint8_t *w = (const uint8_t *)a->w + o * mt->w_row;
-    const uint8_t *x = m->xq + t * m->x_row;
     float *y = a->y + t * a->n_out + o;
-    if (mt->k.tile) {
-        mt->k.tile(a->n_in, w, mt->w_row, nr, x, m->x_row, nc, y, (size_t)a->n_out);
+    if (mt->group) {
+        const uint8_t *w = (const uint8_t *)a->packed + (size_t)(o / PC_PACK_ROWS) * mt->group;
+        mt->k.gemm(a->n_in, w, m->xp + t * m->xp_row, m->xp_row, nc, y, (size_t)a->n_out, nr);
         return;
     }
+    const uint8_t *w = (const uint8_t *)a->w + o * mt->w_row;
+    const uint8_t *x = m->xq + t * m->x_row;
     for (int c = 0; c < nc; c++)
         for (int r = 0; r < nr; r++) mt->k.dot(a->n_in, y + c * a->n_out + r, w + r * mt->w_row, x + c * m->x_row);
 }
@@ -85,7 +99,7 @@ static void mm_task(void *ctx, int task, int n_tasks, int thread) {
     int i = m->n_mats - 1;
     while (m->mats[i].first_task > task) i--;
     const mm_mat *mt = &m->mats[i];
-    const int64_t n_tok = m->a->n_tok, tile_r = mt->k.tile_r, tile_c = mt->k.tile_c;
+    const int64_t n_tok = m->a->n_tok, tile_r = mt->tile_r, tile_c = mt->tile_c;
     const int64_t o0 = (task - mt->first_task) * mt->rows_per_task;
     const int64_t o1 = min64(o0 + mt->rows_per_task, mt->a->n_out);
     for (int64_t tb = 0; tb < n_tok; tb += TOKEN_BLOCK) {
@@ -117,6 +131,18 @@ static void quantize_x(pc_pool *pool, mm_ctx *m, int threads) {
     run(pool, quant_task, m, (int)ceil_div(a->n_tok, m->toks_per_task));
 }
 
+/* How member mt runs: the packed kernel over row groups when the path has one
+ * and the caller packed the weights, else the dot per output. */
+static void mm_choose(mm_mat *mt) {
+    const pc_matmul_args *a = mt->a;
+    mt->group = 0;
+    mt->tile_r = mt->tile_c = 1;
+    if (!a->packed || !mt->k.gemm) return;
+    mt->group = pc_pack_size(a->wt, a->n_in, PC_PACK_ROWS);
+    mt->tile_r = PC_PACK_ROWS;
+    mt->tile_c = mt->k.gemm_tokens;
+}
+
 /* Fills m from the batch; false if any member is unusable or they disagree on x. */
 static bool mm_setup(mm_ctx *m, const pc_matmul_args *a, int n) {
     if (n < 1 || n > PC_MATMUL_MAX_BATCH) return false;
@@ -124,6 +150,8 @@ static bool mm_setup(mm_ctx *m, const pc_matmul_args *a, int n) {
     m->n_mats = n;
     m->xt = pc_vec_dot_type(a[0].wt);
     m->x_row = pc_row_size(m->xt, a[0].n_in);
+    m->xp = NULL;
+    m->xp_row = pc_xp_row_size(m->xt, a[0].n_in);
     if (m->xt == PC_TYPE_COUNT || m->x_row == 0 || a[0].n_in <= 0 || a[0].n_tok < 0) return false;
     for (int i = 0; i < n; i++) {
         mm_mat *mt = &m->mats[i];
@@ -133,6 +161,11 @@ static bool mm_setup(mm_ctx *m, const pc_matmul_args *a, int n) {
             pc_vec_dot_type(a[i].wt) != m->xt || mt->w_row == 0 || a[i].n_out < 0 ||
             !pc_dot_kernel_get(a[i].wt, a[i].isa, &mt->k))
             return false;
+        mm_choose(mt);
+        if (mt->group && m->xp_row)
+            m->xp = (uint8_t *)a[0].scratch + xp_offset(m->xt, a[0].n_in, a[0].n_tok);
+        else if (mt->group)
+            return false; /* a packed kernel always reads packed activations */
     }
     m->quant = m->mats[0].k.quant; /* every quantizer of xt writes the same bytes */
     return m->xt == PC_TYPE_F32 || a[0].scratch != NULL;
@@ -146,7 +179,7 @@ static int mm_plan_tasks(mm_ctx *m, int threads) {
     int n_tasks = 0;
     for (int i = 0; i < m->n_mats; i++) {
         mm_mat *mt = &m->mats[i];
-        mt->rows_per_task = ceil_div(chunk, mt->k.tile_r) * mt->k.tile_r;
+        mt->rows_per_task = ceil_div(chunk, mt->tile_r) * mt->tile_r;
         mt->first_task = n_tasks;
         n_tasks += (int)ceil_div(mt->a->n_out, mt->rows_per_task);
     }

@@ -2,12 +2,14 @@
  *
  * W: n_out rows of n_in elements of type wt, row-major (a GGUF tensor with
  *    ne[0] = n_in, ne[1] = n_out), read in place from the mapping.
+ * packed: W repacked by pc_pack (pack.h), or NULL. The SIMD paths read it with
+ *    their packed kernels, 16 rows x several tokens at a time; without it (or
+ *    on the scalar path) each output is one dot product of W's rows.
  * x: n_tok rows of n_in floats; y: n_tok rows of n_out floats (row stride n_out).
- * Prefill (n_tok > 1) quantizes x once and works in tiles of weight rows x
- * tokens so each weight block is reused from cache; decode (n_tok == 1) is a
- * matrix-vector product. Every y[t][o] equals pc_vec_dot of W row o with the
- * quantized x row t - bitwise the same whatever n_tok, the tiling or threads.
- * No allocation: the caller passes scratch of pc_matmul_scratch_size bytes. */
+ * x is quantized once per call. Every y[t][o] equals pc_vec_dot of W row o with
+ * the quantized x row t - bitwise the same whatever n_tok, packed or not, the
+ * tiling or threads. No allocation: the caller passes scratch of
+ * pc_matmul_scratch_size bytes. */
 #ifndef PC_KERNELS_CPU_MATMUL_H
 #define PC_KERNELS_CPU_MATMUL_H
 
@@ -20,6 +22,7 @@
 typedef struct pc_matmul_args {
     pc_type wt;
     const void *w;
+    const void *packed; /* pc_pack(wt, w, n_in, n_out) or NULL */
     int64_t n_in, n_out;
     const float *x;
     int64_t n_tok;
@@ -35,8 +38,8 @@ bool pc_matmul(pc_pool *pool, const pc_matmul_args *a);
 /* Up to PC_MATMUL_MAX_BATCH matmuls of the same x (Q/K/V, or gate/up) in one
  * pool job, quantizing x once into a[0].scratch. All members must share x,
  * n_in, n_tok, isa and the activation type pc_vec_dot_type(wt) (Q4_1 with
- * Q5_1; Q4_0, Q5_0 with Q8_0; the K-quants together); each has its own w, wt,
- * n_out and y. Each y is bitwise what pc_matmul gives alone. false if the
+ * Q5_1; Q4_0, Q5_0 with Q8_0; the K-quants together); each has its own w,
+ * packed, wt, n_out and y. Each y is bitwise what pc_matmul gives alone. false if the
  * members disagree or any would fail pc_matmul. */
 #define PC_MATMUL_MAX_BATCH 8
 bool pc_matmul_batch(pc_pool *pool, const pc_matmul_args *a, int n);

@@ -8,7 +8,19 @@
  * Determinism contract (Prompt Cache's exactness rests on it): the result of
  * pc_vec_dot for one (weight row, activation row) pair depends only on those
  * two rows - never on threads, on the other rows of a batch, or on which ISA
- * path ran when the same path is selected. */
+ * path ran when the same path is selected.
+ *
+ * The canonical order of the packable types (pack.h): integer sums are exact,
+ * so only the float steps are fixed, each an IEEE single operation (fma fused):
+ *   Q4_0, Q5_0, Q8_0, Q4_1, Q5_1 - per 32-block b: acc = fma(dw*dx, isum_b, acc);
+ *       the min types then acc = fma(m, s, acc) (s: Q8_1's f16 d*sum).
+ *   Q4_K, Q5_K - per super-block: t = 0; for each 32-value sub-block j
+ *       t = fma(d*sc_j, isum_j, t); then t = fma(-dmin, sum_j m_j*bsum_j, t);
+ *       acc = fma(t, dx, acc).
+ *   Q6_K - per super-block: t = 0; for each 16-value sub-block j
+ *       t = fma(d*sc_j, isum_j - 32*bsum_j, t) (values read 0..63); acc = fma(t, dx, acc).
+ * acc starts at 0 and is the result. Every path computes exactly this, so the
+ * result of a packable type is the same bits on every ISA path too. */
 #ifndef PC_KERNELS_CPU_QUANT_H
 #define PC_KERNELS_CPU_QUANT_H
 

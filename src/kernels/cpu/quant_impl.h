@@ -1,11 +1,12 @@
 /* quant_impl.h - internals shared by the CPU quantization and dot-product files.
  *
- * Not a public interface: matmul.c, isa.c and the per-ISA dot files use it.
- * A pc_dot_kernel pairs a type's single dot product with an optional tile
- * kernel that computes an nr x nc block of outputs at once. The contract
- * between them is the determinism rule of quant.h: the tile writes, for each
- * (r, c), exactly the float that dot(w row r, x row c) returns, because both
- * run the same per-output sequence of floating-point operations. */
+ * Not a public interface: matmul.c, isa.c, pack.c and the per-ISA dot files use
+ * it. A pc_dot_kernel pairs a type's single dot product (on the GGUF rows) with
+ * its activation quantizer and, on the SIMD paths, the packed matmul kernel
+ * (pack.h layouts). The contract between them is the determinism rule of
+ * quant.h: for every (row, token) the packed kernel writes exactly the float
+ * the dot returns, because both run the type's canonical sequence of
+ * floating-point operations. */
 #ifndef PC_KERNELS_CPU_QUANT_IMPL_H
 #define PC_KERNELS_CPU_QUANT_IMPL_H
 
@@ -15,27 +16,29 @@
 
 #include "kernels/cpu/quant.h"
 
-/* y[c * y_stride + r] = dot(w + r * w_stride, x + c * x_stride) for r < nr, c < nc.
- * nr <= tile_r and nc <= tile_c of the kernel it belongs to. */
-typedef void (*pc_tile_fn)(int64_t n, const void *w, size_t w_stride, int nr, const void *x,
-                           size_t x_stride, int nc, float *y, size_t y_stride);
+/* y[c * ys + r] = dot(row r, token c) for the nr (<= PC_PACK_ROWS) rows of the
+ * packed row group at w and nc tokens of packed activations (pack.h's pc_xp_*,
+ * rows of xs bytes). n: the row length in elements. */
+typedef void (*pc_gemm_fn)(int64_t n, const void *w, const void *x, size_t xs, int nc, float *y, size_t ys, int nr);
 
 /* Quantizes n floats to the activation type; the same bytes as pc_quantize_row. */
 typedef void (*pc_quant_fn)(const float *src, void *dst, int64_t n);
 
 typedef struct pc_dot_kernel {
     pc_vec_dot_fn dot;
-    pc_tile_fn tile; /* NULL: the matmul calls dot per output */
-    int tile_r, tile_c;
     pc_quant_fn quant; /* NULL: pc_quantize_row */
+    pc_gemm_fn gemm;   /* NULL: no packed kernel on this path */
+    int gemm_tokens;   /* tokens a gemm call handles best at once (its widest tile) */
 } pc_dot_kernel;
 
-/* Each returns false when that path has no kernel for weight type wt. */
+/* Each returns false when that path has no kernel for weight type wt. A SIMD
+ * path may leave dot NULL (the packable types: their single dot is the scalar
+ * one, which the packed kernel matches bit for bit). */
 bool pc_dot_scalar_get(pc_type wt, pc_dot_kernel *k);
 bool pc_dot_avx2_get(pc_type wt, pc_dot_kernel *k);
 bool pc_dot_avx512_get(pc_type wt, pc_dot_kernel *k);
 
-/* The kernel pc_vec_dot_get(wt, isa) hands out, with its tile; false if none. */
+/* The kernel pc_vec_dot_get(wt, isa) hands out, with its quantizer and packed kernel; false if none. */
 bool pc_dot_kernel_get(pc_type wt, pc_isa isa, pc_dot_kernel *k);
 
 /* K-quant (de)quantization, in quant_k.c; n is a multiple of PC_QK_K. */

@@ -1,0 +1,105 @@
+/* pack.h - weights repacked into row-interleaved blocks for the SIMD matmul, and
+ * activations laid out for it.
+ *
+ * Why: a plain GGUF row holds one output's weights, so a dot product per output
+ * re-reads every activation for every row and spends its integer work on one
+ * output. Packed, the rows of a matrix go in groups of PC_PACK_ROWS = 16, and a
+ * group holds, block by block, that block of all 16 rows: scales as 16-lane
+ * vectors and quantized values as 64-byte chunks of 4 consecutive elements of
+ * each row (byte 4r + e: row r, element e of the chunk's group of 4). One
+ * vpdpbusd multiplies such a chunk by 4 activations of one token broadcast to
+ * all lanes and adds 16 row sums at once, so the kernel keeps 16 outputs per
+ * register and reuses each unpacked chunk for several tokens.
+ *
+ * Invariants:
+ *   1. Same values, other places: a packed block holds exactly the bits of the
+ *      16 source blocks (scales and quants moved, never re-rounded), except that
+ *      unsigned-offset values are stored as unsigned bytes (Q8_0: q ^ 0x80, i.e.
+ *      q + 128) whose offset the kernel takes back exactly in integers.
+ *   2. A group past the last row is zero-filled: its outputs are 0 and never stored.
+ *   3. The packed copy is the CPU's own buffer; the GGUF data it came from stays
+ *      untouched (other backends read the original blocks).
+ * The SIMD matmul computes each output with the same operations as the scalar
+ * dot product of the original rows (quant.h's canonical order), so a packed and
+ * an unpacked matmul give the same bits. */
+#ifndef PC_KERNELS_CPU_PACK_H
+#define PC_KERNELS_CPU_PACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tensor/types.h"
+
+enum { PC_PACK_ROWS = 16 };
+
+/* 32-element blocks. qs[p]: group p (elements 4p..4p+3) in the low nibbles and
+ * group p + 4 (elements 16 + 4p..) in the high ones, as in the GGUF block.
+ * qh[k] bit 4r + e: bit 4 of row r's element 4k + e. */
+typedef struct { pc_f16 d[16]; uint8_t qs[4][64]; } pc_pack_q4_0;
+typedef struct { pc_f16 d[16], m[16]; uint8_t qs[4][64]; } pc_pack_q4_1;
+typedef struct { pc_f16 d[16]; uint64_t qh[8]; uint8_t qs[4][64]; } pc_pack_q5_0;
+typedef struct { pc_f16 d[16], m[16]; uint64_t qh[8]; uint8_t qs[4][64]; } pc_pack_q5_1;
+typedef struct { pc_f16 d[16]; uint8_t qs[8][64]; } pc_pack_q8_0; /* q + 128 */
+
+/* Q4_K/Q5_K super-blocks: sub-block j's 6-bit scale of row r is
+ * ((sc_lo[j/2][r] >> 4(j&1)) & 15) | ((hi[j/4][r] >> 2(j%4)) & 3) << 4, its min
+ * likewise from m_lo and hi[2 + j/4]. qs[p][k]: group k of sub-block 2p in the
+ * low nibbles, of sub-block 2p + 1 in the high ones. Q5_K's qh[j][k] bit 4r + e:
+ * bit 4 of row r's element 32j + 4k + e. */
+typedef struct {
+    pc_f16 d[16], dmin[16];
+    uint8_t sc_lo[4][16], m_lo[4][16], hi[4][16];
+    uint8_t qs[4][8][64];
+} pc_pack_q4_K;
+typedef struct {
+    pc_f16 d[16], dmin[16];
+    uint8_t sc_lo[4][16], m_lo[4][16], hi[4][16];
+    uint64_t qh[8][8];
+    uint8_t qs[4][8][64];
+} pc_pack_q5_K;
+
+/* Q6_K: values unsigned (0..63, the -32 comes off in integers). Group G
+ * (elements 4G..4G+3): low 4 bits in nibble G/32 of ql[G%32], top 2 bits in
+ * bits 2(G/16) of qh[G%16]. sc[j][r]: row r's signed scale of sub-block j (16 elements). */
+typedef struct {
+    pc_f16 d[16];
+    int8_t sc[16][16];
+    uint8_t ql[32][64];
+    uint8_t qh[16][64];
+} pc_pack_q6_K;
+
+/* Whether type t has a packed layout. */
+bool pc_pack_supported(pc_type t);
+/* Bytes of one packed block (PC_PACK_ROWS rows x one block of elements); 0 if none. */
+size_t pc_pack_block_size(pc_type t);
+/* Bytes of the packed copy of n_out rows of n_in elements (whole groups); 0 if
+ * t has no layout or n_in is not a positive multiple of its block size. */
+size_t pc_pack_size(pc_type t, int64_t n_in, int64_t n_out);
+/* Packs rows [16 g0, 16 g1) of w (n_out rows of n_in, GGUF layout) into dst,
+ * which holds the whole packed matrix; split the groups to pack in parallel.
+ * false if t has no layout. */
+bool pc_pack_groups(pc_type t, const void *w, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1, void *dst);
+/* The whole matrix: pc_pack_groups over all groups. */
+bool pc_pack(pc_type t, const void *w, int64_t n_in, int64_t n_out, void *dst);
+
+/* ---- activations for packed weights ----
+ * One token's row is its quantized blocks with what the kernels would
+ * otherwise recompute per row group beside each: the scale as a float and the
+ * integer terms that take off the weights' offsets. Values equal the standard
+ * quantized row's (pc_quantize_row) exactly. */
+typedef struct { float d; int32_t neg[3]; int8_t qs[32]; } pc_xp_q8_0; /* neg: -8, -16, -128 times sum(qs) */
+typedef struct { float d, s; int8_t qs[32]; } pc_xp_q8_1;              /* s: the f16 s of Q8_1, widened */
+typedef struct {
+    float d;
+    int32_t bpair[4];  /* int16 pairs (B[2q], B[2q+1]), B[j] the sum of qs over sub-block j's 32 values */
+    int32_t neg32[16]; /* -32 times the sum over each 16 values: Q6_K's offset */
+    int8_t qs[256];
+} pc_xp_q8_K;
+
+/* Bytes of a packed activation row of n elements of xt (Q8_0, Q8_1 or Q8_K); 0 otherwise. */
+size_t pc_xp_row_size(pc_type xt, int64_t n);
+/* Lays out a row xq quantized to xt (pc_quantize_row's bytes) as the packed kernels read it. */
+void pc_xp_row(pc_type xt, const void *xq, void *dst, int64_t n);
+
+#endif

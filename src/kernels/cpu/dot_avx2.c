@@ -25,18 +25,22 @@
 #endif
 
 bool pc_dot_avx2_get(pc_type wt, pc_dot_kernel *k) {
-    pc_dot_kernel r = {.dot = NULL, .quant = NULL, .gemm = NULL, .gemm_tokens = TC};
+    pc_dot_kernel r = {.dot = NULL, .quant = NULL, .gemm = NULL, .gemm_tokens = TC, .prep = NULL, .gemm_prep = NULL,
+                       .prep_block = 0};
     switch (wt) {
     case PC_TYPE_F32: r.dot = dot_f32; break;
     case PC_TYPE_F16: r.dot = dot_f16; break;
-    case PC_TYPE_Q4_K: r.quant = quant_q8_K, r.gemm = gemm_q4_K; break;
-    case PC_TYPE_Q5_K: r.quant = quant_q8_K, r.gemm = gemm_q5_K; break;
-    case PC_TYPE_Q6_K: r.quant = quant_q8_K, r.gemm = gemm_q6_K; break;
-    case PC_TYPE_Q4_0: r.quant = quant_q8_0, r.gemm = gemm_q4_0; break;
-    case PC_TYPE_Q5_0: r.quant = quant_q8_0, r.gemm = gemm_q5_0; break;
-    case PC_TYPE_Q8_0: r.quant = quant_q8_0, r.gemm = gemm_q8_0; break;
-    case PC_TYPE_Q4_1: r.quant = quant_q8_1, r.gemm = gemm_q4_1; break;
-    case PC_TYPE_Q5_1: r.quant = quant_q8_1, r.gemm = gemm_q5_1; break;
+#define PC_PACKED(Q, NAME, PREP_T) \
+    r.quant = Q, r.gemm = gemm_##NAME, r.prep = prep_##NAME, r.gemm_prep = gemm_prep_##NAME, r.prep_block = sizeof(PREP_T)
+    case PC_TYPE_Q4_K: PC_PACKED(quant_q8_K, q4_K, pc_prep_k4); break;
+    case PC_TYPE_Q5_K: PC_PACKED(quant_q8_K, q5_K, pc_prep_k4); break;
+    case PC_TYPE_Q6_K: PC_PACKED(quant_q8_K, q6_K, pc_prep_k6); break;
+    case PC_TYPE_Q4_0: PC_PACKED(quant_q8_0, q4_0, pc_prep_32); break;
+    case PC_TYPE_Q5_0: PC_PACKED(quant_q8_0, q5_0, pc_prep_32); break;
+    case PC_TYPE_Q8_0: PC_PACKED(quant_q8_0, q8_0, pc_prep_32); break;
+    case PC_TYPE_Q4_1: PC_PACKED(quant_q8_1, q4_1, pc_prep_32); break;
+    case PC_TYPE_Q5_1: PC_PACKED(quant_q8_1, q5_1, pc_prep_32); break;
+#undef PC_PACKED
     default: return false;
     }
     *k = r;

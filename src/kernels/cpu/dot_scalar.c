@@ -237,6 +237,7 @@ bool pc_dot_scalar_get(pc_type wt, pc_dot_kernel *k) {
     case PC_TYPE_Q6_K: f = dot_q6_K; break;
     default: return false;
     }
-    *k = (pc_dot_kernel){.dot = f, .quant = NULL, .gemm = NULL, .gemm_tokens = 1};
+    *k = (pc_dot_kernel){.dot = f, .quant = NULL, .gemm = NULL, .gemm_tokens = 1, .prep = NULL, .gemm_prep = NULL,
+                         .prep_block = 0};
     return true;
 }

@@ -52,6 +52,9 @@ bool pc_dot_kernel_get(pc_type wt, pc_isa isa, pc_dot_kernel *k) {
     k->quant = v.quant;
     k->gemm = v.gemm;
     k->gemm_tokens = v.gemm_tokens;
+    k->prep = v.prep;
+    k->gemm_prep = v.gemm_prep;
+    k->prep_block = v.prep_block;
     return true;
 }
 

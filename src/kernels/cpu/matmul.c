@@ -20,8 +20,10 @@
 #include "kernels/cpu/quant_impl.h"
 
 enum {
-    TOKEN_BLOCK = 64,    /* tokens per block: 64 quantized rows of n_in = 1536 are ~110 KB */
-    TASKS_PER_THREAD = 4 /* enough tasks that an unlucky thread does not finish last by much */
+    TOKEN_BLOCK = 64,     /* tokens per block: 64 quantized rows of n_in = 1536 are ~130 KB */
+    TASKS_PER_THREAD = 4, /* enough tasks that an unlucky thread does not finish last by much */
+    PREP_MIN_TOKENS = 16, /* a token block this long pays for preparing a row group (two token tiles or more) */
+    PREP_BYTES = 256 << 10 /* the largest prepared row group, on the task's stack: 16 rows of n_in <= ~12k */
 };
 
 typedef struct mm_mat {
@@ -29,6 +31,7 @@ typedef struct mm_mat {
     pc_dot_kernel k;
     size_t w_row;          /* bytes per weight row */
     size_t group;          /* packed: bytes per row group; 0: the dot per output */
+    size_t prep;           /* bytes of a prepared row group; 0: token tiles read the packed group directly */
     int tile_r, tile_c;    /* rows x tokens per kernel call */
     int64_t rows_per_task; /* a multiple of tile_r */
     int first_task;        /* tasks [first_task, first_task + ceil(n_out / rows_per_task)) */
@@ -92,6 +95,16 @@ static void mm_tile(const mm_ctx *m, const mm_mat *mt, int64_t o, int nr, int64_
         for (int r = 0; r < nr; r++) mt->k.dot(a->n_in, y + c * a->n_out + r, w + r * mt->w_row, x + c * m->x_row);
 }
 
+/* Rows [o, o+nr) of a packed matrix for the tokens [tb, te) of a block:
+ * prepared once, then every token tile reads the prepared group. */
+static void mm_prepared(const mm_ctx *m, const mm_mat *mt, int64_t o, int nr, int64_t tb, int64_t te, uint8_t *prep) {
+    const pc_matmul_args *a = mt->a;
+    mt->k.prep(a->n_in, (const uint8_t *)a->packed + (size_t)(o / PC_PACK_ROWS) * mt->group, prep);
+    for (int64_t t = tb; t < te; t += mt->tile_c)
+        mt->k.gemm_prep(a->n_in, prep, m->xp + t * m->xp_row, m->xp_row, (int)min64(mt->tile_c, te - t),
+                        a->y + t * a->n_out + o, (size_t)a->n_out, nr);
+}
+
 static void mm_task(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks;
     (void)thread;
@@ -102,11 +115,17 @@ static void mm_task(void *ctx, int task, int n_tasks, int thread) {
     const int64_t n_tok = m->a->n_tok, tile_r = mt->tile_r, tile_c = mt->tile_c;
     const int64_t o0 = (task - mt->first_task) * mt->rows_per_task;
     const int64_t o1 = min64(o0 + mt->rows_per_task, mt->a->n_out);
+    _Alignas(64) uint8_t prep[PREP_BYTES]; /* used only when mt->prep */
     for (int64_t tb = 0; tb < n_tok; tb += TOKEN_BLOCK) {
         const int64_t te = min64(tb + TOKEN_BLOCK, n_tok);
-        for (int64_t o = o0; o < o1; o += tile_r)
-            for (int64_t t = tb; t < te; t += tile_c)
-                mm_tile(m, mt, o, (int)min64(tile_r, o1 - o), t, (int)min64(tile_c, te - t));
+        for (int64_t o = o0; o < o1; o += tile_r) {
+            const int nr = (int)min64(tile_r, o1 - o);
+            if (mt->prep && te - tb >= PREP_MIN_TOKENS) {
+                mm_prepared(m, mt, o, nr, tb, te, prep);
+                continue;
+            }
+            for (int64_t t = tb; t < te; t += tile_c) mm_tile(m, mt, o, nr, t, (int)min64(tile_c, te - t));
+        }
     }
 }
 
@@ -135,12 +154,14 @@ static void quantize_x(pc_pool *pool, mm_ctx *m, int threads) {
  * and the caller packed the weights, else the dot per output. */
 static void mm_choose(mm_mat *mt) {
     const pc_matmul_args *a = mt->a;
-    mt->group = 0;
+    mt->group = mt->prep = 0;
     mt->tile_r = mt->tile_c = 1;
     if (!a->packed || !mt->k.gemm) return;
     mt->group = pc_pack_size(a->wt, a->n_in, PC_PACK_ROWS);
     mt->tile_r = PC_PACK_ROWS;
     mt->tile_c = mt->k.gemm_tokens;
+    const size_t prep = mt->k.prep_block * (size_t)(a->n_in / pc_type_get(a->wt)->block_size);
+    if (mt->k.prep && a->n_tok >= PREP_MIN_TOKENS && prep <= PREP_BYTES) mt->prep = prep;
 }
 
 /* Fills m from the batch; false if any member is unusable or they disagree on x. */

@@ -6,6 +6,7 @@
  * its bytes; rows past n_out leave their zero-filled lanes alone. */
 #include "kernels/cpu/pack.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "kernels/cpu/quant_impl.h"
@@ -36,9 +37,15 @@ size_t pc_pack_size(pc_type t, int64_t n_in, int64_t n_out) {
     return pb * (size_t)(n_in / bs) * (size_t)((n_out + R - 1) / R);
 }
 
-/* Four bytes of a source row into lane r of a 64-byte chunk, each XORed with x. */
-static void put4(uint8_t chunk[64], int r, const uint8_t *src, uint8_t x) {
-    for (int e = 0; e < 4; e++) chunk[4 * r + e] = (uint8_t)(src[e] ^ x);
+/* Words [0, n) of a source row (4-byte aligned offsets) into lane r of n
+ * consecutive 64-byte chunks, each XORed with x. */
+static void put_words(uint8_t *chunks, int r, const void *src, int n, uint32_t x) {
+    for (int u = 0; u < n; u++) {
+        uint32_t v;
+        memcpy(&v, (const uint8_t *)src + 4 * u, 4);
+        v ^= x;
+        memcpy(chunks + 64 * u + 4 * r, &v, 4);
+    }
 }
 
 /* Bit 4r + e of mask k from bits 4k + e of a 32-bit Q5 qh. */
@@ -50,76 +57,53 @@ static void put_qh32(uint64_t qh[8], int r, const uint8_t qh4[4]) {
 
 static void pack_q4_0(pc_pack_q4_0 *p, int r, const pc_block_q4_0 *b) {
     p->d[r] = b->d;
-    for (int k = 0; k < 4; k++) put4(p->qs[k], r, b->qs + 4 * k, 0);
+    put_words(p->qs[0], r, b->qs, 4, 0);
 }
 
 static void pack_q4_1(pc_pack_q4_1 *p, int r, const pc_block_q4_1 *b) {
     p->d[r] = b->d;
     p->m[r] = b->m;
-    for (int k = 0; k < 4; k++) put4(p->qs[k], r, b->qs + 4 * k, 0);
+    put_words(p->qs[0], r, b->qs, 4, 0);
 }
 
 static void pack_q5_0(pc_pack_q5_0 *p, int r, const pc_block_q5_0 *b) {
     p->d[r] = b->d;
     put_qh32(p->qh, r, b->qh);
-    for (int k = 0; k < 4; k++) put4(p->qs[k], r, b->qs + 4 * k, 0);
+    put_words(p->qs[0], r, b->qs, 4, 0);
 }
 
 static void pack_q5_1(pc_pack_q5_1 *p, int r, const pc_block_q5_1 *b) {
     p->d[r] = b->d;
     p->m[r] = b->m;
     put_qh32(p->qh, r, b->qh);
-    for (int k = 0; k < 4; k++) put4(p->qs[k], r, b->qs + 4 * k, 0);
+    put_words(p->qs[0], r, b->qs, 4, 0);
 }
 
 static void pack_q8_0(pc_pack_q8_0 *p, int r, const pc_block_q8_0 *b) {
     p->d[r] = b->d;
-    for (int k = 0; k < 8; k++) put4(p->qs[k], r, (const uint8_t *)b->qs + 4 * k, 0x80);
-}
-
-/* Scales and mins of a Q4_K/Q5_K block into the planes of row r. */
-static void put_k4_scales(uint8_t sc_lo[4][16], uint8_t m_lo[4][16], uint8_t hi[4][16], int r,
-                          const uint8_t scales[12]) {
-    for (int j = 0; j < 8; j++) {
-        uint8_t sc, m;
-        pc_k4_scale_min(j, scales, &sc, &m);
-        sc_lo[j / 2][r] |= (uint8_t)((sc & 15) << (4 * (j & 1)));
-        m_lo[j / 2][r] |= (uint8_t)((m & 15) << (4 * (j & 1)));
-        hi[j / 4][r] |= (uint8_t)((sc >> 4) << (2 * (j % 4)));
-        hi[2 + j / 4][r] |= (uint8_t)((m >> 4) << (2 * (j % 4)));
-    }
+    put_words(p->qs[0], r, b->qs, 8, 0x80808080u);
 }
 
 static void pack_q4_K(pc_pack_q4_K *p, int r, const pc_block_q4_K *b) {
     p->d[r] = b->d;
     p->dmin[r] = b->dmin;
-    put_k4_scales(p->sc_lo, p->m_lo, p->hi, r, b->scales);
-    for (int q = 0; q < 4; q++)
-        for (int k = 0; k < 8; k++) put4(p->qs[q][k], r, b->qs + 32 * q + 4 * k, 0);
+    put_words(p->scales[0], r, b->scales, 3, 0);
+    put_words(p->qs[0][0], r, b->qs, 32, 0);
 }
 
 static void pack_q5_K(pc_pack_q5_K *p, int r, const pc_block_q5_K *b) {
     p->d[r] = b->d;
     p->dmin[r] = b->dmin;
-    put_k4_scales(p->sc_lo, p->m_lo, p->hi, r, b->scales);
-    for (int q = 0; q < 4; q++)
-        for (int k = 0; k < 8; k++) put4(p->qs[q][k], r, b->qs + 32 * q + 4 * k, 0);
-    for (int j = 0; j < 8; j++)
-        for (int k = 0; k < 8; k++)
-            for (int e = 0; e < 4; e++) p->qh[j][k] |= (uint64_t)((b->qh[4 * k + e] >> j) & 1) << (4 * r + e);
+    put_words(p->scales[0], r, b->scales, 3, 0);
+    put_words(p->qh[0], r, b->qh, 8, 0);
+    put_words(p->qs[0][0], r, b->qs, 32, 0);
 }
 
 static void pack_q6_K(pc_pack_q6_K *p, int r, const pc_block_q6_K *b) {
     p->d[r] = b->d;
-    for (int j = 0; j < 16; j++) p->sc[j][r] = b->scales[j];
-    for (int e = 0; e < PC_QK_K; e++) {
-        const int h = e / 128, k = (e % 128) / 32, l = e % 32;
-        const int lo = (b->ql[64 * h + (k & 1) * 32 + l] >> (4 * (k >> 1))) & 0xF;
-        const int top = (b->qh[32 * h + l] >> (2 * k)) & 3;
-        const int g = e / 4, i = 4 * r + e % 4;
-        p->ql[g % 32][i] |= (uint8_t)(lo << (4 * (g / 32)));
-        p->qh[g % 16][i] |= (uint8_t)(top << (2 * (g / 16)));
-    }
+    put_words(p->ql[0], r, b->ql, 32, 0);
+    put_words(p->qh[0], r, b->qh, 16, 0);
+    put_words((uint8_t *)p->sc[0], r, b->scales, 4, 0);
 }
 
 /* Packs source block src (of row r of its group) into packed block dst. */
@@ -137,6 +121,18 @@ static void pack_block(pc_type t, void *dst, int r, const void *src) {
     }
 }
 
+/* Zero-fills the parts of a group that rows do not overwrite: the lanes of rows
+ * past n_out, and the Q5 masks that rows OR their bits into. */
+static void clear_group(pc_type t, uint8_t *pg, int64_t nb, size_t pb, int rows) {
+    if (rows < R) {
+        memset(pg, 0, (size_t)nb * pb);
+        return;
+    }
+    if (t != PC_TYPE_Q5_0 && t != PC_TYPE_Q5_1) return;
+    const size_t off = t == PC_TYPE_Q5_0 ? offsetof(pc_pack_q5_0, qh) : offsetof(pc_pack_q5_1, qh);
+    for (int64_t b = 0; b < nb; b++) memset(pg + (size_t)b * pb + off, 0, 8 * sizeof(uint64_t));
+}
+
 bool pc_pack_groups(pc_type t, const void *w, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1, void *dst) {
     const size_t pb = pc_pack_block_size(t);
     if (pb == 0 || n_in <= 0 || n_in % pc_type_get(t)->block_size != 0) return false;
@@ -145,7 +141,7 @@ bool pc_pack_groups(pc_type t, const void *w, int64_t n_in, int64_t n_out, int64
     const size_t row = pc_row_size(t, n_in);
     for (int64_t g = g0; g < g1; g++) {
         uint8_t *pg = (uint8_t *)dst + (size_t)g * (size_t)nb * pb;
-        memset(pg, 0, (size_t)nb * pb);
+        clear_group(t, pg, nb, pb, (int)(n_out - g * R < R ? n_out - g * R : R));
         for (int r = 0; r < R && g * R + r < n_out; r++) {
             const uint8_t *src = (const uint8_t *)w + (size_t)(g * R + r) * row;
             for (int64_t b = 0; b < nb; b++) pack_block(t, pg + (size_t)b * pb, r, src + (size_t)b * ti->type_size);
@@ -200,6 +196,7 @@ void pc_xp_row(pc_type xt, const void *xq, void *dst, int64_t n) {
         pc_xp_q8_K *o = dst;
         for (int64_t i = 0; i < n / PC_QK_K; i++) {
             o[i].d = b[i].d;
+            memset(o[i].zero, 0, sizeof o[i].zero);
             for (int q = 0; q < 4; q++) {
                 const int lo = b[i].bsums[4 * q] + b[i].bsums[4 * q + 1];
                 const int hi = b[i].bsums[4 * q + 2] + b[i].bsums[4 * q + 3];

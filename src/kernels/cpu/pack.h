@@ -13,9 +13,10 @@
  *
  * Invariants:
  *   1. Same values, other places: a packed block holds exactly the bits of the
- *      16 source blocks (scales and quants moved, never re-rounded), except that
- *      unsigned-offset values are stored as unsigned bytes (Q8_0: q ^ 0x80, i.e.
- *      q + 128) whose offset the kernel takes back exactly in integers.
+ *      16 source blocks (moved, never re-rounded; mostly as whole 4-byte words,
+ *      so packing is a copy), except that Q8_0's signed bytes are stored as
+ *      q ^ 0x80 = q + 128 and Q5's high bits as one 64-bit mask per group of 4
+ *      elements; the kernels take Q8_0's offset back exactly in integers.
  *   2. A group past the last row is zero-filled: its outputs are 0 and never stored.
  *   3. The packed copy is the CPU's own buffer; the GGUF data it came from stays
  *      untouched (other backends read the original blocks).
@@ -42,31 +43,29 @@ typedef struct { pc_f16 d[16]; uint64_t qh[8]; uint8_t qs[4][64]; } pc_pack_q5_0
 typedef struct { pc_f16 d[16], m[16]; uint64_t qh[8]; uint8_t qs[4][64]; } pc_pack_q5_1;
 typedef struct { pc_f16 d[16]; uint8_t qs[8][64]; } pc_pack_q8_0; /* q + 128 */
 
-/* Q4_K/Q5_K super-blocks: sub-block j's 6-bit scale of row r is
- * ((sc_lo[j/2][r] >> 4(j&1)) & 15) | ((hi[j/4][r] >> 2(j%4)) & 3) << 4, its min
- * likewise from m_lo and hi[2 + j/4]. qs[p][k]: group k of sub-block 2p in the
- * low nibbles, of sub-block 2p + 1 in the high ones. Q5_K's qh[j][k] bit 4r + e:
- * bit 4 of row r's element 32j + 4k + e. */
+/* The K-quants: each row's bytes (after d, dmin) move as 4-byte words, word u
+ * of row r to bytes 4r..4r+3 of 64-byte chunk u, so every field keeps its
+ * GGUF meaning per lane. Q4_K/Q5_K: scales[w] holds words w = 0..2 of the 12
+ * scale bytes; qs[p][k] holds qs word 8p + k: group k of sub-block 2p in the
+ * low nibbles, of sub-block 2p + 1 in the high ones; Q5_K's qh[k] holds qh
+ * word k: bit j of byte 4r + e is bit 4 of element 32j + 4k + e. Q6_K: ql[u]
+ * holds ql word u, qh[v] qh word v, sc[w] the scales' word w (4 signed bytes). */
 typedef struct {
     pc_f16 d[16], dmin[16];
-    uint8_t sc_lo[4][16], m_lo[4][16], hi[4][16];
+    uint8_t scales[3][64];
     uint8_t qs[4][8][64];
 } pc_pack_q4_K;
 typedef struct {
     pc_f16 d[16], dmin[16];
-    uint8_t sc_lo[4][16], m_lo[4][16], hi[4][16];
-    uint64_t qh[8][8];
+    uint8_t scales[3][64];
+    uint8_t qh[8][64];
     uint8_t qs[4][8][64];
 } pc_pack_q5_K;
-
-/* Q6_K: values unsigned (0..63, the -32 comes off in integers). Group G
- * (elements 4G..4G+3): low 4 bits in nibble G/32 of ql[G%32], top 2 bits in
- * bits 2(G/16) of qh[G%16]. sc[j][r]: row r's signed scale of sub-block j (16 elements). */
 typedef struct {
     pc_f16 d[16];
-    int8_t sc[16][16];
     uint8_t ql[32][64];
     uint8_t qh[16][64];
+    int8_t sc[4][64];
 } pc_pack_q6_K;
 
 /* Whether type t has a packed layout. */
@@ -92,6 +91,8 @@ typedef struct { float d; int32_t neg[3]; int8_t qs[32]; } pc_xp_q8_0; /* neg: -
 typedef struct { float d, s; int8_t qs[32]; } pc_xp_q8_1;              /* s: the f16 s of Q8_1, widened */
 typedef struct {
     float d;
+    int32_t zero[8];   /* 0s: sub-block j's Q4_K/Q5_K sums start from a broadcast of zero[j], a load where zeroing a
+                        * register costs a vector ALU slot (and one shared zero would be hoisted into a register) */
     int32_t bpair[4];  /* int16 pairs (B[2q], B[2q+1]), B[j] the sum of qs over sub-block j's 32 values */
     int32_t neg32[16]; /* -32 times the sum over each 16 values: Q6_K's offset */
     int8_t qs[256];

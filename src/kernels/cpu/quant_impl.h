@@ -21,6 +21,11 @@
  * rows of xs bytes). n: the row length in elements. */
 typedef void (*pc_gemm_fn)(int64_t n, const void *w, const void *x, size_t xs, int nc, float *y, size_t ys, int nr);
 
+/* Unpacks the packed row group at w (rows of n elements) into out: the prepared
+ * layout (unsigned bytes and float scales) that the same type's gemm_prep reads
+ * for every token tile of a token block. prep_block bytes per block of the row. */
+typedef void (*pc_prep_fn)(int64_t n, const void *w, void *out);
+
 /* Quantizes n floats to the activation type; the same bytes as pc_quantize_row. */
 typedef void (*pc_quant_fn)(const float *src, void *dst, int64_t n);
 
@@ -29,6 +34,9 @@ typedef struct pc_dot_kernel {
     pc_quant_fn quant; /* NULL: pc_quantize_row */
     pc_gemm_fn gemm;   /* NULL: no packed kernel on this path */
     int gemm_tokens;   /* tokens a gemm call handles best at once (its widest tile) */
+    pc_prep_fn prep;   /* with gemm_prep: the same outputs from a prepared row group */
+    pc_gemm_fn gemm_prep;
+    size_t prep_block;
 } pc_dot_kernel;
 
 /* Each returns false when that path has no kernel for weight type wt. A SIMD

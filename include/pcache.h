@@ -382,11 +382,15 @@ typedef struct pc_sched_stats {
 
 void pc_sched_get_stats(pc_sched *s, pc_sched_stats *out); /* thread-safe */
 /* Refuses new requests (PC_ERR_BUSY) and waits until every queued and active
- * request has ended. Thread-safe; the scheduler keeps running. */
-void pc_sched_drain(pc_sched *s);
-/* Cancels what is in flight (each on_done still runs), joins the thread and
- * frees the scheduler. NULL-safe. Not concurrent with other calls on s. */
+ * request has ended, or timeout_ms has passed (<= 0: no limit). True when
+ * all ended. Thread-safe; the scheduler keeps running. */
+bool pc_sched_drain(pc_sched *s, double timeout_ms);
+/* Cancels what is in flight (each on_done still runs) and joins the thread.
+ * The scheduler stays valid for other threads (a late submit gets
+ * PC_ERR_BUSY) until pc_sched_free. Idempotent. */
 void pc_sched_stop(pc_sched *s);
+/* Stops (if needed) and frees. NULL-safe. No other call on s may run or follow. */
+void pc_sched_free(pc_sched *s);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,7 @@
  *  3. The scheduler holds one reference to each request it knows of. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/step.h"
 #include "util/error.h"
@@ -174,7 +175,11 @@ pc_status pc_sched_start(pc_engine *e, const pc_sched_params *p, pc_sched **out,
     if (s->p.step_tokens < s->p.max_active) s->p.step_tokens = s->p.max_active;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->wake, NULL);
-    pthread_cond_init(&s->idle, NULL);
+    pthread_condattr_t ca; /* drain's deadline is on the monotonic clock */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->idle, &ca);
+    pthread_condattr_destroy(&ca);
     const size_t most = (size_t)s->p.max_active + (size_t)s->p.max_queued;
     s->queue = calloc(most, sizeof *s->queue);
     s->active = calloc((size_t)s->p.max_active, sizeof *s->active);
@@ -184,6 +189,7 @@ pc_status pc_sched_start(pc_engine *e, const pc_sched_params *p, pc_sched **out,
     if (st == PC_OK && pthread_create(&s->thread, NULL, sched_main, s) != 0)
         st = pc_fail(err, PC_ERR_NOMEM, "cannot start the scheduler thread");
     if (st != PC_OK) {
+        s->stopping = true; /* no thread to join */
         sched_free(s);
         return st;
     }
@@ -232,19 +238,33 @@ void pc_sched_get_stats(pc_sched *s, pc_sched_stats *out) {
     pthread_mutex_unlock(&s->mu);
 }
 
-void pc_sched_drain(pc_sched *s) {
+bool pc_sched_drain(pc_sched *s, double timeout_ms) {
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    const double end_ns = (double)until.tv_nsec + (timeout_ms > 0 ? timeout_ms : 0) * 1e6;
+    until.tv_sec += (time_t)(end_ns / 1e9);
+    until.tv_nsec = (long)(end_ns - (double)(time_t)(end_ns / 1e9) * 1e9);
     pthread_mutex_lock(&s->mu);
     s->draining = true;
-    while (s->n_active > 0 || s->n_queue > 0) pthread_cond_wait(&s->idle, &s->mu);
+    int rc = 0;
+    while ((s->n_active > 0 || s->n_queue > 0) && rc == 0)
+        rc = timeout_ms > 0 ? pthread_cond_timedwait(&s->idle, &s->mu, &until) : pthread_cond_wait(&s->idle, &s->mu);
+    const bool idle = s->n_active == 0 && s->n_queue == 0;
     pthread_mutex_unlock(&s->mu);
+    return idle;
 }
 
 void pc_sched_stop(pc_sched *s) {
-    if (!s) return;
     pthread_mutex_lock(&s->mu);
+    const bool was = s->stopping;
     s->stopping = true;
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->mu);
-    pthread_join(s->thread, NULL);
+    if (!was) pthread_join(s->thread, NULL);
+}
+
+void pc_sched_free(pc_sched *s) {
+    if (!s) return;
+    pc_sched_stop(s);
     sched_free(s);
 }

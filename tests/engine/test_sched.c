@@ -9,7 +9,8 @@
  *     final text; each on_done runs exactly once.
  *  2. Cancel: a streaming request cancelled from another thread ends at its
  *     next step with PC_STOP_CANCEL, and its slot goes to a waiting request.
- *  3. Limits: a full queue answers PC_ERR_BUSY; a draining scheduler too.
+ *  3. Limits: a full queue answers PC_ERR_BUSY; a draining or stopped
+ *     scheduler too; a drain with a deadline gives up at it.
  *  4. Stop with requests in flight: every one gets its on_done, cancelled.
  * scripts/test.sh also runs it under ThreadSanitizer. Skips when the model is
  * absent. */
@@ -182,14 +183,14 @@ static void check_batched_equals_alone(void) {
         CHECK_MSG(pc_sched_submit(S, r, &err) == PC_OK, "%s", err.msg);
         pc_request_release(r);
     }
-    pc_sched_drain(S);
+    CHECK(pc_sched_drain(S, 0));
     pc_sched_stats st;
     pc_sched_get_stats(S, &st);
     CHECK_EQ_INT(st.completed, N_REQ);
     CHECK_EQ_INT(st.active + st.queued, 0);
     /* decodes and prefill chunks shared steps: fewer steps than rows */
     CHECK_MSG(st.rows > st.steps, "%llu rows in %llu steps", (unsigned long long)st.rows, (unsigned long long)st.steps);
-    pc_sched_stop(S);
+    pc_sched_free(S);
     for (int i = 0; i < N_REQ; i++) {
         const outcome *a = &alone[i], *b = &busy[i];
         CHECK_EQ_INT(a->done_calls, 1);
@@ -252,13 +253,20 @@ static void check_cancel_and_limits(void) {
     CHECK_EQ_INT(a.stop, PC_STOP_CANCEL);
     CHECK(a.n_tokens > 0 && a.n_tokens < 200);
     wait_pieces(&b, 1); /* the freed slot went to the queued request (b still streams: read its fields only under its lock) */
+    CHECK(!pc_sched_drain(S, 50)); /* b runs on: the drain gives up at its deadline */
     /* 4. stop with b in flight: its on_done runs, cancelled */
-    pc_sched_get_stats(S, &(pc_sched_stats){0});
     pc_sched_stop(S);
     CHECK_EQ_INT(b.done_calls, 1);
     CHECK_EQ_INT(b.stop, PC_STOP_CANCEL);
     CHECK_EQ_INT(a.done_calls, 1);
     CHECK_EQ_INT(c.done_calls, 0); /* never accepted */
+    outcome e;
+    outcome_init(&e);
+    pc_request *re = long_request(&e);
+    CHECK(pc_sched_submit(S, re, &err) == PC_ERR_BUSY); /* stopped, not yet freed: refused */
+    pc_sched_free(S);
+    pc_request_release(re);
+    outcome_free(&e);
     pc_request_release(ra);
     pc_request_release(rb);
     pc_request_release(rc);
@@ -268,12 +276,12 @@ static void check_cancel_and_limits(void) {
 
     /* 3. a draining scheduler refuses new work */
     CHECK(pc_sched_start(E, &sp, &S, &err) == PC_OK);
-    pc_sched_drain(S);
+    CHECK(pc_sched_drain(S, 100));
     outcome d;
     outcome_init(&d);
     pc_request *rd = long_request(&d);
     CHECK(pc_sched_submit(S, rd, &err) == PC_ERR_BUSY);
-    pc_sched_stop(S);
+    pc_sched_free(S);
     CHECK_EQ_INT(d.done_calls, 0);
     pc_request_release(rd);
     outcome_free(&d);

@@ -163,6 +163,12 @@ pc_status pc_engine_tokenize(const pc_engine *e, const char *text, size_t len, b
 /* Formats a single user message with the model's chat template (and its
  * generation prompt). *out is malloc'd: the caller frees it with pc_free. */
 pc_status pc_engine_chat_prompt(const pc_engine *e, const char *system, const char *user, char **out, pc_error *err);
+/* Formats a conversation with the model's chat template: roles[i] is
+ * "system", "user" or "assistant", contents[i] its text; the generation
+ * prompt follows when add_generation_prompt. *out is malloc'd: the caller
+ * frees it with pc_free. */
+pc_status pc_engine_chat_format(const pc_engine *e, const char *const *roles, const char *const *contents, size_t n,
+                                bool add_generation_prompt, char **out, pc_error *err);
 
 typedef struct pc_gen_params {
     int n_predict;            /* tokens to generate at most */
@@ -264,6 +270,10 @@ pc_status pc_engine_schema_load(pc_engine *e, const char *xml, size_t len, const
                                 const pc_schema_params *p, char **name_out, pc_error *err);
 /* Unregisters a schema; requests already running keep their spans alive. */
 pc_status pc_engine_schema_remove(pc_engine *e, const char *name, pc_error *err);
+
+/* The names of the registered schemas: *names is one malloc'd block holding
+ * the array and the strings (free it with pc_free). */
+pc_status pc_engine_schema_list(const pc_engine *e, char ***names, size_t *n, pc_error *err);
 
 typedef struct pc_schema_stats {
     int32_t length;             /* L: positions the schema occupies */
@@ -391,6 +401,54 @@ bool pc_sched_drain(pc_sched *s, double timeout_ms);
 void pc_sched_stop(pc_sched *s);
 /* Stops (if needed) and frees. NULL-safe. No other call on s may run or follow. */
 void pc_sched_free(pc_sched *s);
+
+/* ------------------------------------------------------------------------ */
+/* Server: OpenAI-compatible HTTP on top of an engine and a scheduler.       */
+/* ------------------------------------------------------------------------ */
+
+/* An API key and the tenant it stands for. A tenant's schemas and cache
+ * entries are its own; can_share lets a key register schemas every tenant
+ * sees. */
+typedef struct pc_api_key {
+    const char *key;
+    const char *tenant;
+    bool can_share;
+} pc_api_key;
+
+/* Reads a key file: one "KEY TENANT [share]" per line, '#' starts a comment.
+ * Free the array with pc_api_keys_free. Errors name the file and line. */
+pc_status pc_api_keys_load(const char *path, pc_api_key **keys, size_t *n, pc_error *err);
+void pc_api_keys_free(pc_api_key *keys, size_t n);
+
+typedef struct pc_server_params {
+    const char *host;         /* address to listen on; NULL: "127.0.0.1" */
+    int port;                 /* 0: any free port (see pc_server_port) */
+    int parallel;             /* requests generating at once; <= 0: 4 */
+    int max_queued;           /* requests waiting beyond those; one more gets 503 + Retry-After; < 0: 64 */
+    int step_tokens;          /* rows per batch step; <= 0: the engine's n_batch */
+    size_t max_body_bytes;    /* larger bodies get 413; 0: 16 MiB */
+    int idle_timeout_s;       /* a connection idle this long is closed; <= 0: 600 */
+    int upload_timeout_s;     /* a body not whole within this gets 408; <= 0: 30 */
+    int max_connections;      /* <= 0: 256 */
+    double drain_timeout_s;   /* pc_server_stop waits this long for requests in flight; <= 0: 60 */
+    const pc_api_key *keys;   /* n_keys == 0: no authentication, one tenant ("") */
+    size_t n_keys;
+    const char *model_alias;  /* the model id clients name; NULL: the model's name */
+} pc_server_params;
+
+pc_server_params pc_server_default_params(void);
+
+typedef struct pc_server pc_server;
+
+/* Starts the scheduler and the HTTP listener (libmicrohttpd, a thread per
+ * connection). The engine must outlive the server. */
+pc_status pc_server_start(pc_engine *e, const pc_server_params *p, pc_server **out, pc_error *err);
+/* The port it listens on. */
+int pc_server_port(const pc_server *s);
+/* Graceful stop: refuses new connections and requests (503), lets requests
+ * in flight finish (up to drain_timeout_s, then cancels them), closes every
+ * connection, frees. NULL-safe. */
+void pc_server_stop(pc_server *s);
 
 #ifdef __cplusplus
 }

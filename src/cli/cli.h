@@ -15,6 +15,7 @@ int pc_cli_run(int argc, char **argv);
 int pc_cli_schema(int argc, char **argv);
 int pc_cli_encode(int argc, char **argv);
 int pc_cli_cache(int argc, char **argv);
+int pc_cli_serve(int argc, char **argv);
 
 /* The most bytes read from a file a user names (a prompt, a prompt file). */
 #define PC_CLI_MAX_INPUT_BYTES ((size_t)64 << 20)

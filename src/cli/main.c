@@ -18,6 +18,7 @@ static const command COMMANDS[] = {
     {"schema", "encode PML schemas and print their layout", pc_cli_schema},
     {"encode", "encode PML schemas into the module store (disk, Redis) ahead of time", pc_cli_encode},
     {"cache", "list, check and remove the module store's entries: ls, verify, rm", pc_cli_cache},
+    {"serve", "serve the model over HTTP (OpenAI-compatible, PML schemas, batching)", pc_cli_serve},
 };
 
 static void usage(FILE *out) {

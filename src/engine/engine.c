@@ -158,3 +158,23 @@ pc_status pc_engine_chat_prompt(const pc_engine *e, const char *system, const ch
     texts[n++] = user;
     return pc_chat_format_messages(e->chat, roles, texts, n, true, out, err);
 }
+
+pc_status pc_engine_chat_format(const pc_engine *e, const char *const *roles, const char *const *contents, size_t n,
+                                bool add_generation_prompt, char **out, pc_error *err) {
+    if (e->chat == PC_CHAT_UNKNOWN)
+        return pc_fail(err, PC_ERR_UNSUPPORTED, "%s: the model's chat template is not recognised", e->name);
+    pc_chat_role *r = malloc((n ? n : 1) * sizeof *r);
+    if (!r) return pc_fail(err, PC_ERR_NOMEM, "out of memory formatting %zu messages", n);
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(roles[i], "system")) r[i] = PC_ROLE_SYSTEM;
+        else if (!strcmp(roles[i], "user")) r[i] = PC_ROLE_USER;
+        else if (!strcmp(roles[i], "assistant")) r[i] = PC_ROLE_ASSISTANT;
+        else {
+            free(r);
+            return pc_fail(err, PC_ERR_INVALID, "message %zu: role '%s' is not system, user or assistant", i, roles[i]);
+        }
+    }
+    pc_status s = pc_chat_format_messages(e->chat, r, contents, n, add_generation_prompt, out, err);
+    free(r);
+    return s;
+}

@@ -149,3 +149,26 @@ pc_status pc_engine_schema_stats(const pc_engine *e, const char *name, pc_schema
     pthread_rwlock_unlock(lock);
     return PC_OK;
 }
+
+pc_status pc_engine_schema_list(const pc_engine *e, char ***names, size_t *n, pc_error *err) {
+    pthread_rwlock_t *lock = &((pc_engine *)e)->schemas_lock; /* the lock is not part of the engine's value */
+    pthread_rwlock_rdlock(lock);
+    size_t bytes = 0;
+    for (int32_t i = 0; i < e->n_schemas; i++) bytes += strlen(e->schemas[i]->name) + 1;
+    const size_t head = ((size_t)e->n_schemas + 1) * sizeof(char *);
+    char **a = malloc(head + bytes);
+    if (a) {
+        char *p = (char *)a + head;
+        for (int32_t i = 0; i < e->n_schemas; i++) {
+            const size_t len = strlen(e->schemas[i]->name) + 1;
+            memcpy(p, e->schemas[i]->name, len);
+            a[i] = p;
+            p += len;
+        }
+        a[e->n_schemas] = NULL;
+        *n = (size_t)e->n_schemas;
+    }
+    pthread_rwlock_unlock(lock);
+    *names = a;
+    return a ? PC_OK : pc_fail(err, PC_ERR_NOMEM, "out of memory listing schemas");
+}

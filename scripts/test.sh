@@ -29,6 +29,14 @@ else
   echo "== redis-server is not installed: the store's Redis tests will say they skip"
 fi
 
+# The server tests drive `pcache serve` with the official openai Python client, from a virtual environment
+# made here once (pip, pinned version; about 20 s) and shared by every build's tests.
+export PCACHE_TEST_VENV=$PWD/build/venv-server
+if ! "$PCACHE_TEST_VENV/bin/python" -c "import openai" 2>/dev/null; then
+  python3 -m venv "$PCACHE_TEST_VENV" && "$PCACHE_TEST_VENV/bin/pip" install -q "openai==3.57.0" ||
+    { echo "test: cannot install the openai client into $PCACHE_TEST_VENV" >&2; exit 1; }
+fi
+
 passed=0; failed=0; skipped=0
 tally() { # reads ctest's summary from a log
   local log=$1 total fail skip

@@ -97,7 +97,9 @@ class Concurrency(unittest.TestCase):
         busy2 = self.round(reqs)
         rss2 = self.srv.rss_kib()
         self.assertEqual(busy, busy2)
-        self.assertLess(rss2, rss1 + 32 * 1024, f"RSS grew from {rss1} KiB to {rss2} KiB over a second round")
+        # Sanitizer builds hold freed memory in quarantine, so RSS says nothing there; their leak check does.
+        if SLOW == 1:
+            self.assertLess(rss2, rss1 + 32 * 1024, f"RSS grew from {rss1} KiB to {rss2} KiB over a second round")
         self.assertLess(rss2, 2 * 1024 * 1024, f"RSS {rss2} KiB")
         self.assertGreater(self.srv.metric("pcache_batch_rows_total"), self.srv.metric("pcache_batch_steps_total"))
 

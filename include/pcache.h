@@ -136,9 +136,10 @@ typedef struct pc_engine_params {
     const char *model_path;    /* GGUF file; mapped, never copied */
     int n_threads;             /* <= 0: one per online CPU */
     int n_ctx;                 /* <= 0: the model's training context */
-    int n_batch;               /* tokens per prefill chunk; <= 0: 512 */
+    int n_batch;               /* tokens per prefill chunk; <= 0: 512 on the CPU, 4096 on CUDA */
     const char *chat_template; /* NULL: detect from the model; else "chatml", "llama2", "llama3", "gemma" */
     pc_cache_params cache;     /* the module store's tiers; zeroed: memory only, no budget */
+    const char *backend;       /* "cpu", "cuda", or NULL / "auto": CUDA when built with it and a GPU is present */
 } pc_engine_params;
 
 pc_engine_params pc_engine_default_params(void);
@@ -154,6 +155,7 @@ int pc_engine_n_ctx(const pc_engine *e);
 size_t pc_engine_kv_bytes_per_token(const pc_engine *e);
 const char *pc_engine_model_name(const pc_engine *e);
 const char *pc_engine_isa(const pc_engine *e); /* SIMD path in use: "avx512vnni", "avx2", "scalar" */
+const char *pc_engine_backend(const pc_engine *e); /* "cpu" or "cuda" */
 
 /* Tokenizes text. add_special: BOS/EOS as the model's metadata says.
  * parse_special: special-token text (e.g. "<|im_start|>") becomes its token.

@@ -212,6 +212,8 @@ const pc_cli_opt pc_cli_engine_table[] = {
     {"ctx-size", 'c', PC_OPT_INT, ENGINE(n_ctx), "N", "context size in tokens (default: the model's)", 1, 1 << 24},
     {"chat-template", 0, PC_OPT_STRING, ENGINE(chat_template), "NAME",
      "chatml, llama2, llama3 or gemma (default: from the model)", 0, 0},
+    {"backend", 0, PC_OPT_STRING, ENGINE(backend), "NAME",
+     "cpu or cuda (default: cuda when built with it and a GPU is present)", 0, 0},
     {0},
 };
 

@@ -82,6 +82,7 @@ typedef struct pc_cli_engine_opts {
     int threads, n_ctx;
     const char *chat_template;
     const pc_cli_cache_opts *cache; /* set by commands that keep module KV; NULL: memory only */
+    const char *backend;
 } pc_cli_engine_opts;
 extern const pc_cli_opt pc_cli_engine_table[];
 pc_cli_engine_opts pc_cli_engine_defaults(void);

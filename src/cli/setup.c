@@ -13,6 +13,7 @@ pc_engine *pc_cli_engine_open(const char *command, const pc_cli_engine_opts *o) 
     ep.n_ctx = o->n_ctx;
     ep.chat_template = o->chat_template;
     if (o->cache) ep.cache = pc_cli_cache_params(o->cache);
+    ep.backend = o->backend;
     pc_error err = {0};
     pc_engine *e = NULL;
     if (pc_engine_open(&ep, &e, &err) != PC_OK) fprintf(stderr, "pcache %s: %s\n", command, err.msg);

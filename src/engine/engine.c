@@ -8,7 +8,8 @@
 #include "util/error.h"
 
 pc_engine_params pc_engine_default_params(void) {
-    return (pc_engine_params){.model_path = NULL, .n_threads = 0, .n_ctx = 0, .n_batch = 512, .chat_template = NULL};
+    return (pc_engine_params){.model_path = NULL, .n_threads = 0, .n_ctx = 0, .n_batch = 0, .chat_template = NULL,
+                              .backend = NULL};
 }
 
 static pc_status open_chat(pc_engine *e, const pc_gguf *g, const char *name, pc_error *err) {
@@ -53,9 +54,26 @@ static pc_status open_store(pc_engine *e, const pc_engine_params *p, pc_error *e
     return pc_store_open(&c, &e->store, err);
 }
 
+/* The backend the parameters name; AUTO resolved to what this machine has. */
+static pc_status pick_backend(const pc_engine_params *p, pc_backend_kind *kind, pc_error *err) {
+    if (!pc_backend_kind_parse(p->backend ? p->backend : "auto", kind))
+        return pc_fail(err, PC_ERR_INVALID, "unknown backend '%s' (cpu, cuda, auto)", p->backend);
+    if (*kind == PC_BACKEND_AUTO) *kind = pc_backend_cuda_available(NULL, 0) ? PC_BACKEND_CUDA : PC_BACKEND_CPU;
+    char why[256];
+    if (*kind == PC_BACKEND_CUDA && !pc_backend_cuda_available(why, sizeof why))
+        return pc_fail(err, PC_ERR_UNSUPPORTED, "backend cuda: %s", why);
+    return PC_OK;
+}
+
+/* Prefill chunks: a GPU wants long ones (large matrix products), the CPU 512. */
+static int32_t default_batch(pc_backend_kind kind) { return kind == PC_BACKEND_CUDA ? 4096 : 512; }
+
 static pc_status open_parts(pc_engine *e, const pc_engine_params *p, pc_error *err) {
+    pc_backend_kind kind;
+    pc_status s = pick_backend(p, &kind, err);
+    if (s != PC_OK) return s;
     pc_gguf *g = NULL;
-    pc_status s = pc_gguf_open(p->model_path, &g, err);
+    s = pc_gguf_open(p->model_path, &g, err);
     if (s != PC_OK) return s;
     model_name(e, g, p->model_path);
     if ((s = pc_tokenizer_load(g, &e->tok, err)) != PC_OK || (s = open_chat(e, g, p->chat_template, err)) != PC_OK) {
@@ -67,11 +85,13 @@ static pc_status open_parts(pc_engine *e, const pc_engine_params *p, pc_error *e
         return pc_fail(err, PC_ERR_FORMAT, "%s: tokenizer has %d tokens but the embedding only %d rows", p->model_path,
                        pc_tokenizer_n_vocab(e->tok), e->model->hp.n_vocab);
     e->n_ctx = p->n_ctx > 0 ? p->n_ctx : e->model->hp.n_ctx_train;
-    e->n_batch = p->n_batch > 0 ? p->n_batch : 512;
+    e->n_batch = p->n_batch > 0 ? p->n_batch : default_batch(kind);
     e->placeholder = placeholder_token(g, e->tok);
     e->isa = pc_isa_detect();
     e->pool = pc_pool_create(p->n_threads);
     if (!e->pool) return pc_fail(err, PC_ERR_NOMEM, "out of memory opening %s", p->model_path);
+    const pc_backend_params bp = {.kind = kind, .pool = e->pool, .isa = e->isa};
+    if ((s = pc_backend_shared_create(e->model, &bp, &e->dev, err)) != PC_OK) return s; /* CUDA: the model uploaded once */
     /* A forward state made now checks that every weight has a kernel on this
      * path, so an unsupported model fails at open, not at its first request. */
     pc_forward *f = NULL;
@@ -81,7 +101,8 @@ static pc_status open_parts(pc_engine *e, const pc_engine_params *p, pc_error *e
 }
 
 pc_status pc_engine_new_forward(const pc_engine *e, int32_t n_batch, pc_forward **out, pc_error *err) {
-    return pc_forward_create(e->model, e->pool, n_batch > 0 ? n_batch : e->n_batch, e->n_ctx, e->isa, out, err);
+    const pc_backend_params bp = {.kind = pc_backend_shared_kind(e->dev), .pool = e->pool, .isa = e->isa, .shared = e->dev};
+    return pc_forward_create_on(e->model, &bp, n_batch > 0 ? n_batch : e->n_batch, e->n_ctx, out, err);
 }
 
 static pc_status new_forward(void *ctx, pc_forward **out, pc_error *err) {
@@ -92,6 +113,8 @@ pc_encoder pc_engine_encoder(pc_engine *e, pc_encode_progress_fn progress, void 
     return (pc_encoder){.store = e->store, .m = e->model, .new_forward = new_forward, .forward_ctx = e,
                         .progress = progress, .user = user};
 }
+
+pc_kv_span *pc_engine_new_span(const pc_engine *e, int32_t cap) { return pc_backend_shared_span_new(e->dev, cap); }
 
 pc_status pc_engine_open(const pc_engine_params *p, pc_engine **out, pc_error *err) {
     *out = NULL;
@@ -115,6 +138,7 @@ void pc_engine_free(pc_engine *e) {
     if (!e) return;
     pc_engine_free_schemas(e);
     pc_store_close(e->store);
+    pc_backend_shared_free(e->dev); /* after every span it made: the schemas' above, the requests' before */
     pc_pool_free(e->pool);
     pc_tokenizer_free(e->tok);
     pc_model_free(e->model);
@@ -128,6 +152,7 @@ size_t pc_engine_kv_bytes_per_token(const pc_engine *e) { return pc_model_kv_byt
 const char *pc_engine_model_name(const pc_engine *e) { return e->name; }
 const char *pc_engine_isa(const pc_engine *e) { return pc_isa_name(e->isa); }
 void pc_engine_cache_stats(pc_engine *e, pc_cache_stats *out) { pc_store_stats(e->store, out); }
+const char *pc_engine_backend(const pc_engine *e) { return pc_backend_kind_name(pc_backend_shared_kind(e->dev)); }
 
 pc_status pc_engine_tokenize(const pc_engine *e, const char *text, size_t len, bool add_special, bool parse_special,
                              int32_t **ids, size_t *n_ids, pc_error *err) {

@@ -25,6 +25,7 @@ struct pc_engine {
     pc_chat_format chat;      /* PC_CHAT_UNKNOWN when the template is not recognised */
     pc_pool *pool;
     pc_isa isa;
+    pc_backend_shared *dev;     /* the model where the backend computes (CUDA: on the GPU), shared by every forward */
     int32_t n_ctx, n_batch;
     char name[128];
     int32_t placeholder;        /* token that fills parameters without scaffold text */
@@ -37,8 +38,11 @@ struct pc_engine {
 };
 
 /* Forward state (activations, attention scratch) for batches of up to
- * n_batch rows over this engine's model and pool; one per stepping thread. */
+ * n_batch rows over this engine's model, on its backend; one per stepping thread. */
 pc_status pc_engine_new_forward(const pc_engine *e, int32_t n_batch, pc_forward **out, pc_error *err);
+/* A KV span of cap tokens where the engine's backend keeps KV (host memory on
+ * the CPU, GPU memory on CUDA); NULL when out of memory. */
+pc_kv_span *pc_engine_new_span(const pc_engine *e, int32_t cap);
 
 /* An encoder over the engine's store and model; a forward state is made only
  * if a piece must be encoded (pc_encoder_end frees it). */

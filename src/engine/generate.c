@@ -82,7 +82,7 @@ pc_status pc_engine_generate(pc_engine *e, const int32_t *prompt, size_t n, cons
 
 pc_status pc_engine_eval_logits(pc_engine *e, const int32_t *prompt, size_t n, float *logits, pc_error *err) {
     if (n == 0 || (int64_t)n > e->n_ctx) return pc_fail(err, PC_ERR_RANGE, "prompt of %zu tokens does not fit the context of %d", n, e->n_ctx);
-    pc_kv_span *span = pc_kv_span_for_model(e->model, (int32_t)n);
+    pc_kv_span *span = pc_engine_new_span(e, (int32_t)n);
     int32_t *pos = malloc(n * sizeof *pos);
     pc_forward *f = NULL;
     pc_status s = PC_OK;

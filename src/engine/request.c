@@ -125,7 +125,6 @@ static pc_status check_params(const pc_request *r, pc_error *err) {
 }
 
 static pc_status make_spans(pc_request *r, int64_t total, pc_error *err) {
-    const pc_model *m = r->e->model;
     for (int32_t i = 0; i < r->n_items; i++) {
         pc_req_item *it = &r->items[i];
         if (it->fresh) {
@@ -135,7 +134,7 @@ static pc_status make_spans(pc_request *r, int64_t total, pc_error *err) {
                 cap += r->gp.n_predict < GEN_ROOM ? r->gp.n_predict : GEN_ROOM;
                 cap = cap > it->n + room ? it->n + room : cap;
             }
-            if (!(it->span = pc_kv_span_for_model(m, (int32_t)cap)))
+            if (!(it->span = pc_engine_new_span(r->e, (int32_t)cap)))
                 return pc_fail(err, PC_ERR_NOMEM, "out of memory for the KV of %d fresh tokens", it->n);
             r->res.fresh_tokens += it->n;
         } else {

@@ -23,7 +23,12 @@
  *  4. A wrapped span (pc_kv_span_wrap) reads memory that someone else owns (a
  *     mapped cache file, a buffer read once): it is born frozen, and its last
  *     release hands the memory back through its release callback instead of
- *     freeing pos/k/v. */
+ *     freeing pos/k/v.
+ *  5. pos is always host memory; k and v live where mem says (host memory
+ *     when mem is NULL). Whoever reads k and v checks the location first:
+ *     the CPU reads host and pinned spans, a GPU backend its device spans
+ *     (and streams host ones). Keys are zero-filled when allocated, in
+ *     every location. */
 #ifndef PC_KV_H
 #define PC_KV_H
 
@@ -37,6 +42,23 @@
 
 #define PC_KV_BLOCK 8 /* tokens per transposed key block */
 
+/* Where a span's K and V live. */
+typedef enum pc_kv_loc {
+    PC_KV_HOST = 0,   /* malloc'd host memory */
+    PC_KV_PINNED,     /* page-locked host memory: the CPU reads it, a GPU copies it at full link speed */
+    PC_KV_DEVICE,     /* GPU memory */
+} pc_kv_loc;
+
+/* Who allocates a span's K and V arrays (a backend, a file mapping...). The
+ * table and its ctx must outlive every span made with it. */
+typedef struct pc_kv_mem {
+    pc_kv_loc loc;
+    void *(*alloc)(void *ctx, size_t bytes);                       /* zero-filled; NULL when out of memory */
+    void (*free)(void *ctx, void *p);                              /* NULL-safe */
+    bool (*copy)(void *ctx, void *dst, const void *src, size_t bytes); /* both in this memory; false: a device error */
+    void *ctx;
+} pc_kv_mem;
+
 typedef struct pc_kv_span {
     int32_t n_layer;
     int32_t dim;          /* n_head_kv * head_dim */
@@ -49,16 +71,24 @@ typedef struct pc_kv_span {
     _Atomic bool frozen;
     void (*release)(void *owner); /* wrapped spans: gives pos/k/v back; NULL when the span owns them */
     void *owner;
+    const pc_kv_mem *mem; /* NULL: k and v are malloc'd host memory */
 } pc_kv_span;
 
-/* A new writable span with refcount 1. NULL when out of memory. */
+/* A new writable span with refcount 1, K and V in host memory. NULL when out of memory. */
 pc_kv_span *pc_kv_span_create(int32_t n_layer, int32_t dim, int32_t cap);
+/* The same with K and V from mem (NULL: host memory). */
+pc_kv_span *pc_kv_span_create_in(const pc_kv_mem *mem, int32_t n_layer, int32_t dim, int32_t cap);
 /* A frozen span over n tokens laid out as above for cap tokens, in memory the
  * caller owns; release(owner) runs when the last reference goes (also when
  * this returns NULL for lack of memory, so the caller never frees twice).
  * cap must be a multiple of PC_KV_BLOCK and >= n. */
 pc_kv_span *pc_kv_span_wrap(int32_t n_layer, int32_t dim, int32_t n, int32_t cap, int32_t *pos, pc_f16 *k, pc_f16 *v,
                             void (*release)(void *owner), void *owner);
+static inline pc_kv_loc pc_kv_span_loc(const pc_kv_span *s) { return s->mem ? s->mem->loc : PC_KV_HOST; }
+/* K and V bytes of a span of cap tokens: each is [n_layer][cap][dim] f16. */
+static inline size_t pc_kv_array_bytes(int32_t n_layer, int32_t dim, int32_t cap) {
+    return (size_t)n_layer * (size_t)cap * (size_t)dim * sizeof(pc_f16);
+}
 pc_kv_span *pc_kv_span_retain(pc_kv_span *s);
 void pc_kv_span_release(pc_kv_span *s); /* NULL-safe */
 void pc_kv_span_freeze(pc_kv_span *s);

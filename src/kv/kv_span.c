@@ -14,23 +14,45 @@ static int32_t round_cap(int32_t cap) {
 
 /* Keys are zeroed: the lanes of a last, partial block are read (not used) by attention. */
 static bool alloc_arrays(pc_kv_span *s, int32_t cap) {
-    size_t per = (size_t)s->n_layer * (size_t)cap * (size_t)s->dim;
+    const size_t bytes = pc_kv_array_bytes(s->n_layer, s->dim, cap);
     s->pos = malloc((size_t)cap * sizeof *s->pos);
-    s->k = calloc(per, sizeof(pc_f16));
-    s->v = malloc(per * sizeof(pc_f16));
+    if (s->mem) {
+        s->k = s->mem->alloc(s->mem->ctx, bytes);
+        s->v = s->mem->alloc(s->mem->ctx, bytes);
+    } else {
+        s->k = calloc(bytes / sizeof(pc_f16), sizeof(pc_f16));
+        s->v = malloc(bytes);
+    }
     return s->pos && s->k && s->v;
 }
 
 static void free_arrays(pc_kv_span *s) {
     free(s->pos);
-    free(s->k);
-    free(s->v);
+    if (s->mem) {
+        s->mem->free(s->mem->ctx, s->k);
+        s->mem->free(s->mem->ctx, s->v);
+    } else {
+        free(s->k);
+        free(s->v);
+    }
+}
+
+static bool copy_bytes(const pc_kv_span *s, void *dst, const void *src, size_t bytes) {
+    if (!bytes) return true;
+    if (s->mem) return s->mem->copy(s->mem->ctx, dst, src, bytes);
+    memcpy(dst, src, bytes);
+    return true;
 }
 
 pc_kv_span *pc_kv_span_create(int32_t n_layer, int32_t dim, int32_t cap) {
+    return pc_kv_span_create_in(NULL, n_layer, dim, cap);
+}
+
+pc_kv_span *pc_kv_span_create_in(const pc_kv_mem *mem, int32_t n_layer, int32_t dim, int32_t cap) {
     if (n_layer <= 0 || dim <= 0 || cap < 0) return NULL;
     pc_kv_span *s = calloc(1, sizeof *s);
     if (!s) return NULL;
+    s->mem = mem;
     s->n_layer = n_layer;
     s->dim = dim;
     s->cap = round_cap(cap);
@@ -101,9 +123,13 @@ pc_status pc_kv_span_reserve(pc_kv_span *s, int32_t n_more, pc_error *err) {
     t.cap = cap;
     const size_t row = (size_t)s->dim * sizeof(pc_f16);
     const int32_t blocks = (s->n + PC_KV_BLOCK - 1) / PC_KV_BLOCK;
-    for (int32_t l = 0; l < s->n_layer; l++) {
-        memcpy(pc_kv_k_block(&t, l, 0), pc_kv_k_block(s, l, 0), (size_t)blocks * PC_KV_BLOCK * row);
-        memcpy(pc_kv_v(&t, l, 0), pc_kv_v(s, l, 0), (size_t)s->n * row);
+    bool copied = true;
+    for (int32_t l = 0; l < s->n_layer && copied; l++)
+        copied = copy_bytes(s, pc_kv_k_block(&t, l, 0), pc_kv_k_block(s, l, 0), (size_t)blocks * PC_KV_BLOCK * row) &&
+                 copy_bytes(s, pc_kv_v(&t, l, 0), pc_kv_v(s, l, 0), (size_t)s->n * row);
+    if (!copied) {
+        free_arrays(&t);
+        return pc_fail(err, PC_ERR_IO, "device error copying a KV span while growing it to %d tokens", cap);
     }
     free_arrays(s);
     s->pos = t.pos;

@@ -98,6 +98,15 @@ static pc_status encoder_forward(pc_encoder *enc, pc_error *err) {
     return st;
 }
 
+/* What the store keeps of a new span: host memory (its tiers write and hash
+ * K and V). A span in GPU memory is copied to pinned host memory, which the
+ * GPU reads back layer by layer at the link's full speed; NULL when that copy
+ * cannot be made (the piece then stays local, as when the store refuses it). */
+static pc_kv_span *store_copy(pc_encoder *enc, pc_kv_span *span) {
+    if (pc_kv_span_loc(span) != PC_KV_DEVICE) return pc_kv_span_retain(span);
+    return pc_forward_copy_span(enc->f, span, PC_KV_PINNED);
+}
+
 /* Runs piece i over ctx; the new frozen span goes to the store (cached
  * pieces) or stays in pk (cache="false" pieces, or a store that refused it). */
 static pc_status compute(pc_piece_kv *pk, const pc_schema *s, pc_encoder *enc, int32_t i, const pc_kv_list *ctx,
@@ -105,7 +114,7 @@ static pc_status compute(pc_piece_kv *pk, const pc_schema *s, pc_encoder *enc, i
     const pc_piece *p = &s->pieces[i];
     pc_status fst = encoder_forward(enc, err);
     if (fst != PC_OK) return fst;
-    pc_kv_span *span = pc_kv_span_for_model(enc->m, p->n);
+    pc_kv_span *span = pc_forward_new_span(enc->f, p->n); /* where the backend writes KV: GPU memory on CUDA */
     int32_t *pos = malloc((size_t)p->n * sizeof *pos);
     if (!span || !pos) {
         free(pos);
@@ -123,10 +132,11 @@ static pc_status compute(pc_piece_kv *pk, const pc_schema *s, pc_encoder *enc, i
     }
     pc_kv_span_freeze(span);
     pk->local[i] = span;
-    if (p->cached) { /* the store takes a reference of its own; a refusal (no memory) leaves the local one */
+    pc_kv_span *keep = p->cached ? store_copy(enc, span) : NULL;
+    if (keep) { /* the store takes a reference of its own; a refusal (no memory) leaves the local one */
         pc_store_desc d = pc_schema_piece_desc(s, i);
         pc_error perr = {0};
-        if (pc_store_put(enc->store, &d, pc_kv_span_retain(span), &pk->entry[i], &perr) == PC_OK) {
+        if (pc_store_put(enc->store, &d, keep, &pk->entry[i], &perr) == PC_OK) {
             pc_kv_span_release(span);
             pk->local[i] = NULL;
         }

@@ -113,6 +113,12 @@ pc_status pc_store_put(pc_store *s, const pc_store_desc *d, pc_kv_span *span, pc
         pc_kv_span_release(span);
         return PC_ERR_INVALID;
     }
+    if (pc_kv_span_loc(span) == PC_KV_DEVICE) { /* the tiers write and hash K and V from host memory */
+        pc_fail(err, PC_ERR_INVALID, "store: %s: the span lives in GPU memory (copy it to host memory first)",
+                d->label ? d->label : "entry");
+        pc_kv_span_release(span);
+        return PC_ERR_INVALID;
+    }
     pc_store_entry *e = NULL;
     pc_status st = pc_store_entry_create(d, span, &e, err);
     if (st != PC_OK) return st;

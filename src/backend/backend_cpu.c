@@ -1,0 +1,310 @@
+/* backend_cpu.c - the CPU backend: the steps of a block on host memory, with
+ * the kernels of kernels/cpu and the thread pool.
+ *
+ * Buffers (nb = n_batch, E = n_embd, Q = n_head*head_dim, KV = n_head_kv*head_dim),
+ * all f32, 64-byte aligned:
+ *   x [nb][E] residual stream      xn [nb][E] normed input of a sublayer
+ *   q [nb][Q]   k, v [nb][KV]      att [nb][Q] attention output
+ *   gate, up [nb][n_ff]            tmp [nb][E] sublayer output
+ *   rc, rs [nb][rope_dim/2]        RoPE cos/sin of each token's position
+ * This is the code forward.c ran before the backend table, moved, not changed:
+ * the same kernels in the same order give the same bits. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/ops.h"
+#include "util/error.h"
+
+typedef struct cpu_backend {
+    pc_backend base;
+    const pc_model *m;
+    pc_pool *pool;
+    pc_isa isa;
+    int64_t n_ctx;
+    float *x, *xn, *q, *k, *v, *att, *gate, *up, *tmp, *rc, *rs;
+    void *mm_scratch;
+    void *attn_scratch;
+    size_t attn_scratch_per_thread;
+    void *attn_shared;
+    pc_chunk c; /* the chunk in progress */
+} cpu_backend;
+
+static cpu_backend *cpu(pc_backend *b) { return (cpu_backend *)b; }
+
+static void *alloc64(size_t bytes) {
+    void *p = NULL;
+    if (bytes == 0) bytes = 64;
+    if (posix_memalign(&p, 64, (bytes + 63) & ~(size_t)63) != 0) return NULL;
+    return p;
+}
+
+/* Scratch for the largest matmul; 0 when a weight has no kernel on this ISA path. */
+static size_t max_matmul_scratch(const pc_model *m, int32_t nb, pc_isa isa) {
+    const pc_weight *out = &m->output;
+    if (!pc_vec_dot_get(out->type, isa)) return 0;
+    size_t best = pc_matmul_scratch_size(out->type, m->hp.n_embd, nb);
+    for (int32_t l = 0; l < m->hp.n_layer; l++) {
+        const pc_layer_weights *w = &m->layers[l];
+        const pc_weight *ws[] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->ffn_gate, &w->ffn_up, &w->ffn_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
+            if (!ws[i]->data) continue;
+            if (!pc_vec_dot_get(ws[i]->type, isa)) return 0;
+            size_t s = pc_matmul_scratch_size(ws[i]->type, ws[i]->ne0, nb);
+            best = s > best ? s : best;
+        }
+    }
+    return best;
+}
+
+static void cpu_free(pc_backend *b) {
+    cpu_backend *c = cpu(b);
+    void *bufs[] = {c->x, c->xn, c->q, c->k, c->v, c->att, c->gate, c->up, c->tmp, c->rc, c->rs, c->mm_scratch,
+                    c->attn_scratch, c->attn_shared};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(c);
+}
+
+/* ---- spans ---- */
+
+static pc_kv_span *cpu_span_new(pc_backend *b, int32_t cap, pc_kv_loc loc) {
+    if (loc != PC_KV_HOST) return NULL;
+    return pc_kv_span_for_model(cpu(b)->m, cap);
+}
+
+static bool host_readable(const pc_kv_span *s) { return pc_kv_span_loc(s) != PC_KV_DEVICE; }
+
+static pc_kv_span *cpu_span_copy(pc_backend *b, const pc_kv_span *src, pc_kv_loc loc) {
+    if (!host_readable(src)) return NULL;
+    pc_kv_span *s = cpu_span_new(b, src->n, loc);
+    if (!s) return NULL;
+    const size_t row = (size_t)src->dim * sizeof(pc_f16);
+    const int32_t blocks = (src->n + PC_KV_BLOCK - 1) / PC_KV_BLOCK;
+    for (int32_t l = 0; l < src->n_layer; l++) {
+        memcpy(pc_kv_k_block(s, l, 0), pc_kv_k_block(src, l, 0), (size_t)blocks * PC_KV_BLOCK * row);
+        memcpy(pc_kv_v(s, l, 0), pc_kv_v(src, l, 0), (size_t)src->n * row);
+    }
+    memcpy(s->pos, src->pos, (size_t)src->n * sizeof *s->pos);
+    s->n = src->n;
+    pc_kv_span_freeze(s);
+    return s;
+}
+
+/* ---- steps ---- */
+
+static pc_status cpu_begin(pc_backend *b, const pc_chunk *ch, pc_error *err) {
+    cpu_backend *c = cpu(b);
+    for (int32_t q = 0; q < ch->n_seqs; q++)
+        for (int32_t i = 0; i < ch->seqs[q].list->n; i++)
+            if (!host_readable(ch->seqs[q].list->spans[i]))
+                return pc_fail(err, PC_ERR_INVALID, "backend cpu: KV span %d of sequence %d lives in GPU memory", i, q);
+    c->c = *ch;
+    const pc_hparams *hp = &c->m->hp;
+    const int32_t R = hp->rope_dim / 2;
+    const float *ff = c->m->rope_freqs.data;
+    for (int32_t t = 0; t < ch->n; t++)
+        pc_rope_cache(c->rc + t * R, c->rs + t * R, ch->pos[t], hp->rope_dim, hp->rope_theta, hp->rope_scale, ff);
+    return PC_OK;
+}
+
+static void cpu_embed(pc_backend *b, const pc_weight *te, void *xv) {
+    cpu_backend *c = cpu(b);
+    float *x = xv;
+    const size_t row = pc_row_size(te->type, te->ne0);
+    for (int32_t t = 0; t < c->c.n; t++)
+        pc_dequantize_row(te->type, (const char *)te->data + (size_t)c->c.tokens[t] * row, x + (int64_t)t * te->ne0, te->ne0);
+}
+
+typedef struct rows_job {
+    const cpu_backend *c;
+    const float *w;
+    float *y;
+    const float *x;
+    int64_t dim;
+} rows_job;
+
+static void rmsnorm_task(void *ctx, int t, int nt, int thread) {
+    (void)nt;
+    (void)thread;
+    rows_job *j = ctx;
+    pc_rmsnorm(j->y + t * j->dim, j->x + t * j->dim, j->w, j->dim, j->c->m->hp.norm_eps);
+}
+
+static void cpu_norm(pc_backend *b, void *y, const void *x, const pc_weight *w, int32_t n) {
+    cpu_backend *c = cpu(b);
+    rows_job j = {.c = c, .w = w->data, .y = y, .x = x, .dim = c->m->hp.n_embd};
+    pc_pool_run(n > 1 ? c->pool : NULL, rmsnorm_task, &j, n);
+}
+
+static pc_matmul_args mm_args(cpu_backend *c, const pc_weight *w, const float *x, int32_t n, float *y) {
+    return (pc_matmul_args){.wt = w->type, .w = w->data, .packed = w->packed, .n_in = w->ne0, .n_out = w->ne1, .x = x, .n_tok = n,
+                            .y = y, .scratch = c->mm_scratch, .isa = c->isa};
+}
+
+/* pc_backend_cpu_create checked every weight's kernel, so a failure here is a bug. */
+static void matmul_one(cpu_backend *c, const pc_weight *w, const float *x, int32_t n, float *y) {
+    pc_matmul_args a = mm_args(c, w, x, n, y);
+    if (!pc_matmul(c->pool, &a)) abort();
+}
+
+/* Several matmuls of one input (Q/K/V, gate/up): one quantization of x and one
+ * pool job when their types allow, else one by one; bitwise the same either way. */
+static void cpu_matmul(pc_backend *b, const pc_weight *const *ws, void *const *ys, int k, const void *x, int32_t n) {
+    cpu_backend *c = cpu(b);
+    pc_matmul_args a[4] = {0};
+    if (k > 4) abort();
+    for (int i = 0; i < k; i++) a[i] = mm_args(c, ws[i], x, n, ys[i]);
+    if (pc_matmul_batch(c->pool, a, k)) return;
+    for (int i = 0; i < k; i++) matmul_one(c, ws[i], x, n, ys[i]);
+}
+
+static void cpu_matmul_add(pc_backend *b, const pc_weight *w, const void *x, int32_t n, void *yv) {
+    cpu_backend *c = cpu(b);
+    float *y = yv;
+    matmul_one(c, w, x, n, c->tmp);
+    for (int32_t t = 0; t < n; t++) pc_add(y + (int64_t)t * w->ne1, c->tmp + (int64_t)t * w->ne1, w->ne1);
+}
+
+static void add_bias(float *y, const pc_weight *bias, int32_t n, int64_t dim) {
+    if (!bias->data) return;
+    for (int32_t t = 0; t < n; t++) pc_add(y + (int64_t)t * dim, bias->data, dim);
+}
+
+static void store_kv(cpu_backend *c, const pc_bseq *q, int32_t layer) {
+    pc_kv_span *dst = q->dst;
+    const int32_t D = dst->dim;
+    for (int32_t t = 0; t < q->n; t++) {
+        pc_f16 *kd = pc_kv_k_at(dst, layer, q->row0 + t, 0), *vd = pc_kv_v(dst, layer, q->row0 + t);
+        const float *ks = c->k + (int64_t)(q->off + t) * D, *vs = c->v + (int64_t)(q->off + t) * D;
+        for (int32_t d = 0; d < D; d++) {
+            kd[(size_t)d * PC_KV_BLOCK] = pc_f32_to_f16(ks[d]);
+            vd[d] = pc_f32_to_f16(vs[d]);
+        }
+    }
+}
+
+static void cpu_qkv(pc_backend *b, const pc_layer_weights *w, int32_t layer) {
+    cpu_backend *c = cpu(b);
+    const pc_hparams *hp = &c->m->hp;
+    const int32_t n = c->c.n;
+    const int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    add_bias(c->q, &w->bq, n, Q);
+    add_bias(c->k, &w->bk, n, KV);
+    add_bias(c->v, &w->bv, n, KV);
+    if (c->m->arch->pos != PC_POS_ALIBI) {
+        const int neox = c->m->arch->pos == PC_POS_ROPE_NEOX;
+        const int32_t R = hp->rope_dim / 2;
+        for (int32_t t = 0; t < n; t++) {
+            pc_rope_apply(c->q + t * Q, hp->n_head, hp->head_dim, hp->rope_dim, c->rc + t * R, c->rs + t * R, neox);
+            pc_rope_apply(c->k + t * KV, hp->n_head_kv, hp->head_dim, hp->rope_dim, c->rc + t * R, c->rs + t * R, neox);
+        }
+    }
+    /* every row's K and V before any row attends: a sequence whose ctx lists
+     * another's dst (the next piece of one request) sees its rows */
+    for (int32_t i = 0; i < c->c.n_seqs; i++) store_kv(c, &c->c.seqs[i], layer);
+}
+
+static void cpu_attention(pc_backend *b, int32_t layer) {
+    cpu_backend *c = cpu(b);
+    const pc_hparams *hp = &c->m->hp;
+    const int64_t Q = (int64_t)hp->n_head * hp->head_dim;
+    for (int32_t i = 0; i < c->c.n_seqs; i++) {
+        const pc_bseq *q = &c->c.seqs[i];
+        pc_attn_args a = {.q = c->q + q->off * Q, .q_stride = Q, .q_pos = q->pos, .n_q = q->n, .n_head = hp->n_head,
+                          .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .ctx = q->list, .layer = layer,
+                          .scale = 1.0f / sqrtf((float)hp->head_dim), .out = c->att + q->off * Q, .out_stride = Q,
+                          .scratch = c->attn_scratch, .scratch_per_thread = c->attn_scratch_per_thread,
+                          .shared = c->attn_shared, .isa = c->isa};
+        pc_attention(c->pool, &a);
+    }
+}
+
+static void cpu_swiglu(pc_backend *b, int32_t n) {
+    cpu_backend *c = cpu(b);
+    pc_swiglu(c->gate, c->up, (int64_t)n * c->m->hp.n_ff);
+}
+
+/* Rows that lie side by side are read in place; others are gathered into tmp first. */
+static pc_status cpu_logits(pc_backend *b, const pc_weight *norm, const pc_weight *head, const int32_t *rows,
+                            int32_t n, float *out, pc_error *err) {
+    (void)err;
+    cpu_backend *c = cpu(b);
+    const int64_t E = c->m->hp.n_embd;
+    bool contiguous = true;
+    for (int32_t i = 1; i < n; i++) contiguous &= rows[i] == rows[0] + i;
+    const float *x = c->x + (int64_t)rows[0] * E;
+    if (!contiguous) {
+        for (int32_t i = 0; i < n; i++) memmove(c->tmp + i * E, c->x + (int64_t)rows[i] * E, sizeof(float) * (size_t)E);
+        x = c->tmp;
+    }
+    cpu_norm(b, c->xn, x, norm, n);
+    matmul_one(c, head, c->xn, n, out);
+    return PC_OK;
+}
+
+static pc_status cpu_end(pc_backend *b, pc_error *err) {
+    (void)b;
+    (void)err;
+    return PC_OK;
+}
+
+static const pc_backend_ops cpu_ops = {
+    .name = "cpu", .free = cpu_free, .span_new = cpu_span_new, .span_copy = cpu_span_copy, .begin = cpu_begin,
+    .embed = cpu_embed, .norm = cpu_norm, .matmul = cpu_matmul, .matmul_add = cpu_matmul_add, .qkv = cpu_qkv,
+    .attention = cpu_attention, .swiglu = cpu_swiglu, .logits = cpu_logits, .end = cpu_end,
+};
+
+static bool alloc_buffers(cpu_backend *c, int32_t nb, int64_t n_ctx, size_t mm) {
+    const pc_hparams *hp = &c->m->hp;
+    const size_t E = (size_t)hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim,
+                 KV = (size_t)hp->n_head_kv * hp->head_dim, FF = (size_t)hp->n_ff, R = (size_t)hp->rope_dim / 2;
+    const size_t fb = sizeof(float) * (size_t)nb;
+    c->x = alloc64(fb * E);
+    c->xn = alloc64(fb * E);
+    c->q = alloc64(fb * Q);
+    c->k = alloc64(fb * KV);
+    c->v = alloc64(fb * KV);
+    c->att = alloc64(fb * Q);
+    c->gate = alloc64(fb * FF);
+    c->up = alloc64(fb * FF);
+    c->tmp = alloc64(fb * E);
+    c->rc = alloc64(fb * (R ? R : 1));
+    c->rs = alloc64(fb * (R ? R : 1));
+    c->mm_scratch = alloc64(mm);
+    c->attn_scratch_per_thread = (pc_attn_scratch_size(hp->n_head, hp->n_head_kv, hp->head_dim, n_ctx) + 63) & ~(size_t)63;
+    c->attn_scratch = alloc64(c->attn_scratch_per_thread * (size_t)pc_pool_size(c->pool));
+    c->attn_shared = alloc64(pc_attn_shared_size(hp->n_head, hp->n_head_kv, n_ctx));
+    return c->x && c->xn && c->q && c->k && c->v && c->att && c->gate && c->up && c->tmp && c->rc && c->rs &&
+           c->mm_scratch && c->attn_scratch && c->attn_shared;
+}
+
+pc_status pc_backend_cpu_create(const pc_model *m, const pc_backend_params *p, int32_t nb, int64_t n_ctx,
+                                pc_backend **out, pc_error *err) {
+    *out = NULL;
+    const size_t mm = max_matmul_scratch(m, nb, p->isa);
+    if (mm == 0)
+        return pc_fail(err, PC_ERR_UNSUPPORTED, "a weight type of this model has no matrix kernel on the %s path",
+                       pc_isa_name(p->isa));
+    cpu_backend *c = calloc(1, sizeof *c);
+    if (!c) return pc_fail(err, PC_ERR_NOMEM, "out of memory creating the CPU backend");
+    c->base.ops = &cpu_ops;
+    c->base.kind = PC_BACKEND_CPU;
+    c->base.span_loc = PC_KV_HOST;
+    c->base.max_seqs = INT32_MAX;
+    c->m = m;
+    c->pool = p->pool;
+    c->isa = p->isa;
+    c->n_ctx = n_ctx;
+    if (!alloc_buffers(c, nb, n_ctx, mm)) {
+        cpu_free(&c->base);
+        return pc_fail(err, PC_ERR_NOMEM, "out of memory for forward buffers (batch %d, context %lld)", nb, (long long)n_ctx);
+    }
+    c->base.acts = (pc_acts){.x = c->x, .xn = c->xn, .q = c->q, .k = c->k, .v = c->v, .att = c->att, .gate = c->gate,
+                             .up = c->up};
+    *out = &c->base;
+    return PC_OK;
+}

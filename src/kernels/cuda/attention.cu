@@ -1,0 +1,627 @@
+/* attention.cu - attention by position over the span list of a step (GPU).
+ *
+ * The context is a table of key tiles (pc_cu_tile): up to 64 consecutive keys
+ * of one span, with their positions. A query row at position p takes exactly
+ * the keys at positions <= p (a padding key has position INT32_MAX); a tile
+ * whose smallest position is above every query of a block is skipped whole.
+ * Rows are (token, query head of the KV head's group), so the heads that share
+ * a KV head share every key tile they load (GQA).
+ *
+ * MMA (prefill, and any number of rows): FlashAttention-2 on mma.sync
+ * m16n8k16 (f16 in, f32 accumulate). A block is 4 warps, 64 query rows of one
+ * KV head; key tiles stream through shared memory with cp.async, double
+ * buffered. Keys are stored transposed in blocks of 8 ([dim][8], kv.h), which
+ * is K^T: ldmatrix.trans turns it into mma's B operand as it lies; values are
+ * rows, also read with ldmatrix.trans. Scores are scaled to log2 units and
+ * exponentiated with exp2; probabilities are rounded to f16 for P V.
+ * VEC (decode: at most 8 rows per KV head): a warp takes a key block of 8
+ * (each lane 16 bytes of it), reduces the 8 scores across the warp in 9
+ * shuffles (reduce-scatter), and accumulates P V on its slice of dims.
+ * Either kernel can split the tiles of the context into n_split slices; each
+ * slice writes an unnormalized partial (o, max, sum) and combine_kernel merges
+ * them by log-sum-exp. */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+#include "kernels/cuda/kernels.h"
+
+namespace {
+
+constexpr int BR = PC_CU_QROWS; /* query rows per MMA block */
+constexpr int BC = PC_CU_TILE;  /* keys per tile */
+constexpr int KB = PC_CU_KV_BLOCK;
+constexpr int NW = 4;           /* warps per block */
+constexpr float LOG2E = 1.4426950408889634f;
+
+/* ---- PTX helpers ---- */
+
+__device__ __forceinline__ uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+/* 16 bytes global -> shared, or 16 zero bytes when !pred (nothing is read then). */
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool pred) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(pred ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+
+__device__ __forceinline__ void ldsm_x4(uint32_t r[4], const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+
+/* c += a b: a 16x16 (row), b 16x8 (col), f16 in, f32 accumulate. */
+__device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/* 2^x by the special-function unit (ex2.approx, 2 ulp; 2^-inf = 0). */
+__device__ __forceinline__ float ex2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+__device__ __forceinline__ uint32_t pack_h2(float lo, float hi) {
+    const __half2 h = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t *>(&h);
+}
+
+/* The split's slice [t0, t1) of n tiles. */
+__device__ __forceinline__ void split_range(int n, int split, int n_split, int *t0, int *t1) {
+    *t0 = (int)((int64_t)n * split / n_split);
+    *t1 = (int)((int64_t)n * (split + 1) / n_split);
+}
+
+
+/* Index of a partial row: [split][q_tile][kv head][row]. */
+__device__ __forceinline__ int64_t part_row(int split, int q_tiles, int qtile, int n_head_kv, int hk, int r) {
+    return (((int64_t)split * q_tiles + qtile) * n_head_kv + hk) * BR + r;
+}
+
+/* ---- MMA kernel ---- */
+
+/* Shared memory of the MMA kernel: QR query rows, ST stages of K^T and V tiles. */
+template <int D, int QR, int ST> struct mma_smem {
+    static constexpr int QS = D + 8;  /* row strides (halves), padded so ldmatrix rows hit distinct banks */
+    static constexpr int KS = BC + 8;
+    static constexpr int VS = D + 8;
+    static constexpr size_t q_bytes = (size_t)QR * QS * 2;
+    static constexpr size_t k_bytes = (size_t)D * KS * 2;  /* one stage: K^T [D][BC] */
+    static constexpr size_t v_bytes = (size_t)BC * VS * 2; /* one stage: V [BC][D] */
+    static constexpr size_t fixed = q_bytes + ST * (k_bytes + v_bytes + BC * sizeof(int));
+};
+
+/* Shared bytes of a split's tile metadata: the tile, its span's K/V of this
+ * layer, and a slot of the list of visible tiles. */
+__host__ __device__ constexpr size_t meta_bytes(int tiles_cap) {
+    return (size_t)tiles_cap * (sizeof(pc_cu_tile) + sizeof(pc_cu_span_layer) + sizeof(int));
+}
+
+/* Loads the metadata of tiles [t0, t1) into shared memory (one round trip for
+ * the whole split instead of a dependent chain per tile). Ends with a barrier. */
+__device__ __forceinline__ void load_meta(const pc_cu_step *st, const pc_cu_span_layer *spans, int t0, int t1,
+                                          pc_cu_tile *mt, pc_cu_span_layer *ms) {
+    for (int i = threadIdx.x; i < t1 - t0; i += blockDim.x) {
+        const pc_cu_tile tl = st->tiles[t0 + i];
+        mt[i] = tl;
+        ms[i] = spans[tl.span];
+    }
+    __syncthreads();
+}
+
+/* First local tile >= t (below n) that a query at position qmax can see any key of. */
+__device__ __forceinline__ int next_visible_s(const pc_cu_tile *mt, int t, int n, int qmax) {
+    while (t < n && mt[t].min_pos > qmax) t++;
+    return t;
+}
+
+/* The visible tiles of mt[0, n), compacted into vis by warp 0 (ballots); returns
+ * their count to every thread. Ends with a barrier. */
+__device__ __forceinline__ int list_visible(const pc_cu_tile *mt, int n, int qmax, int *vis, int *count) {
+    if (threadIdx.x < 32) {
+        const int lane = threadIdx.x;
+        int nv = 0;
+        for (int base = 0; base < n; base += 32) {
+            const int t = base + lane;
+            const bool v = t < n && mt[t].min_pos <= qmax;
+            const unsigned m = __ballot_sync(0xffffffffu, v);
+            if (v) vis[nv + __popc(m & ((1u << lane) - 1))] = t;
+            nv += __popc(m);
+        }
+        if (lane == 0) *count = nv;
+    }
+    __syncthreads();
+    return *count;
+}
+
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+/* QWARPS warps hold 16 query rows each (QR = 16 QWARPS rows); all NW warps load
+ * tiles; ST stages of K/V, ST - 1 in flight while one is used. Launched as
+ * <D, 4, 2>: two blocks a multiprocessor. */
+template <int D, int QWARPS, int ST>
+__global__ void __launch_bounds__(NW * 32) attn_mma_kernel(pc_cu_attn_args a) {
+    constexpr int QR = 16 * QWARPS;
+    using S = mma_smem<D, QR, ST>;
+    extern __shared__ __align__(16) unsigned char smem[];
+    __half *Qs = reinterpret_cast<__half *>(smem);
+    __half *Ks = reinterpret_cast<__half *>(smem + S::q_bytes);
+    __half *Vs = reinterpret_cast<__half *>(smem + S::q_bytes + ST * S::k_bytes);
+    int *Ps = reinterpret_cast<int *>(smem + S::q_bytes + ST * (S::k_bytes + S::v_bytes));
+    pc_cu_tile *Mt = reinterpret_cast<pc_cu_tile *>(smem + S::fixed);
+    pc_cu_span_layer *Ms = reinterpret_cast<pc_cu_span_layer *>(smem + S::fixed + (size_t)a.tiles_cap * sizeof(pc_cu_tile));
+    int *Vis = reinterpret_cast<int *>(smem + S::fixed + (size_t)a.tiles_cap * (sizeof(pc_cu_tile) + sizeof(pc_cu_span_layer)));
+    __shared__ int s_qmax, s_nv;
+
+    const pc_cu_step *st = a.step;
+    const int G = a.n_head / a.n_head_kv, rows = a.n * G, DA = a.n_head_kv * D, QW = a.n_head * D;
+    /* the last query tiles see the most keys (causal prefill): start them first, so the
+     * short ones fill the tail of the grid instead of the long ones */
+    const int qtile = gridDim.x - 1 - blockIdx.x, hk = blockIdx.y, split = blockIdx.z;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const bool qwarp = warp < QWARPS;
+    const __half *q16 = static_cast<const __half *>(a.q16);
+
+    /* queries of the tile */
+    for (int c = tid; c < QR * (D / 8); c += NW * 32) {
+        const int r = c / (D / 8), cc = c % (D / 8), rho = qtile * QR + r;
+        const bool ok = rho < rows;
+        const __half *src = ok ? q16 + (int64_t)(rho / G) * QW + (hk * G + rho % G) * D + cc * 8 : q16;
+        cp_async16(Qs + r * S::QS + cc * 8, src, ok);
+    }
+    cp_async_commit();
+
+    /* this thread's two rows (lane / 4 and lane / 4 + 8 of its warp's 16) */
+    const int ra = warp * 16 + lane / 4, rb = ra + 8;
+    const int rho_a = qtile * QR + ra, rho_b = qtile * QR + rb;
+    const int qp_a = qwarp && rho_a < rows ? st->qpos[rho_a / G] : -1;
+    const int qp_b = qwarp && rho_b < rows ? st->qpos[rho_b / G] : -1;
+    if (tid == 0) s_qmax = -1;
+    __syncthreads();
+    atomicMax(&s_qmax, max(qp_a, qp_b));
+    __syncthreads();
+    const int qmax = s_qmax;
+
+    int t0, t1;
+    split_range(st->n_tiles, split, a.n_split, &t0, &t1);
+    if (t1 - t0 > a.tiles_cap) t1 = t0 + a.tiles_cap; /* the launcher sized tiles_cap; never hit */
+    load_meta(st, st->spans + (int64_t)a.layer * st->n_spans, t0, t1, Mt, Ms);
+    const int nv = list_visible(Mt, t1 - t0, qmax, Vis, &s_nv);
+
+    auto load_tile = [&](int ti, int stage) { /* ti: local index into the split's tiles */
+        const pc_cu_tile tl = Mt[ti];
+        const pc_cu_span_layer sl = Ms[ti];
+        const __half *kb = static_cast<const __half *>(sl.k) + ((int64_t)(tl.row0 / KB) * DA + hk * D) * KB;
+        const __half *vb = static_cast<const __half *>(sl.v) + (int64_t)tl.row0 * DA + hk * D;
+        const int nblk = (tl.n + KB - 1) / KB;
+        __half *kd = Ks + stage * (S::k_bytes / 2);
+        __half *vd = Vs + stage * (S::v_bytes / 2);
+        for (int c = tid; c < D * (BC / KB); c += NW * 32) { /* block j of 8 keys, dim d: 16 bytes */
+            const int j = c / D, d = c % D;
+            const bool ok = j < nblk;
+            cp_async16(kd + d * S::KS + j * KB, ok ? kb + (int64_t)j * DA * KB + d * KB : kb, ok);
+        }
+        for (int c = tid; c < BC * (D / 8); c += NW * 32) {
+            const int r = c / (D / 8), cc = c % (D / 8);
+            const bool ok = r < tl.n;
+            cp_async16(vd + r * S::VS + cc * 8, ok ? vb + (int64_t)r * DA + cc * 8 : vb, ok);
+        }
+        if (tid < BC / 4) cp_async16(Ps + stage * BC + tid * 4, st->kpos + (int64_t)(t0 + ti) * BC + tid * 4, true);
+    };
+
+    /* prologue: the first ST - 1 visible tiles (one commit group each, empty or not) */
+#pragma unroll
+    for (int s = 0; s < ST - 1; s++) {
+        if (s < nv) load_tile(Vis[s], s);
+        cp_async_commit();
+    }
+
+    const float sl2 = a.scale * LOG2E;
+    float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
+    float o[D / 8][4];
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+    uint32_t qf[D / 16][4];
+    bool have_q = false;
+
+    for (int i = 0; i < nv; i++) {
+        cp_async_wait<ST - 2>(); /* groups: Q, then tiles 0..i+ST-2: tile i (and Q) have landed */
+        __syncthreads();         /* ... for every thread, and stage (i - 1) % ST is free again */
+        if (i + ST - 1 < nv) load_tile(Vis[i + ST - 1], (i + ST - 1) % ST);
+        cp_async_commit();
+        if (!qwarp) continue;
+        if (!have_q) {
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++)
+                ldsm_x4(qf[kk], Qs + (warp * 16 + lane % 16) * S::QS + kk * 16 + (lane / 16) * 8);
+            have_q = true;
+        }
+        const int stage = i % ST;
+        const __half *kd = Ks + stage * (S::k_bytes / 2);
+        const __half *vd = Vs + stage * (S::v_bytes / 2);
+        const int *pd = Ps + stage * BC;
+        float s[BC / 8][4];
+#pragma unroll
+        for (int j = 0; j < BC / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+#pragma unroll
+            for (int np = 0; np < BC / 16; np++) {
+                uint32_t b[4];
+                ldsm_x4_t(b, kd + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S::KS + np * 16 + (lane >> 4) * 8);
+                mma16816(s[2 * np], qf[kk], b[0], b[1]);
+                mma16816(s[2 * np + 1], qf[kk], b[2], b[3]);
+            }
+        }
+        /* mask by position, scale to log2 units, row maxima */
+        float mx_a = -INFINITY, mx_b = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < BC / 8; j++) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int kp = pd[j * 8 + (lane % 4) * 2 + e];
+                s[j][e] = kp <= qp_a ? s[j][e] * sl2 : -INFINITY;
+                s[j][2 + e] = kp <= qp_b ? s[j][2 + e] * sl2 : -INFINITY;
+                mx_a = fmaxf(mx_a, s[j][e]);
+                mx_b = fmaxf(mx_b, s[j][2 + e]);
+            }
+        }
+#pragma unroll
+        for (int off = 1; off <= 2; off <<= 1) {
+            mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, off));
+            mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, off));
+        }
+        const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
+        const float base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
+        const float al_a = ex2(m_a - base_a), al_b = ex2(m_b - base_b);
+        m_a = mn_a;
+        m_b = mn_b;
+        float ps_a = 0.f, ps_b = 0.f;
+#pragma unroll
+        for (int j = 0; j < BC / 8; j++) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                s[j][e] = ex2(s[j][e] - base_a);
+                s[j][2 + e] = ex2(s[j][2 + e] - base_b);
+                ps_a += s[j][e];
+                ps_b += s[j][2 + e];
+            }
+        }
+        l_a = l_a * al_a + ps_a;
+        l_b = l_b * al_b + ps_b;
+#pragma unroll
+        for (int d = 0; d < D / 8; d++) {
+            o[d][0] *= al_a, o[d][1] *= al_a;
+            o[d][2] *= al_b, o[d][3] *= al_b;
+        }
+        /* o += P V */
+#pragma unroll
+        for (int kk = 0; kk < BC / 16; kk++) {
+            const uint32_t pa[4] = {pack_h2(s[2 * kk][0], s[2 * kk][1]), pack_h2(s[2 * kk][2], s[2 * kk][3]),
+                                    pack_h2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                    pack_h2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+            for (int dp = 0; dp < D / 16; dp++) {
+                uint32_t b[4];
+                ldsm_x4_t(b, vd + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S::VS + dp * 16 + (lane >> 4) * 8);
+                mma16816(o[2 * dp], pa, b[0], b[1]);
+                mma16816(o[2 * dp + 1], pa, b[2], b[3]);
+            }
+        }
+    }
+    cp_async_wait<0>();
+    if (!qwarp) return;
+
+#pragma unroll
+    for (int off = 1; off <= 2; off <<= 1) {
+        l_a += __shfl_xor_sync(0xffffffffu, l_a, off);
+        l_b += __shfl_xor_sync(0xffffffffu, l_b, off);
+    }
+    const int q_tiles = (rows + BR - 1) / BR; /* partials are indexed in tiles of BR = 64 rows */
+#pragma unroll
+    for (int half = 0; half < 2; half++) {
+        const int rho = half ? rho_b : rho_a;
+        if (rho >= rows) continue;
+        const float l = half ? l_b : l_a, m = half ? m_b : m_a;
+        if (a.n_split == 1) {
+            const float inv = l > 0.f ? 1.f / l : 0.f;
+            __nv_bfloat16 *out = static_cast<__nv_bfloat16 *>(a.out) + (int64_t)(rho / G) * QW + (hk * G + rho % G) * D;
+#pragma unroll
+            for (int i = 0; i < D / 8; i++) {
+                const int d = i * 8 + (lane % 4) * 2;
+                *reinterpret_cast<__nv_bfloat162 *>(out + d) =
+                    __floats2bfloat162_rn(o[i][2 * half] * inv, o[i][2 * half + 1] * inv);
+            }
+        } else {
+            const int64_t pr = part_row(split, q_tiles, rho / BR, a.n_head_kv, hk, rho % BR);
+            float *po = a.part_o + pr * D;
+#pragma unroll
+            for (int i = 0; i < D / 8; i++) {
+                const int d = i * 8 + (lane % 4) * 2;
+                *reinterpret_cast<float2 *>(po + d) = make_float2(o[i][2 * half], o[i][2 * half + 1]);
+            }
+            if (lane % 4 == 0) *reinterpret_cast<float2 *>(a.part_ml + pr * 2) = make_float2(m, l);
+        }
+    }
+}
+
+/* ---- VEC kernel: R <= 8 rows of one KV head, a warp per key block of 8 ---- */
+
+/* Lane l ends holding the sum over all lanes of v[key(l)], key(l) = 4 b4 + 2 b3 + b2
+ * with bk bit k of l: three halving exchanges, then a sum over the last two bits. */
+__device__ __forceinline__ float reduce_scatter8(float v[8], int lane) {
+    const bool u16 = lane & 16, u8 = lane & 8, u4 = lane & 4;
+    float w4[4], w2[2];
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        const float send = u16 ? v[j] : v[j + 4], keep = u16 ? v[j + 4] : v[j];
+        w4[j] = keep + __shfl_xor_sync(0xffffffffu, send, 16);
+    }
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+        const float send = u8 ? w4[j] : w4[j + 2], keep = u8 ? w4[j + 2] : w4[j];
+        w2[j] = keep + __shfl_xor_sync(0xffffffffu, send, 8);
+    }
+    const float send = u4 ? w2[0] : w2[1], keep = u4 ? w2[1] : w2[0];
+    float r = keep + __shfl_xor_sync(0xffffffffu, send, 4);
+    r += __shfl_xor_sync(0xffffffffu, r, 2);
+    r += __shfl_xor_sync(0xffffffffu, r, 1);
+    return r;
+}
+
+__device__ __forceinline__ int key_of_lane(int lane) { return ((lane >> 4) & 1) * 4 + ((lane >> 3) & 1) * 2 + ((lane >> 2) & 1); }
+__device__ __forceinline__ int lane_of_key(int k) { return ((k >> 2) & 1) * 16 + ((k >> 1) & 1) * 8 + (k & 1) * 4; }
+
+/* DL consecutive f16 (DL = 2 or 4: one 4- or 8-byte load), raw; zeros when !ok. */
+template <int DL> __device__ __forceinline__ uint2 load_vraw(const __half *p, bool ok) {
+    if (!ok) return make_uint2(0, 0);
+    if (DL == 4) return *reinterpret_cast<const uint2 *>(p);
+    return make_uint2(*reinterpret_cast<const uint32_t *>(p), 0);
+}
+
+template <int DL> __device__ __forceinline__ void cvt_v(uint2 u, float out[DL]) {
+    const float2 a = __half22float2(*reinterpret_cast<const __half2 *>(&u.x));
+    out[0] = a.x, out[1] = a.y;
+    if (DL == 4) {
+        const float2 b = __half22float2(*reinterpret_cast<const __half2 *>(&u.y));
+        out[DL > 2 ? 2 : 0] = b.x, out[DL > 3 ? 3 : 1] = b.y;
+    }
+}
+
+template <int D, int R>
+__global__ void __launch_bounds__(NW * 32) attn_vec_kernel(pc_cu_attn_args a) {
+    constexpr int DL = D / 32; /* dims per lane */
+    __shared__ float sm_m[NW][R], sm_l[NW][R], sm_o[NW][R][D];
+    extern __shared__ __align__(16) unsigned char vsmem[];
+    pc_cu_tile *Mt = reinterpret_cast<pc_cu_tile *>(vsmem);
+    pc_cu_span_layer *Ms = reinterpret_cast<pc_cu_span_layer *>(vsmem + (size_t)a.tiles_cap * sizeof(pc_cu_tile));
+    const pc_cu_step *st = a.step;
+    const int G = a.n_head / a.n_head_kv, rows = a.n * G, DA = a.n_head_kv * D, QW = a.n_head * D;
+    const int hk = blockIdx.y, split = blockIdx.z, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const __half *q16 = static_cast<const __half *>(a.q16);
+
+    /* q[r][i]: dim lane + 32 i (matches the key block's per-lane dims) */
+    float q[R][DL];
+    int qp[R];
+    int qmax = -1;
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const bool ok = r < rows;
+        qp[r] = ok ? st->qpos[r / G] : -1;
+        qmax = max(qmax, qp[r]);
+        const __half *src = q16 + (int64_t)(r / G) * QW + (hk * G + r % G) * D;
+#pragma unroll
+        for (int i = 0; i < DL; i++) q[r][i] = ok ? __half2float(src[lane + 32 * i]) : 0.f;
+    }
+    float m[R], l[R], acc[R][DL];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        m[r] = -INFINITY, l[r] = 0.f;
+#pragma unroll
+        for (int i = 0; i < DL; i++) acc[r][i] = 0.f;
+    }
+
+    int t0, t1;
+    split_range(st->n_tiles, split, a.n_split, &t0, &t1);
+    if (t1 - t0 > a.tiles_cap) t1 = t0 + a.tiles_cap; /* the launcher sized tiles_cap; never hit */
+    const int nt = t1 - t0;
+    load_meta(st, st->spans + (int64_t)a.layer * st->n_spans, t0, t1, Mt, Ms);
+    const int my_key = key_of_lane(lane);
+    for (int ti = next_visible_s(Mt, 0, nt, qmax); ti < nt; ti = next_visible_s(Mt, ti + 1, nt, qmax)) {
+        const pc_cu_tile tl = Mt[ti];
+        const pc_cu_span_layer sl = Ms[ti];
+        const int nblk = (tl.n + KB - 1) / KB;
+        /* a tile has at most 8 key blocks: this warp's are warp and warp + 4; load both, then use them */
+        uint4 kv[2][DL];
+        uint2 vr[2][KB];
+        int kp[2];
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int j = warp + NW * h;
+            if (j >= nblk) continue;
+            const int r0 = tl.row0 + j * KB;
+            const __half *kb = static_cast<const __half *>(sl.k) + ((int64_t)(r0 / KB) * DA + hk * D) * KB;
+            const __half *vb = static_cast<const __half *>(sl.v) + (int64_t)r0 * DA + hk * D + lane * DL;
+#pragma unroll
+            for (int i = 0; i < DL; i++) kv[h][i] = *reinterpret_cast<const uint4 *>(kb + (lane + 32 * i) * KB);
+#pragma unroll
+            for (int k = 0; k < KB; k++) vr[h][k] = load_vraw<DL>(vb + (int64_t)k * DA, j * KB + k < tl.n);
+            kp[h] = st->kpos[(int64_t)(t0 + ti) * BC + j * KB + my_key];
+        }
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int j = warp + NW * h;
+            if (j >= nblk) continue;
+            float vv[KB][DL];
+#pragma unroll
+            for (int k = 0; k < KB; k++) cvt_v<DL>(vr[h][k], vv[k]);
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                float part[KB];
+#pragma unroll
+                for (int k = 0; k < KB; k++) part[k] = 0.f;
+#pragma unroll
+                for (int i = 0; i < DL; i++) {
+                    const __half *kh = reinterpret_cast<const __half *>(&kv[h][i]);
+#pragma unroll
+                    for (int k = 0; k < KB; k++) part[k] = fmaf(q[r][i], __half2float(kh[k]), part[k]);
+                }
+                float sc = reduce_scatter8(part, lane) * (a.scale * LOG2E);
+                sc = kp[h] <= qp[r] ? sc : -INFINITY;
+                float bm = sc;
+                bm = fmaxf(bm, __shfl_xor_sync(0xffffffffu, bm, 4));
+                bm = fmaxf(bm, __shfl_xor_sync(0xffffffffu, bm, 8));
+                bm = fmaxf(bm, __shfl_xor_sync(0xffffffffu, bm, 16));
+                const float mn = fmaxf(m[r], bm), base = mn == -INFINITY ? 0.f : mn;
+                const float al = exp2f(m[r] - base);
+                const float p = __half2float(__float2half_rn(exp2f(sc - base)));
+                m[r] = mn;
+                l[r] = l[r] * al + ((lane & 3) == 0 ? p : 0.f);
+#pragma unroll
+                for (int i = 0; i < DL; i++) acc[r][i] *= al;
+#pragma unroll
+                for (int k = 0; k < KB; k++) {
+                    const float pk = __shfl_sync(0xffffffffu, p, lane_of_key(k));
+#pragma unroll
+                    for (int i = 0; i < DL; i++) acc[r][i] = fmaf(pk, vv[k][i], acc[r][i]);
+                }
+            }
+        }
+    }
+    /* merge the warps, then write this split's partial */
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) l[r] += __shfl_xor_sync(0xffffffffu, l[r], off);
+        if (lane == 0) sm_m[warp][r] = m[r], sm_l[warp][r] = l[r];
+#pragma unroll
+        for (int i = 0; i < DL; i++) sm_o[warp][r][lane * DL + i] = acc[r][i];
+    }
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < R * D; idx += NW * 32) {
+        const int r = idx / D, d = idx % D;
+        if (r >= rows) continue;
+        float M = -INFINITY;
+        for (int w = 0; w < NW; w++) M = fmaxf(M, sm_m[w][r]);
+        const float base = M == -INFINITY ? 0.f : M;
+        float L = 0.f, O = 0.f;
+        for (int w = 0; w < NW; w++) {
+            const float f = exp2f(sm_m[w][r] - base);
+            L += f * sm_l[w][r];
+            O += f * sm_o[w][r][d];
+        }
+        const int64_t pr = part_row(split, 1, 0, a.n_head_kv, hk, r);
+        a.part_o[pr * D + d] = O;
+        if (d == 0) *reinterpret_cast<float2 *>(a.part_ml + pr * 2) = make_float2(M, L);
+    }
+}
+
+/* ---- merge of split partials: a warp per (row, KV head) ---- */
+
+template <int D>
+__global__ void combine_kernel(pc_cu_attn_args a, int q_tiles) {
+    const int G = a.n_head / a.n_head_kv, rows = a.n * G, QW = a.n_head * D;
+    const int rho = blockIdx.x * NW + threadIdx.x / 32, hk = blockIdx.y, lane = threadIdx.x % 32;
+    if (rho >= rows) return;
+    const int qtile = rho / BR, r = rho % BR;
+    float M = -INFINITY;
+    for (int s = 0; s < a.n_split; s++) M = fmaxf(M, a.part_ml[part_row(s, q_tiles, qtile, a.n_head_kv, hk, r) * 2]);
+    const float base = M == -INFINITY ? 0.f : M;
+    float L = 0.f, o[D / 32];
+#pragma unroll
+    for (int i = 0; i < D / 32; i++) o[i] = 0.f;
+    for (int s = 0; s < a.n_split; s++) {
+        const int64_t pr = part_row(s, q_tiles, qtile, a.n_head_kv, hk, r);
+        const float f = exp2f(a.part_ml[pr * 2] - base);
+        L += f * a.part_ml[pr * 2 + 1];
+#pragma unroll
+        for (int i = 0; i < D / 32; i++) o[i] += f * a.part_o[pr * D + lane + 32 * i];
+    }
+    const float inv = L > 0.f ? 1.f / L : 0.f;
+    __nv_bfloat16 *out = static_cast<__nv_bfloat16 *>(a.out) + (int64_t)(rho / G) * QW + (hk * G + rho % G) * D;
+#pragma unroll
+    for (int i = 0; i < D / 32; i++) out[lane + 32 * i] = __float2bfloat16_rn(o[i] * inv);
+}
+
+constexpr int MAX_DYN_SMEM = 200 * 1024; /* the kernels' opt-in limit; the H100/H200 allow 227 KB */
+
+template <int D> cudaError_t allow_smem() {
+    cudaError_t e = cudaFuncSetAttribute(attn_mma_kernel<D, 4, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, MAX_DYN_SMEM);
+    const void *vec[] = {(const void *)attn_vec_kernel<D, 1>, (const void *)attn_vec_kernel<D, 2>,
+                         (const void *)attn_vec_kernel<D, 4>, (const void *)attn_vec_kernel<D, 8>};
+    for (int i = 0; i < 4 && e == cudaSuccess; i++)
+        e = cudaFuncSetAttribute(vec[i], cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024);
+    return e;
+}
+
+template <int D, int QWARPS, int ST> cudaError_t launch_mma_cfg(const pc_cu_attn_args *a, int rows, cudaStream_t s) {
+    const size_t smem = mma_smem<D, 16 * QWARPS, ST>::fixed + meta_bytes(a->tiles_cap);
+    if (smem > (size_t)MAX_DYN_SMEM) return cudaErrorInvalidValue;
+    const int q_blocks = (rows + 16 * QWARPS - 1) / (16 * QWARPS);
+    attn_mma_kernel<D, QWARPS, ST><<<dim3(q_blocks, a->n_head_kv, a->n_split), NW * 32, smem, s>>>(*a);
+    return cudaGetLastError();
+}
+
+/* One configuration for all row counts: measured on the H200 (bench_gpu_ops, 32
+ * rows over 8192 keys) a 32-row, five-stage, one-block-a-multiprocessor variant
+ * read K/V at 1.05 TB/s against this one's 1.29: two compute warps a
+ * multiprocessor are too few, whatever is in flight. */
+template <int D> cudaError_t launch_mma(const pc_cu_attn_args *a, int rows, cudaStream_t s) {
+    return launch_mma_cfg<D, 4, 2>(a, rows, s);
+}
+
+template <int D> cudaError_t launch_vec(const pc_cu_attn_args *a, int rows, cudaStream_t s) {
+    const dim3 grid(1, a->n_head_kv, a->n_split);
+    const size_t smem = meta_bytes(a->tiles_cap);
+    if (smem > 48 * 1024) return cudaErrorInvalidValue;
+    if (rows <= 1)
+        attn_vec_kernel<D, 1><<<grid, NW * 32, smem, s>>>(*a);
+    else if (rows <= 2)
+        attn_vec_kernel<D, 2><<<grid, NW * 32, smem, s>>>(*a);
+    else if (rows <= 4)
+        attn_vec_kernel<D, 4><<<grid, NW * 32, smem, s>>>(*a);
+    else
+        attn_vec_kernel<D, 8><<<grid, NW * 32, smem, s>>>(*a);
+    return cudaGetLastError();
+}
+
+template <int D> cudaError_t launch(const pc_cu_attn_args *a, cudaStream_t s) {
+    const int rows = a->n * (a->n_head / a->n_head_kv);
+    const int q_tiles = a->kernel == PC_CU_ATTN_VEC ? 1 : (rows + BR - 1) / BR;
+    cudaError_t e = a->kernel == PC_CU_ATTN_VEC ? launch_vec<D>(a, rows, s) : launch_mma<D>(a, rows, s);
+    if (e != cudaSuccess || (a->kernel == PC_CU_ATTN_MMA && a->n_split == 1)) return e;
+    combine_kernel<D><<<dim3((rows + NW - 1) / NW, a->n_head_kv), NW * 32, 0, s>>>(*a, q_tiles);
+    return cudaGetLastError();
+}
+
+} // namespace
+
+extern "C" cudaError_t pc_cu_attention_init(void) {
+    cudaError_t e = allow_smem<128>();
+    return e != cudaSuccess ? e : allow_smem<64>();
+}
+
+extern "C" int32_t pc_cu_attn_q_tiles(const pc_cu_attn_args *a) {
+    if (a->kernel == PC_CU_ATTN_VEC) return 1;
+    return (a->n * (a->n_head / a->n_head_kv) + BR - 1) / BR;
+}
+
+extern "C" cudaError_t pc_cu_attention(const pc_cu_attn_args *a, cudaStream_t s) {
+    if (a->n <= 0 || a->n_head_kv <= 0 || a->n_head % a->n_head_kv || a->n_split <= 0 || a->n_split > 65535 ||
+        a->tiles_cap <= 0)
+        return cudaErrorInvalidValue;
+    if (a->kernel == PC_CU_ATTN_VEC && a->n * (a->n_head / a->n_head_kv) > 8) return cudaErrorInvalidValue;
+    if ((a->kernel == PC_CU_ATTN_VEC || a->n_split > 1) && (!a->part_o || !a->part_ml)) return cudaErrorInvalidValue;
+    if (a->head_dim == 128) return launch<128>(a, s);
+    if (a->head_dim == 64) return launch<64>(a, s);
+    return cudaErrorInvalidValue;
+}

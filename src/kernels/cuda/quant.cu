@@ -1,0 +1,267 @@
+/* quant.cu - weights on the GPU: dequantization (rows, embedding lookup) and
+ * the small-batch matrix product that reads each weight block once.
+ *
+ * pc_cu_gemv: one warp per output row; each lane dequantizes 32-element units
+ * of the row (dequant.cuh) and multiplies them with up to NT token rows of x,
+ * so a decode step or a short fresh suffix reads the weights exactly once, in
+ * their stored type, with no bf16 copy. The warp then sums its lanes. */
+#include "kernels/cuda/dequant.cuh"
+#include "kernels/cuda/kernels.h"
+
+namespace {
+
+constexpr int WARPS = 4;
+
+/* bf16 x[0, 32) of a row, as floats (four 16-byte loads). */
+__device__ __forceinline__ void load_x32(const __nv_bfloat16 *x, float v[32]) {
+    const uint4 *p = reinterpret_cast<const uint4 *>(x);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const uint4 q = __ldg(p + i);
+        const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            v[8 * i + 2 * j] = __uint_as_float(w[j] << 16);
+            v[8 * i + 2 * j + 1] = __uint_as_float(w[j] & 0xFFFF0000u);
+        }
+    }
+}
+
+/* A thread per 8 outputs (one 16-byte bf16 store, coalesced across the warp);
+ * the four threads of a unit each decode it (the block bytes come from L1). */
+template <int T, bool BF16>
+__global__ void dequant_rows_kernel(const uint8_t *w, int64_t n_in, int64_t rows, void *y) {
+    const int64_t units = n_in / 32, idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= units * rows * 4) return;
+    const int64_t r = idx / (units * 4), u = idx / 4 % units;
+    const int part = (int)(idx % 4);
+    float v[32];
+    pcq::deq32<T>(w + r * pcq::row_bytes<T>(n_in), u, v);
+    if (BF16) {
+        __nv_bfloat162 h[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++) h[j] = __floats2bfloat162_rn(v[8 * part + 2 * j], v[8 * part + 2 * j + 1]);
+        *reinterpret_cast<uint4 *>(static_cast<__nv_bfloat16 *>(y) + r * n_in + u * 32 + part * 8) =
+            *reinterpret_cast<const uint4 *>(h);
+    } else {
+        float4 *o = reinterpret_cast<float4 *>(static_cast<float *>(y) + r * n_in + u * 32 + part * 8);
+        o[0] = make_float4(v[8 * part], v[8 * part + 1], v[8 * part + 2], v[8 * part + 3]);
+        o[1] = make_float4(v[8 * part + 4], v[8 * part + 5], v[8 * part + 6], v[8 * part + 7]);
+    }
+}
+
+template <int T>
+__global__ void embed_kernel(const uint8_t *table, int64_t n_embd, const pc_cu_step *step, float *x) {
+    const int t = blockIdx.y;
+    const int64_t u = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (u >= n_embd / 32) return;
+    const int64_t tok = step->tokens[t];
+    float v[32];
+    pcq::deq32<T>(table + tok * pcq::row_bytes<T>(n_embd), u, v);
+    float4 *o = reinterpret_cast<float4 *>(x + (int64_t)t * n_embd + u * 32);
+#pragma unroll
+    for (int j = 0; j < 8; j++) o[j] = make_float4(v[4 * j], v[4 * j + 1], v[4 * j + 2], v[4 * j + 3]);
+}
+
+/* Stores acc[t] (summed over the warp) for t < n_tok into y row t, by lane 0. */
+template <int NT>
+__device__ __forceinline__ void gemv_store(float acc[NT], int lane, int64_t o, int n_tok, void *y, int64_t y_stride, int out) {
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) acc[t] += __shfl_xor_sync(0xffffffffu, acc[t], off);
+    }
+    if (lane != 0) return;
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        if (t >= n_tok) break;
+        const int64_t i = (int64_t)t * y_stride + o;
+        if (out == PC_CU_OUT_F32)
+            static_cast<float *>(y)[i] = acc[t];
+        else if (out == PC_CU_OUT_ADD_F32)
+            static_cast<float *>(y)[i] += acc[t];
+        else
+            static_cast<__nv_bfloat16 *>(y)[i] = __float2bfloat16_rn(acc[t]);
+    }
+}
+
+/* acc[t] += w[0, 32) . x[t][0, 32) */
+template <int NT>
+__device__ __forceinline__ void dot32(float acc[NT], const float wv[32], const __nv_bfloat16 *x, int64_t x_stride, int n_tok) {
+    float xv[32];
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        if (t < n_tok) {
+            load_x32(x + (int64_t)t * x_stride, xv);
+#pragma unroll
+            for (int j = 0; j < 32; j++) acc[t] = fmaf(wv[j], xv[j], acc[t]);
+        }
+    }
+}
+
+/* Quantized rows: U units a lane in flight at once (independent loads before any use). */
+template <int T, int NT>
+__global__ void __launch_bounds__(WARPS * 32) gemv_kernel(const uint8_t *w, int64_t n_in, int64_t n_out,
+                                                          const __nv_bfloat16 *x, int64_t x_stride, int n_tok, void *y,
+                                                          int64_t y_stride, int out) {
+    constexpr int U = NT <= 2 ? 2 : 1;
+    const int lane = threadIdx.x % 32;
+    const int64_t o = (int64_t)blockIdx.x * WARPS + threadIdx.x / 32;
+    if (o >= n_out) return;
+    const uint8_t *row = w + o * pcq::row_bytes<T>(n_in);
+    const int64_t units = n_in / 32;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.f;
+    int64_t u = lane;
+    for (; u + 32 * (U - 1) < units; u += 32 * U) {
+        float wv[U][32];
+#pragma unroll
+        for (int k = 0; k < U; k++) pcq::deq32<T>(row, u + 32 * k, wv[k]);
+#pragma unroll
+        for (int k = 0; k < U; k++) dot32<NT>(acc, wv[k], x + (u + 32 * k) * 32, x_stride, n_tok);
+    }
+    for (; u < units; u += 32) {
+        float wv[32];
+        pcq::deq32<T>(row, u, wv);
+        dot32<NT>(acc, wv, x + u * 32, x_stride, n_tok);
+    }
+    gemv_store<NT>(acc, lane, o, n_tok, y, y_stride, out);
+}
+
+/* bf16 rows: each lane keeps 4 units (256 bytes of weights) in flight before using them. */
+template <int NT>
+__global__ void __launch_bounds__(WARPS * 32) gemv_bf16_kernel(const uint4 *w, int64_t n_in, int64_t n_out,
+                                                               const __nv_bfloat16 *x, int64_t x_stride, int n_tok,
+                                                               void *y, int64_t y_stride, int out) {
+    constexpr int U = 4;
+    const int lane = threadIdx.x % 32;
+    const int64_t o = (int64_t)blockIdx.x * WARPS + threadIdx.x / 32;
+    if (o >= n_out) return;
+    const uint4 *row = w + o * (n_in / 8);
+    const int64_t units = n_in / 32;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.f;
+    int64_t u = lane;
+    for (; u + 32 * (U - 1) < units; u += 32 * U) {
+        uint4 raw[U][4];
+#pragma unroll
+        for (int k = 0; k < U; k++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) raw[k][i] = __ldg(row + (u + 32 * k) * 4 + i);
+#pragma unroll
+        for (int k = 0; k < U; k++) {
+            float wv[32];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const uint32_t q[4] = {raw[k][i].x, raw[k][i].y, raw[k][i].z, raw[k][i].w};
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    wv[8 * i + 2 * j] = __uint_as_float(q[j] << 16);
+                    wv[8 * i + 2 * j + 1] = __uint_as_float(q[j] & 0xFFFF0000u);
+                }
+            }
+            dot32<NT>(acc, wv, x + (u + 32 * k) * 32, x_stride, n_tok);
+        }
+    }
+    for (; u < units; u += 32) {
+        float wv[32];
+        pcq::deq32<PC_TYPE_BF16>(reinterpret_cast<const uint8_t *>(row), u, wv);
+        dot32<NT>(acc, wv, x + u * 32, x_stride, n_tok);
+    }
+    gemv_store<NT>(acc, lane, o, n_tok, y, y_stride, out);
+}
+
+unsigned blocks_for(int64_t n, int per) { return (unsigned)((n + per - 1) / per); }
+
+} // namespace
+
+extern "C" int pc_cu_type_supported(pc_type t) {
+    switch (t) {
+    case PC_TYPE_BF16: case PC_TYPE_Q4_0: case PC_TYPE_Q4_1: case PC_TYPE_Q5_0: case PC_TYPE_Q5_1:
+    case PC_TYPE_Q8_0: case PC_TYPE_Q2_K: case PC_TYPE_Q3_K: case PC_TYPE_Q4_K: case PC_TYPE_Q5_K:
+    case PC_TYPE_Q6_K: return 1;
+    default: return 0;
+    }
+}
+
+extern "C" cudaError_t pc_cu_dequant_rows(pc_type t, const void *w, int64_t n_in, int64_t rows, void *y, int out_bf16,
+                                          cudaStream_t s) {
+    if (n_in <= 0 || n_in % 32 || rows <= 0) return cudaErrorInvalidValue;
+    const unsigned grid = blocks_for(n_in / 32 * rows * 4, 128);
+    const uint8_t *src = static_cast<const uint8_t *>(w);
+#define PC_DEQ(T)                                                                                                      \
+    do {                                                                                                               \
+        if (n_in % pcq::tinfo<T>::QK) return cudaErrorInvalidValue;                                                   \
+        if (out_bf16)                                                                                                  \
+            dequant_rows_kernel<T, true><<<grid, 128, 0, s>>>(src, n_in, rows, y);                                     \
+        else                                                                                                           \
+            dequant_rows_kernel<T, false><<<grid, 128, 0, s>>>(src, n_in, rows, y);                                    \
+    } while (0)
+    PCQ_DISPATCH(t, PC_DEQ)
+#undef PC_DEQ
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t pc_cu_embed(pc_type t, const void *table, int64_t n_embd, const pc_cu_step *step, int32_t n,
+                                   float *x, cudaStream_t s) {
+    if (n_embd <= 0 || n_embd % 32 || n <= 0 || n > 65535) return cudaErrorInvalidValue;
+    const dim3 grid(blocks_for(n_embd / 32, 128), (unsigned)n);
+    const uint8_t *src = static_cast<const uint8_t *>(table);
+#define PC_EMB(T)                                                                                                      \
+    do {                                                                                                               \
+        if (n_embd % pcq::tinfo<T>::QK) return cudaErrorInvalidValue;                                                 \
+        embed_kernel<T><<<grid, 128, 0, s>>>(src, n_embd, step, x);                                                    \
+    } while (0)
+    PCQ_DISPATCH(t, PC_EMB)
+#undef PC_EMB
+    return cudaGetLastError();
+}
+
+template <int T, int NT>
+static void gemv_one(unsigned grid, const void *w, int64_t n_in, int64_t n_out, const __nv_bfloat16 *x, int64_t xs,
+                     int32_t n_tok, void *y, int64_t ys, pc_cu_out out, cudaStream_t s) {
+    if (T == PC_TYPE_BF16)
+        gemv_bf16_kernel<NT><<<grid, WARPS * 32, 0, s>>>(static_cast<const uint4 *>(w), n_in, n_out, x, xs, n_tok, y, ys, out);
+    else
+        gemv_kernel<T, NT><<<grid, WARPS * 32, 0, s>>>(static_cast<const uint8_t *>(w), n_in, n_out, x, xs, n_tok, y, ys, out);
+}
+
+template <int T>
+static cudaError_t gemv_launch(const void *w, int64_t n_in, int64_t n_out, const void *x, int64_t xs, int32_t n_tok,
+                               void *y, int64_t ys, pc_cu_out out, cudaStream_t s) {
+    if (n_in % pcq::tinfo<T>::QK) return cudaErrorInvalidValue;
+    const unsigned grid = blocks_for(n_out, WARPS);
+    const __nv_bfloat16 *xb = static_cast<const __nv_bfloat16 *>(x);
+    if (n_tok == 1)
+        gemv_one<T, 1>(grid, w, n_in, n_out, xb, xs, n_tok, y, ys, out, s);
+    else if (n_tok == 2)
+        gemv_one<T, 2>(grid, w, n_in, n_out, xb, xs, n_tok, y, ys, out, s);
+    else if (n_tok <= 4)
+        gemv_one<T, 4>(grid, w, n_in, n_out, xb, xs, n_tok, y, ys, out, s);
+    else
+        gemv_one<T, 8>(grid, w, n_in, n_out, xb, xs, n_tok, y, ys, out, s);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t pc_cu_gemv(pc_type t, const void *w, int64_t n_in, int64_t n_out, const void *x, int64_t x_stride,
+                                  int32_t n_tok, void *y, int64_t y_stride, pc_cu_out out, cudaStream_t s) {
+    if (n_in <= 0 || n_in % 32 || n_out <= 0 || n_tok <= 0 || n_tok > PC_CU_GEMV_MAX || (int)out < 0 ||
+        out > PC_CU_OUT_BF16 || x_stride < n_in || x_stride % 8 || y_stride < n_out)
+        return cudaErrorInvalidValue;
+    switch (t) { /* f16 and f32 matrices are converted to bf16 at load */
+    case PC_TYPE_BF16: return gemv_launch<PC_TYPE_BF16>(w, n_in, n_out, x, x_stride, n_tok, y, y_stride, out, s);
+    case PC_TYPE_Q4_0: return gemv_launch<PC_TYPE_Q4_0>(w, n_in, n_out, x, x_stride, n_tok, y, y_stride, out, s);
+    case PC_TYPE_Q4_1: return gemv_launch<PC_TYPE_Q4_1>(w, n_in, n_out, x, x_stride, n_tok, y, y_stride, out, s);
+    case PC_TYPE_Q5_0: return gemv_launch<PC_TYPE_Q5_0>(w, n_in, n_out, x, x_stride, n_tok, y, y_stride, out, s);
+    case PC_TYPE_Q5_1: return gemv_launch<PC_TYPE_Q5_1>(w, n_in, n_out, x, x_stride, n_tok, y, y_stride, out, s);
+    case PC_TYPE_Q8_0: return gemv_launch<PC_TYPE_Q8_0>(w, n_in, n_out, x, x_stride, n_tok, y, y_stride, out, s);
+    case PC_TYPE_Q2_K: return gemv_launch<PC_TYPE_Q2_K>(w, n_in, n_out, x, x_stride, n_tok, y, y_stride, out, s);
+    case PC_TYPE_Q3_K: return gemv_launch<PC_TYPE_Q3_K>(w, n_in, n_out, x, x_stride, n_tok, y, y_stride, out, s);
+    case PC_TYPE_Q4_K: return gemv_launch<PC_TYPE_Q4_K>(w, n_in, n_out, x, x_stride, n_tok, y, y_stride, out, s);
+    case PC_TYPE_Q5_K: return gemv_launch<PC_TYPE_Q5_K>(w, n_in, n_out, x, x_stride, n_tok, y, y_stride, out, s);
+    case PC_TYPE_Q6_K: return gemv_launch<PC_TYPE_Q6_K>(w, n_in, n_out, x, x_stride, n_tok, y, y_stride, out, s);
+    default: return cudaErrorInvalidValue;
+    }
+}

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# gpu_check.sh STEP... - one device call: the CUDA backend checked and timed from
+# binaries built elsewhere (tools/gpu_stage.sh puts this script, the binaries and a
+# trimmed llama.cpp beside each other). Steps, in the order given:
+#   llama   start building llama.cpp's llama-bench with CUDA, detached (setsid), so a
+#           call right after this one (the machine stays warm) finds it built
+#   check   op-by-op tests against the CPU, the whole forward GPU vs CPU, exactness,
+#           compute-sanitizer (memcheck, racecheck, synccheck, initcheck), kernel benchmark
+#   models  write the seeded GGUFs bench_gpu.py times
+#   pcache  bench_gpu.py without llama.cpp (pcache and HF transformers)
+#   bench   bench_gpu.py with all three (waits for the llama.cpp build)
+# Logs go to $OUT (few files: a call brings back 8): summary.txt, check.txt, bench.txt,
+# bench.json, bench_log.txt, and llama-bench.xz* (the static binary, for a later call to
+# carry instead of building again).
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+OUT=${OUT:-/tmp/gpu-out}
+mkdir -p "$OUT"
+SUM=$OUT/summary.txt
+touch "$SUM"
+say() { echo "$*" | tee -a "$SUM"; }
+cd "$HERE"
+# the binaries and llama.cpp's sources travel compressed (tools/gpu_stage.sh)
+[ -f bin.tar.xz ] && { rm -rf bin && tar xJf bin.tar.xz; }
+[ -f llama-src.tar.xz ] && [ ! -d /tmp/llama-src ] && tar xJf llama-src.tar.xz -C /tmp
+if ls llama-bench.xz* >/dev/null 2>&1 && [ ! -x /tmp/llama-build/bin/llama-bench ]; then
+    mkdir -p /tmp/llama-build/bin && cat llama-bench.xz* | xz -d > /tmp/llama-build/bin/llama-bench &&
+        chmod +x /tmp/llama-build/bin/llama-bench && echo 0 > /tmp/llama-build.rc
+fi
+export PATH=/usr/local/cuda/bin:$PATH PYTHONUNBUFFERED=1
+PYLIB=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null || true)
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:/usr/local/cuda/lib:${PYLIB}:${LD_LIBRARY_PATH:-}
+LB=/tmp/llama-build/bin/llama-bench
+MODELS=/tmp/pcache-gpu-models
+say "== $(date -u +%H:%M:%S) $* on $(nvidia-smi --query-gpu=name,driver_version,clocks.sm,memory.used --format=csv,noheader 2>&1 | head -1)"
+
+step_llama() {
+    [ -x "$LB" ] && { say "llama-bench already built"; return; }
+    setsid bash -c "cmake -S /tmp/llama-src -B /tmp/llama-build -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
+        -DCMAKE_CUDA_ARCHITECTURES=90 -DGGML_NATIVE=ON -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
+        -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF > /tmp/llama-build.log 2>&1 &&
+        nice -n 5 cmake --build /tmp/llama-build -j 14 --target llama-bench >> /tmp/llama-build.log 2>&1;
+        echo \$? > /tmp/llama-build.rc" < /dev/null > /dev/null 2>&1 &
+    say "llama.cpp build started (detached)"
+}
+
+step_check() {
+    ldd bin/test_ops_cuda | grep -i "not found" | tee -a "$SUM"
+    say "== $(date -u +%H:%M:%S) op-by-op tests"
+    C=$OUT/check.txt
+    echo "### test_ops_cuda" >> "$C"
+    timeout 300 bin/test_ops_cuda > /tmp/ops.txt 2>&1; say "test_ops_cuda exit $?"; cat /tmp/ops.txt >> "$C"
+    grep -E "CHECK failed|passed|cuBLAS rows|skipped|error|rror" /tmp/ops.txt | head -40 | tee -a "$SUM"
+    say "== $(date -u +%H:%M:%S) forward GPU vs CPU, exactness"
+    echo "### test_backend_forward" >> "$C"
+    timeout 420 bin/test_backend_forward > /tmp/fwd.txt 2>&1; say "test_backend_forward exit $?"; cat /tmp/fwd.txt >> "$C"
+    grep -vE "^$" /tmp/fwd.txt | tail -30 | tee -a "$SUM"
+    say "== $(date -u +%H:%M:%S) compute-sanitizer"
+    {
+        for tool in memcheck racecheck synccheck initcheck; do
+            echo "--- $tool: test_ops_cuda (small)"
+            PC_TEST_SMALL=1 timeout 200 compute-sanitizer --tool $tool --error-exitcode 9 bin/test_ops_cuda 2>&1 | tail -12
+            echo "exit ${PIPESTATUS[0]}"
+        done
+        echo "--- memcheck: test_backend_forward (small)"
+        PC_TEST_SMALL=1 timeout 240 compute-sanitizer --tool memcheck --error-exitcode 9 bin/test_backend_forward 2>&1 | tail -12
+        echo "exit ${PIPESTATUS[0]}"
+    } > /tmp/san.txt 2>&1
+    { echo "### compute-sanitizer"; cat /tmp/san.txt; } >> "$C"
+    grep -E "^---|ERROR SUMMARY|^exit|Invalid|Race|rror" /tmp/san.txt | head -40 | tee -a "$SUM"
+    say "== $(date -u +%H:%M:%S) kernel benchmark"
+    timeout 240 bin/bench_gpu_ops > /tmp/opsb.txt 2>&1; say "bench_gpu_ops exit $?"
+    { echo "### bench_gpu_ops"; cat /tmp/opsb.txt; } >> "$C"
+    grep -E "device|ceiling|attention| (1|2|4|8|16|32) tokens" /tmp/opsb.txt | head -70 | tee -a "$SUM"
+}
+
+step_models() {
+    say "== $(date -u +%H:%M:%S) models"
+    mkdir -p "$MODELS"
+    for spec in llama2-7b:f16 llama2-7b:q4_0 smollm2-135m:q4_1 qwen2.5-1.5b:q4_k; do
+        f=$MODELS/${spec%%:*}-${spec##*:}.gguf
+        [ -f "$f" ] || timeout 300 bin/pc_write_model --shape "${spec%%:*}" --type "${spec##*:}" --out "$f" >> "$OUT/bench_log.txt" 2>&1 ||
+            say "pc_write_model $spec failed"
+    done
+    ls -la "$MODELS" | tee -a "$SUM"
+}
+
+step_pcache() {
+    say "== $(date -u +%H:%M:%S) benchmark: pcache and HF"
+    timeout 540 python3 bench_gpu.py --bin bin --models "$MODELS" --skip llama --json "$OUT/bench.json" > "$OUT/bench.txt" 2>> "$OUT/bench_log.txt"
+    say "bench_gpu.py exit $?"; cat "$OUT/bench.txt" | tee -a "$SUM"
+    tail -5 "$OUT/bench_log.txt" >> "$SUM"
+}
+
+step_bench() {
+    say "== $(date -u +%H:%M:%S) waiting for the llama.cpp build"
+    for _ in $(seq 1 300); do [ -f /tmp/llama-build.rc ] && break; sleep 2; done
+    say "llama.cpp build: exit $(cat /tmp/llama-build.rc 2>/dev/null || echo 'not finished')"; tail -2 /tmp/llama-build.log >> "$SUM"
+    say "== $(date -u +%H:%M:%S) benchmark: pcache, HF, llama.cpp"
+    timeout 560 python3 bench_gpu.py --bin bin --models "$MODELS" --llama-bench "$LB" --json "$OUT/bench.json" > "$OUT/bench.txt" 2>> "$OUT/bench_log.txt"
+    say "bench_gpu.py exit $?"; cat "$OUT/bench.txt" | tee -a "$SUM"
+    tail -5 "$OUT/bench_log.txt" >> "$SUM"
+    if [ -x "$LB" ] && [ ! -f "$HERE/llama-bench.xz0" ]; then
+        xz -T0 -6 -c "$LB" > /tmp/llama-bench.xz && split -b 15M -d -a 1 /tmp/llama-bench.xz "$OUT/llama-bench.xz" &&
+            ls -la "$OUT" | grep llama-bench | tee -a "$SUM"
+    fi
+}
+
+# The engine on the GPU: a seeded SmolLM2-shaped model through pcache's CLI (schema
+# encoding, a cached prompt and its uncached twin, generation), CUDA against the CPU.
+step_engine() {
+    say "== $(date -u +%H:%M:%S) engine"
+    [ -d lib ] && export LD_LIBRARY_PATH=$HERE/lib:$LD_LIBRARY_PATH
+    local m=/tmp/smol4.gguf
+    [ -f $m ] || bin/pc_write_model --shape smollm2-135m --type q4_1 --layers 4 --out $m > /dev/null
+    for b in cpu cuda; do
+        timeout 120 bin/pcache generate -m $m -p "The quick brown fox" -n 16 --temp 0 --json --backend $b 2>&1 |
+            tail -1 | cut -c1-300 | sed "s/^/generate $b: /" | tee -a "$SUM"
+    done
+    timeout 180 bin/pcache run -m $m --schema mbti.xml --prompt mbti_intj.xml --compare --backend cuda -n 8 --temp 0 \
+        --chat-template chatml --quiet 2>&1 | tail -5 | tee -a "$SUM"
+}
+
+for s in "$@"; do "step_$s"; done
+say "== $(date -u +%H:%M:%S) end"

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# gpu_stage.sh - stage what one device call needs into DEST (default: the main
+# checkout's .cuda-run, git-ignored there), for tools/gpu_check.sh to run from:
+#   bin.tar.xz        this build's GPU tests, benchmarks and pc_write_model
+#   scripts           gpu_check.sh, bench_gpu.py, bench_gpu_hf.py
+#   llama-src.tar.xz  llama.cpp's sources from .peer/src, without models, docs, tests,
+#                     the web UI and the other backends (built there with CUDA)
+# Compressed: a call carries 64 MiB at most, the main checkout included.
+# Usage: tools/gpu_stage.sh BUILD_DIR [DEST]
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:?build dir}
+DEST=${2:-/work/main/.cuda-run}
+mkdir -p "$DEST"
+tmp=$(mktemp -d)
+mkdir -p "$tmp/bin"
+for b in test_ops_cuda test_backend_forward bench_gpu bench_gpu_ops pc_write_model pcache; do
+    cp "$BUILD/$b" "$tmp/bin/"
+done
+# pcache's own libraries the GPU image may lack (libxml2 and its ICU, jansson), and a schema to run
+mkdir -p "$tmp/lib"
+for l in $(ldd "$BUILD/pcache" | awk '/libxml2|libicu|libjansson/ {print $3}'); do cp "$l" "$tmp/lib/"; done
+cp "$REPO/../shared/pml-examples/mbti.xml" "$REPO/tests/data/prompts/mbti_intj.xml" "$DEST/"
+tar cJf "$DEST/bin.tar.xz" -C "$tmp" bin lib
+rm -rf "$tmp" "$DEST/bin"
+cp "$REPO/tools/gpu_check.sh" "$REPO/bench/bench_gpu.py" "$REPO/bench/bench_gpu_hf.py" "$DEST/"
+# a llama-bench an earlier call built and sent back (gpu_check.sh bench): carried instead of building again
+if [ -n "${LLAMA_BENCH_XZ:-}" ]; then cp $LLAMA_BENCH_XZ "$DEST/"; fi
+SRC=$REPO/.peer/src
+ if [ ! -f "$DEST/llama-src.tar.xz" ]; then
+    tmp=$(mktemp -d)
+    mkdir -p "$tmp/llama-src"
+    (cd "$SRC" && tar cf - --exclude=./models --exclude=./docs --exclude=./tests --exclude=./media \
+        --exclude=./tools/ui --exclude=./tools/server --exclude=./examples --exclude=./benches \
+        --exclude=./gguf-py --exclude=./conversion --exclude=./.git \
+        --exclude='./ggml/src/ggml-cann' --exclude='./ggml/src/ggml-hip' --exclude='./ggml/src/ggml-metal' \
+        --exclude='./ggml/src/ggml-musa' --exclude='./ggml/src/ggml-opencl' --exclude='./ggml/src/ggml-openvino' \
+        --exclude='./ggml/src/ggml-sycl' --exclude='./ggml/src/ggml-vulkan' --exclude='./ggml/src/ggml-webgpu' \
+        --exclude='./ggml/src/ggml-zdnn' --exclude='./ggml/src/ggml-zendnn' --exclude='./ggml/src/ggml-hexagon' \
+        --exclude='./ggml/src/ggml-virtgpu' --exclude='./ggml/src/ggml-et' .) | tar xf - -C "$tmp/llama-src"
+    # the top CMakeLists names examples and tests folders it no longer finds
+    mkdir -p "$tmp/llama-src/examples" "$tmp/llama-src/tests"
+    : > "$tmp/llama-src/examples/CMakeLists.txt"
+    : > "$tmp/llama-src/tests/CMakeLists.txt"
+    tar cJf "$DEST/llama-src.tar.xz" -C "$tmp" llama-src
+    rm -rf "$tmp" "$DEST/llama-src"
+fi
+du -sh "$DEST"

@@ -6,7 +6,7 @@
 #   llama-src.tar.xz  llama.cpp's sources from .peer/src, without models, docs, tests,
 #                     the web UI and the other backends (built there with CUDA)
 # Compressed: a call carries 64 MiB at most, the main checkout included.
-# Usage: tools/gpu_stage.sh BUILD_DIR [DEST]
+# Usage: [NO_LLAMA=1] tools/gpu_stage.sh BUILD_DIR [DEST]
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:?build dir}
@@ -17,9 +17,12 @@ mkdir -p "$tmp/bin"
 for b in test_ops_cuda test_backend_forward bench_gpu bench_gpu_ops pc_write_model pcache; do
     cp "$BUILD/$b" "$tmp/bin/"
 done
-# pcache's own libraries the GPU image may lack (libxml2 and its ICU, jansson), and a schema to run
+# pcache's own libraries the GPU image may lack (libxml2 and its ICU, jansson; the store's hiredis,
+# xxhash and libcrypto), and a schema to run
 mkdir -p "$tmp/lib"
-for l in $(ldd "$BUILD/pcache" | awk '/libxml2|libicu|libjansson/ {print $3}'); do cp "$l" "$tmp/lib/"; done
+for l in $(ldd "$BUILD/pcache" | awk '/libxml2|libicu|libjansson|libhiredis|libxxhash|libcrypto/ {print $3}'); do
+    cp "$l" "$tmp/lib/"
+done
 cp "$REPO/../shared/pml-examples/mbti.xml" "$REPO/tests/data/prompts/mbti_intj.xml" "$DEST/"
 tar cJf "$DEST/bin.tar.xz" -C "$tmp" bin lib
 rm -rf "$tmp" "$DEST/bin"
@@ -27,7 +30,8 @@ cp "$REPO/tools/gpu_check.sh" "$REPO/bench/bench_gpu.py" "$REPO/bench/bench_gpu_
 # a llama-bench an earlier call built and sent back (gpu_check.sh bench): carried instead of building again
 if [ -n "${LLAMA_BENCH_XZ:-}" ]; then cp $LLAMA_BENCH_XZ "$DEST/"; fi
 SRC=$REPO/.peer/src
- if [ ! -f "$DEST/llama-src.tar.xz" ]; then
+# NO_LLAMA=1: a call that only checks (gpu_check.sh check engine) needs no llama.cpp sources
+if [ -z "${NO_LLAMA:-}" ] && [ ! -f "$DEST/llama-src.tar.xz" ]; then
     tmp=$(mktemp -d)
     mkdir -p "$tmp/llama-src"
     (cd "$SRC" && tar cf - --exclude=./models --exclude=./docs --exclude=./tests --exclude=./media \

@@ -10,10 +10,16 @@
  * method), by wall clock and by CPU time: on a shared machine CPU time is the
  * steadier guide for a kernel, wall time what a user gets. FLOPs are
  * 2 * n_in * n_out * n_tok (quantizing x included); each rate is the best of 5
- * short windows. filter: only shapes whose name contains it. */
+ * short windows. filter: only shapes whose name contains it.
+ *
+ * bench_matmul --stream [threads] [MiB]: decode's case, where the weights come
+ * from memory: n_tok = 1 over enough distinct copies of each shape's packed
+ * weights to fill MiB (default 1024), cycled, printed as GB/s of weights read
+ * beside build/bench_membw's read bandwidth over the same bytes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "kernels/cpu/matmul.h"
@@ -85,7 +91,58 @@ static void bench_shape(pc_pool *pool, const shape *sh, int64_t n_tok, double se
     free(scratch);
 }
 
+/* GB/s of weights a decode-shaped matmul streams through copies of one matrix filling mib. */
+static void bench_stream(pc_pool *pool, const shape *sh, double mib) {
+    const size_t wrow = pc_row_size(sh->wt, sh->n_in), psize = pc_pack_size(sh->wt, sh->n_in, sh->n_out);
+    const int copies = (int)(mib * 1048576.0 / (double)psize) + 1;
+    unsigned char *w = malloc(wrow * (size_t)sh->n_out);
+    float *row = malloc(sizeof(float) * (size_t)sh->n_in), *x = malloc(sizeof(float) * (size_t)sh->n_in);
+    for (int64_t o = 0; o < sh->n_out; o++) {
+        for (int64_t i = 0; i < sh->n_in; i++) row[i] = (float)((o * 31 + i * 17) % 97) / 97.f - 0.5f;
+        pc_quantize_row(sh->wt, row, w + o * wrow, sh->n_in);
+    }
+    for (int64_t i = 0; i < sh->n_in; i++) x[i] = (float)(i % 13) / 13.f - 0.4f;
+    const size_t huge = 2 << 20, total = (psize * (size_t)copies + huge - 1) & ~(huge - 1);
+    unsigned char *packed = aligned_alloc(huge, total);
+    (void)madvise(packed, total, MADV_HUGEPAGE); /* as model_pack.c allocates the engine's */
+    for (int c = 0; c < copies; c++) pc_pack(sh->wt, w, sh->n_in, sh->n_out, packed + psize * (size_t)c);
+    float *y = malloc(sizeof(float) * (size_t)sh->n_out);
+    void *scratch = aligned_alloc(64, (pc_matmul_scratch_size(sh->wt, sh->n_in, 1) + 63) / 64 * 64);
+    pc_matmul_args a = {.wt = sh->wt, .w = w, .n_in = sh->n_in, .n_out = sh->n_out, .x = x, .n_tok = 1, .y = y,
+                        .scratch = scratch, .isa = pc_isa_detect()};
+    double best = 0;
+    for (int pass = 0; pass < 6; pass++) {
+        const double t0 = clock_of(CLOCK_MONOTONIC);
+        for (int c = 0; c < copies; c++) {
+            a.packed = packed + psize * (size_t)c;
+            pc_matmul(pool, &a);
+        }
+        const double gbs = (double)psize * copies / (clock_of(CLOCK_MONOTONIC) - t0) * 1e-9;
+        best = gbs > best ? gbs : best;
+    }
+    printf("%-26s %6d copies of %6.2f MB: %6.2f GB/s of weights\n", sh->name, copies, (double)psize / 1e6, best);
+    fflush(stdout);
+    free(w);
+    free(row);
+    free(x);
+    free(packed);
+    free(y);
+    free(scratch);
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--stream") == 0) {
+        pc_pool *pool = pc_pool_create(argc > 2 ? atoi(argv[2]) : 2);
+        const double mib = argc > 3 ? atof(argv[3]) : 1024;
+        static const shape s[] = {{"1.5b up q4k", PC_TYPE_Q4_K, 1536, 8960},
+                                  {"1.5b down q6k", PC_TYPE_Q6_K, 8960, 1536},
+                                  {"1.5b q q4k", PC_TYPE_Q4_K, 1536, 1536},
+                                  {"0.5b up q5_0", PC_TYPE_Q5_0, 896, 4864},
+                                  {"0.5b out q8_0", PC_TYPE_Q8_0, 896, 151936}};
+        for (size_t i = 0; pool && i < sizeof s / sizeof s[0]; i++) bench_stream(pool, &s[i], mib);
+        pc_pool_free(pool);
+        return 0;
+    }
     const int threads = argc > 1 ? atoi(argv[1]) : 2;
     const double secs = argc > 2 ? atof(argv[2]) : 0.5;
     const char *filter = argc > 3 ? argv[3] : "";

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # setup.sh - installs what pcache needs on a fresh Debian 12 machine: build tools and
-# libraries from Debian's packages, then the default model. Idempotent: installs only
-# what is missing. Run as root (or with sudo available) on a fresh machine.
+# libraries from Debian's packages, then the default model and any models named as arguments
+# (scripts/get_model.sh names; test.sh asks for qwen2.5-coder-0.5b, the golden test's model).
+# Idempotent: installs only what is missing. Run as root (or with sudo available) on a fresh machine.
+#   scripts/setup.sh [MODEL...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,4 +28,5 @@ else
   echo "setup: Debian packages present"
 fi
 
-scripts/get_model.sh
+scripts/get_model.sh >/dev/null
+for model in "$@"; do scripts/get_model.sh "$model" >/dev/null; done

@@ -8,7 +8,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/setup.sh || { echo "test: setup failed" >&2; exit 1; }
+# The 0.5B model (~0.5 GB, 6 wheels) feeds the golden test of a real Q5_0/Q4_K/Q6_K/Q8_0 model
+# (tests/engine/test_golden_models.c: about 1 min of CPU in the release suite, a few minutes under ASan).
+scripts/setup.sh qwen2.5-coder-0.5b || { echo "test: setup failed" >&2; exit 1; }
 
 # Redis for the store's tests: our own instance, on a free loopback port, no persistence.
 redis_pid=""

@@ -1,20 +1,24 @@
 #!/usr/bin/env python3
-"""Side-by-side engine benchmark: pcache versus llama.cpp (the reference peer) on one GGUF, one thread count.
+"""Side-by-side engine benchmark: pcache versus llama.cpp's own llama-bench, model by model.
 
-  python bench/bench_engine.py [--model PATH] [--threads N] [--repeats 3] [--peer-only]
+  python3 bench/bench_engine.py [--models smollm2,qwen2.5-coder-0.5b,qwen2.5-coder-1.5b] [--threads 2] [--repeats 3]
 
-Measures, for both engines in one run: prefill tokens/s for 128-, 512- and 2048-token prompts (text that Debian
-ships: /usr/share/common-licenses/GPL-3, cut at a token boundary), decode tokens/s over 128 greedy tokens after
-the 128-token prompt, and peak memory. Prints a table of ratios pcache/llama.cpp and writes bench/results/engine.md,
-engine.json (every sample) and engine.png.
+Run it under the machine's exclusive lock (flock -x /tmp/pcache-cpu.lock ...): both engines are timed in one run,
+so their ratio holds even when the machine's speed drifts, but not when other processes steal cores mid-run.
 
-Invariants: every engine run is its own process, so peak memory is that process's ru_maxrss (read with wait4),
-never a sum of both; llama.cpp runs in the peer's venv (tools/setup_peer.sh), the orchestrator needs only the
-standard library (matplotlib for the plot, optional). Definitions, the same for both engines:
-  prefill tok/s = prompt tokens / time to first token (tokenize + prompt forward + first greedy pick)
-  decode tok/s  = tokens after the first / time spent producing them, one forward per token
-Each figure is the best of --repeats runs after one unmeasured warm-up run (interference from other processes
-only ever slows a run down); engine.json keeps every sample and the medians.
+For each model (a name that scripts/get_model.sh knows, or a GGUF path), on the same GGUF with the same threads:
+  prefill tok/s at 128, 512 and 2048 prompt tokens, and decode tok/s over 128 tokens after a 128-token prompt;
+    pcache:    `pcache generate --json`, prompt tokens / time to first token (tokenize + prefill + first greedy
+               pick), the prompt cut from /usr/share/common-licenses/GPL-3 to that many of pcache's tokens;
+    llama.cpp: `llama-bench` (built by tools/build_llama_cpp.sh into .peer/bin) with flash attention on and
+               nothing else changed: its default buffer types, so its repacked CPU kernels run; pp<n> tests for
+               prefill (n tokens in one batch, its default micro-batch of 512), a tg128 test at depth 128 for decode.
+  the decode limit: memory read bandwidth with the same threads (build/bench_membw streaming over as many bytes
+    as one decode step reads: every matrix once, from the GGUF's tensor table, plus the KV of ~192 tokens),
+    divided by those bytes; each engine's decode tok/s as a share of it;
+  peak RSS of each engine's process (ru_maxrss through wait4; llama-bench's covers all its tests).
+Each figure is the best of --repeats runs after a warm-up (interference only ever slows a run down); engine.json
+keeps every sample. Writes bench/results/engine.md and engine.json and prints the tables.
 """
 
 import argparse
@@ -22,97 +26,33 @@ import datetime
 import json
 import os
 import platform
-import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_MODEL = os.path.join(REPO, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+DEFAULT_MODELS = "smollm2,qwen2.5-coder-0.5b,qwen2.5-coder-1.5b"
 DEFAULT_TEXT = "/usr/share/common-licenses/GPL-3"
-PCACHE_KEYS = ("tokens", "text", "prompt_tokens", "ttft_ms", "decode_tok_s")
+PCACHE_KEYS = ("tokens", "prompt_tokens", "ttft_ms", "decode_tok_s")
 
 
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-# ---------------------------------------------------------------- llama.cpp side (runs in the peer's python)
-
-def peer_module():
-    sys.path.insert(0, os.path.join(REPO, "tools"))
-    import lcp_peer
-    return lcp_peer
-
-
-def worker_prepare(cfg):
-    """Cut the source text into prompts of exactly n tokens (llama.cpp's tokenization) and write them to files."""
-    P = peer_module()
-    peer = P.Peer(cfg["model"], 1, n_ctx=512, extra_bufts=False)
-    with open(cfg["text"], encoding="utf-8") as f:
-        ids = peer.tokenize(f.read())
-    prompts = []
-    for n in cfg["sizes"]:
-        if n > len(ids):
-            raise SystemExit(f"{cfg['text']} has only {len(ids)} tokens, fewer than the {n} asked for")
-        text = peer.detokenize(ids[:n])
-        path = os.path.join(cfg["dir"], f"prompt_{n}.txt")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-        prompts.append({"size": n, "path": path, "llama_tokens": len(peer.tokenize(text))})
-    info = {"prompts": prompts, "system_info": P.system_info(), "sha256": P.file_sha256(cfg["model"])}
-    import llama_cpp
-    info["version"] = llama_cpp.__version__
-    peer.close()
-    return info
+def resolve_model(name):
+    """A GGUF path for a path or a scripts/get_model.sh name (which fetches and checks it when absent)."""
+    if os.path.isfile(name):
+        return os.path.abspath(name)
+    proc = subprocess.run([os.path.join(REPO, "scripts", "get_model.sh"), name], stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"bench_engine: '{name}' is neither a file nor a model get_model.sh can fetch (its message is above)")
+    return proc.stdout.strip().splitlines()[-1]
 
 
-def worker_llama(cfg):
-    """One prompt size: warm-up, then cfg['repeats'] timed runs, each on a fresh context."""
-    P = peer_module()
-    n_ctx = cfg["n_ctx"]
-    peer = P.Peer(cfg["model"], cfg["threads"], n_ctx=n_ctx, extra_bufts=cfg["amx"])
-    with open(cfg["prompt"], encoding="utf-8") as f:
-        text = f.read()
-    samples = []
-    for rep in range(cfg["repeats"] + 1):
-        peer.fresh()
-        t0 = time.perf_counter()
-        ids = peer.tokenize(text)
-        peer.decode(ids)
-        tok = peer.last_argmax()
-        ttft = time.perf_counter() - t0
-        sample = {"prompt_tokens": len(ids), "ttft_ms": ttft * 1e3, "prefill_tok_s": len(ids) / ttft}
-        if cfg["n_decode"] > 1:
-            t1 = time.perf_counter()
-            for _ in range(cfg["n_decode"] - 1):
-                peer.decode([tok])
-                tok = peer.last_argmax()
-            sample["decode_tok_s"] = (cfg["n_decode"] - 1) / (time.perf_counter() - t1)
-        if rep == 0:
-            log(f"  llama.cpp {cfg['size']:5d}: warm-up done ({ttft * 1e3:.0f} ms to first token)")
-            continue
-        samples.append(sample)
-        extra = f", decode {sample['decode_tok_s']:.1f} tok/s" if "decode_tok_s" in sample else ""
-        log(f"  llama.cpp {cfg['size']:5d}: run {rep}/{cfg['repeats']}: prefill "
-            f"{sample['prefill_tok_s']:.1f} tok/s{extra}")
-    settings = peer.settings()
-    peer.close()
-    return {"samples": samples, "settings": settings, "kernels": P.kernels_note(settings)}
-
-
-def worker_baseline(cfg):
-    """The interpreter plus llama_cpp and numpy, no model: what the peer's RSS carries that is not llama.cpp's."""
-    import numpy  # noqa: F401
-    import llama_cpp  # noqa: F401
-    return {}
-
-
-WORKERS = {"prepare": worker_prepare, "llama": worker_llama, "baseline": worker_baseline}
-
-
-# ---------------------------------------------------------------- process running with peak-memory accounting
+# ---------------------------------------------------------------- processes with peak-memory accounting
 
 def run_measured(argv, timeout, live_stderr=False):
     """Run argv; return (returncode, stdout, stderr, max RSS in MiB). live_stderr passes stderr through instead."""
@@ -128,351 +68,365 @@ def run_measured(argv, timeout, live_stderr=False):
                 pid, status, usage = os.wait4(proc.pid, 0)
                 break
             time.sleep(0.02)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        rc = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"), \
-            usage.ru_maxrss / 1024.0
+        return rc, out.read().decode(errors="replace"), err.read().decode(errors="replace"), usage.ru_maxrss / 1024.0
 
 
-def run_worker(python, kind, cfg, timeout=900):
-    argv = [python, os.path.abspath(__file__), "--worker", kind, "--worker-config", json.dumps(cfg)]
-    rc, out, _, rss = run_measured(argv, timeout, live_stderr=True)
-    if rc != 0:
-        raise RuntimeError(f"llama.cpp worker '{kind}' failed with exit status {rc} (its messages are above)")
-    return json.loads(out.strip().splitlines()[-1]), rss
+# ---------------------------------------------------------------- what a decode step reads
+
+GGUF_SCALARS = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+# ggml type id -> (block size in elements, bytes per block)
+GGML_BLOCKS = {0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34), 10: (256, 84),
+               11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210), 30: (1, 2)}
 
 
-def find_peer_python(explicit):
-    candidates = [explicit] if explicit else [os.environ.get("PEER_PYTHON"), sys.executable,
-                                             os.path.join(REPO, ".venv-peer", "bin", "python")]
-    for py in candidates:
-        if py and os.path.exists(py) and subprocess.run([py, "-c", "import llama_cpp, numpy"],
-                                                        capture_output=True).returncode == 0:
-            return py
-    sys.exit("bench_engine: no python with llama_cpp and numpy found (tried "
-             f"{', '.join(c for c in candidates if c)}); run tools/setup_peer.sh or pass --peer-python")
+def gguf_tensors(path):
+    """{name: (ggml type, [ne...], bytes)} from a GGUF's header (versions 2 and 3)."""
+    with open(path, "rb") as f:
+        def rd(fmt):
+            return struct.unpack("<" + fmt, f.read(struct.calcsize("<" + fmt)))
+
+        def skip(vtype):
+            if vtype == 8:
+                n, = rd("Q")
+                f.seek(n, 1)
+            elif vtype == 9:
+                etype, n = rd("IQ")
+                if etype in (8, 9):
+                    for _ in range(n):
+                        skip(etype)
+                else:
+                    f.seek(GGUF_SCALARS[etype] * n, 1)
+            else:
+                f.seek(GGUF_SCALARS[vtype], 1)
+
+        magic, _version, n_tensors, n_kv = rd("4sIQQ")
+        if magic != b"GGUF":
+            raise ValueError(f"{path} is not a GGUF file")
+        for _ in range(n_kv):
+            n, = rd("Q")
+            f.seek(n, 1)
+            vtype, = rd("I")
+            skip(vtype)
+        out = {}
+        for _ in range(n_tensors):
+            n, = rd("Q")
+            name = f.read(n).decode()
+            nd, = rd("I")
+            ne = list(rd("Q" * nd))
+            ttype, _offset = rd("IQ")
+            bs, bb = GGML_BLOCKS.get(ttype, (1, 0))
+            count = 1
+            for e in ne:
+                count *= e
+            out[name] = (ttype, ne, count // bs * bb)
+        return out
 
 
-# ---------------------------------------------------------------- the two engines
-
-def context_size(args, size):
-    """The same KV capacity for both engines, so peak memory compares like with like."""
-    return size + args.n_decode + 8
-
-
-def bench_llama(args, python, prompts):
-    results, rss = {}, {}
-    for p in prompts:
-        log(f"llama.cpp: {p['size']}-token prompt ({args.repeats} runs after a warm-up)")
-        cfg = {"model": args.model, "threads": args.threads, "size": p["size"], "prompt": p["path"],
-               "repeats": args.repeats, "amx": args.amx, "n_ctx": context_size(args, p["size"]),
-               "n_decode": args.n_decode if p["size"] == args.decode_after else 0}
-        res, rss[p["size"]] = run_worker(python, "llama", cfg)
-        results[p["size"]] = res
-    base, base_rss = run_worker(python, "baseline", {})
-    return results, rss, base_rss
+def decode_bytes(path, context_tokens):
+    """Bytes one decode step reads: every matrix of every layer and the output head once, plus the KV of
+    context_tokens tokens (F16 K and V of every layer); norms, biases and one embedding row are left out (< 0.1%)."""
+    t = gguf_tensors(path)
+    mats = [v[2] for k, v in t.items() if k.startswith("blk.") and len(v[1]) == 2]
+    head = t.get("output.weight", t["token_embd.weight"])[2]
+    kv_dim = sum(v[1][1] for k, v in t.items() if k.startswith("blk.") and k.endswith(("attn_k.weight", "attn_v.weight")))
+    return sum(mats) + head + kv_dim * 2 * context_tokens
 
 
-def pcache_run(args, prompt_path, n_predict, n_ctx):
-    # --ignore-eos: llama.cpp's side never stops early either, so both time the same number of tokens.
-    argv = [args.pcache, "generate", "-m", args.model, "--prompt-file", prompt_path, "-n", str(n_predict),
-            "--temp", "0", "--ignore-eos", "--json", "-t", str(args.threads), "-c", str(n_ctx)]
-    t0 = time.perf_counter()
+# ---------------------------------------------------------------- llama.cpp: llama-bench
+
+def llama_bench(args, model, extra):
+    argv = [args.llama_bench, "-m", model, "-t", str(args.threads), "-fa", "1", "-r", str(args.repeats), "-o", "json"]
+    argv += extra
     rc, out, err, rss = run_measured(argv, args.timeout)
-    wall = time.perf_counter() - t0
+    if rc != 0:
+        raise RuntimeError(f"`{' '.join(argv)}` exited with {rc}:\n{err[-2000:]}")
+    return json.loads(out), rss, err
+
+
+def bench_llama(args, model):
+    log(f"llama.cpp: llama-bench prefill {args.sizes} ({args.repeats} runs after its warm-up)")
+    pp, rss_pp, err = llama_bench(args, model, ["-p", ",".join(str(n) for n in args.sizes), "-n", "0"])
+    log(f"llama.cpp: llama-bench decode {args.n_decode} tokens at depth {args.decode_after}")
+    tg, rss_tg, _ = llama_bench(args, model, ["-p", "0", "-n", str(args.n_decode), "-d", str(args.decode_after)])
+    res = {"prefill": {}, "decode": None, "rss": max(rss_pp, rss_tg), "stderr_tail": err[-1500:]}
+    for t in pp:
+        res["prefill"][t["n_prompt"]] = {"samples": t["samples_ts"], "best": max(t["samples_ts"])}
+        log(f"  llama.cpp pp{t['n_prompt']}: {', '.join(f'{s:.1f}' for s in t['samples_ts'])} tok/s")
+    t = tg[0]
+    res["decode"] = {"samples": t["samples_ts"], "best": max(t["samples_ts"])}
+    log(f"  llama.cpp tg{t['n_gen']} @ d{t['n_depth']}: {', '.join(f'{s:.1f}' for s in t['samples_ts'])} tok/s")
+    res["settings"] = {k: pp[0][k] for k in ("build_commit", "n_batch", "n_ubatch", "type_k", "type_v", "flash_attn",
+                                              "repack", "poll", "n_threads", "model_type", "model_size")}
+    return res
+
+
+# ---------------------------------------------------------------- pcache
+
+def pcache_run(args, model, prompt_path, n_predict, n_ctx):
+    # --ignore-eos: llama-bench never stops early either, so both time the same number of tokens.
+    argv = [args.pcache, "generate", "-m", model, "--prompt-file", prompt_path, "-n", str(n_predict), "--temp", "0",
+            "--ignore-eos", "--json", "-t", str(args.threads), "-c", str(n_ctx)]
+    rc, out, err, rss = run_measured(argv, args.timeout)
     if rc != 0:
         raise RuntimeError(f"`{' '.join(argv)}` exited with {rc}:\n{(err or out)[-1500:]}")
     doc = None
     for line in reversed(out.strip().splitlines()):
         if line.lstrip().startswith("{"):
-            try:
-                doc = json.loads(line)
-                break
-            except json.JSONDecodeError:
-                continue
-    if doc is None:
-        try:
-            doc = json.loads(out)
-        except json.JSONDecodeError:
-            raise RuntimeError(f"`{' '.join(argv)}` printed no JSON object; stdout began: {out[:300]!r}")
-    missing = [k for k in PCACHE_KEYS if k not in doc]
-    if missing:
-        raise RuntimeError(f"pcache --json lacks {missing}; got keys {sorted(doc)}")
-    if not doc["prompt_tokens"] or not doc["ttft_ms"] or doc["ttft_ms"] <= 0:
+            doc = json.loads(line)
+            break
+    if doc is None or any(k not in doc for k in PCACHE_KEYS):
+        raise RuntimeError(f"`{' '.join(argv)}` printed no JSON object with {PCACHE_KEYS}; stdout began: {out[:300]!r}")
+    if not doc["prompt_tokens"] or doc["ttft_ms"] <= 0:
         raise RuntimeError(f"pcache reported prompt_tokens={doc['prompt_tokens']} ttft_ms={doc['ttft_ms']}")
     sample = {"prompt_tokens": doc["prompt_tokens"], "ttft_ms": doc["ttft_ms"],
-              "prefill_tok_s": doc["prompt_tokens"] / doc["ttft_ms"] * 1000.0,
-              "generated": len(doc["tokens"]), "wall_s": wall}
+              "prefill_tok_s": doc["prompt_tokens"] / doc["ttft_ms"] * 1000.0}
     if n_predict > 1:
         sample["decode_tok_s"] = doc["decode_tok_s"]
     return sample, rss
 
 
-def bench_pcache(args, prompts):
-    results, rss = {}, {}
-    for p in prompts:
-        n_predict = args.n_decode if p["size"] == args.decode_after else 1
-        log(f"pcache: {p['size']}-token prompt ({args.repeats} runs after a warm-up)")
-        samples, peak = [], 0.0
-        for rep in range(args.repeats + 1):
-            sample, r = pcache_run(args, p["path"], n_predict, context_size(args, p["size"]))
-            peak = max(peak, r)
-            if rep == 0:
-                log(f"  pcache    {p['size']:5d}: warm-up done ({sample['ttft_ms']:.0f} ms to first token)")
-                continue
-            samples.append(sample)
-            extra = f", decode {sample['decode_tok_s']:.1f} tok/s" if "decode_tok_s" in sample else ""
-            log(f"  pcache    {p['size']:5d}: run {rep}/{args.repeats}: prefill {sample['prefill_tok_s']:.1f} "
-                f"tok/s{extra}")
-        results[p["size"]] = {"samples": samples}
-        rss[p["size"]] = peak
-    return results, rss
+def cut_prompt(args, model, text, n, path):
+    """Writes the longest prefix of text (cut at a space) that pcache tokenizes to about n tokens; the warm-up runs
+    measure it, so fitting costs no extra runs unless the first guess is more than 2% off."""
+    chars = int(n * 4.2)
+    sample = None
+    for _ in range(4):
+        cut = text[:chars].rsplit(" ", 1)[0]
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(cut)
+        sample, _ = pcache_run(args, model, path, 1, n + args.n_decode + 64)
+        got = sample["prompt_tokens"]
+        if abs(got - n) <= 0.02 * n:
+            break
+        chars = int(chars * n / got)
+    return sample
 
 
-# ---------------------------------------------------------------- summary, report, plot
+def bench_pcache(args, model, text, tmp):
+    res = {"prefill": {}, "decode": None, "rss": 0.0}
+    for n in args.sizes:
+        path = os.path.join(tmp, f"prompt_{n}.txt")
+        warm = cut_prompt(args, model, text, n, path)
+        log(f"pcache: {warm['prompt_tokens']}-token prompt (for {n}), warm-up {warm['ttft_ms']:.0f} ms to first token")
+        samples = []
+        for _ in range(args.repeats):
+            s, rss = pcache_run(args, model, path, 1, n + args.n_decode + 64)
+            res["rss"] = max(res["rss"], rss)
+            samples.append(s)
+        res["prefill"][n] = {"samples": samples, "best": max(s["prefill_tok_s"] for s in samples),
+                             "prompt_tokens": warm["prompt_tokens"]}
+        rates = ", ".join(f"{s['prefill_tok_s']:.1f}" for s in samples)
+        log(f"  pcache pp{n}: {rates} tok/s")
+        if n == args.decode_after:
+            samples = []
+            for _ in range(args.repeats):
+                s, rss = pcache_run(args, model, path, args.n_decode + 1, n + args.n_decode + 64)
+                res["rss"] = max(res["rss"], rss)
+                samples.append(s)
+            res["decode"] = {"samples": samples, "best": max(s["decode_tok_s"] for s in samples)}
+            rates = ", ".join(f"{s['decode_tok_s']:.1f}" for s in samples)
+            log(f"  pcache tg{args.n_decode} after {n}: {rates} tok/s")
+    return res
 
-def summarize(results, key):
-    vals = [s[key] for s in results["samples"] if key in s]
-    return (max(vals), statistics.median(vals)) if vals else (None, None)
+
+# ---------------------------------------------------------------- memory bandwidth
+
+def bandwidth(args, nbytes):
+    argv = [args.membw, str(args.threads), f"{nbytes / 1048576:.1f}", "20"]
+    rc, out, err, _ = run_measured(argv, args.timeout)
+    if rc != 0:
+        raise RuntimeError(f"`{' '.join(argv)}` exited with {rc}: {err[-500:]}")
+    return json.loads(out.strip().splitlines()[-1])
 
 
-def build_rows(args, prompts, llama, pcache):
-    rows = []
-    for p in prompts:
-        rows.append((f"prefill {p['size']} tok/s", "prefill_tok_s", p["size"], True))
-    rows.append((f"decode tok/s ({args.n_decode} tokens after a {args.decode_after}-token prompt)",
-                 "decode_tok_s", args.decode_after, True))
-    out = []
-    for label, key, size, higher_better in rows:
-        lb, lm = summarize(llama["results"][size], key)
-        pb, pm = summarize(pcache["results"][size], key) if pcache else (None, None)
-        out.append({"metric": label, "llama": lb, "llama_median": lm, "pcache": pb, "pcache_median": pm,
-                    "ratio": (pb / lb) if (pb and lb) else None})
-    l_rss = max(llama["rss"].values())
-    p_rss = max(pcache["rss"].values()) if pcache else None
-    out.append({"metric": "peak RSS MiB (max over runs)", "llama": l_rss, "pcache": p_rss,
-                "ratio": (p_rss / l_rss) if p_rss else None})
-    out.append({"metric": "peak RSS MiB, llama.cpp less its Python interpreter", "llama": l_rss - llama["base_rss"],
-                "pcache": p_rss, "ratio": (p_rss / (l_rss - llama["base_rss"])) if p_rss else None})
-    return out
-
+# ---------------------------------------------------------------- tables
 
 def fmt(v, digits=1):
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
-def print_table(rows):
-    w = max(len(r["metric"]) for r in rows)
-    print(f"\n{'metric':<{w}}  {'pcache':>10}  {'llama.cpp':>10}  {'pcache/llama.cpp':>16}")
-    for r in rows:
-        print(f"{r['metric']:<{w}}  {fmt(r['pcache']):>10}  {fmt(r['llama']):>10}  {fmt(r['ratio'], 2):>16}")
-    print()
+def model_rows(args, m):
+    p, l = m["pcache"], m["llama"]
+    rows = []
+    for n in args.sizes:
+        pb, lb = p["prefill"][n]["best"], l["prefill"][n]["best"]
+        rows.append((f"prefill {n} tok/s", pb, lb, pb / lb))
+    pd, ld = p["decode"]["best"], l["decode"]["best"]
+    rows.append((f"decode tok/s ({args.n_decode} tokens after {args.decode_after})", pd, ld, pd / ld))
+    limit = m["bandwidth_gb_s"] * 1e9 / m["decode_bytes"]
+    rows.append(("decode as % of the memory limit", 100 * pd / limit, 100 * ld / limit, None))
+    rows.append(("peak RSS MiB", p["rss"], l["rss"], p["rss"] / l["rss"]))
+    return rows, limit
+
+
+def runs(m, args):
+    """Every run's tok/s per prefill size and decode, pcache and llama.cpp: the spread shows the machine's noise."""
+    p, l = m["pcache"], m["llama"]
+    out = []
+    for n in args.sizes:
+        out.append(([s["prefill_tok_s"] for s in p["prefill"][n]["samples"]], l["prefill"][n]["samples"]))
+    out.append(([s["decode_tok_s"] for s in p["decode"]["samples"]], l["decode"]["samples"]))
+    return out
+
+
+def spread(xs):
+    return ", ".join(f"{x:.1f}" for x in xs)
+
+
+def print_model(args, m):
+    rows, limit = model_rows(args, m)
+    print(f"\n{m['name']}: {m['decode_bytes'] / 1e6:.1f} MB read per decode step, {m['bandwidth_gb_s']:.2f} GB/s "
+          f"read bandwidth with {args.threads} threads -> decode limit {limit:.1f} tok/s")
+    w = max(len(r[0]) for r in rows)
+    print(f"{'metric':<{w}}  {'pcache':>9}  {'llama.cpp':>9}  {'pcache/llama.cpp':>16}")
+    for label, pv, lv, ratio in rows:
+        print(f"{label:<{w}}  {fmt(pv):>9}  {fmt(lv):>9}  {fmt(ratio, 2):>16}")
 
 
 def machine_info():
+    """The machine, for reports (bench/report.py renders these fields too)."""
     cpu = "unknown"
     with open("/proc/cpuinfo") as f:
         for line in f:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    mem_gib = None
     with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal"):
-                mem_gib = int(line.split()[1]) / 1024 / 1024
+        mem_kib = next(int(line.split()[1]) for line in f if line.startswith("MemTotal"))
     return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
-            "load_average": [round(x, 2) for x in os.getloadavg()],
-            "memory_gib": round(mem_gib, 1) if mem_gib else None,
+            "load_average": [round(x, 2) for x in os.getloadavg()], "memory_gib": round(mem_kib / 1048576, 1),
             "os": f"{platform.system()} {platform.release()}", "python": platform.python_version()}
 
 
-def pcache_version(args):
-    parts = []
-    try:
-        rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-        if rev.returncode == 0:
-            parts.append(f"git {rev.stdout.strip()}")
-        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True)
-        if dirty.returncode == 0 and dirty.stdout.strip():
-            parts.append("with uncommitted changes")
-    except OSError:
-        pass
-    return " ".join(parts) or "unknown"
+def git_rev():
+    rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                           text=True)
+    return "git " + (rev.stdout.strip() or "unknown") + (" with uncommitted changes" if dirty.stdout.strip() else "")
 
 
-def write_markdown(path, args, info, machine, rows, llama, pcache_note):
-    s = llama["settings"]
+def pcache_version(args=None):
+    """The tree pcache was built from (bench/report.py calls it with its args)."""
+    return git_rev()
+
+
+def write_markdown(path, args, models, machine, loads):
+    s = models[0]["llama"]["settings"]
     lines = [
         "# Engine benchmark: pcache vs llama.cpp",
         "",
-        f"Generated by `bench/bench_engine.py` on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.",
+        f"Generated by `bench/bench_engine.py` on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC "
+        f"(pcache at {git_rev()}): `{' '.join(['python3', 'bench/bench_engine.py'] + sys.argv[1:])}`.",
         "",
-        "| machine | |", "| --- | --- |",
-        f"| CPU | {machine['cpu']} |",
-        f"| cores | {machine['cores']} ({machine['usable_cores']} usable) |",
-        f"| memory | {machine['memory_gib']} GiB |",
-        f"| OS | {machine['os']}, Python {machine['python']} |",
-        f"| load average (1 min) | {info['load_before']:.2f} before, {machine['load_average'][0]:.2f} after |",
-        f"| pcache | `{os.path.relpath(args.pcache, REPO)}`, tree at {info['pcache_version']} |",
-        f"| llama.cpp | llama-cpp-python {info['version']}, built from source with GGML_NATIVE=ON |",
-        f"| llama.cpp CPU features | `{info['system_info']}` |",
+        "The machine is shared (2 cores, other engineers' builds and tests): the run held the exclusive lock "
+        "(`flock -x /tmp/pcache-cpu.lock`), yet figures still move from run to run; the last column of each model's "
+        "table lists every run.",
         "",
-        f"Model `{os.path.basename(args.model)}` (sha256 `{info['sha256'][:16]}...`), {args.threads} threads for both "
-        f"engines, best of {args.repeats} runs after a warm-up. Prompts: the first "
-        f"{', '.join(str(n) for n in args.sizes)} tokens of "
-        f"`{args.text}` (llama.cpp's tokenization; each engine counts its own prompt tokens).",
+        f"Machine: {machine['cpu']}, {machine['usable_cores']} usable cores, {machine['memory_gib']} GiB, "
+        f"{machine['os']}; load average {loads[0]:.2f} before, {loads[1]:.2f} after. {args.threads} threads for both "
+        f"engines, best of {args.repeats} runs after a warm-up.",
         "",
-        f"llama.cpp settings: flash attention {s['flash_attn']}, KV cache {s['type_k']}/{s['type_v']}, "
-        f"n_batch {s['n_batch']}, n_ubatch {s['n_ubatch']}, "
-        f"context (both engines: n_ctx / -c) = prompt + {args.n_decode} + 8, "
-        f"extra buffer types (AMX/repack) {'on' if s['use_extra_bufts'] else 'off'}, "
-        f"weights in {', '.join(f'{k} {v} MiB' for k, v in s['model_buffers_mib'].items())}. "
-        f"Matmul kernels: {info['kernels']}." + ("" if s["use_extra_bufts"] else
-        " (llama-cpp-python 0.3.36's AMX kernel, which it would pick for Q4_1 on a CPU with AMX, crashed with "
-        "SIGSEGV in ldtilecfg when tested; --amx turns the extra buffer types back on.)"),
+        f"llama.cpp: `llama-bench` from the llama.cpp sources vendored in llama-cpp-python 0.3.36 (build "
+        f"{s['build_commit']}, `tools/build_llama_cpp.sh`, GGML_NATIVE=ON), `-fa 1 -t {args.threads}` and nothing "
+        f"else: KV {s['type_k']}/{s['type_v']}, batch {s['n_batch']}, micro-batch {s['n_ubatch']}, repack "
+        f"{'on' if s['repack'] else 'off'} (its default buffer types), thread polling {s['poll']}. Prefill is its "
+        f"pp<n> test, decode its tg{args.n_decode} test at depth {args.decode_after}. pcache: `pcache generate --json` "
+        f"on prompts cut from `{args.text}`; prefill = prompt tokens / time to first token, which also counts "
+        f"tokenizing and the first greedy pick (llama-bench times the forward pass alone).",
         "",
-        "| metric | pcache | llama.cpp | pcache / llama.cpp |",
-        "| --- | ---: | ---: | ---: |",
+        "| model | " + " | ".join(f"prefill {n}" for n in args.sizes)
+        + " | decode | decode % of memory limit (pcache / llama.cpp) |",
+        "| --- |" + " ---: |" * (len(args.sizes) + 2),
     ]
-    for r in rows:
-        lines.append(f"| {r['metric']} | {fmt(r['pcache'])} | {fmt(r['llama'])} | {fmt(r['ratio'], 2)} |")
-    lines += [
-        "",
-        "Prefill tok/s = prompt tokens / time to first token (tokenize + prompt forward + first greedy pick); "
-        "pcache's figure is its `prompt_tokens / ttft_ms`. Decode tok/s counts the tokens after the first. "
-        "Throughput ratios above 1 mean pcache is faster; memory ratios below 1 mean pcache uses less. "
-        f"Peak RSS is each engine process's ru_maxrss; llama.cpp runs inside Python (interpreter, numpy and "
-        f"llama_cpp imported: {llama['base_rss']:.0f} MiB alone), hence the second memory row.",
-    ]
-    if pcache_note:
-        lines += ["", f"pcache was not measured: {pcache_note}"]
+    for m in models:
+        rows, _ = model_rows(args, m)
+        ratios = [f"{r[3]:.2f}x" for r in rows[:len(args.sizes) + 1]]
+        share = rows[len(args.sizes) + 1]
+        lines.append(f"| {m['name']} | " + " | ".join(ratios) + f" | {share[1]:.0f}% / {share[2]:.0f}% |")
+    lines += ["", "Ratios are pcache / llama.cpp (above 1: pcache is faster). Per model:"]
+    for m in models:
+        rows, limit = model_rows(args, m)
+        lines += [
+            "",
+            f"## {m['name']}",
+            "",
+            f"`{os.path.basename(m['path'])}` ({m['llama']['settings']['model_type']}). A decode step reads "
+            f"{m['decode_bytes'] / 1e6:.1f} MB (all matrices once, KV of {args.decode_after + args.n_decode // 2} "
+            f"tokens); `bench_membw` reads that many bytes at {m['bandwidth_gb_s']:.2f} GB/s with {args.threads} "
+            f"threads: a decode limit of {limit:.1f} tok/s.",
+            "",
+            "| metric | pcache | llama.cpp | pcache / llama.cpp | every run: pcache; llama.cpp |",
+            "| --- | ---: | ---: | ---: | --- |",
+        ]
+        every = runs(m, args)
+        for i, (label, pv, lv, ratio) in enumerate(rows):
+            each = f"{spread(every[i][0])}; {spread(every[i][1])}" if i < len(every) else ""
+            lines.append(f"| {label} | {fmt(pv)} | {fmt(lv)} | {fmt(ratio, 2)} | {each} |")
+        sizes = ", ".join(f"{n}: {m['pcache']['prefill'][n]['prompt_tokens']}" for n in args.sizes)
+        lines.append("")
+        lines.append(f"pcache's prompts held {sizes} of its tokens; llama-bench's exactly the number named.")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
-
-
-def write_plot(path, rows, threads):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("matplotlib is not installed: no plot written")
-        return False
-    speed = [r for r in rows if "tok/s" in r["metric"]]
-    mem = [r for r in rows if r["metric"].startswith("peak RSS MiB (max")]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [4, 1]})
-    labels = [r["metric"].split(" (")[0].replace(" tok/s", "") for r in speed]
-    x = range(len(speed))
-    for ax, data, xs, ylabel in ((ax1, speed, x, "tokens / s"), (ax2, mem, range(len(mem)), "MiB")):
-        for off, key, name, color in ((-0.2, "pcache", "pcache", "tab:blue"),
-                                      (0.2, "llama", "llama.cpp", "tab:orange")):
-            vals = [r[key] or 0 for r in data]
-            bars = ax.bar([i + off for i in xs], vals, width=0.4, label=name, color=color)
-            for b, v in zip(bars, vals):
-                if v:
-                    ax.annotate(f"{v:.0f}", (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom",
-                                fontsize=8)
-        ax.set_ylabel(ylabel)
-    ax1.set_xticks(list(x), labels)
-    ax1.set_title(f"Throughput ({threads} threads)")
-    ax1.legend()
-    ax2.set_xticks([0], ["peak RSS"])
-    ax2.set_title("Memory")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
 
 
 # ---------------------------------------------------------------- main
 
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default=DEFAULT_MODEL)
+    ap.add_argument("--models", default=DEFAULT_MODELS, help="comma-separated model names or GGUF paths")
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sizes", default="128,512,2048", help="prompt lengths in tokens, comma separated")
     ap.add_argument("--n-decode", type=int, default=128)
-    ap.add_argument("--text", default=DEFAULT_TEXT, help="text file the prompts are cut from")
+    ap.add_argument("--text", default=DEFAULT_TEXT, help="text file pcache's prompts are cut from")
     ap.add_argument("--pcache", default=os.path.join(REPO, "build", "pcache"))
-    ap.add_argument("--peer-python", help="python with llama_cpp (default: $PEER_PYTHON, this one, .venv-peer)")
-    ap.add_argument("--peer-only", action="store_true", help="measure llama.cpp alone")
-    ap.add_argument("--amx", action="store_true",
-                    help="let llama.cpp use its extra CPU buffer types (AMX, repack); off by default because "
-                         "its AMX kernel crashed in testing")
-    ap.add_argument("--timeout", type=int, default=600, help="seconds allowed for one pcache run")
+    ap.add_argument("--membw", default=os.path.join(REPO, "build", "bench_membw"))
+    ap.add_argument("--llama-bench", default=os.path.join(REPO, ".peer", "bin", "llama-bench"))
+    ap.add_argument("--timeout", type=int, default=1200, help="seconds allowed for one engine process")
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "results"))
-    ap.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
-    ap.add_argument("--worker-config", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.sizes = sorted(int(s) for s in args.sizes.split(","))
     args.decode_after = args.sizes[0]
-    args.model = os.path.abspath(args.model)
     return args
-
-
-def check_pcache(args):
-    """None when pcache can run, else a sentence saying why not."""
-    if not os.path.isfile(args.pcache):
-        return (f"{args.pcache} does not exist; build it (cmake -S . -B build && cmake --build build --target "
-                f"pcache) or pass --peer-only")
-    if not os.access(args.pcache, os.X_OK):
-        return f"{args.pcache} is not executable"
-    return None
 
 
 def main():
     args = parse_args()
-    if args.worker:
-        print(json.dumps(WORKERS[args.worker](json.loads(args.worker_config))))
-        return 0
-    if not os.path.isfile(args.model):
-        sys.exit(f"bench_engine: model not found: {args.model}")
-    if not os.path.isfile(args.text):
-        sys.exit(f"bench_engine: prompt text not found: {args.text} (pass --text FILE)")
-    pcache_note = "--peer-only was given" if args.peer_only else check_pcache(args)
-    if pcache_note and not args.peer_only:
-        print(f"bench_engine: pcache cannot run: {pcache_note}", file=sys.stderr)
-        return 2
-    python = find_peer_python(args.peer_python)
-    log(f"model {args.model}, {args.threads} threads, peer python {python}")
-    load_before = os.getloadavg()[0]
-    if load_before > 0.5 * len(os.sched_getaffinity(0)):
-        log(f"warning: load average {load_before:.2f} on {len(os.sched_getaffinity(0))} cores: other processes "
-            f"compete for the CPU and both engines will look slower (threads that spin-wait suffer most)")
-    os.makedirs(args.out, exist_ok=True)
-    failed = False
+    for tool, how in ((args.pcache, "cmake --build build"), (args.membw, "cmake --build build"),
+                      (args.llama_bench, "tools/build_llama_cpp.sh")):
+        if not os.access(tool, os.X_OK):
+            sys.exit(f"bench_engine: {tool} is missing; build it ({how})")
+    with open(args.text, encoding="utf-8") as f:
+        text = f.read()
+    loads = [os.getloadavg()[0]]
+    if loads[0] > 0.5 * len(os.sched_getaffinity(0)):
+        log(f"warning: load average {loads[0]:.2f}: other processes compete for the CPU; run under "
+            f"flock -x /tmp/pcache-cpu.lock")
+    models = []
     with tempfile.TemporaryDirectory(prefix="bench_engine_") as tmp:
-        info, _ = run_worker(python, "prepare", {"model": args.model, "text": args.text, "sizes": args.sizes,
-                                                  "dir": tmp})
-        info["pcache_version"] = pcache_version(args)
-        info["load_before"] = load_before
-        llama_res, llama_rss, base_rss = bench_llama(args, python, info["prompts"])
-        llama = {"results": llama_res, "rss": llama_rss, "base_rss": base_rss,
-                 "settings": llama_res[args.sizes[-1]]["settings"]}
-        info["kernels"] = llama_res[args.sizes[-1]]["kernels"]
-        pcache = None
-        if not pcache_note:
-            try:
-                res, rss = bench_pcache(args, info["prompts"])
-                pcache = {"results": res, "rss": rss}
-            except (RuntimeError, OSError) as e:
-                pcache_note = f"it failed: {e}"
-                failed = True
-                print(f"bench_engine: pcache failed, reporting llama.cpp alone:\n{e}", file=sys.stderr)
-    rows = build_rows(args, info["prompts"], llama, pcache)
-    print_table(rows)
+        for name in args.models.split(","):
+            path = resolve_model(name)
+            log(f"== {name}: {path}")
+            m = {"name": name, "path": path, "decode_bytes": decode_bytes(path, args.decode_after + args.n_decode // 2)}
+            m["llama"] = bench_llama(args, path)
+            m["pcache"] = bench_pcache(args, path, text, tmp)
+            m["membw"] = bandwidth(args, m["decode_bytes"])
+            m["bandwidth_gb_s"] = m["membw"]["best_gb_s"]
+            print_model(args, m)
+            models.append(m)
+    loads.append(os.getloadavg()[0])
+    os.makedirs(args.out, exist_ok=True)
     machine = machine_info()
-    write_markdown(os.path.join(args.out, "engine.md"), args, info, machine, rows, llama, pcache_note)
+    write_markdown(os.path.join(args.out, "engine.md"), args, models, machine, loads)
     with open(os.path.join(args.out, "engine.json"), "w", encoding="utf-8") as f:
-        json.dump({"machine": machine, "info": info, "threads": args.threads, "repeats": args.repeats,
-                   "rows": rows, "llama": llama, "pcache": pcache, "pcache_note": pcache_note}, f, indent=1)
-    plotted = write_plot(os.path.join(args.out, "engine.png"), rows, args.threads)
-    log(f"wrote {os.path.relpath(args.out, REPO)}/engine.md, engine.json" + (", engine.png" if plotted else ""))
-    return 1 if failed else 0
+        json.dump({"machine": machine, "loads": loads, "threads": args.threads, "repeats": args.repeats,
+                   "sizes": args.sizes, "n_decode": args.n_decode, "pcache_git": git_rev(), "models": models}, f,
+                  indent=1)
+    log(f"wrote {os.path.relpath(args.out, REPO)}/engine.md and engine.json")
+    return 0
 
 
 if __name__ == "__main__":

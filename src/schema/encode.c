@@ -4,12 +4,13 @@
  * A piece is encoded in the configuration of its "home": the innermost
  * non-scaffold union member among its owner's ancestors (itself included), or
  * the scaffold when there is none. The configuration of a home Y selects, in
- * every union on Y's ancestor chain, the member on that chain, and elsewhere
- * the scaffold members. A piece attends over the pieces of its configuration
- * that precede it: those of its own home before it, and (for Y not the
- * scaffold) those of enclosing configurations before Y's start. Pieces are
- * stored in document order and a configuration's pieces are in position
- * order, so "precede" is "lower index".
+ * every union on Y's ancestor chain, the member on that chain (and so not
+ * that union's scaffold member, which shares its positions), and in every
+ * other union its scaffold member. A piece attends over the pieces of its
+ * configuration that precede it: those of its own home before it, and (for Y
+ * not the scaffold) those of enclosing configurations before Y's start.
+ * Pieces are stored in document order and a configuration's pieces are in
+ * position order, so "precede" is "lower index".
  *
  * pc_piece_obtain fetches a piece from the store, or computes it over its
  * context - each context piece obtained the same way, recursively - and puts
@@ -24,18 +25,23 @@
 #include "util/clock.h"
 #include "util/error.h"
 
-static bool is_ancestor_or_self(const pc_schema *s, int32_t a, int32_t x) {
-    for (; x != PC_ROOT; x = s->modules[x].parent)
-        if (x == a) return true;
-    return false;
+/* The member that union u holds in the configuration of home y: the member
+ * on y's ancestor chain when the chain passes through u, else u's scaffold
+ * member (-1: none). */
+static int32_t chosen_member(const pc_schema *s, int32_t u, int32_t y) {
+    for (int32_t x = y; x != PC_ROOT; x = s->modules[x].parent)
+        if (s->modules[x].union_id == u) return x;
+    return s->unions[u].scaffold;
 }
 
-/* Is module x selected in the configuration of home y (PC_ROOT: the scaffold)? */
+/* Is module x selected in the configuration of home y (PC_ROOT: the
+ * scaffold)? Only when every union on x's ancestor chain holds the member
+ * on that chain: a scaffold member is not selected where y's chain chose
+ * another member of its union, although both sit at the same positions. */
 static bool selected(const pc_schema *s, int32_t x, int32_t y) {
     for (; x != PC_ROOT; x = s->modules[x].parent) {
-        const pc_module *m = &s->modules[x];
-        if (m->union_id < 0 || s->unions[m->union_id].scaffold == x) continue;
-        if (y == PC_ROOT || !is_ancestor_or_self(s, x, y)) return false;
+        const int32_t u = s->modules[x].union_id;
+        if (u >= 0 && chosen_member(s, u, y) != x) return false;
     }
     return true;
 }

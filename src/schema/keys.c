@@ -33,7 +33,10 @@ static void i64(pc_sha256 *h, int64_t v) { pc_sha256_u64(h, (uint64_t)v); }
 static void str(pc_sha256 *h, const char *s) { pc_sha256_field(h, s ? s : "", s ? strlen(s) : 0); }
 
 static int digest(const pc_schema *s, uint8_t out[32]) {
-    static const char DOMAIN[] = "pcache-schema-v1";
+    /* v2: nested union members are encoded over exactly their own
+     * configuration (no scaffold member of an enclosing union in context);
+     * KV stored under v1 keys for such pieces is wrong and must not match. */
+    static const char DOMAIN[] = "pcache-schema-v2";
     pc_sha256 h;
     pc_sha256_init(&h);
     pc_sha256_field(&h, DOMAIN, sizeof DOMAIN - 1);

@@ -15,9 +15,11 @@
  * union's scaffold member (none when the union names none), parameters filled
  * with their scaffold text or the placeholder token - is run as one causal
  * sequence at schema positions, piece by piece, each piece's KV becoming its own
- * frozen span. A non-scaffold member is encoded over the scaffold prefix that
- * precedes its union (plus, nested, its enclosing members' pieces), never by
- * running the whole scaffold again. Pieces of cache="false" modules take part in
+ * frozen span. A non-scaffold member is encoded over the pieces of its own
+ * configuration that precede it - in each union on its ancestor chain the
+ * member on that chain (never that union's scaffold member, which shares its
+ * positions), in every other union the scaffold member - never by running
+ * the whole scaffold again. Pieces of cache="false" modules take part in
  * the scaffold run (later pieces attend to them) but their KV is not kept.
  * Each piece is encoded on its own over the pieces it attends to, so a piece
  * missing from the store (evicted, corrupt) is rebuilt alone, bit for bit.

@@ -258,7 +258,13 @@ typedef struct pc_schema_params {
     const char *tenant;         /* namespace of the schema's store keys; NULL or "": shared */
     bool pin;                   /* the memory tier never evicts the schema's pieces */
     double ttl_s;               /* > 0: the schema's pieces leave memory ttl_s seconds after registration */
+    /* The most KV the schema's pieces may hold together, every union member
+     * counting (0: PC_SCHEMA_DEFAULT_MAX_KV_BYTES); a schema over it is refused
+     * while it is laid out, naming the element where it passes the limit. */
+    size_t max_kv_bytes;
 } pc_schema_params;
+
+#define PC_SCHEMA_DEFAULT_MAX_KV_BYTES ((size_t)4 << 30)
 
 /* Parses and lays out a schema file, makes its pieces' KV ready in the module
  * store - found in memory, on disk or in Redis, else encoded and stored - and

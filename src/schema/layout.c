@@ -20,7 +20,8 @@ typedef struct lay {
     pc_buf acc;           /* the current text run */
     bool acc_has;
     uint32_t acc_line, acc_col;
-    int32_t pos;
+    int32_t pos;          /* next free position; never past lc->n_ctx - 1 (see take_positions) */
+    int64_t tokens;       /* tokens of all pieces so far (union members each count) */
     size_t cap_pieces, cap_modules, cap_unions, cap_params;
 } lay;
 
@@ -60,6 +61,30 @@ static pc_status acc_append(lay *L, const char *t, size_t n, const pc_pml_node *
     return pc_buf_append(&L->acc, t, n) ? PC_OK : oom(L);
 }
 
+/* Claims positions [pos, pos + n) for what starts at line:col, before
+ * anything is allocated for it. Refused when they pass the context (a schema
+ * must leave room for the prompt's own text) - checked in 64-bit arithmetic,
+ * so no sum of lengths wraps - or when the schema's tokens in all, each union
+ * member counting, would pass lc->max_tokens: each is KV kept in memory. */
+static pc_status take_positions(lay *L, int64_t n, int64_t n_tokens, uint32_t line, uint32_t col, const char *what,
+                                const char *name) {
+    const int64_t end = (int64_t)L->pos + n, limit = (int64_t)L->lc->n_ctx - 1;
+    if (end > limit)
+        return pc_fail(L->err, PC_ERR_RANGE,
+                       "%s:%u:%u: %s%s%s%s ends at position %lld, past the context of %d positions (a schema must "
+                       "leave room for the prompt's text)", L->file, line, col, what, name ? " '" : "", name ? name : "",
+                       name ? "'" : "", (long long)end, L->lc->n_ctx);
+    if (L->tokens + n_tokens > L->lc->max_tokens)
+        return pc_fail(L->err, PC_ERR_RANGE,
+                       "%s:%u:%u: %s%s%s%s brings the schema to %lld tokens of KV in all (each union member counts), "
+                       "over its limit of %lld (pc_schema_params.max_kv_bytes)", L->file, line, col, what,
+                       name ? " '" : "", name ? name : "", name ? "'" : "", (long long)(L->tokens + n_tokens),
+                       (long long)L->lc->max_tokens);
+    L->tokens += n_tokens;
+    return PC_OK;
+}
+
+/* Places a piece at the next positions; the positions were taken already. */
 static pc_status push_piece(lay *L, pc_piece_kind kind, int32_t owner, int32_t param, int32_t *tokens, int32_t n,
                             uint32_t line, uint32_t col) {
     pc_schema *s = L->s;
@@ -92,6 +117,7 @@ static pc_status flush(lay *L, int32_t owner) {
     pc_tokens t = {0};
     pc_status st = n ? tokenize(L, c, n, true, L->acc_line, L->acc_col, &t) : PC_OK;
     free(c);
+    if (st == PC_OK && t.n) st = take_positions(L, (int64_t)t.n, (int64_t)t.n, L->acc_line, L->acc_col, "text", NULL);
     if (st != PC_OK || t.n == 0) {
         pc_tokens_free(&t);
         return st;
@@ -115,31 +141,41 @@ static pc_status lay_role(lay *L, const pc_pml_node *n, int32_t owner, bool scaf
     return st;
 }
 
+/* The tokens that stand in for a parameter while the schema is encoded: its
+ * scaffold text, else `length` placeholders. Called once its positions are
+ * taken, so the placeholders never outgrow the context. */
+static pc_status param_fill(lay *L, const pc_pml_node *n, pc_tokens *t) {
+    if (n->scaffold) {
+        pc_status st = tokenize(L, n->scaffold, strlen(n->scaffold), false, n->line, n->col, t);
+        if (st != PC_OK) return st;
+        if (t->n > n->length) {
+            pc_tokens_free(t);
+            return pc_fail(L->err, PC_ERR_FORMAT, "%s:%u:%u: scaffold of parameter '%s' is %zu tokens, longer than its length %u",
+                           L->file, n->line, n->col, n->name, t->n, n->length);
+        }
+        return PC_OK;
+    }
+    for (uint32_t i = 0; i < n->length; i++)
+        if (!pc_tokens_push(t, L->lc->placeholder)) {
+            pc_tokens_free(t);
+            return oom(L);
+        }
+    return PC_OK;
+}
+
 static pc_status lay_param(lay *L, const pc_pml_node *n, int32_t owner) {
     pc_schema *s = L->s;
-    if (reserve_param(L) != PC_OK) return PC_ERR_NOMEM;
-    int32_t idx = s->n_params;
+    pc_status st = take_positions(L, n->length, n->length, n->line, n->col, "parameter", n->name);
+    if (st == PC_OK && reserve_param(L) != PC_OK) st = PC_ERR_NOMEM;
     pc_tokens t = {0};
-    if (n->scaffold) {
-        pc_status st = tokenize(L, n->scaffold, strlen(n->scaffold), false, n->line, n->col, &t);
-        if (st != PC_OK) return st;
-        if (t.n > n->length) {
-            pc_tokens_free(&t);
-            return pc_fail(L->err, PC_ERR_FORMAT, "%s:%u:%u: scaffold of parameter '%s' is %zu tokens, longer than its length %u",
-                           L->file, n->line, n->col, n->name, t.n, n->length);
-        }
-    } else {
-        for (uint32_t i = 0; i < n->length; i++)
-            if (!pc_tokens_push(&t, L->lc->placeholder)) {
-                pc_tokens_free(&t);
-                return oom(L);
-            }
-    }
+    if (st == PC_OK) st = param_fill(L, n, &t);
+    if (st != PC_OK) return st;
+    const int32_t idx = s->n_params, end = L->pos + (int32_t)n->length;
     s->params[idx] = (pc_param){.name = n->name, .module = owner, .start = L->pos, .len = (int32_t)n->length,
                                 .fill_piece = s->n_pieces};
     s->n_params++;
-    int32_t end = L->pos + (int32_t)n->length;
-    pc_status st = push_piece(L, PC_PIECE_PARAM_FILL, owner, idx, t.ids, (int32_t)t.n, n->line, n->col);
+    L->tokens -= (int64_t)n->length - (int64_t)t.n; /* a scaffold text may be shorter than the slot */
+    st = push_piece(L, PC_PIECE_PARAM_FILL, owner, idx, t.ids, (int32_t)t.n, n->line, n->col);
     L->pos = end;
     return st;
 }
@@ -204,19 +240,17 @@ static pc_status lay_children(lay *L, const pc_pml_node *n, int32_t owner, bool 
 
 static pc_status lay_root(lay *L, const pc_pml_node *root) {
     if (L->lc->add_bos) {
-        int32_t *bos = malloc(sizeof *bos);
-        if (!bos) return oom(L);
+        pc_status st = take_positions(L, 1, 1, root->line, root->col, "the BOS token", NULL);
+        int32_t *bos = st == PC_OK ? malloc(sizeof *bos) : NULL;
+        if (!bos) return st == PC_OK ? oom(L) : st;
         *bos = pc_tokenizer_bos(L->lc->tok);
-        pc_status st = push_piece(L, PC_PIECE_TEXT, PC_ROOT, -1, bos, 1, root->line, root->col);
+        st = push_piece(L, PC_PIECE_TEXT, PC_ROOT, -1, bos, 1, root->line, root->col);
         if (st != PC_OK) return st;
     }
     pc_status st = lay_children(L, root, PC_ROOT, true, true);
     if (st == PC_OK) st = flush(L, PC_ROOT);
     if (st != PC_OK) return st;
-    L->s->length = L->pos;
-    if (L->pos >= L->lc->n_ctx)
-        return pc_fail(L->err, PC_ERR_RANGE, "%s: schema '%s' is %d tokens long, which leaves no room in the context of %d",
-                       L->file, L->s->name, L->pos, L->lc->n_ctx);
+    L->s->length = L->pos; /* take_positions kept it below the context */
     return PC_OK;
 }
 

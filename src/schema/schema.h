@@ -117,12 +117,16 @@ typedef struct pc_layout_ctx {
     const pc_tokenizer *tok;
     pc_chat_format chat;  /* PC_CHAT_UNKNOWN: role tags are an error */
     bool add_bos;         /* the model's BOS rule: a BOS piece at position 0 */
-    int32_t n_ctx;        /* L must leave room in the context */
+    int32_t n_ctx;        /* every element must end before position n_ctx - 1: L leaves room in the context */
+    int64_t max_tokens;   /* tokens of all pieces together (union members each count): the KV a schema may hold */
     int32_t placeholder;  /* token filling parameters that have no scaffold text */
 } pc_layout_ctx;
 
 /* Lays out a parsed schema. Takes ownership of doc (also on failure).
- * Errors name the schema file, line and column. */
+ * Errors name the schema file, line and column. Positions and the token
+ * budget are checked as each element is placed, before anything is
+ * allocated for it, so a refused schema costs memory in proportion to the
+ * document, whatever lengths it declares. */
 pc_status pc_schema_layout(pc_pml_doc *doc, const pc_layout_ctx *lc, pc_schema **out, pc_error *err);
 void pc_schema_free(pc_schema *s);
 

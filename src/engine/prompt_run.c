@@ -121,6 +121,23 @@ static pc_status find_schema(pc_engine *e, const pc_pml_doc *doc, const pc_schem
                    root->col, root->name);
 }
 
+/* The plan's highest position must leave one for the answer: checked before
+ * anything is computed, since positions (not the count of tokens, which
+ * skips unselected union members) are what a context bounds. */
+static pc_status check_positions(const pc_engine *e, const pc_plan *plan, const pc_pml_doc *doc, int32_t schema_len,
+                                 pc_error *err) {
+    int64_t last = -1;
+    for (int32_t i = 0; i < plan->n; i++) {
+        const int64_t end = (int64_t)plan->items[i].start + plan->items[i].n - 1;
+        last = end > last ? end : last;
+    }
+    if (last + 1 < e->n_ctx) return PC_OK;
+    return pc_fail(err, PC_ERR_RANGE,
+                   "%s:%u:%u: the prompt's last position is %lld (its text starts after the schema's %d): no position "
+                   "is left for an answer in the context of %d", doc->name, doc->root->line, doc->root->col,
+                   (long long)last, schema_len, e->n_ctx);
+}
+
 /* Parses the prompt, then binds it to its schema and (cached runs) gets the
  * pieces' KV, under the registry's read lock: the plan pins the entries it
  * read, so the schema may be removed as soon as the lock is released. res
@@ -133,17 +150,20 @@ static pc_status plan_prompt(pc_engine *e, const char *xml, size_t len, const ch
     if (st != PC_OK) return st;
     pthread_rwlock_rdlock(&e->schemas_lock);
     const pc_schema *s = NULL;
+    int32_t schema_len = 0;
     st = find_schema(e, doc, &s, err);
     if (st == PC_OK) {
         pc_bind_ctx bc = {.tok = e->tok, .chat = e->chat};
         const double tb = pc_now_ms();
         st = pc_plan_bind(s, doc, &bc, plan, err);
         *bind_ms = pc_now_ms() - tb;
+        schema_len = s->length;
     }
-    if (st == PC_OK && p->use_cache) st = fetch_pieces(e, s, plan, res, err);
-    pthread_rwlock_unlock(&e->schemas_lock);
     if (st == PC_OK && plan->n == 0)
         st = pc_fail(err, PC_ERR_INVALID, "%s: the prompt imports nothing and has no text", doc->name);
+    if (st == PC_OK) st = check_positions(e, plan, doc, schema_len, err);
+    if (st == PC_OK && p->use_cache) st = fetch_pieces(e, s, plan, res, err);
+    pthread_rwlock_unlock(&e->schemas_lock);
     pc_pml_doc_free(doc);
     return st;
 }
@@ -193,6 +213,7 @@ pc_status pc_engine_run(pc_engine *e, const char *xml, size_t len, const char *r
     if (st != PC_OK) return st;
     pc_request_set_callbacks(r, cb, NULL, user);
     st = pc_request_run(r, err);
+    if (st != PC_OK) pc_fail_wrap(err, "%s", req ? req : "request");
     if (st == PC_OK) {
         /* the result moves to the caller */
         *out = r->res;

@@ -93,6 +93,18 @@ pc_status pc_req_set_history(pc_request *r, const int32_t *tokens, size_t n, pc_
 
 /* ---- prepare ---- */
 
+/* The highest position of the input, cached or fresh: where the answer
+ * starts is one past it. */
+static int32_t last_position(const pc_request *r) {
+    int32_t last = -1;
+    for (int32_t i = 0; i < r->n_items; i++) {
+        const pc_req_item *it = &r->items[i];
+        const int32_t *pos = it->fresh ? it->pos : it->span->pos;
+        for (int32_t t = 0; t < it->n; t++) last = pos[t] > last ? pos[t] : last;
+    }
+    return last;
+}
+
 static pc_status check_items(pc_request *r, int64_t *total, pc_error *err) {
     const int32_t n_vocab = r->e->model->hp.n_vocab;
     if (r->n_items == 0) return pc_fail(err, PC_ERR_INVALID, "empty prompt");
@@ -108,7 +120,12 @@ static pc_status check_items(pc_request *r, int64_t *total, pc_error *err) {
                                it->tokens[t], t, n_vocab);
     }
     if (*total + 1 > r->e->n_ctx)
-        return pc_fail(err, PC_ERR_RANGE, "prompt of %lld tokens does not fit the context of %d", (long long)*total,
+        return pc_fail(err, PC_ERR_RANGE, "the prompt's %lld tokens leave no room for an answer in the context of %d",
+                       (long long)*total, r->e->n_ctx);
+    const int32_t last = last_position(r);
+    if ((int64_t)last + 1 >= r->e->n_ctx)
+        return pc_fail(err, PC_ERR_RANGE,
+                       "the prompt's last position is %d: no position is left for an answer in the context of %d", last,
                        r->e->n_ctx);
     return PC_OK;
 }
@@ -175,8 +192,7 @@ pc_status pc_req_prepare(pc_request *r, pc_error *err) {
     if (!r->sampler || !r->logits || !pc_buf_reserve(&r->text, 256))
         return pc_fail(err, PC_ERR_NOMEM, "out of memory preparing generation");
     r->text.data[0] = '\0';
-    const pc_req_item *last = &r->items[r->n_items - 1];
-    r->next_pos = last->pos[last->n - 1] + 1;
+    r->next_pos = last_position(r) + 1;
     r->res.gen.n_prompt = (size_t)r->res.fresh_tokens;
     r->next_item = 0;
     while (r->next_item < r->n_items && !r->items[r->next_item].fresh) r->next_item++;

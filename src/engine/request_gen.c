@@ -76,7 +76,11 @@ static void finish_text(pc_request *r) {
     emit(r, g->n_tokens ? g->tokens[g->n_tokens - 1] : -1, true);
 }
 
-static bool context_full(const pc_request *r) { return pc_kv_list_tokens(&r->list) >= r->e->n_ctx; }
+/* Positions, not token counts, bound a context: a prompt that skips union
+ * members places its text after the whole schema. */
+static bool context_full(const pc_request *r) {
+    return r->next_pos >= r->e->n_ctx || pc_kv_list_tokens(&r->list) >= r->e->n_ctx;
+}
 
 void pc_req_take_logits(pc_request *r) {
     pc_gen_result *g = &r->res.gen;

@@ -44,34 +44,32 @@ static void print_json(const pc_gen_result *r) {
     json_decref(o);
 }
 
-static char *build_prompt(pc_engine *e, const gen_cmd *o, pc_error *err) {
+static char *read_prompt(const gen_cmd *o, pc_error *err) {
     size_t len = 0;
     char *text = NULL;
     if (o->prompt_file && pc_file_read(o->prompt_file, PC_CLI_MAX_INPUT_BYTES, 0, &text, &len, err) != PC_OK)
         return NULL;
-    if (!o->prompt_file && !(text = strdup(o->prompt))) {
-        snprintf(err->msg, sizeof err->msg, "out of memory");
-        return NULL;
-    }
-    if (!o->chat) return text;
-    char *chat = NULL;
-    pc_status s = pc_engine_chat_prompt(e, o->system, text, &chat, err);
+    if (!o->prompt_file && !(text = strdup(o->prompt))) snprintf(err->msg, sizeof err->msg, "out of memory");
+    return text;
+}
+
+/* The prompt's tokens: the text as is, or with --chat wrapped in the chat
+ * template, whose markers alone become control tokens. */
+static pc_status prompt_tokens(pc_engine *e, const gen_cmd *o, int32_t **ids, size_t *n, pc_error *err) {
+    char *text = read_prompt(o, err);
+    if (!text) return PC_ERR_IO;
+    pc_status s = o->chat ? pc_engine_chat_tokenize(e, o->system, text, ids, n, err)
+                          : pc_engine_tokenize(e, text, strlen(text), true, false, ids, n, err);
     free(text);
-    return s == PC_OK ? chat : NULL;
+    return s;
 }
 
 static int generate(pc_engine *e, const gen_cmd *o, const pc_gen_params *gp) {
     pc_error err = {0};
-    char *text = build_prompt(e, o, &err);
-    if (!text) {
-        fprintf(stderr, "pcache generate: %s\n", err.msg);
-        return 1;
-    }
     int32_t *ids = NULL;
     size_t n = 0;
     pc_gen_result r = {0};
-    pc_status s = pc_engine_tokenize(e, text, strlen(text), true, o->chat, &ids, &n, &err);
-    free(text);
+    pc_status s = prompt_tokens(e, o, &ids, &n, &err);
     if (s == PC_OK) s = pc_engine_generate(e, ids, n, gp, o->json ? NULL : stream_cb, NULL, &r, &err);
     pc_free(ids);
     if (s != PC_OK) {

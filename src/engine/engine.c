@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engine/engine_internal.h"
+#include "util/buf.h"
 #include "util/error.h"
 
 pc_engine_params pc_engine_default_params(void) {
@@ -24,6 +25,16 @@ static pc_status open_chat(pc_engine *e, const pc_gguf *g, const char *name, pc_
     pc_error ignored;
     if (pc_chat_detect_gguf(g, &e->chat, &ignored) != PC_OK) e->chat = PC_CHAT_UNKNOWN;
     return PC_OK;
+}
+
+/* What <system/> stands for: the system message the model's own template
+ * adds when a conversation has none (a template rule, so only when the
+ * template is the model's). */
+static pc_status open_default_system(pc_engine *e, const pc_gguf *g, const char *chosen, pc_error *err) {
+    pc_gguf_str t;
+    if (chosen || e->chat != PC_CHAT_CHATML || pc_gguf_get_str(g, "tokenizer.chat_template", &t, NULL) != PC_OK)
+        return PC_OK;
+    return pc_chat_default_system(t.ptr, (size_t)t.len, &e->default_system, err);
 }
 
 static void model_name(pc_engine *e, const pc_gguf *g, const char *path) {
@@ -76,7 +87,8 @@ static pc_status open_parts(pc_engine *e, const pc_engine_params *p, pc_error *e
     s = pc_gguf_open(p->model_path, &g, err);
     if (s != PC_OK) return s;
     model_name(e, g, p->model_path);
-    if ((s = pc_tokenizer_load(g, &e->tok, err)) != PC_OK || (s = open_chat(e, g, p->chat_template, err)) != PC_OK) {
+    if ((s = pc_tokenizer_load(g, &e->tok, err)) != PC_OK || (s = open_chat(e, g, p->chat_template, err)) != PC_OK ||
+        (s = open_default_system(e, g, p->chat_template, err)) != PC_OK) {
         pc_gguf_close(g);
         return s;
     }
@@ -143,6 +155,7 @@ void pc_engine_free(pc_engine *e) {
     pc_tokenizer_free(e->tok);
     pc_model_free(e->model);
     pthread_rwlock_destroy(&e->schemas_lock);
+    free(e->default_system);
     free(e);
 }
 
@@ -167,7 +180,10 @@ pc_status pc_engine_tokenize(const pc_engine *e, const char *text, size_t len, b
     return PC_OK;
 }
 
-pc_status pc_engine_chat_prompt(const pc_engine *e, const char *system, const char *user, char **out, pc_error *err) {
+/* The conversation of --chat: an optional system message, one user message,
+ * and the generation prompt. */
+static pc_status render_chat(const pc_engine *e, const char *system, const char *user, pc_chat_text *out,
+                             pc_error *err) {
     if (e->chat == PC_CHAT_UNKNOWN)
         return pc_fail(err, PC_ERR_UNSUPPORTED,
                        "%s: the model's chat template is not recognised; choose one with --chat-template "
@@ -181,7 +197,34 @@ pc_status pc_engine_chat_prompt(const pc_engine *e, const char *system, const ch
     }
     roles[n] = PC_ROLE_USER;
     texts[n++] = user;
-    return pc_chat_format_messages(e->chat, roles, texts, n, true, out, err);
+    return pc_chat_render(e->chat, NULL, roles, texts, n, true, out, err);
+}
+
+pc_status pc_engine_chat_prompt(const pc_engine *e, const char *system, const char *user, char **out, pc_error *err) {
+    *out = NULL;
+    pc_chat_text t = {0};
+    pc_status st = render_chat(e, system, user, &t, err);
+    if (st == PC_OK && !(*out = pc_buf_take(&t.text))) st = pc_fail(err, PC_ERR_NOMEM, "out of memory");
+    pc_chat_text_free(&t);
+    return st;
+}
+
+pc_status pc_engine_chat_tokenize(const pc_engine *e, const char *system, const char *user, int32_t **ids,
+                                  size_t *n_ids, pc_error *err) {
+    *ids = NULL;
+    *n_ids = 0;
+    pc_chat_text t = {0};
+    pc_tokens tok = {0};
+    pc_status st = render_chat(e, system, user, &t, err);
+    if (st == PC_OK) st = pc_chat_text_tokenize(e->tok, &t, true, &tok, err);
+    pc_chat_text_free(&t);
+    if (st != PC_OK) {
+        pc_tokens_free(&tok);
+        return st;
+    }
+    *ids = tok.ids;
+    *n_ids = tok.n;
+    return PC_OK;
 }
 
 pc_status pc_engine_chat_format(const pc_engine *e, const char *const *roles, const char *const *contents, size_t n,

@@ -23,6 +23,7 @@ struct pc_engine {
     pc_model *model;
     pc_tokenizer *tok;
     pc_chat_format chat;      /* PC_CHAT_UNKNOWN when the template is not recognised */
+    char *default_system;     /* the template's default system message (ChatML templates that add one), or NULL */
     pc_pool *pool;
     pc_isa isa;
     pc_backend_shared *dev;     /* the model where the backend computes (CUDA: on the GPU), shared by every forward */

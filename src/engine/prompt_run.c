@@ -153,7 +153,7 @@ static pc_status plan_prompt(pc_engine *e, const char *xml, size_t len, const ch
     int32_t schema_len = 0;
     st = find_schema(e, doc, &s, err);
     if (st == PC_OK) {
-        pc_bind_ctx bc = {.tok = e->tok, .chat = e->chat};
+        pc_bind_ctx bc = {.tok = e->tok, .chat = e->chat, .default_system = e->default_system};
         const double tb = pc_now_ms();
         st = pc_plan_bind(s, doc, &bc, plan, err);
         *bind_ms = pc_now_ms() - tb;

@@ -56,7 +56,7 @@ static pc_status register_doc(pc_engine *e, pc_pml_doc *doc, const pc_schema_par
     const size_t max_kv = p && p->max_kv_bytes ? p->max_kv_bytes : PC_SCHEMA_DEFAULT_MAX_KV_BYTES;
     pc_layout_ctx lc = {.tok = e->tok, .chat = e->chat, .add_bos = pc_tokenizer_add_bos(e->tok), .n_ctx = e->n_ctx,
                         .max_tokens = (int64_t)(max_kv / pc_model_kv_bytes_per_token(e->model)),
-                        .placeholder = e->placeholder};
+                        .placeholder = e->placeholder, .default_system = e->default_system};
     pc_schema *s = NULL;
     if ((st = pc_schema_layout(doc, &lc, &s, err)) != PC_OK) return st;
     pthread_rwlock_rdlock(&e->schemas_lock);

@@ -291,7 +291,7 @@ static void on_chars(void *ctx, const xmlChar *ch, int len) {
     if (p->failed || len <= 0 || !p->cur) return;
     if (!p->tpending) {
         p->tpending = true;
-        p->text_buf.len = 0;
+        pc_buf_clear(&p->text_buf);
         p->tstart = p->markup_end;
         cursor_pos(p, &p->tline, &p->tcol);
     }

@@ -23,6 +23,22 @@
  * U+2029, U+202F, U+205F, U+3000) becomes one space. A piece that is only
  * whitespace becomes " ". TEXT nodes carry both `text` (compacted) and `raw`
  * (the character data as parsed) - see the TEXT notes below.
+ *
+ * Chat tags (the schema layer applies these rules): <system>, <user> and
+ * <assistant> become exactly the chat template's markers, as the template
+ * renders them (Llama-2 and Gemma fold a leading system message into the
+ * first user turn). The whitespace rule applies to the text between markers,
+ * never to a marker, and where text meets a marker its whitespace run goes
+ * entirely (the marker brings its own newlines): `<user>\n  Hi.\n</user>` is
+ * the template's user turn around "Hi.". Only markers become control tokens;
+ * text that spells one ("&lt;|im_start|&gt;") stays text. A prompt whose
+ * conversation ends in a closed user turn gets the template's generation
+ * prompt; one that ends in an <assistant> element leaves that turn open (no
+ * end marker, no generation prompt), so generation continues the answer.
+ * <system/> (self-closing) stands for the template's default system message
+ * where the model's own template has one (SmolLM2's ChatML does), else for
+ * nothing. The chat tags inside a union's members must leave the
+ * conversation in the same turn.
  */
 #ifndef PC_PML_H
 #define PC_PML_H

@@ -65,20 +65,22 @@ bool pc_pml_all_space(const char *s, size_t n) {
     return true;
 }
 
-size_t pc_pml_compact(const char *s, size_t n, char *out) {
+size_t pc_pml_compact_sides(const char *s, size_t n, bool lead_space, bool trail_space, char *out) {
     size_t lead = 0, o = 0;
     for (size_t len; lead < n && (len = pc_pml_space_len(s + lead, n - lead)) != 0;) lead += len;
     if (lead == n) {
-        if (n == 0) return 0;
+        if (n == 0 || !lead_space || !trail_space) return 0;
         out[0] = ' ';
         return 1;
     }
     size_t trail = pc_pml_space_suffix_len(s + lead, n - lead);
-    if (lead) out[o++] = ' ';
+    if (lead && lead_space) out[o++] = ' ';
     for (size_t i = lead; i < n - trail; i++) out[o++] = s[i];
-    if (trail) out[o++] = ' ';
+    if (trail && trail_space) out[o++] = ' ';
     return o;
 }
+
+size_t pc_pml_compact(const char *s, size_t n, char *out) { return pc_pml_compact_sides(s, n, true, true, out); }
 
 size_t pc_pml_utf8_count(const char *s, size_t n) {
     size_t c = 0;

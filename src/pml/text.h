@@ -24,6 +24,11 @@ bool pc_pml_all_space(const char *s, size_t n);
  * may not alias s) and returns the length written. */
 size_t pc_pml_compact(const char *s, size_t n, char *out);
 
+/* pc_pml_compact where a side may instead lose its whitespace run entirely:
+ * where text meets a chat marker, which brings its own newlines. A piece
+ * that is only whitespace becomes " " when both sides keep a space, else "". */
+size_t pc_pml_compact_sides(const char *s, size_t n, bool lead_space, bool trail_space, char *out);
+
 /* Number of code points in s[0..n) (continuation bytes do not count). */
 size_t pc_pml_utf8_count(const char *s, size_t n);
 

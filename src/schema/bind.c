@@ -3,12 +3,14 @@
  * Imports: the root's pieces always; a module's own pieces when the prompt
  * names it; nested modules only when named. Unions: at most one member may be
  * named. Arguments replace their parameter's scaffold fill at the parameter's
- * positions. The prompt's text and role tags are tokenized as one piece from
- * position L. */
+ * positions. The prompt's text and chat tags are tokenized as one piece from
+ * position L, the conversation continuing where the schema's left it (pml.h,
+ * "Chat tags"): only markers become control tokens. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "pml/text.h"
+#include "schema/piece_text.h"
 #include "schema/plan.h"
 #include "util/buf.h"
 #include "util/error.h"
@@ -22,9 +24,9 @@ typedef struct binder {
     int32_t *union_pick; /* [n_unions] member chosen, or -1 */
     pc_tokens *args;     /* [n_params] */
     bool *has_arg;       /* [n_params] */
-    pc_buf text;         /* the prompt's own text, markers included */
-    bool has_text;
-    pc_pml_role last_role;
+    pc_piece_text text;  /* the prompt's own text and chat markers */
+    pc_chat_turns turns; /* the conversation, continuing where the schema left it */
+    bool text_after_turn;/* the prompt has text after its last chat turn */
 } binder;
 
 static const char *scope_name(const pc_schema *s, int32_t scope) {
@@ -54,41 +56,52 @@ static pc_status bind_args(binder *B, const pc_pml_node *ref, int32_t m) {
 
 static pc_status bind_ref(binder *B, const pc_pml_node *ref, int32_t scope);
 
-static pc_status bind_children(binder *B, const pc_pml_node *n, int32_t scope);
+static pc_status oom(binder *B) { return pc_fail(B->err, PC_ERR_NOMEM, "%s: out of memory binding the prompt", B->req); }
 
-static pc_status append_text(binder *B, const char *t, size_t len) {
-    if (!pc_buf_append(&B->text, t, len)) return pc_fail(B->err, PC_ERR_NOMEM, "%s: out of memory binding the prompt", B->req);
-    B->has_text = true;
-    return PC_OK;
+static pc_status add_marker(binder *B, const char *marker, const pc_pml_node *at) {
+    return pc_piece_text_marker(&B->text, marker, at->line, at->col) ? PC_OK : oom(B);
 }
 
-static pc_status bind_role(binder *B, const pc_pml_node *n, int32_t scope) {
+/* The turn is left open when it is the prompt's last element and an
+ * assistant's: generation then continues that answer (see pml.h). */
+static pc_status bind_role(binder *B, const pc_pml_node *n, bool last) {
     if (B->bc->chat == PC_CHAT_UNKNOWN)
         return pc_fail(B->err, PC_ERR_UNSUPPORTED, "%s:%u:%u: <%s> needs a recognised chat template", B->req, n->line,
                        n->col, n->name);
-    pc_chat_role r = n->role == PC_PML_ROLE_SYSTEM ? PC_ROLE_SYSTEM
-                     : n->role == PC_PML_ROLE_USER ? PC_ROLE_USER : PC_ROLE_ASSISTANT;
-    pc_chat_markers mk = pc_chat_role_markers(B->bc->chat, r);
-    pc_status st = append_text(B, mk.begin, strlen(mk.begin));
-    if (st == PC_OK) st = bind_children(B, n, scope);
-    if (st == PC_OK) st = append_text(B, mk.end, strlen(mk.end));
-    B->last_role = n->role;
+    if (n->self_closing && n->role == PC_PML_ROLE_SYSTEM && !B->bc->default_system) return PC_OK; /* <system/> */
+    const pc_chat_role r = n->role == PC_PML_ROLE_SYSTEM ? PC_ROLE_SYSTEM
+                           : n->role == PC_PML_ROLE_USER ? PC_ROLE_USER : PC_ROLE_ASSISTANT;
+    const char *open = NULL;
+    pc_error e = {0};
+    if (pc_chat_turn_open(&B->turns, r, &open, &e) != PC_OK)
+        return pc_fail(B->err, PC_ERR_FORMAT, "%s:%u:%u: <%s>: %s", B->req, n->line, n->col, n->name, e.msg);
+    pc_status st = add_marker(B, open, n);
+    const bool system_default = n->self_closing && r == PC_ROLE_SYSTEM;
+    const char *def = B->bc->default_system;
+    if (st == PC_OK && system_default && !pc_piece_text_add(&B->text, def, strlen(def), n->line, n->col)) st = oom(B);
+    for (size_t i = 0; i < n->n_children && st == PC_OK; i++)
+        if (!pc_piece_text_add(&B->text, n->children[i]->raw, n->children[i]->raw_len, n->line, n->col)) st = oom(B);
+    if (st == PC_OK && !(last && r == PC_ROLE_ASSISTANT)) st = add_marker(B, pc_chat_turn_close(&B->turns), n);
+    B->text_after_turn = false;
     return st;
 }
 
+/* The prompt's children: module references, and its own text and chat tags. */
 static pc_status bind_children(binder *B, const pc_pml_node *n, int32_t scope) {
     pc_status st = PC_OK;
     for (size_t i = 0; i < n->n_children && st == PC_OK; i++) {
         const pc_pml_node *c = n->children[i];
-        if (c->kind == PC_PML_REF)
+        if (c->kind == PC_PML_REF) {
             st = bind_ref(B, c, scope);
-        else if (c->kind == PC_PML_TEXT)
-            st = append_text(B, c->raw, c->raw_len);
-        else if (c->kind == PC_PML_ROLE)
-            st = bind_role(B, c, scope);
-        else
+        } else if (c->kind == PC_PML_TEXT) {
+            if (!pc_piece_text_add(&B->text, c->raw, c->raw_len, c->line, c->col)) st = oom(B);
+            B->text_after_turn = true;
+        } else if (c->kind == PC_PML_ROLE) {
+            st = bind_role(B, c, i + 1 == n->n_children);
+        } else {
             st = pc_fail(B->err, PC_ERR_FORMAT, "%s:%u:%u: unexpected <%s> in a prompt", B->req, c->line, c->col,
                          pc_pml_kind_name(c->kind));
+        }
     }
     return st;
 }
@@ -163,20 +176,16 @@ static pc_status plan_piece(binder *B, pc_plan *p, int32_t i) {
                                        .tokens = pc->tokens, .piece = i}, B->err);
 }
 
-static pc_status plan_prompt_text(binder *B, pc_plan *p) {
-    if (B->bc->chat != PC_CHAT_UNKNOWN && B->last_role == PC_PML_ROLE_USER) {
-        const char *gp = pc_chat_generation_prompt(B->bc->chat);
-        pc_status st = append_text(B, gp, strlen(gp));
-        if (st != PC_OK) return st;
-    }
-    if (!B->has_text) return PC_OK;
-    char *c = malloc(B->text.len + 1);
-    if (!c) return pc_fail(B->err, PC_ERR_NOMEM, "%s: out of memory binding the prompt", B->req);
-    size_t n = pc_pml_compact(B->text.data, B->text.len, c);
+/* The prompt's own text from position L on, with the generation prompt when
+ * the conversation ends in a closed user turn. */
+static pc_status plan_prompt_text(binder *B, pc_plan *p, const pc_pml_node *root) {
+    if (B->bc->chat != PC_CHAT_UNKNOWN && pc_chat_turns_await_reply(&B->turns) && !B->text_after_turn &&
+        add_marker(B, pc_chat_generation_prompt(B->bc->chat), root) != PC_OK)
+        return PC_ERR_NOMEM;
+    if (!B->text.has) return PC_OK;
     pc_tokens t = {0};
     pc_error e = {0};
-    pc_status st = pc_tokenize(B->bc->tok, c, n, false, true, &t, &e);
-    free(c);
+    pc_status st = pc_piece_text_end(&B->text, B->bc->tok, &t, &e);
     if (st != PC_OK) {
         pc_tokens_free(&t);
         return pc_fail(B->err, st, "%s: prompt text: %s", B->req, e.msg);
@@ -201,14 +210,14 @@ static pc_status bind_all(binder *B, const pc_pml_doc *prompt, pc_plan *out) {
         int32_t o = B->s->pieces[i].owner;
         if (o == PC_ROOT || B->imported[o]) st = plan_piece(B, out, i);
     }
-    if (st == PC_OK) st = plan_prompt_text(B, out);
+    if (st == PC_OK) st = plan_prompt_text(B, out, root);
     return st;
 }
 
 pc_status pc_plan_bind(const pc_schema *s, const pc_pml_doc *prompt, const pc_bind_ctx *bc, pc_plan *out, pc_error *err) {
     memset(out, 0, sizeof *out);
     if (!s->keyed) return pc_fail(err, PC_ERR_INVALID, "schema '%s' has no store keys", s->name);
-    binder B = {.s = s, .bc = bc, .req = prompt->name, .err = err};
+    binder B = {.s = s, .bc = bc, .req = prompt->name, .err = err, .turns = s->end_turns};
     size_t nm = (size_t)s->n_modules + 1, nu = (size_t)s->n_unions + 1, np = (size_t)s->n_params + 1;
     B.imported = calloc(nm, sizeof *B.imported);
     B.union_pick = malloc(nu * sizeof *B.union_pick);
@@ -224,7 +233,7 @@ pc_status pc_plan_bind(const pc_schema *s, const pc_pml_doc *prompt, const pc_bi
     free(B.union_pick);
     free(B.args);
     free(B.has_arg);
-    pc_buf_free(&B.text);
+    pc_piece_text_free(&B.text);
     if (st != PC_OK) pc_plan_free(out);
     return st;
 }

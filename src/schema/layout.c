@@ -1,13 +1,16 @@
 /* layout.c - PML syntax tree to positions and tokens (see schema.h for the rules).
  *
- * One recursive walk. Text and role markers of a scope accumulate in a buffer
- * until a module, union or parameter boundary (or the scope's end) flushes
- * them as one piece, exactly as the prototype's parser saw the text once role
- * tags had been replaced by template strings. */
+ * One recursive walk. Text and chat markers of a scope accumulate (piece_text)
+ * until a module, union or parameter boundary (or the scope's end) ends them
+ * as one piece, as the prototype's parser saw the text once role tags had
+ * been replaced by template strings - except that markers are exactly the
+ * template's (the turn writer's), untouched by the whitespace rule, and only
+ * they may become control tokens. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "pml/text.h"
+#include "schema/piece_text.h"
 #include "schema/schema.h"
 #include "util/buf.h"
 #include "util/error.h"
@@ -17,9 +20,8 @@ typedef struct lay {
     pc_schema *s;
     pc_error *err;
     const char *file;
-    pc_buf acc;           /* the current text run */
-    bool acc_has;
-    uint32_t acc_line, acc_col;
+    pc_piece_text acc;    /* the current piece's text */
+    pc_chat_turns turns;  /* the conversation so far, in document order */
     int32_t pos;          /* next free position; never past lc->n_ctx - 1 (see take_positions) */
     int64_t tokens;       /* tokens of all pieces so far (union members each count) */
     size_t cap_pieces, cap_modules, cap_unions, cap_params;
@@ -50,15 +52,6 @@ static pc_status reserve_piece(lay *L) {
     pc_piece *p = pc_array_reserve(L->s->pieces, &L->cap_pieces, (size_t)L->s->n_pieces + 1, sizeof *p);
     if (p) L->s->pieces = p;
     return p ? PC_OK : oom(L);
-}
-
-static pc_status acc_append(lay *L, const char *t, size_t n, const pc_pml_node *at) {
-    if (!L->acc_has) {
-        L->acc_has = true;
-        L->acc_line = at->line;
-        L->acc_col = at->col;
-    }
-    return pc_buf_append(&L->acc, t, n) ? PC_OK : oom(L);
 }
 
 /* Claims positions [pos, pos + n) for what starts at line:col, before
@@ -106,38 +99,64 @@ static pc_status tokenize(lay *L, const char *text, size_t len, bool special, ui
     return PC_OK;
 }
 
-/* Ends the current text run of scope `owner`: compact, tokenize, place. */
+/* Ends the current piece of scope `owner`: tokenize and place it. */
 static pc_status flush(lay *L, int32_t owner) {
-    if (!L->acc_has) return PC_OK;
-    L->acc_has = false;
-    char *c = malloc(L->acc.len + 1);
-    if (!c) return oom(L);
-    size_t n = pc_pml_compact(L->acc.data, L->acc.len, c);
-    L->acc.len = 0;
+    if (!L->acc.has) return PC_OK;
+    const uint32_t line = L->acc.line, col = L->acc.col;
     pc_tokens t = {0};
-    pc_status st = n ? tokenize(L, c, n, true, L->acc_line, L->acc_col, &t) : PC_OK;
-    free(c);
-    if (st == PC_OK && t.n) st = take_positions(L, (int64_t)t.n, (int64_t)t.n, L->acc_line, L->acc_col, "text", NULL);
+    pc_error e = {0};
+    pc_status st = pc_piece_text_end(&L->acc, L->lc->tok, &t, &e);
+    if (st != PC_OK) st = pc_fail(L->err, st, "%s:%u:%u: cannot tokenize text: %s", L->file, line, col, e.msg);
+    if (st == PC_OK && t.n) st = take_positions(L, (int64_t)t.n, (int64_t)t.n, line, col, "text", NULL);
     if (st != PC_OK || t.n == 0) {
         pc_tokens_free(&t);
         return st;
     }
-    return push_piece(L, PC_PIECE_TEXT, owner, -1, t.ids, (int32_t)t.n, L->acc_line, L->acc_col);
+    return push_piece(L, PC_PIECE_TEXT, owner, -1, t.ids, (int32_t)t.n, line, col);
+}
+
+static pc_status add_text(lay *L, const pc_pml_node *n) {
+    return pc_piece_text_add(&L->acc, n->raw, n->raw_len, n->line, n->col) ? PC_OK : oom(L);
+}
+
+static pc_status add_marker(lay *L, const char *marker, const pc_pml_node *at) {
+    return pc_piece_text_marker(&L->acc, marker, at->line, at->col) ? PC_OK : oom(L);
 }
 
 static pc_status lay_children(lay *L, const pc_pml_node *n, int32_t owner, bool scaffold, bool cache);
+
+static pc_chat_role chat_role(pc_pml_role r) {
+    return r == PC_PML_ROLE_SYSTEM ? PC_ROLE_SYSTEM : r == PC_PML_ROLE_USER ? PC_ROLE_USER : PC_ROLE_ASSISTANT;
+}
+
+/* <system/>: the template's default system message as a system turn, or
+ * nothing when the template has none (see pml.h). */
+static pc_status lay_default_system(lay *L, const pc_pml_node *n) {
+    const char *open = NULL;
+    pc_error e = {0};
+    if (!L->lc->default_system) return PC_OK;
+    if (pc_chat_turn_open(&L->turns, PC_ROLE_SYSTEM, &open, &e) != PC_OK)
+        return pc_fail(L->err, PC_ERR_FORMAT, "%s:%u:%u: <system/>: %s", L->file, n->line, n->col, e.msg);
+    pc_status st = add_marker(L, open, n);
+    if (st == PC_OK && !pc_piece_text_add(&L->acc, L->lc->default_system, strlen(L->lc->default_system), n->line, n->col))
+        st = oom(L);
+    if (st == PC_OK) st = add_marker(L, pc_chat_turn_close(&L->turns), n);
+    return st;
+}
 
 static pc_status lay_role(lay *L, const pc_pml_node *n, int32_t owner, bool scaffold, bool cache) {
     if (L->lc->chat == PC_CHAT_UNKNOWN)
         return pc_fail(L->err, PC_ERR_UNSUPPORTED,
                        "%s:%u:%u: <%s> needs the model's chat template, which is not recognised (choose one with "
                        "--chat-template)", L->file, n->line, n->col, n->name);
-    pc_chat_role r = n->role == PC_PML_ROLE_SYSTEM ? PC_ROLE_SYSTEM
-                     : n->role == PC_PML_ROLE_USER ? PC_ROLE_USER : PC_ROLE_ASSISTANT;
-    pc_chat_markers mk = pc_chat_role_markers(L->lc->chat, r);
-    pc_status st = acc_append(L, mk.begin, strlen(mk.begin), n);
+    if (n->self_closing && n->role == PC_PML_ROLE_SYSTEM) return lay_default_system(L, n);
+    const char *open = NULL;
+    pc_error e = {0};
+    if (pc_chat_turn_open(&L->turns, chat_role(n->role), &open, &e) != PC_OK)
+        return pc_fail(L->err, PC_ERR_FORMAT, "%s:%u:%u: <%s>: %s", L->file, n->line, n->col, n->name, e.msg);
+    pc_status st = add_marker(L, open, n);
     if (st == PC_OK) st = lay_children(L, n, owner, scaffold, cache);
-    if (st == PC_OK) st = acc_append(L, mk.end, strlen(mk.end), n);
+    if (st == PC_OK) st = add_marker(L, pc_chat_turn_close(&L->turns), n);
     return st;
 }
 
@@ -192,11 +211,23 @@ static pc_status lay_module(lay *L, const pc_pml_node *n, int32_t parent, int32_
     return st;
 }
 
+/* Do two ends of union members leave the conversation where the same markers follow? */
+static bool same_turns(const pc_chat_turns *a, const pc_chat_turns *b) {
+    return (a->n_turns > 0) == (b->n_turns > 0) && a->last == b->last && a->open == b->open &&
+           a->system_folded == b->system_folded;
+}
+
+/* Every member starts from the conversation as it stands at the union, and
+ * must leave it in the same turn: what follows the union is laid out once,
+ * whichever member a prompt selects. */
 static pc_status lay_union(lay *L, const pc_pml_node *n, int32_t owner, bool scaffold, bool cache) {
     pc_schema *s = L->s;
     if (reserve_union(L) != PC_OK) return PC_ERR_NOMEM;
     int32_t uid = s->n_unions++;
     const int32_t start = L->pos;
+    const pc_chat_turns at_start = L->turns;
+    pc_chat_turns after = at_start;
+    const pc_pml_node *first = NULL;
     s->unions[uid] = (pc_union){.parent = owner, .start = start, .scaffold = -1, .node = n};
     int32_t longest = 0;
     for (size_t i = 0; i < n->n_children; i++) {
@@ -205,12 +236,20 @@ static pc_status lay_union(lay *L, const pc_pml_node *n, int32_t owner, bool sca
         bool is_sc = n->scaffold && strcmp(n->scaffold, m->name) == 0;
         if (is_sc) s->unions[uid].scaffold = s->n_modules;
         L->pos = start;
+        L->turns = at_start;
         pc_status st = lay_module(L, m, owner, uid, scaffold && is_sc, cache);
         if (st != PC_OK) return st;
+        if (first && !same_turns(&L->turns, &after))
+            return pc_fail(L->err, PC_ERR_FORMAT,
+                           "%s:%u:%u: member '%s' leaves the conversation in another chat turn than member '%s' "
+                           "(chat tags in a union's members must open and close the same turns)",
+                           L->file, m->line, m->col, m->name, first->name);
+        if (!first) first = m, after = L->turns;
         longest = L->pos - start > longest ? L->pos - start : longest;
     }
     s->unions[uid].len = longest;
     L->pos = start + longest;
+    L->turns = after;
     return PC_OK;
 }
 
@@ -219,7 +258,7 @@ static pc_status lay_children(lay *L, const pc_pml_node *n, int32_t owner, bool 
     for (size_t i = 0; i < n->n_children && st == PC_OK; i++) {
         const pc_pml_node *c = n->children[i];
         switch (c->kind) {
-        case PC_PML_TEXT: st = acc_append(L, c->raw, c->raw_len, c); break;
+        case PC_PML_TEXT: st = add_text(L, c); break;
         case PC_PML_ROLE: st = lay_role(L, c, owner, scaffold, cache); break;
         case PC_PML_MODULE:
             if ((st = flush(L, owner)) == PC_OK) st = lay_module(L, c, owner, -1, scaffold, cache);
@@ -251,6 +290,7 @@ static pc_status lay_root(lay *L, const pc_pml_node *root) {
     if (st == PC_OK) st = flush(L, PC_ROOT);
     if (st != PC_OK) return st;
     L->s->length = L->pos; /* take_positions kept it below the context */
+    L->s->end_turns = L->turns;
     return PC_OK;
 }
 
@@ -264,9 +304,9 @@ pc_status pc_schema_layout(pc_pml_doc *doc, const pc_layout_ctx *lc, pc_schema *
     s->doc = doc;
     s->name = strdup(doc->root->name ? doc->root->name : "");
     s->placeholder = lc->placeholder;
-    lay L = {.lc = lc, .s = s, .err = err, .file = doc->name};
+    lay L = {.lc = lc, .s = s, .err = err, .file = doc->name, .turns = pc_chat_turns_start(lc->chat)};
     pc_status st = s->name ? lay_root(&L, doc->root) : pc_fail(err, PC_ERR_NOMEM, "out of memory");
-    pc_buf_free(&L.acc);
+    pc_piece_text_free(&L.acc);
     if (st != PC_OK) {
         pc_schema_free(s);
         return st;

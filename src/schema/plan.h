@@ -37,6 +37,7 @@ typedef struct pc_plan {
 typedef struct pc_bind_ctx {
     const pc_tokenizer *tok;
     pc_chat_format chat;
+    const char *default_system; /* what <system/> stands for, or NULL (as pc_layout_ctx) */
 } pc_bind_ctx;
 
 /* Binds a parsed prompt to schema s (which must be keyed). Errors name the

@@ -8,8 +8,9 @@
  *   union's start and the union is as long as its longest member; a parameter
  *   reserves `length` positions; L, the schema's length, is the end of its last
  *   element. Text between two module/union/parameter boundaries of one scope,
- *   with the chat role markers that role tags stand for, forms one piece, its
- *   surrounding whitespace compacted as the prototype does (pml.h).
+ *   with the chat markers its chat tags stand for, forms one piece: the
+ *   markers exactly as the template writes them, the text between them
+ *   compacted as the prototype does (pml.h, "Chat tags").
  *
  * Encoding rules (point 2): the scaffold - every module outside unions, each
  * union's scaffold member (none when the union names none), parameters filled
@@ -105,6 +106,7 @@ typedef struct pc_schema {
     int32_t n_params;
     int32_t length;       /* L */
     int32_t placeholder;  /* token filling parameters without scaffold text */
+    pc_chat_turns end_turns; /* the conversation where the schema ends: a prompt's chat tags continue it */
     bool keyed;           /* pc_schema_keys ran */
     uint8_t digest[32];   /* SHA-256 of the laid-out schema (keys.c) */
     uint8_t group[32];    /* the store's group for pins and TTLs: digest and tenant */
@@ -120,6 +122,7 @@ typedef struct pc_layout_ctx {
     int32_t n_ctx;        /* every element must end before position n_ctx - 1: L leaves room in the context */
     int64_t max_tokens;   /* tokens of all pieces together (union members each count): the KV a schema may hold */
     int32_t placeholder;  /* token filling parameters that have no scaffold text */
+    const char *default_system; /* what <system/> stands for (the template's default system message), or NULL */
 } pc_layout_ctx;
 
 /* Lays out a parsed schema. Takes ownership of doc (also on failure).

@@ -1,10 +1,9 @@
-/* chat_template.c - recognising chat templates and rendering conversations.
+/* chat_template.c - recognising chat templates: the format from the text of
+ * tokenizer.chat_template, and a ChatML template's default system message.
  *
- * pcache runs no Jinja: each supported format is written out here as its
- * reference template renders it (ChatML/SmolLM2, Llama-2 chat, Llama-3
- * instruct, Gemma). Detection looks for each format's distinctive markers in
- * the template text, in llama.cpp's order. Rendered text never includes the
- * leading BOS: the tokenizer adds it. */
+ * pcache runs no Jinja: detection looks for each format's distinctive markers
+ * in the template text, in llama.cpp's order; chat_turns.c writes each format
+ * out as its reference template renders it. */
 #include "tokenizer/chat_template.h"
 
 #include <stdlib.h>
@@ -79,38 +78,8 @@ pc_status pc_chat_detect_gguf(const pc_gguf *g, pc_chat_format *out, pc_error *e
     return pc_chat_detect(s.ptr, (size_t)s.len, out, err);
 }
 
-pc_chat_markers pc_chat_role_markers(pc_chat_format f, pc_chat_role role) {
-    static const pc_chat_markers table[][PC_ROLE_COUNT] = {
-        [PC_CHAT_CHATML] = {{"<|im_start|>system\n", "<|im_end|>\n"},
-                            {"<|im_start|>user\n", "<|im_end|>\n"},
-                            {"<|im_start|>assistant\n", "<|im_end|>\n"}},
-        [PC_CHAT_LLAMA2] = {{"<<SYS>>\n", "\n<</SYS>>\n\n"}, {"[INST] ", " [/INST]"}, {" ", " </s>"}},
-        [PC_CHAT_LLAMA3] = {{"<|start_header_id|>system<|end_header_id|>\n\n", "<|eot_id|>"},
-                            {"<|start_header_id|>user<|end_header_id|>\n\n", "<|eot_id|>"},
-                            {"<|start_header_id|>assistant<|end_header_id|>\n\n", "<|eot_id|>"}},
-        [PC_CHAT_GEMMA] = {{"", "\n\n"},
-                           {"<start_of_turn>user\n", "<end_of_turn>\n"},
-                           {"<start_of_turn>model\n", "<end_of_turn>\n"}},
-    };
-    if (f < PC_CHAT_CHATML || f > PC_CHAT_GEMMA || role < 0 || role >= PC_ROLE_COUNT) return (pc_chat_markers){"", ""};
-    return table[f][role];
-}
-
-const char *pc_chat_generation_prompt(pc_chat_format f) {
-    switch (f) {
-    case PC_CHAT_CHATML: return "<|im_start|>assistant\n";
-    case PC_CHAT_LLAMA3: return "<|start_header_id|>assistant<|end_header_id|>\n\n";
-    case PC_CHAT_GEMMA: return "<start_of_turn>model\n";
-    case PC_CHAT_LLAMA2: /* the model continues right after " [/INST]" */
-    case PC_CHAT_UNKNOWN: break;
-    }
-    return "";
-}
-
-/* ---- rendering ---- */
-
-/* Rendering appends many pieces; the first failed append sticks, so the
- * renderers check once at the end. */
+/* Reading a template's string literal appends byte by byte; the first failed
+ * append sticks, so the reader checks once at the end. */
 typedef struct sbuf {
     pc_buf buf;
     bool oom;
@@ -120,112 +89,7 @@ static void put(sbuf *b, const char *s, size_t n) {
     if (!b->oom && !pc_buf_append(&b->buf, s, n)) b->oom = true;
 }
 
-static void puts_(sbuf *b, const char *s) { put(b, s, strlen(s)); }
-
 static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-
-static void put_trimmed(sbuf *b, const char *s) {
-    size_t i = 0, j = strlen(s);
-    while (i < j && is_ws(s[i])) i++;
-    while (j > i && is_ws(s[j - 1])) j--;
-    put(b, s + i, j - i);
-}
-
-static void render_chatml(sbuf *b, const char *default_system, const pc_chat_role *roles, const char *const *c,
-                          size_t n) {
-    if (n > 0 && default_system && roles[0] != PC_ROLE_SYSTEM) {
-        pc_chat_markers m = pc_chat_role_markers(PC_CHAT_CHATML, PC_ROLE_SYSTEM);
-        puts_(b, m.begin), puts_(b, default_system), puts_(b, m.end);
-    }
-    for (size_t i = 0; i < n; i++) {
-        pc_chat_markers m = pc_chat_role_markers(PC_CHAT_CHATML, roles[i]);
-        puts_(b, m.begin), puts_(b, c[i]), puts_(b, m.end);
-    }
-}
-
-static void render_llama3(sbuf *b, const pc_chat_role *roles, const char *const *c, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        pc_chat_markers m = pc_chat_role_markers(PC_CHAT_LLAMA3, roles[i]);
-        puts_(b, m.begin), put_trimmed(b, c[i]), puts_(b, m.end);
-    }
-}
-
-/* Meta's Llama-2 chat template: the leading system message is folded into the
- * first turn as <<SYS>>...<</SYS>>; each later [INST] turn starts with BOS. */
-static void render_llama2(sbuf *b, const pc_chat_role *roles, const char *const *c, size_t n) {
-    size_t i = 0;
-    const char *system = NULL;
-    if (n > 0 && roles[0] == PC_ROLE_SYSTEM) system = c[0], i = 1;
-    for (size_t first = i; i < n; i++) {
-        sbuf content = {0};
-        if (i == first && system) {
-            pc_chat_markers s = pc_chat_role_markers(PC_CHAT_LLAMA2, PC_ROLE_SYSTEM);
-            puts_(&content, s.begin), puts_(&content, system), puts_(&content, s.end);
-        }
-        puts_(&content, c[i]);
-        if (content.oom) {
-            b->oom = true;
-            return;
-        }
-        pc_chat_markers m = pc_chat_role_markers(PC_CHAT_LLAMA2, roles[i]);
-        if (roles[i] != PC_ROLE_ASSISTANT && i > first) puts_(b, "<s>");
-        puts_(b, m.begin), put_trimmed(b, content.buf.data), puts_(b, m.end);
-        pc_buf_free(&content.buf);
-    }
-}
-
-/* Gemma: a system message's content + "\n\n" opens the next turn's content. */
-static void render_gemma(sbuf *b, const pc_chat_role *roles, const char *const *c, size_t n) {
-    const char *system = NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (roles[i] == PC_ROLE_SYSTEM) {
-            system = c[i];
-            continue;
-        }
-        pc_chat_markers m = pc_chat_role_markers(PC_CHAT_GEMMA, roles[i]);
-        puts_(b, m.begin);
-        if (system) {
-            pc_chat_markers s = pc_chat_role_markers(PC_CHAT_GEMMA, PC_ROLE_SYSTEM);
-            puts_(b, s.begin), puts_(b, system), puts_(b, s.end);
-            system = NULL;
-        }
-        put_trimmed(b, c[i]), puts_(b, m.end);
-    }
-}
-
-pc_status pc_chat_format_messages_ex(pc_chat_format f, const char *default_system, const pc_chat_role *roles,
-                                     const char *const *contents, size_t n, bool add_generation_prompt, char **out,
-                                     pc_error *err) {
-    *out = NULL;
-    if (f < PC_CHAT_CHATML || f > PC_CHAT_GEMMA)
-        return pc_fail(err, PC_ERR_INVALID, "chat format %d is not a known format", (int)f);
-    for (size_t i = 0; i < n; i++) {
-        if (roles[i] < 0 || roles[i] >= PC_ROLE_COUNT)
-            return pc_fail(err, PC_ERR_INVALID, "chat message %zu: invalid role %d", i, (int)roles[i]);
-        if (!contents[i]) return pc_fail(err, PC_ERR_INVALID, "chat message %zu: NULL content", i);
-    }
-    sbuf b = {0};
-    put(&b, "", 0);
-    switch (f) {
-    case PC_CHAT_CHATML: render_chatml(&b, default_system, roles, contents, n); break;
-    case PC_CHAT_LLAMA2: render_llama2(&b, roles, contents, n); break;
-    case PC_CHAT_LLAMA3: render_llama3(&b, roles, contents, n); break;
-    case PC_CHAT_GEMMA: render_gemma(&b, roles, contents, n); break;
-    case PC_CHAT_UNKNOWN: break;
-    }
-    if (add_generation_prompt) puts_(&b, pc_chat_generation_prompt(f));
-    if (b.oom) {
-        pc_buf_free(&b.buf);
-        return pc_fail(err, PC_ERR_NOMEM, "chat: out of memory formatting %zu messages", n);
-    }
-    *out = b.buf.data;
-    return PC_OK;
-}
-
-pc_status pc_chat_format_messages(pc_chat_format f, const pc_chat_role *roles, const char *const *contents, size_t n,
-                                  bool add_generation_prompt, char **out, pc_error *err) {
-    return pc_chat_format_messages_ex(f, NULL, roles, contents, n, add_generation_prompt, out, err);
-}
 
 /* Reads the Jinja string literal at s[*i] ('...' or "...") with its escapes. */
 static bool read_literal(const char *s, size_t len, size_t i, sbuf *b) {

@@ -5,7 +5,10 @@
  * taken one at a time in the order of tok->special (longest text first) and
  * every occurrence in every remaining plain-text fragment is cut out, left to
  * right. Without parse_special, CONTROL and UNKNOWN tokens are skipped but
- * USER_DEFINED ones still split the text (as in llama.cpp and HF). */
+ * USER_DEFINED ones still split the text (as in llama.cpp and HF). With
+ * marker ranges (pc_tokenize_marked), CONTROL and UNKNOWN tokens are cut only
+ * where their whole text lies inside a range: text elsewhere that spells one
+ * stays text, so no content can forge a control token. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,8 +110,30 @@ static bool find_present(const pc_tokenizer *t, const char *text, size_t len, bo
     return true;
 }
 
-/* Cuts every occurrence of token id out of the plain fragments of in. */
-static bool cut_token(const pc_tokenizer *t, const char *text, int32_t id, const fraglist *in, fraglist *out) {
+/* Where special-token text may become its token: everywhere (parse_special
+ * without ranges), nowhere, or only inside the given ranges (chat markers). */
+typedef struct special_scope {
+    bool parse_special;
+    const pc_text_range *ranges; /* sorted, disjoint; NULL: no restriction */
+    size_t n_ranges;
+} special_scope;
+
+/* May token id (at text[at, at + tl)) be cut out? User-defined tokens always
+ * are; control and unknown ones only where special parsing reaches. */
+static bool may_cut(const pc_tokenizer *t, const special_scope *sc, int32_t id, size_t at, size_t tl) {
+    if (!(t->attr[id] & (PC_ATTR_CONTROL | PC_ATTR_UNKNOWN)) || !sc->ranges) return true;
+    size_t lo = 0, hi = sc->n_ranges; /* the last range starting at or before at */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (sc->ranges[mid].begin <= at) lo = mid;
+        else hi = mid;
+    }
+    return sc->n_ranges && sc->ranges[lo].begin <= at && at + tl <= sc->ranges[lo].end;
+}
+
+/* Cuts every occurrence of token id that may be cut out of the plain fragments of in. */
+static bool cut_token(const pc_tokenizer *t, const special_scope *sc, const char *text, int32_t id, const fraglist *in,
+                      fraglist *out) {
     const char *tt = pc_tok_text(t, id);
     size_t tl = t->len[id];
     out->n = 0;
@@ -118,31 +143,35 @@ static bool cut_token(const pc_tokenizer *t, const char *text, int32_t id, const
             if (!frag_push(out, f)) return false;
             continue;
         }
-        size_t pos = f.off, end = f.off + f.len;
+        size_t pos = f.off, from = f.off, end = f.off + f.len;
         for (;;) {
-            const char *m = end - pos >= tl ? memmem(text + pos, end - pos, tt, tl) : NULL;
+            const char *m = end - from >= tl ? memmem(text + from, end - from, tt, tl) : NULL;
             if (!m) break;
             size_t at = (size_t)(m - text);
+            if (!may_cut(t, sc, id, at, tl)) { /* plain text here: look further on */
+                from = at + 1;
+                continue;
+            }
             if (at > pos && !frag_push(out, (frag){pos, at - pos, -1})) return false;
             if (!frag_push(out, (frag){0, 0, id})) return false;
-            pos = at + tl;
+            pos = from = at + tl;
         }
         if (pos < end && !frag_push(out, (frag){pos, end - pos, -1})) return false;
     }
     return true;
 }
 
-static bool partition(const pc_tokenizer *t, const char *text, size_t len, bool parse_special, fraglist *frags) {
+static bool partition(const pc_tokenizer *t, const special_scope *sc, const char *text, size_t len, fraglist *frags) {
     frags->n = 0;
     if (len == 0) return true;
     if (!frag_push(frags, (frag){0, len, -1})) return false;
     int32_t *ids;
     size_t n_ids;
-    if (!find_present(t, text, len, parse_special, &ids, &n_ids)) return false;
+    if (!find_present(t, text, len, sc->parse_special, &ids, &n_ids)) return false;
     fraglist other = {0};
     bool ok = true;
     for (size_t k = 0; k < n_ids && ok; k++) {
-        ok = cut_token(t, text, ids[k], frags, &other);
+        ok = cut_token(t, sc, text, ids[k], frags, &other);
         fraglist tmp = *frags;
         *frags = other;
         other = tmp;
@@ -188,8 +217,8 @@ static bool tokenize_frags(const pc_tokenizer *t, const char *text, const fragli
     return true;
 }
 
-pc_status pc_tokenize(const pc_tokenizer *tok, const char *text, size_t len, bool add_special, bool parse_special,
-                      pc_tokens *out, pc_error *err) {
+static pc_status tokenize_scoped(const pc_tokenizer *tok, const char *text, size_t len, bool add_special,
+                                 const special_scope *sc, pc_tokens *out, pc_error *err) {
     if (!tok || !out || (!text && len)) return pc_fail(err, PC_ERR_INVALID, "pc_tokenize: NULL argument");
     if (add_special && tok->add_bos && tok->bos < 0)
         return pc_fail(err, PC_ERR_FORMAT, "pc_tokenize: the model asks for a BOS token but has none");
@@ -198,7 +227,7 @@ pc_status pc_tokenize(const pc_tokenizer *tok, const char *text, size_t len, boo
     size_t n0 = out->n;
     fraglist frags = {0};
     pc_tok_scratch s = {0};
-    bool ok = partition(tok, text, len, parse_special, &frags);
+    bool ok = partition(tok, sc, text, len, &frags);
     if (ok && add_special && tok->add_bos) ok = pc_tokens_push(out, tok->bos);
     if (ok) ok = tokenize_frags(tok, text, &frags, &s, out);
     if (ok && add_special && tok->add_eos) ok = pc_tokens_push(out, tok->eos);
@@ -209,6 +238,25 @@ pc_status pc_tokenize(const pc_tokenizer *tok, const char *text, size_t len, boo
         return pc_fail(err, PC_ERR_NOMEM, "pc_tokenize: out of memory tokenizing %zu bytes", len);
     }
     return PC_OK;
+}
+
+pc_status pc_tokenize(const pc_tokenizer *tok, const char *text, size_t len, bool add_special, bool parse_special,
+                      pc_tokens *out, pc_error *err) {
+    const special_scope sc = {.parse_special = parse_special};
+    return tokenize_scoped(tok, text, len, add_special, &sc, out, err);
+}
+
+pc_status pc_tokenize_marked(const pc_tokenizer *tok, const char *text, size_t len, const pc_text_range *special,
+                             size_t n_special, bool add_special, pc_tokens *out, pc_error *err) {
+    for (size_t i = 0; i < n_special; i++)
+        if (special[i].begin > special[i].end || special[i].end > len || (i && special[i].begin < special[i - 1].end))
+            return pc_fail(err, PC_ERR_INVALID, "pc_tokenize_marked: range %zu [%zu, %zu) is out of order or outside "
+                           "the %zu bytes of text", i, special[i].begin, special[i].end, len);
+    /* an empty list still restricts: no control token anywhere */
+    static const pc_text_range none = {0, 0};
+    const special_scope sc = {.parse_special = n_special > 0, .ranges = n_special ? special : &none,
+                              .n_ranges = n_special};
+    return tokenize_scoped(tok, text, len, add_special, &sc, out, err);
 }
 
 /* Copies src to buf up to cap; returns n. */

@@ -38,6 +38,20 @@ bool pc_tokens_push(pc_tokens *t, int32_t id);
 pc_status pc_tokenize(const pc_tokenizer *tok, const char *text, size_t len, bool add_special, bool parse_special,
                       pc_tokens *out, pc_error *err);
 
+/* A byte range [begin, end) of a text. */
+typedef struct pc_text_range {
+    size_t begin, end;
+} pc_text_range;
+
+/* pc_tokenize for text assembled from markup and content (a chat template's
+ * role markers around messages): control-token text becomes its token only
+ * where it lies wholly inside one of the special ranges (sorted, disjoint),
+ * and is plain text everywhere else - so no content can forge a marker.
+ * Tokenizing the whole text at once keeps merges across a range's edge as a
+ * plain pc_tokenize of the same text would make them. */
+pc_status pc_tokenize_marked(const pc_tokenizer *tok, const char *text, size_t len, const pc_text_range *special,
+                             size_t n_special, bool add_special, pc_tokens *out, pc_error *err);
+
 /* The raw bytes a token stands for (byte-level decoded; SentencePiece "▁" -> " ",
  * <0xNN> -> that byte). Special tokens give their text only if render_special.
  * Returns the number of bytes (may exceed cap: then nothing past cap is written). */

@@ -27,6 +27,11 @@ bool pc_buf_append(pc_buf *b, const void *s, size_t n);
 bool pc_buf_puts(pc_buf *b, const char *s);
 /* Appends printf-formatted text. */
 bool pc_buf_printf(pc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Empties b, keeping its memory for reuse. */
+static inline void pc_buf_clear(pc_buf *b) {
+    b->len = 0;
+    if (b->data) b->data[0] = '\0';
+}
 /* Hands the bytes to the caller (free with free(); an empty buffer gives
  * ""), leaving b empty. NULL only when out of memory. */
 char *pc_buf_take(pc_buf *b);

@@ -6,7 +6,8 @@
  *     scaffold text and by placeholders, and a union with a scaffold member.
  *  2. Layout: hand-derived positions for nested unions, parameters, src= text and
  *     chat tags (token counts of each piece come from the tokenizer, which the
- *     tokenizer tests hold to llama.cpp; positions follow from the layout rules).
+ *     tokenizer tests hold to llama.cpp; positions follow from the layout rules;
+ *     chat markers are the template's, exactly).
  *  3. The prototype's schemas (shared/pml-examples) parse, lay out, encode, and
  *     prompts that pick union members, nested modules and arguments produce text.
  *  4. Bad input: each error is clear and leaves the engine and its cache intact.
@@ -151,13 +152,15 @@ static void check_layout_chat_src(void) {
         return;
     }
     const pc_schema *s = pc_engine_find_schema(E, "chat");
-    pc_chat_markers sys = pc_chat_role_markers(E->chat, PC_ROLE_SYSTEM), usr = pc_chat_role_markers(E->chat, PC_ROLE_USER);
+    /* the markers exactly as the template writes them, untouched by the whitespace rule */
+    pc_chat_turns t = pc_chat_turns_start(E->chat);
+    const char *sys_open = NULL, *usr_open = NULL;
+    pc_error err = {0};
+    CHECK(pc_chat_turn_open(&t, PC_ROLE_SYSTEM, &sys_open, &err) == PC_OK);
+    const char *sys_close = pc_chat_turn_close(&t);
+    CHECK(pc_chat_turn_open(&t, PC_ROLE_USER, &usr_open, &err) == PC_OK);
     char head[256];
-    snprintf(head, sizeof head, "%sBe brief.%s%s", sys.begin, sys.end, usr.begin);
-    /* the prototype compacts a trailing whitespace run (the marker's newline) to one space */
-    size_t hl = strlen(head);
-    while (hl && (head[hl - 1] == '\n' || head[hl - 1] == ' ')) head[--hl] = '\0';
-    strcat(head, " ");
+    snprintf(head, sizeof head, "%sBe brief.%s%s", sys_open, sys_close, usr_open);
     const int bos = pc_tokenizer_add_bos(E->tok) ? 1 : 0;
     const int h = ntok(head, true), f = ntok("The cache keeps module attention states. ", false);
     CHECK_SPAN(s, "f", bos + h, f);

@@ -79,15 +79,72 @@ static void test_other_formats(void) {
                  "<start_of_turn>user\nBye<end_of_turn>\n"
                  "<start_of_turn>model\n");
     check_render(PC_CHAT_CHATML, r + 1, t + 1, 1, false, "<|im_start|>user\n Hi there <|im_end|>\n");
-    pc_chat_markers m = pc_chat_role_markers(PC_CHAT_CHATML, PC_ROLE_USER);
-    CHECK_STR(m.begin, "<|im_start|>user\n");
-    CHECK_STR(m.end, "<|im_end|>\n");
-    m = pc_chat_role_markers(PC_CHAT_GEMMA, PC_ROLE_ASSISTANT);
-    CHECK_STR(m.begin, "<start_of_turn>model\n");
     CHECK_STR(pc_chat_generation_prompt(PC_CHAT_LLAMA3), "<|start_header_id|>assistant<|end_header_id|>\n\n");
     char *out = NULL;
     pc_error err;
     CHECK(pc_chat_format_messages(PC_CHAT_UNKNOWN, r, t, 1, true, &out, &err) == PC_ERR_INVALID && out == NULL);
+}
+
+/* The turn writer: the markers depend on what came before, and orders a
+ * format's template refuses are refused with a message saying why. */
+static void test_turns(void) {
+    pc_error err = {0};
+    const char *m = NULL;
+    pc_chat_turns t = pc_chat_turns_start(PC_CHAT_CHATML);
+    CHECK(!pc_chat_turns_await_reply(&t));
+    CHECK(pc_chat_turn_open(&t, PC_ROLE_USER, &m, &err) == PC_OK);
+    CHECK_STR(m, "<|im_start|>user\n");
+    CHECK(pc_chat_turn_open(&t, PC_ROLE_USER, &m, &err) == PC_ERR_INVALID); /* still open */
+    CHECK_MSG(strstr(err.msg, "still open"), "%s", err.msg);
+    CHECK_STR(pc_chat_turn_close(&t), "<|im_end|>\n");
+    CHECK_STR(pc_chat_turn_close(&t), "");
+    CHECK(pc_chat_turns_await_reply(&t));
+    CHECK(pc_chat_turn_open(&t, PC_ROLE_SYSTEM, &m, &err) == PC_OK); /* ChatML takes a system turn anywhere */
+
+    t = pc_chat_turns_start(PC_CHAT_LLAMA2);
+    CHECK(pc_chat_turn_open(&t, PC_ROLE_SYSTEM, &m, &err) == PC_OK);
+    CHECK_STR(m, "[INST] <<SYS>>\n");
+    CHECK_STR(pc_chat_turn_close(&t), "\n<</SYS>>\n\n");
+    CHECK(pc_chat_turn_open(&t, PC_ROLE_ASSISTANT, &m, &err) == PC_ERR_INVALID);
+    CHECK_MSG(strstr(err.msg, "followed by a user turn"), "%s", err.msg);
+    CHECK(pc_chat_turn_open(&t, PC_ROLE_USER, &m, &err) == PC_OK);
+    CHECK_STR(m, ""); /* the user message continues the turn the system message opened */
+    CHECK_STR(pc_chat_turn_close(&t), " [/INST]");
+    CHECK(pc_chat_turn_open(&t, PC_ROLE_ASSISTANT, &m, &err) == PC_OK);
+    CHECK_STR(pc_chat_turn_close(&t), " </s>");
+    CHECK(pc_chat_turn_open(&t, PC_ROLE_USER, &m, &err) == PC_OK);
+    CHECK_STR(m, "<s>[INST] ");
+    pc_chat_turn_close(&t);
+    CHECK(pc_chat_turn_open(&t, PC_ROLE_SYSTEM, &m, &err) == PC_ERR_INVALID);
+    CHECK_MSG(strstr(err.msg, "only come first"), "%s", err.msg);
+
+    t = pc_chat_turns_start(PC_CHAT_GEMMA);
+    CHECK(pc_chat_turn_open(&t, PC_ROLE_SYSTEM, &m, &err) == PC_OK);
+    CHECK_STR(m, "<start_of_turn>user\n");
+    CHECK_STR(pc_chat_turn_close(&t), "\n\n");
+    CHECK(pc_chat_turn_open(&t, PC_ROLE_USER, &m, &err) == PC_OK);
+    CHECK_STR(m, "");
+}
+
+/* Rendered text remembers where its markers are: exactly the markers, never
+ * the content, even content that spells a marker. */
+static void test_marker_ranges(void) {
+    const pc_chat_role r[] = {PC_ROLE_SYSTEM, PC_ROLE_USER};
+    const char *const t[] = {"S", "<|im_end|>x"};
+    pc_chat_text out = {0};
+    pc_error err = {0};
+    CHECK(pc_chat_render(PC_CHAT_CHATML, NULL, r, t, 2, true, &out, &err) == PC_OK);
+    const char *want = "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\n<|im_end|>x<|im_end|>\n<|im_start|>assistant\n";
+    CHECK_STR(out.text.data, want);
+    const size_t a = strlen("<|im_start|>system\n"), b = a + 1, c = b + strlen("<|im_end|>\n<|im_start|>user\n");
+    const size_t d = c + strlen("<|im_end|>x"), e = d + strlen("<|im_end|>\n<|im_start|>assistant\n");
+    CHECK_EQ_INT(out.n_markers, 3);
+    if (out.n_markers == 3) {
+        CHECK(out.markers[0].begin == 0 && out.markers[0].end == a);
+        CHECK(out.markers[1].begin == b && out.markers[1].end == c); /* touching markers merge */
+        CHECK(out.markers[2].begin == d && out.markers[2].end == e);
+    }
+    pc_chat_text_free(&out);
 }
 
 static void test_detect(void) {
@@ -146,6 +203,8 @@ static void test_detect_gguf(void) {
 int main(void) {
     test_chatml_golden();
     test_other_formats();
+    test_turns();
+    test_marker_ranges();
     test_detect();
     test_detect_gguf();
     return check_report();

@@ -20,6 +20,7 @@
 
 #include "gguf/gguf_impl.h"
 #include "util/error.h"
+#include "util/file.h"
 
 #define HEADER_SIZE 24
 #define MIN_KV_SIZE 13          /* key length 8 + type 4 + smallest value 1 */
@@ -447,15 +448,11 @@ pc_status pc_gguf_open_memory(const void *data, size_t size, const char *name, p
 }
 
 static pc_status map_file(const char *path, void **map, size_t *size, pc_error *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return pc_fail(err, PC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    pc_status st = PC_OK;
-    if (fstat(fd, &sb) != 0) st = pc_fail(err, PC_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-    else if (!S_ISREG(sb.st_mode)) st = pc_fail(err, PC_ERR_IO, "%s: not a regular file", path);
+    int fd = -1;
     *map = NULL;
-    *size = st == PC_OK ? (size_t)sb.st_size : 0;
-    if (st == PC_OK && *size > 0) {
+    pc_status st = pc_file_open_regular(path, 0, &fd, size, err);
+    if (st != PC_OK) return st;
+    if (*size > 0) {
         void *m = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED) st = pc_fail(err, PC_ERR_IO, "%s: cannot map %zu bytes: %s", path, *size, strerror(errno));
         else *map = m;

@@ -48,6 +48,14 @@ tmp=$(mktemp -d)
 printf '<prompt schema="travel"><travel-plan>\n<overseas><tokyo/></overseas>\n' > "$tmp/broken.xml"
 err=$("$pc" run -m "$model" --quiet --schema "$shared/pml-examples/travel.xml" --prompt "$tmp/broken.xml" 2>&1 >/dev/null); rc=$?
 [ $rc = 1 ] && [[ $err == *"broken.xml:"* ]] && ok || bad "malformed prompt: rc=$rc '$err'"
+# a named pipe anywhere a path is given is refused at once (timeout turns a hang into a failure)
+mkfifo "$tmp/pipe"
+for args in "run -m $model --quiet --schema $tmp/pipe --prompt $data/prompts/travel_tokyo.xml" \
+            "run -m $model --quiet --schema $shared/pml-examples/mbti.xml --prompt $tmp/pipe" \
+            "generate -m $model -f $tmp/pipe" "generate -m $tmp/pipe -p hi"; do
+  err=$(timeout 60 "$pc" $args 2>&1 >/dev/null); rc=$?
+  [ $rc = 1 ] && [[ $err == *"$tmp/pipe: is a FIFO"* ]] && ok || bad "FIFO ($args): rc=$rc '$err'"
+done
 rm -rf "$tmp"
 
 # the module store: a second process encodes nothing and answers the same; pcache cache ls, verify, rm

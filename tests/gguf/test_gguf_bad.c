@@ -5,6 +5,7 @@
  * name is the builder's position when it wrote the bad field. Every input is
  * copied into a buffer of exactly its size, so a read past the end trips ASan. */
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -392,12 +393,31 @@ static void test_truncations(void) {
     pc_gguf_writer_free(w);
 }
 
+static void on_alarm(int sig) {
+    (void)sig;
+    static const char msg[] = "test_gguf_bad: opening a FIFO blocked (hang)\n";
+    (void)!write(2, msg, sizeof msg - 1);
+    _exit(1);
+}
+
 static void test_files(void) {
     pc_gguf *g = NULL;
     pc_error err = {0};
-    CHECK(pc_gguf_open("/nonexistent/dir/model.gguf", &g, &err) == PC_ERR_IO && g == NULL);
+    CHECK(pc_gguf_open("/nonexistent/dir/model.gguf", &g, &err) == PC_ERR_NOT_FOUND && g == NULL);
     CHECK_MSG(strstr(err.msg, "/nonexistent/dir/model.gguf") != NULL, "%s", err.msg);
-    CHECK(pc_gguf_open("/tmp", &g, &err) == PC_ERR_IO && g == NULL);
+    CHECK(pc_gguf_open("/tmp", &g, &err) == PC_ERR_INVALID && g == NULL);
+    CHECK_MSG(strstr(err.msg, "/tmp: is a directory"), "%s", err.msg);
+    /* a named pipe is refused at once, not waited on (alarm() turns a hang into a failure) */
+    char fifo[] = "/tmp/pc_test_gguf_fifo_XXXXXX";
+    int ffd = mkstemp(fifo);
+    if (ffd >= 0) close(ffd), unlink(fifo);
+    CHECK(ffd >= 0 && mkfifo(fifo, 0600) == 0);
+    signal(SIGALRM, on_alarm);
+    alarm(10);
+    CHECK(pc_gguf_open(fifo, &g, &err) == PC_ERR_INVALID && g == NULL);
+    alarm(0);
+    CHECK_MSG(strstr(err.msg, "is a FIFO"), "%s", err.msg);
+    unlink(fifo);
 
     char path[] = "/tmp/pc_test_gguf_bad_XXXXXX";
     int fd = mkstemp(path);

@@ -6,7 +6,9 @@
  *   T/outside.txt
  *   T/root/a.txt, sub/b.txt, empty.txt, big.txt (20 bytes), bad.txt (not UTF-8)
  *   T/root/link_in -> a.txt, link_out -> ../outside.txt, dir_out -> ..
- *   T/root/schema.xml */
+ *   T/root/schema.xml, fifo (a named pipe: refused at once, never read; alarm()
+ *   turns a hang into a failure), fifo.xml (a named pipe as the schema file) */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,14 +50,25 @@ static bool make_tree(void) {
     if (symlink("a.txt", p) != 0) return false;
     snprintf(p, sizeof p, "%s/link_out", ROOT);
     if (symlink("../outside.txt", p) != 0) return false;
+    snprintf(p, sizeof p, "%s/fifo", ROOT);
+    if (mkfifo(p, 0600) != 0) return false;
+    snprintf(p, sizeof p, "%s/fifo.xml", ROOT);
+    if (mkfifo(p, 0600) != 0) return false;
     snprintf(p, sizeof p, "%s/dir_out", ROOT);
     return symlink("..", p) == 0;
+}
+
+static void on_alarm(int sig) {
+    (void)sig;
+    static const char msg[] = "test_pml_src: reading a FIFO blocked (hang)\n";
+    (void)!write(2, msg, sizeof msg - 1);
+    _exit(1);
 }
 
 static void remove_tree(void) {
     static const char *const files[] = {"root/a.txt", "root/sub/b.txt", "root/empty.txt", "root/big.txt",
                                         "root/bad.txt", "root/schema.xml", "root/link_in", "root/link_out",
-                                        "root/dir_out", "outside.txt"};
+                                        "root/dir_out", "root/fifo", "root/fifo.xml", "outside.txt"};
     char p[512];
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         snprintf(p, sizeof p, "%s/%s", T, files[i]);
@@ -118,6 +131,9 @@ static void test_src(void) {
     refuses("big.txt", PC_ERR_RANGE, "is 20 bytes, over the limit of 16 bytes", __LINE__);
     refuses("bad.txt", PC_ERR_FORMAT, "byte 3 is not UTF-8", __LINE__);
     refuses("sub", PC_ERR_INVALID, "not a regular file", __LINE__);
+    alarm(10);
+    refuses("fifo", PC_ERR_INVALID, "is a FIFO, not a regular file", __LINE__);
+    alarm(0);
     refuses("", PC_ERR_INVALID, "src is empty", __LINE__);
 }
 
@@ -136,6 +152,13 @@ static void test_roots(void) {
     snprintf(path, sizeof path, "%s/none.xml", ROOT);
     CHECK(pc_pml_parse_schema_file(path, NULL, &d, &e) == PC_ERR_NOT_FOUND && d == NULL);
     CHECK(strstr(e.msg, "none.xml") != NULL);
+
+    /* a named pipe as the schema file is refused, not waited on */
+    snprintf(path, sizeof path, "%s/fifo.xml", ROOT);
+    alarm(10);
+    CHECK(pc_pml_parse_schema_file(path, NULL, &d, &e) == PC_ERR_INVALID && d == NULL);
+    alarm(0);
+    CHECK_MSG(strstr(e.msg, "fifo.xml: is a FIFO"), "%s", e.msg);
 
     /* a buffer with no root cannot use src */
     const char *s = "<schema name=\"s\">\n  <module name=\"m\" src=\"a.txt\"/></schema>";
@@ -159,6 +182,7 @@ int main(void) {
         fprintf(stderr, "cannot build the temporary tree under /tmp\n");
         return CHECK_SKIP;
     }
+    signal(SIGALRM, on_alarm);
     test_src();
     test_roots();
     remove_tree();

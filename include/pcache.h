@@ -218,6 +218,8 @@ typedef enum pc_stop_reason {
     PC_STOP_CONTEXT,    /* the context is full */
     PC_STOP_CANCEL,     /* pc_request_cancel, or the scheduler stopped */
 } pc_stop_reason;
+/* "length", "eog", "stop_string", "callback", "context", "cancel": the names JSON output uses. */
+const char *pc_stop_reason_name(pc_stop_reason r);
 
 typedef struct pc_gen_result {
     int32_t *tokens;          /* generated ids (malloc'd; pc_gen_result_free) */

@@ -34,10 +34,9 @@ static bool stream_cb(void *user, int32_t token, const char *text, size_t len) {
 static void print_json(const pc_gen_result *r) {
     json_t *toks = json_array();
     for (size_t i = 0; i < r->n_tokens; i++) json_array_append_new(toks, json_integer(r->tokens[i]));
-    static const char *reasons[] = {"length", "eog", "stop_string", "callback", "context", "cancel"};
     json_t *o = json_pack("{s:o, s:s, s:I, s:f, s:f, s:f, s:s}", "tokens", toks, "text", r->text ? r->text : "",
                           "prompt_tokens", (json_int_t)r->n_prompt, "ttft_ms", r->ttft_ms, "prefill_ms", r->prefill_ms,
-                          "decode_tok_s", r->decode_tok_s, "stop", reasons[r->stop]);
+                          "decode_tok_s", r->decode_tok_s, "stop", pc_stop_reason_name(r->stop));
     char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
     if (s) puts(s);
     free(s);

@@ -27,30 +27,34 @@ static const pc_cli_opt RUN_TABLE[] = {
     {0},
 };
 
-static int run_plain(pc_engine *e, const pc_cli_run_cfg *cfg, const pc_cli_prompt *p, bool cache) {
+static pc_status run_plain(pc_engine *e, const pc_cli_run_cfg *cfg, const pc_cli_prompt *p, bool cache, pc_error *err) {
     pc_run_result a = {0};
     double ta[PC_CLI_MAX_REPEAT];
-    int rc = pc_cli_run_repeated(e, cfg, p, cache, false, NULL, &a, ta);
-    if (rc == 0 && cfg->json) {
+    pc_status st = pc_cli_run_repeated(e, cfg, p, cache, false, NULL, &a, ta, err);
+    if (st == PC_OK && cfg->json) {
         json_t *j = json_pack("{s:s}", "prompt", p->path), *res = pc_cli_result_json(&a, ta, cfg->repeat);
         json_object_update(j, res);
         json_decref(res);
         pc_cli_print_json(j);
     }
     pc_run_result_free(&a);
-    return rc;
+    return st;
 }
 
+/* Every prompt gets its answer or its error: with --json, one object per prompt either way. */
 static int run_prompt(pc_engine *e, const run_cmd *o, const pc_cli_run_cfg *cfg, const char *path) {
     pc_cli_prompt p = {.path = path};
     char *xml = NULL;
     pc_error err = {0};
-    if (pc_file_read(path, PC_CLI_MAX_INPUT_BYTES, 0, &xml, &p.len, &err) != PC_OK)
-        return fprintf(stderr, "pcache run: %s\n", err.msg), 1;
+    pc_status st = pc_file_read(path, PC_CLI_MAX_INPUT_BYTES, 0, &xml, &p.len, &err);
     p.xml = xml;
-    int rc = o->compare ? pc_cli_compare(e, cfg, &p, !o->no_cache) : run_plain(e, cfg, &p, !o->no_cache);
+    if (st == PC_OK)
+        st = o->compare ? pc_cli_compare(e, cfg, &p, !o->no_cache, &err) : run_plain(e, cfg, &p, !o->no_cache, &err);
     free(xml);
-    return rc ? 1 : 0;
+    if (st == PC_OK) return 0;
+    fprintf(stderr, "pcache run: %s\n", err.msg);
+    if (cfg->json) pc_cli_print_json(pc_cli_error_json(path, &err));
+    return 1;
 }
 
 static int run_all(const run_cmd *o, const pc_cli_engine_opts *eo, const pc_cli_gen_opts *go,

@@ -40,8 +40,9 @@ static json_t *pieces_json(const pc_run_result *r) {
 json_t *pc_cli_result_json(const pc_run_result *r, const double *ttfts, int n_runs) {
     json_t *all = json_array();
     for (int i = 0; i < n_runs; i++) json_array_append_new(all, json_real(ttfts[i]));
-    json_t *j = json_pack("{s:s, s:o, s:f, s:o, s:I, s:I, s:f, s:f, s:I, s:o, s:o}", "text", r->gen.text ? r->gen.text : "",
-                          "tokens", int_array(r->gen.tokens, r->gen.n_tokens), "ttft_ms", r->gen.ttft_ms, "ttft_all_ms",
+    json_t *j = json_pack("{s:s, s:o, s:s, s:f, s:o, s:I, s:I, s:f, s:f, s:I, s:o, s:o}", "text", r->gen.text ? r->gen.text : "",
+                          "tokens", int_array(r->gen.tokens, r->gen.n_tokens), "stop",
+                          pc_stop_reason_name(r->gen.stop), "ttft_ms", r->gen.ttft_ms, "ttft_all_ms",
                           all, "cached_tokens", (json_int_t)r->cached_tokens, "fresh_tokens", (json_int_t)r->fresh_tokens,
                           "assemble_ms", r->assemble_ms, "decode_tok_s", r->gen.decode_tok_s, "kv_bytes",
                           (json_int_t)r->kv_bytes, "input_tokens", int_array(r->input_tokens, r->n_input), "input_pos",
@@ -71,21 +72,17 @@ static void keep_logits(void *user, size_t step, const float *logits, int32_t n_
     if (step + 1 > L->n) L->n = step + 1;
 }
 
-int pc_cli_run_repeated(pc_engine *e, const pc_cli_run_cfg *cfg, const pc_cli_prompt *p, bool cache, bool quiet_answer,
-                        void *logits_user, pc_run_result *r, double *ttfts) {
+pc_status pc_cli_run_repeated(pc_engine *e, const pc_cli_run_cfg *cfg, const pc_cli_prompt *p, bool cache,
+                              bool quiet_answer, void *logits_user, pc_run_result *r, double *ttfts, pc_error *err) {
     pc_run_params rp = {.gen = cfg->gen, .use_cache = cache, .lenient = cfg->lenient};
-    pc_error err = {0};
     const bool stream = !cfg->json && !quiet_answer;
     if (stream) fprintf(stderr, "--- answer (%s) ---\n", cache ? "cached" : "no cache");
     for (int i = 0; i < cfg->repeat; i++) {
         pc_run_result_free(r);
         rp.gen.on_logits = logits_user && i == 0 ? keep_logits : NULL;
         rp.gen.logits_user = logits_user;
-        pc_status s = pc_engine_run(e, p->xml, p->len, p->path, &rp, stream && i == 0 ? print_piece : NULL, NULL, r, &err);
-        if (s != PC_OK) {
-            fprintf(stderr, "pcache run: %s\n", err.msg);
-            return -1;
-        }
+        pc_status s = pc_engine_run(e, p->xml, p->len, p->path, &rp, stream && i == 0 ? print_piece : NULL, NULL, r, err);
+        if (s != PC_OK) return s;
         ttfts[i] = r->gen.ttft_ms;
         if (stream && i == 0) {
             fputc('\n', stdout);
@@ -105,7 +102,7 @@ int pc_cli_run_repeated(pc_engine *e, const pc_cli_run_cfg *cfg, const pc_cli_pr
         fprintf(stderr, " | pieces from memory %d, disk %d, redis %d, encoded %d (%lld tokens)", from[PC_SOURCE_MEMORY],
                 from[PC_SOURCE_DISK], from[PC_SOURCE_REMOTE], from[PC_SOURCE_ENCODED], (long long)r->encoded_tokens);
     fputc('\n', stderr);
-    return 0;
+    return PC_OK;
 }
 
 /* ---- quality ---- */
@@ -139,8 +136,8 @@ static void compare_logits(void *user, size_t step, const float *logits, int32_t
 }
 
 /* Teacher-forces the reference answer through the cached context (untimed). */
-static int measure_quality(pc_engine *e, const pc_cli_run_cfg *cfg, const pc_cli_prompt *p, const pc_run_result *cached,
-                           const pc_run_result *ref, quality *q) {
+static pc_status measure_quality(pc_engine *e, const pc_cli_run_cfg *cfg, const pc_cli_prompt *p,
+                                 const pc_run_result *cached, const pc_run_result *ref, quality *q, pc_error *err) {
     size_t n = ref->gen.n_tokens < q->ref->n ? ref->gen.n_tokens : q->ref->n;
     pc_run_params rp = {.gen = cfg->gen, .use_cache = true, .lenient = cfg->lenient};
     rp.gen.force_tokens = ref->gen.tokens;
@@ -155,16 +152,15 @@ static int measure_quality(pc_engine *e, const pc_cli_run_cfg *cfg, const pc_cli
     q->identical = cached->gen.n_tokens == ref->gen.n_tokens &&
                    !memcmp(cached->gen.tokens, ref->gen.tokens, ref->gen.n_tokens * sizeof *ref->gen.tokens);
     pc_run_result r = {0};
-    pc_error err = {0};
-    pc_status s = pc_engine_run(e, p->xml, p->len, p->path, &rp, NULL, NULL, &r, &err);
+    pc_status s = pc_engine_run(e, p->xml, p->len, p->path, &rp, NULL, NULL, &r, err);
     pc_run_result_free(&r);
-    if (s != PC_OK) return fprintf(stderr, "pcache run: quality pass: %s\n", err.msg), -1;
+    if (s != PC_OK) return s;
     fprintf(stderr,
             "quality: first token %s, KL(uncached||cached) first %.3g nats, mean %.3g, max %.3g over %zu steps; "
             "%s answers %s\n",
             q->first_agree ? "agrees" : "DIFFERS", q->kl_first, q->steps ? q->kl_sum / (double)q->steps : 0.0,
             q->kl_max, q->steps, cfg->gen.temp <= 0 ? "greedy" : "sampled", q->identical ? "identical" : "differ");
-    return 0;
+    return PC_OK;
 }
 
 static json_t *quality_json(const quality *q, bool greedy) {
@@ -181,26 +177,52 @@ void pc_cli_print_json(json_t *j) {
     json_decref(j);
 }
 
-int pc_cli_compare(pc_engine *e, const pc_cli_run_cfg *cfg, const pc_cli_prompt *p, bool cached_side) {
+pc_status pc_cli_compare(pc_engine *e, const pc_cli_run_cfg *cfg, const pc_cli_prompt *p, bool cached_side,
+                         pc_error *err) {
     pc_run_result a = {0}, b = {0};
     double ta[PC_CLI_MAX_REPEAT], tb[PC_CLI_MAX_REPEAT];
     const int32_t V = pc_engine_n_vocab(e);
     size_t steps = cfg->gen.n_predict < MAX_QUALITY_STEPS ? (size_t)cfg->gen.n_predict : MAX_QUALITY_STEPS;
     logit_log ref = {.v = malloc(steps * (size_t)V * sizeof(float)), .cap = steps, .n_vocab = V};
     quality q = {.ref = &ref};
-    int rc = ref.v ? 0 : (fprintf(stderr, "pcache run: out of memory for %zu steps of logits\n", steps), -1);
-    if (rc == 0) rc = pc_cli_run_repeated(e, cfg, p, cached_side, !cached_side, NULL, &a, ta);
-    if (rc == 0) rc = pc_cli_run_repeated(e, cfg, p, false, true, &ref, &b, tb);
-    if (rc == 0)
+    pc_status st = PC_OK;
+    if (!ref.v) {
+        snprintf(err->msg, sizeof err->msg, "out of memory for %zu steps of logits", steps);
+        st = err->code = PC_ERR_NOMEM;
+    }
+    if (st == PC_OK) st = pc_cli_run_repeated(e, cfg, p, cached_side, !cached_side, NULL, &a, ta, err);
+    if (st == PC_OK) st = pc_cli_run_repeated(e, cfg, p, false, true, &ref, &b, tb, err);
+    if (st == PC_OK)
         fprintf(stderr, "TTFT: %.1f ms cached vs %.1f ms without the cache: %.1fx faster\n", a.gen.ttft_ms,
                 b.gen.ttft_ms, b.gen.ttft_ms / a.gen.ttft_ms);
-    if (rc == 0) rc = measure_quality(e, cfg, p, &a, &b, &q);
-    if (rc == 0 && cfg->json)
-        pc_cli_print_json(json_pack("{s:s, s:o, s:o, s:o}", "prompt", p->path, "cached", pc_cli_result_json(&a, ta, cfg->repeat),
-                             "uncached", pc_cli_result_json(&b, tb, cfg->repeat), "quality",
-                             quality_json(&q, cfg->gen.temp <= 0)));
+    if (st == PC_OK) st = measure_quality(e, cfg, p, &a, &b, &q, err);
+    if (st == PC_OK && cfg->json)
+        pc_cli_print_json(json_pack("{s:s, s:o, s:o, s:o}", "prompt", p->path, "cached",
+                                    pc_cli_result_json(&a, ta, cfg->repeat), "uncached",
+                                    pc_cli_result_json(&b, tb, cfg->repeat), "quality",
+                                    quality_json(&q, cfg->gen.temp <= 0)));
     pc_run_result_free(&a);
     pc_run_result_free(&b);
     free(ref.v);
-    return rc;
+    return st;
+}
+
+/* "PATH:LINE:COL: ..." names a position in the prompt's file. */
+static bool position_in(const char *msg, const char *path, long *line, long *col) {
+    size_t n = strlen(path);
+    if (strncmp(msg, path, n) != 0 || msg[n] != ':') return false;
+    char *end = NULL;
+    *line = strtol(msg + n + 1, &end, 10);
+    if (end == msg + n + 1 || *end != ':') return false;
+    const char *c = end + 1;
+    *col = strtol(c, &end, 10);
+    return end != c && *end == ':' && *line > 0 && *col > 0;
+}
+
+json_t *pc_cli_error_json(const char *path, const pc_error *err) {
+    long line = 0, col = 0;
+    const bool at = position_in(err->msg, path, &line, &col);
+    json_t *e = json_pack("{s:s, s:s, s:o, s:o}", "message", err->msg, "file", path, "line",
+                          at ? json_integer(line) : json_null(), "column", at ? json_integer(col) : json_null());
+    return json_pack("{s:s, s:o}", "prompt", path, "error", e);
 }

@@ -15,6 +15,18 @@ pc_gen_params pc_gen_default_params(void) {
                            .repeat_penalty = 1.0f, .repeat_last_n = 64, .seed = 0x5eed};
 }
 
+const char *pc_stop_reason_name(pc_stop_reason r) {
+    switch (r) {
+    case PC_STOP_LENGTH: return "length";
+    case PC_STOP_EOG: return "eog";
+    case PC_STOP_STRING: return "stop_string";
+    case PC_STOP_CALLBACK: return "callback";
+    case PC_STOP_CONTEXT: return "context";
+    case PC_STOP_CANCEL: return "cancel";
+    }
+    return "?";
+}
+
 void pc_gen_result_free(pc_gen_result *r) {
     if (!r) return;
     free(r->tokens);

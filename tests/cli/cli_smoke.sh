@@ -48,6 +48,22 @@ tmp=$(mktemp -d)
 printf '<prompt schema="travel"><travel-plan>\n<overseas><tokyo/></overseas>\n' > "$tmp/broken.xml"
 err=$("$pc" run -m "$model" --quiet --schema "$shared/pml-examples/travel.xml" --prompt "$tmp/broken.xml" 2>&1 >/dev/null); rc=$?
 [ $rc = 1 ] && [[ $err == *"broken.xml:"* ]] && ok || bad "malformed prompt: rc=$rc '$err'"
+# run --json: one object per prompt, the answer's stop reason, or the error with its position
+printf '<prompt schema="travel">\n  <travel-plan>\n    <nowhere/>\n  </travel-plan>\n</prompt>\n' > "$tmp/unknown.xml"
+out=$("$pc" run -m "$model" --quiet --schema "$shared/pml-examples/travel.xml" --prompt "$data/prompts/travel_tokyo.xml" \
+      --prompt "$tmp/unknown.xml" --prompt "$tmp/missing.xml" -n 3 --temp 0 --json 2>/dev/null); rc=$?
+echo "$out" | python3 -c "
+import json, sys
+rows = [json.loads(l) for l in sys.stdin.read().splitlines()]
+assert len(rows) == 3, rows
+assert rows[0]['stop'] == 'length' and len(rows[0]['tokens']) == 3, rows[0]
+e = rows[1]['error']
+assert rows[1]['prompt'].endswith('unknown.xml') and e['file'] == rows[1]['prompt'], rows[1]
+assert (e['line'], e['column']) == (3, 5) and 'nowhere' in e['message'], e
+e = rows[2]['error']
+assert e['line'] is None and e['column'] is None and 'missing.xml' in e['message'], e
+" && [ $rc = 1 ] && ok || bad "run --json with failing prompts: rc=$rc '$out'"
+
 # a named pipe anywhere a path is given is refused at once (timeout turns a hang into a failure)
 mkfifo "$tmp/pipe"
 for args in "run -m $model --quiet --schema $tmp/pipe --prompt $data/prompts/travel_tokyo.xml" \

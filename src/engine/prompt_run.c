@@ -115,7 +115,7 @@ static pc_status find_schema(pc_engine *e, const pc_pml_doc *doc, const pc_schem
     *schema = root->name ? pc_engine_find_schema(e, root->name) : NULL;
     if (*schema) return PC_OK;
     if (!root->name)
-        return pc_fail(err, PC_ERR_NOT_FOUND, "%s:%u:%u: the prompt names no schema; 'schema=' is registered",
+        return pc_fail(err, PC_ERR_NOT_FOUND, "%s:%u:%u: the prompt names no schema: write <prompt schema=\"NAME\">",
                        doc->name, root->line, root->col);
     return pc_fail(err, PC_ERR_NOT_FOUND, "%s:%u:%u: no schema named '%s' is registered", doc->name, root->line,
                    root->col, root->name);

@@ -168,9 +168,10 @@ static pc_status param_fill(lay *L, const pc_pml_node *n, pc_tokens *t) {
         pc_status st = tokenize(L, n->scaffold, strlen(n->scaffold), false, n->line, n->col, t);
         if (st != PC_OK) return st;
         if (t->n > n->length) {
+            const size_t got = t->n;
             pc_tokens_free(t);
             return pc_fail(L->err, PC_ERR_FORMAT, "%s:%u:%u: scaffold of parameter '%s' is %zu tokens, longer than its length %u",
-                           L->file, n->line, n->col, n->name, t->n, n->length);
+                           L->file, n->line, n->col, n->name, got, n->length);
         }
         return PC_OK;
     }

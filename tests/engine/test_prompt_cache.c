@@ -265,7 +265,14 @@ static void check_bad_input(void) {
                         "schema folder");
     expect_schema_error(TRIP, PC_ERR_INVALID, "already registered");
 
+    char want[128];
+    snprintf(want, sizeof want, "bad.xml:1:36: scaffold of parameter 'p' is %d tokens, longer than its length 2",
+             ntok("one two three four", false));
+    expect_schema_error("<schema name=\"sc\"><module name=\"m\"><parameter name=\"p\" length=\"2\" "
+                        "scaffold=\"one two three four\"/></module></schema>", PC_ERR_FORMAT, want);
     expect_prompt_error("<prompt schema=\"nope\"><user>hi</user></prompt>", PC_ERR_NOT_FOUND, "nope");
+    expect_prompt_error("<prompt><user>hi</user></prompt>", PC_ERR_NOT_FOUND,
+                        "test-request:1:1: the prompt names no schema: write <prompt schema=\"NAME\">");
     expect_prompt_error("<prompt schema=\"trip\"><plann/></prompt>", PC_ERR_NOT_FOUND, "plann");
     expect_prompt_error("<prompt schema=\"trip\"><plan dayz=\"2\"/></prompt>", PC_ERR_NOT_FOUND, "dayz");
     expect_prompt_error("<prompt schema=\"trip\"><plan><home/><abroad/></plan></prompt>", PC_ERR_INVALID, "one union");

@@ -272,6 +272,10 @@ typedef struct pc_schema_params {
      * counting (0: PC_SCHEMA_DEFAULT_MAX_KV_BYTES); a schema over it is refused
      * while it is laid out, naming the element where it passes the limit. */
     size_t max_kv_bytes;
+    /* The token that fills a parameter without scaffold text while the
+     * schema is encoded, written as its text ("<unk>", "<|endoftext|>"; it
+     * must be exactly one token). NULL: the model's unknown token, else EOS. */
+    const char *placeholder;
 } pc_schema_params;
 
 #define PC_SCHEMA_DEFAULT_MAX_KV_BYTES ((size_t)4 << 30)

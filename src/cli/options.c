@@ -258,6 +258,8 @@ const pc_cli_opt pc_cli_schema_table[] = {
     {"lenient", 0, PC_OPT_FLAG, SCHEMA(lenient), NULL, "accept raw '<' in module text (with warnings)", 0, 0},
     {"quiet", 0, PC_OPT_FLAG, SCHEMA(quiet), NULL, "no encoding progress or statistics on stderr", 0, 0},
     {"tenant", 0, PC_OPT_STRING, SCHEMA(tenant), "ID", "namespace of the schemas' cached KV (default: shared)", 0, 0},
+    {"placeholder", 0, PC_OPT_STRING, SCHEMA(placeholder), "TOKEN",
+     "the token that fills parameters without scaffold text (default: the model's unknown token, else EOS)", 0, 0},
     {0},
 };
 

@@ -102,6 +102,7 @@ typedef struct pc_cli_schema_opts {
     pc_cli_list files;
     bool lenient, quiet;
     const char *tenant;
+    const char *placeholder;
 } pc_cli_schema_opts;
 extern const pc_cli_opt pc_cli_schema_table[];
 

@@ -40,7 +40,8 @@ int pc_cli_schemas_load(const char *command, pc_engine *e, const pc_cli_schema_o
         double last = -1e9;
         char *warnings = NULL;
         pc_schema_params sp = {.lenient = o->lenient, .progress = o->quiet ? NULL : pc_cli_encode_progress,
-                               .progress_user = &last, .warnings = &warnings, .tenant = o->tenant};
+                               .progress_user = &last, .warnings = &warnings, .tenant = o->tenant,
+                               .placeholder = o->placeholder};
         pc_error err = {0};
         pc_status s = pc_engine_schema_load_file(e, o->files.v[i], &sp, &names[i], &err);
         if (warnings) fprintf(stderr, "%s", warnings);

@@ -46,6 +46,21 @@ static pc_status add_schema(pc_engine *e, pc_schema *s, pc_error *err) {
     return PC_OK;
 }
 
+/* The token p->placeholder names (its text must be one token), or the model's. */
+static pc_status placeholder_of(const pc_engine *e, const pc_schema_params *p, const char *doc, int32_t *out,
+                                pc_error *err) {
+    *out = e->placeholder;
+    if (!p || !p->placeholder) return PC_OK;
+    pc_tokens t = {0};
+    pc_status st = pc_tokenize(e->tok, p->placeholder, strlen(p->placeholder), false, true, &t, err);
+    if (st == PC_OK && t.n != 1)
+        st = pc_fail(err, PC_ERR_INVALID, "%s: placeholder \"%s\" is %zu tokens; a placeholder must be exactly one token",
+                     doc, p->placeholder, t.n);
+    if (st == PC_OK) *out = t.ids[0];
+    pc_tokens_free(&t);
+    return st;
+}
+
 /* Lays out, encodes and registers a parsed schema (takes doc). */
 static pc_status register_doc(pc_engine *e, pc_pml_doc *doc, const pc_schema_params *p, char **name_out, pc_error *err) {
     pc_status st = collect_warnings(doc, p ? p->warnings : NULL, err);
@@ -53,10 +68,15 @@ static pc_status register_doc(pc_engine *e, pc_pml_doc *doc, const pc_schema_par
         pc_pml_doc_free(doc);
         return st;
     }
+    int32_t placeholder = 0;
+    if ((st = placeholder_of(e, p, doc->name, &placeholder, err)) != PC_OK) {
+        pc_pml_doc_free(doc);
+        return st;
+    }
     const size_t max_kv = p && p->max_kv_bytes ? p->max_kv_bytes : PC_SCHEMA_DEFAULT_MAX_KV_BYTES;
     pc_layout_ctx lc = {.tok = e->tok, .chat = e->chat, .add_bos = pc_tokenizer_add_bos(e->tok), .n_ctx = e->n_ctx,
                         .max_tokens = (int64_t)(max_kv / pc_model_kv_bytes_per_token(e->model)),
-                        .placeholder = e->placeholder, .default_system = e->default_system};
+                        .placeholder = placeholder, .default_system = e->default_system};
     pc_schema *s = NULL;
     if ((st = pc_schema_layout(doc, &lc, &s, err)) != PC_OK) return st;
     pthread_rwlock_rdlock(&e->schemas_lock);

@@ -10,21 +10,38 @@
 
 #include "pml/parse_internal.h"
 #include "pml/src.h"
+#include "pml/text.h"
 #include "util/error.h"
 
 /* ---- names and attributes ------------------------------------------------- */
 
-/* The prototype's rule: ^[a-zA-Z_][a-zA-Z0-9_\-.]*$ */
+/* XML 1.0's NameStartChar, less ':' (namespaces are not part of PML). */
+static bool name_start(uint32_t c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (c >= 0xC0 && c <= 0xD6) ||
+           (c >= 0xD8 && c <= 0xF6) || (c >= 0xF8 && c <= 0x2FF) || (c >= 0x370 && c <= 0x37D) ||
+           (c >= 0x37F && c <= 0x1FFF) || (c >= 0x200C && c <= 0x200D) || (c >= 0x2070 && c <= 0x218F) ||
+           (c >= 0x2C00 && c <= 0x2FEF) || (c >= 0x3001 && c <= 0xD7FF) || (c >= 0xF900 && c <= 0xFDCF) ||
+           (c >= 0xFDF0 && c <= 0xFFFD) || (c >= 0x10000 && c <= 0xEFFFF);
+}
+
+/* XML 1.0's NameChar, less ':'. */
+static bool name_char(uint32_t c) {
+    return name_start(c) || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == 0xB7 ||
+           (c >= 0x300 && c <= 0x36F) || (c >= 0x203F && c <= 0x2040);
+}
+
+/* PML.md: names follow XML's rules (letters of any script, digits, _, -, .;
+ * "unit.py" and "café" are names), which the prototype's ASCII rule
+ * ^[a-zA-Z_][a-zA-Z0-9_\-.]*$ is a subset of. */
 static bool valid_name(const char *s) {
-    unsigned char c = (unsigned char)s[0];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_')) return false;
-    for (s++; *s; s++) {
-        c = (unsigned char)*s;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-              c == '-' || c == '.'))
-            return false;
+    const size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        size_t len = 0;
+        uint32_t c = pc_pml_utf8_decode((const unsigned char *)s + i, n - i, &len);
+        if (!len || !(i == 0 ? name_start(c) : name_char(c))) return false;
+        i += len;
     }
-    return true;
+    return n > 0;
 }
 
 static pc_pml_role role_of(const char *name) {
@@ -56,7 +73,8 @@ static bool need_name(parser *p, bnode *b, const char *elem) {
     }
     if (!valid_name(v)) {
         pc_pml_fail_at(p, b->n.line, b->n.col, PC_ERR_FORMAT,
-                       "<%s> name \"%s\" is not a valid name (a letter or _, then letters, digits, _, - or .)", elem, v);
+                       "<%s> name \"%s\" is not a valid name (an XML name: a letter or _, then letters, digits, _, - or .)",
+                       elem, v);
         return false;
     }
     b->n.name = v;
@@ -267,7 +285,7 @@ static bool prompt_kind(parser *p, const bnode *parent, const char *name, uint32
     }
     if (!valid_name(name)) {
         pc_pml_fail_at(p, line, col, PC_ERR_FORMAT,
-                       "<%s> is not a module name (a letter or _, then letters, digits, _, - or .)", name);
+                       "<%s> is not a module name (an XML name: a letter or _, then letters, digits, _, - or .)", name);
         return false;
     }
     *kind = PC_PML_REF;

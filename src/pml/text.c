@@ -5,7 +5,7 @@
  * Invariant: the compacted text is never longer than the raw text. */
 #include "pml/text.h"
 
-static uint32_t decode(const unsigned char *s, size_t n, size_t *len) {
+uint32_t pc_pml_utf8_decode(const unsigned char *s, size_t n, size_t *len) {
     unsigned c = s[0];
     size_t need;
     uint32_t cp;
@@ -39,7 +39,7 @@ static bool is_space_cp(uint32_t c) {
 size_t pc_pml_space_len(const char *s, size_t n) {
     if (n == 0) return 0;
     size_t len;
-    uint32_t c = decode((const unsigned char *)s, n, &len);
+    uint32_t c = pc_pml_utf8_decode((const unsigned char *)s, n, &len);
     return len && is_space_cp(c) ? len : 0;
 }
 
@@ -93,7 +93,7 @@ bool pc_pml_utf8_valid(const char *s, size_t n, size_t *bad_off) {
     while (i < n) {
         size_t len;
         if (s[i] == '\0') break;
-        decode((const unsigned char *)s + i, n - i, &len);
+        pc_pml_utf8_decode((const unsigned char *)s + i, n - i, &len);
         if (!len) break;
         i += len;
     }

@@ -29,6 +29,10 @@ size_t pc_pml_compact(const char *s, size_t n, char *out);
  * that is only whitespace becomes " " when both sides keep a space, else "". */
 size_t pc_pml_compact_sides(const char *s, size_t n, bool lead_space, bool trail_space, char *out);
 
+/* The code point at s[0..n) (n >= 1) and its length in *len; *len = 0 when
+ * s does not start with well-formed UTF-8 (overlong, surrogate, truncated). */
+uint32_t pc_pml_utf8_decode(const unsigned char *s, size_t n, size_t *len);
+
 /* Number of code points in s[0..n) (continuation bytes do not count). */
 size_t pc_pml_utf8_count(const char *s, size_t n);
 

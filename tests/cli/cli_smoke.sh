@@ -44,6 +44,9 @@ err=$("$pc" run -m "$model" -n abc --schema x.xml --prompt y.xml 2>&1 >/dev/null
 err=$("$pc" generate -m "$model" -p hi --seed=-1 2>&1 >/dev/null); rc=$?
 [ $rc = 2 ] && [[ $err == *"--seed expects"* ]] && ok || bad "--seed -1: rc=$rc '$err'"
 
+err=$("$pc" schema -m "$model" --quiet --placeholder "two words" "$shared/pml-examples/mbti.xml" 2>&1 >/dev/null); rc=$?
+[ $rc = 1 ] && [[ $err == *'placeholder "two words" is 2 tokens'* ]] && ok || bad "--placeholder: rc=$rc '$err'"
+
 tmp=$(mktemp -d)
 printf '<prompt schema="travel"><travel-plan>\n<overseas><tokyo/></overseas>\n' > "$tmp/broken.xml"
 err=$("$pc" run -m "$model" --quiet --schema "$shared/pml-examples/travel.xml" --prompt "$tmp/broken.xml" 2>&1 >/dev/null); rc=$?

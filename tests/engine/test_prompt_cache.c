@@ -168,6 +168,24 @@ static void check_layout_chat_src(void) {
     CHECK_EQ_INT(s->pieces[bos].tokens[0], pc_tokenizer_find(E->tok, "<|im_start|>"));
 }
 
+/* A parameter without scaffold text is filled with the placeholder token:
+ * the model's unknown token by default, or the one the schema's loader names. */
+static void check_placeholder(void) {
+    const char *xml = "<schema name=\"ph\"><module name=\"m\">Hi <parameter name=\"p\" length=\"3\"/></module></schema>";
+    pc_error err = {0};
+    pc_schema_params sp = {.placeholder = "<|im_start|>"};
+    CHECK_MSG(pc_engine_schema_load(E, xml, strlen(xml), "ph.xml", &sp, NULL, &err) == PC_OK, "%s", err.msg);
+    const pc_schema *s = pc_engine_find_schema(E, "ph");
+    const int32_t want = pc_tokenizer_find(E->tok, "<|im_start|>");
+    const pc_piece *fill = s ? &s->pieces[s->params[0].fill_piece] : NULL;
+    CHECK(want >= 0 && want != E->placeholder && fill && fill->n == 3);
+    for (int32_t i = 0; fill && i < fill->n; i++) CHECK_EQ_INT(fill->tokens[i], want);
+    pc_engine_schema_remove(E, "ph", &err);
+    sp.placeholder = "two words";
+    CHECK(pc_engine_schema_load(E, xml, strlen(xml), "ph.xml", &sp, NULL, &err) == PC_ERR_INVALID);
+    CHECK_MSG(strstr(err.msg, "ph.xml: placeholder \"two words\" is 2 tokens"), "%s", err.msg);
+}
+
 /* ---------------- 3. the prototype's schemas ---------------- */
 
 static void check_examples(void) {
@@ -340,6 +358,7 @@ int main(void) {
                                          "<user>Where to?</user></prompt>");
     check_layout_nested();
     check_layout_chat_src();
+    check_placeholder();
     check_memory();
     check_bad_input();
     check_lenient();

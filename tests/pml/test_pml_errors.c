@@ -57,6 +57,12 @@ static void test_schema_rules(void) {
     BAD_SCHEMA("<prompt schema=\"a\"/>", PC_ERR_FORMAT, "t.xml:1:1: ", "root element must be <schema");
     BAD_SCHEMA("<schema>x</schema>", PC_ERR_FORMAT, "t.xml:1:1: ", "<schema> needs a name attribute");
     BAD_SCHEMA("<schema name=\"a b\"/>", PC_ERR_FORMAT, "t.xml:1:1: ", "not a valid name");
+    /* XML's name rules: no digit or '-' first, no ':' (namespaces), no symbol such as U+00D7 */
+    BAD_SCHEMA("<schema name=\"1a\"/>", PC_ERR_FORMAT, "t.xml:1:1: ", "not a valid name");
+    BAD_SCHEMA("<schema name=\"-a\"/>", PC_ERR_FORMAT, "t.xml:1:1: ", "not a valid name");
+    BAD_SCHEMA("<schema name=\"a:b\"/>", PC_ERR_FORMAT, "t.xml:1:1: ", "not a valid name");
+    BAD_SCHEMA("<schema name=\"a\xC3\x97" "b\"/>", PC_ERR_FORMAT, "t.xml:1:1: ", "not a valid name");
+    BAD_SCHEMA("<schema name=\"\"/>", PC_ERR_FORMAT, "t.xml:1:1: ", "not a valid name");
     BAD_SCHEMA("<schema name=\"a\">\n  <module>text</module></schema>", PC_ERR_FORMAT, "t.xml:2:3: ",
                "<module> needs a name attribute");
     BAD_SCHEMA("<schema name=\"a\"><module name=\"m\" cache=\"yes\"/></schema>", PC_ERR_FORMAT, "t.xml:1:18: ",
@@ -132,8 +138,7 @@ static void test_prompt_rules(void) {
                "must be a direct child of <prompt>");
     BAD_PROMPT("<prompt schema=\"a\"><plan/><plan/></prompt>", PC_ERR_FORMAT, "t.xml:1:27: ",
                "module reference \"plan\" is already defined in this scope (at line 1, column 20)");
-    BAD_PROMPT("<prompt schema=\"a\"><\xC3\xA9t\xC3\xA9/></prompt>", PC_ERR_FORMAT, "t.xml:1:20: ",
-               "is not a module name");
+    BAD_PROMPT("<prompt schema=\"1a\"/>", PC_ERR_FORMAT, "t.xml:1:1: ", "is not a valid schema name");
 }
 
 /* Entities are never expanded or loaded; a DOCTYPE is refused outright. */

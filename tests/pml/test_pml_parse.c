@@ -336,6 +336,15 @@ static void test_xml_details(void) {
     d = schema_str("<schema name=\"s.v-2\"><user><module name=\"_unit.py\">x</module></user></schema>", NULL);
     CHECK(d && pc_pml_find_module(d->root, "_unit.py") != NULL);
     pc_pml_doc_free(d);
+    /* names are XML names (PML.md): letters of any script, as in element names */
+    d = schema_str("<schema name=\"voyage\"><module name=\"caf\xC3\xA9\">x</module><module name=\"\xE6\x9D\xB1\xE4\xBA\xAC\">y"
+                   "</module><module name=\"\xC3\xA9t\xC3\xA9\xC2\xB7" "b\">z</module></schema>", NULL);
+    CHECK(d && pc_pml_find_module(d->root, "caf\xC3\xA9") && pc_pml_find_module(d->root, "\xE6\x9D\xB1\xE4\xBA\xAC") &&
+          pc_pml_find_module(d->root, "\xC3\xA9t\xC3\xA9\xC2\xB7" "b"));
+    pc_pml_doc_free(d);
+    d = prompt_str("<prompt schema=\"voyage\"><caf\xC3\xA9 \xC3\xA9t\xC3\xA9=\"x\"/><\xE6\x9D\xB1\xE4\xBA\xAC/></prompt>");
+    CHECK(d && pc_pml_find_module(d->root, "caf\xC3\xA9") && pc_pml_find_module(d->root, "\xE6\x9D\xB1\xE4\xBA\xAC"));
+    pc_pml_doc_free(d);
 }
 
 static void test_limits_at_edge(void) {

@@ -29,10 +29,28 @@ struct pc_forward {
     int32_t cap_lg;
 };
 
+/* What an architecture row asks for that no backend's layer loop does
+ * (NULL: nothing). A row that sets one would otherwise run as a llama block
+ * and give wrong logits without a word. */
+static const char *unimplemented(const pc_arch_desc *a) {
+    if (a->norm != PC_NORM_RMS) return "layer norm (only RMS norm is implemented)";
+    if (a->pos == PC_POS_ALIBI) return "ALiBi positions";
+    if (a->ffn == PC_FFN_GEGLU) return "a GeGLU feed-forward";
+    if (a->ffn == PC_FFN_GELU) return "a GELU feed-forward";
+    if (a->qk_norm) return "q/k norms";
+    if (a->post_norms) return "post-attention and post-feed-forward norms";
+    if (a->embd_scale) return "embedding scaling";
+    return NULL;
+}
+
 pc_status pc_forward_create_on(const pc_model *m, const pc_backend_params *p, int32_t nb, int64_t n_ctx,
                                pc_forward **out, pc_error *err) {
     *out = NULL;
     if (nb <= 0 || n_ctx <= 0) return pc_fail(err, PC_ERR_INVALID, "batch size %d and context %lld must be > 0", nb, (long long)n_ctx);
+    const char *missing = unimplemented(m->arch);
+    if (missing)
+        return pc_fail(err, PC_ERR_UNSUPPORTED, "architecture '%s' needs %s, which the forward pass does not implement",
+                       m->arch->name, missing);
     pc_forward *f = calloc(1, sizeof *f);
     if (!f) return pc_fail(err, PC_ERR_NOMEM, "out of memory creating forward state");
     f->m = m;

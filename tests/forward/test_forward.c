@@ -278,6 +278,37 @@ static void check_bad_inputs(void) {
     fixture_close(&fx);
 }
 
+/* An architecture row that asks for what the layer loop does not do is
+ * refused by name, not run as a llama block. */
+static void check_unimplemented_flags(void) {
+    tiny_spec sp = tiny_default();
+    fixture fx;
+    if (fixture_open(&fx, &sp, 1, 8)) return;
+    static const char *const cases[] = {"q/k norms", "post-attention", "ALiBi", "layer norm", "GeGLU", "GELU feed",
+                                        "embedding scaling"};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        pc_arch_desc a = *fx.m->arch;
+        switch (i) {
+        case 0: a.qk_norm = true; break;
+        case 1: a.post_norms = true; break;
+        case 2: a.pos = PC_POS_ALIBI; break;
+        case 3: a.norm = PC_NORM_LAYER; break;
+        case 4: a.ffn = PC_FFN_GEGLU; break;
+        case 5: a.ffn = PC_FFN_GELU; break;
+        default: a.embd_scale = true; break;
+        }
+        pc_model m = *fx.m;
+        m.arch = &a;
+        pc_forward *f = NULL;
+        pc_error err = {0};
+        pc_status st = pc_forward_create(&m, fx.pool, 8, 64, pc_isa_detect(), &f, &err);
+        CHECK_MSG(st == PC_ERR_UNSUPPORTED && f == NULL && strstr(err.msg, cases[i]) && strstr(err.msg, "llama"),
+                  "%s: got %d '%s'", cases[i], st, err.msg);
+        pc_forward_free(f);
+    }
+    fixture_close(&fx);
+}
+
 /* Tolerances: F32/F16 weights differ from the double reference only by F16 KV,
  * q and probability rounding (< 0.5%). Quantized weights add 8-bit activation
  * quantization before every matmul (Q8_0/Q8_1 per 32, Q8_K per 256 values),
@@ -325,5 +356,6 @@ int main(void) {
     check_variant("llama q4_K/q6_K", sp, TOL_Q8);
 
     check_bad_inputs();
+    check_unimplemented_flags();
     return check_report();
 }

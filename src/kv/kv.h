@@ -94,8 +94,6 @@ void pc_kv_span_release(pc_kv_span *s); /* NULL-safe */
 void pc_kv_span_freeze(pc_kv_span *s);
 /* Makes room for n_more tokens (grows cap, keeping contents). Refuses a frozen span. */
 pc_status pc_kv_span_reserve(pc_kv_span *s, int32_t n_more, pc_error *err);
-/* Drops tokens past n (undo of a partial batch). */
-void pc_kv_span_truncate(pc_kv_span *s, int32_t n);
 size_t pc_kv_span_bytes(const pc_kv_span *s); /* bytes of K and V for the tokens written */
 size_t pc_kv_span_cap_bytes(const pc_kv_span *s); /* bytes of K and V allocated (cap tokens) */
 

@@ -139,10 +139,6 @@ pc_status pc_kv_span_reserve(pc_kv_span *s, int32_t n_more, pc_error *err) {
     return PC_OK;
 }
 
-void pc_kv_span_truncate(pc_kv_span *s, int32_t n) {
-    if (n >= 0 && n < s->n && !atomic_load(&s->frozen)) s->n = n;
-}
-
 size_t pc_kv_span_bytes(const pc_kv_span *s) {
     return 2u * (size_t)s->n_layer * (size_t)s->n * (size_t)s->dim * sizeof(pc_f16);
 }

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "schema/schema.h"
+#include "util/buf.h"
 #include "util/error.h"
 #include "util/sha256.h"
 
@@ -73,36 +74,38 @@ static int digest(const pc_schema *s, uint8_t out[32]) {
     return pc_sha256_final(&h, out);
 }
 
-/* "a/b/c" for module m ("" for the root) into buf. */
-static void module_path(const pc_schema *s, int32_t m, char *buf, size_t cap) {
-    int32_t chain[64];
-    int n = 0;
-    for (int32_t x = m; x != PC_ROOT && n < 64; x = s->modules[x].parent) chain[n++] = x;
-    size_t len = 0;
-    buf[0] = '\0';
-    for (int i = n - 1; i >= 0 && len < cap; i--)
-        len += (size_t)snprintf(buf + len, cap - len, "%s%s", i == n - 1 ? "" : "/", s->modules[chain[i]].name);
+/* Appends "a/b/c" for module m (nothing for the root), in full: a path cut
+ * at some length would give two modules whose names differ past the cut -
+ * two members of one union, at the same positions - the same key, and one
+ * would be served the other's KV. XML names hold no '/' or '#', so the
+ * path names one module. */
+static bool module_path(const pc_schema *s, int32_t m, pc_buf *b) {
+    if (m == PC_ROOT) return true;
+    const int32_t parent = s->modules[m].parent;
+    if (!module_path(s, parent, b)) return false; /* depth is bounded by the parser (<= 256) */
+    return (parent == PC_ROOT || pc_buf_puts(b, "/")) && pc_buf_puts(b, s->modules[m].name);
 }
 
 static pc_status key_piece(pc_schema *s, int32_t i, int32_t k, const uint8_t model[32], pc_error *err) {
     pc_piece *p = &s->pieces[i];
-    char owner[512], config[512], path[600];
-    module_path(s, p->owner, owner, sizeof owner);
     const int32_t home = p->owner == PC_ROOT ? PC_ROOT : pc_schema_home(s, p->owner);
-    module_path(s, home, config, sizeof config);
-    snprintf(path, sizeof path, "%s#%d", owner, k);
+    pc_buf label = {0}, config = {0};
+    const bool ok = pc_buf_printf(&label, "%s:", s->name) && module_path(s, p->owner, &label) &&
+                    pc_buf_printf(&label, "#%d", k) && module_path(s, home, &config);
+    if (!ok) {
+        pc_buf_free(&label);
+        pc_buf_free(&config);
+        return pc_fail(err, PC_ERR_NOMEM, "out of memory keying schema '%s'", s->name);
+    }
     p->cached = p->owner == PC_ROOT || s->modules[p->owner].cache;
     free(p->label);
-    const size_t nl = strlen(s->name);
-    p->label = malloc(nl + 1 + strlen(path) + 1);
-    if (!p->label) return pc_fail(err, PC_ERR_NOMEM, "out of memory keying schema '%s'", s->name);
-    memcpy(p->label, s->name, nl);
-    p->label[nl] = ':';
-    strcpy(p->label + nl + 1, path);
-    p->path = p->label + nl + 1;
-    pc_store_key_parts kp = {.model = model, .schema = s->digest, .path = path, .config = config, .start = p->start,
-                             .n = p->n, .elem = PC_STORE_ELEM_F16, .tenant = s->tenant};
-    return pc_store_key_derive(&kp, &p->key, err);
+    p->label = pc_buf_take(&label);
+    p->path = p->label + strlen(s->name) + 1;
+    pc_store_key_parts kp = {.model = model, .schema = s->digest, .path = p->path, .config = config.data ? config.data : "",
+                             .start = p->start, .n = p->n, .elem = PC_STORE_ELEM_F16, .tenant = s->tenant};
+    pc_status st = pc_store_key_derive(&kp, &p->key, err);
+    pc_buf_free(&config);
+    return st;
 }
 
 pc_status pc_schema_keys(pc_schema *s, const uint8_t model[32], const char *tenant, pc_error *err) {

@@ -16,7 +16,9 @@
  * Schemas: PML.md's travel shape (a scaffold union whose other member holds
  * a nested union without scaffold, a src= member, a cache="false" module), a
  * three-level nest with scaffolds at the inner levels, two unions side by
- * side in one module, and a union at the schema's root.
+ * side in one module, a union at the schema's root, and two members whose
+ * names differ only past 600 characters (their children once shared a
+ * store key).
  * Skips when the model is absent. */
 #include <stdlib.h>
 #include <string.h>
@@ -180,7 +182,21 @@ int main(void) {
     }
     int n_checked = 0;
     for (size_t i = 0; i < sizeof SCHEMAS / sizeof *SCHEMAS; i++) check_schema(SCHEMAS[i], &n_checked);
-    CHECK_EQ_INT(n_checked, 4 + 6 + 4 + 4); /* every union member of the four schemas */
+    /* Members whose names differ only past 600 characters, each holding a
+     * module c of the same text at the same positions: store keys once cut
+     * their paths (and configurations) at 512 bytes, so both c pieces had one
+     * key, the same tokens, and the second member's c was served the first
+     * one's KV - computed after "cat", not "dog". */
+    pc_buf name = {0}, xml = {0};
+    for (int i = 0; i < 600; i++) pc_buf_puts(&name, "n");
+    pc_buf_printf(&xml, "<schema name=\"long\"><system>Be brief.</system><union>"
+                        "<module name=\"%sx\">The cat sat.<module name=\"c\">Then it slept.</module></module>"
+                        "<module name=\"%sy\">The dog sat.<module name=\"c\">Then it slept.</module></module>"
+                        "</union></schema>", name.data, name.data);
+    check_schema(xml.data, &n_checked);
+    pc_buf_free(&name);
+    pc_buf_free(&xml);
+    CHECK_EQ_INT(n_checked, 4 + 6 + 4 + 4 + 2); /* every union member of the five schemas */
     pc_engine_free(E);
     return check_report();
 }

@@ -4,7 +4,9 @@
  * inject faults where real disks fail: a full disk on write, an I/O error on
  * read, a crash between write and rename, a mapping refused. Every function
  * returns 0 / a count on success and a negative errno on failure; none of
- * them keeps state outside ctx. */
+ * them keeps state outside ctx. A read-only open (no O_CREAT, no
+ * O_DIRECTORY) never blocks and opens only regular files, and stat sees only
+ * regular files: anything else fails with -EINVAL (-EISDIR for a folder). */
 #ifndef PC_STORE_IO_H
 #define PC_STORE_IO_H
 

@@ -12,9 +12,20 @@
 
 static int neg(int rc) { return rc < 0 ? -errno : rc; }
 
+/* A read-only open never blocks and yields only regular files: a FIFO named
+ * like an entry in a cache folder would otherwise hang the store's start
+ * (which reads every entry's header), a lookup, or `pcache cache ls`, until
+ * something writes to it. O_NONBLOCK changes nothing for a regular file. */
 static int p_open(void *ctx, const char *path, int flags, int mode) {
     (void)ctx;
-    return neg(open(path, flags | O_CLOEXEC, mode));
+    const bool plain_read = (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_DIRECTORY | O_CREAT));
+    const int fd = open(path, flags | O_CLOEXEC | (plain_read ? O_NONBLOCK : 0), mode);
+    if (fd < 0 || !plain_read) return neg(fd);
+    struct stat st;
+    int e = fstat(fd, &st) != 0 ? errno : S_ISREG(st.st_mode) ? 0 : S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+    if (e == 0) return fd;
+    close(fd);
+    return -e;
 }
 
 static int p_close(void *ctx, int fd) {
@@ -56,10 +67,13 @@ static int p_fstat(void *ctx, int fd, uint64_t *size, int64_t *mtime_ns) {
     return 0;
 }
 
+/* Like a read-only open, sees only regular files: a FIFO or a folder named
+ * like an entry is no entry, and a put replaces it. */
 static int p_stat(void *ctx, const char *path, uint64_t *size, int64_t *mtime_ns) {
     (void)ctx;
     struct stat st;
     if (stat(path, &st) != 0) return -errno;
+    if (!S_ISREG(st.st_mode)) return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
     fill_stat(&st, size, mtime_ns);
     return 0;
 }

@@ -80,7 +80,7 @@ static int walk_entry(void *user, const char *name) {
     int64_t mtime = 0;
     int rc = fd < 0 ? fd : W->io->fstat(W->io->ctx, fd, &size, &mtime);
     if (rc != 0) {
-        snprintf(problem, sizeof problem, "cannot read: %s", strerror(-rc));
+        snprintf(problem, sizeof problem, "cannot read: %s", rc == -EINVAL ? "not a regular file" : strerror(-rc));
     } else {
         info.bytes = size;
         info.mtime_s = mtime / 1000000000;

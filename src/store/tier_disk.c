@@ -244,7 +244,7 @@ static pc_status disk_get(pc_tier *base, const pc_store_desc *d, pc_store_entry 
         index_drop(t, &d->key); /* evicted by another process, or never here */
         pthread_mutex_unlock(&t->mu);
         if (fd == -ENOENT) return PC_ERR_NOT_FOUND;
-        return io_fail(t, err, "opening %s: %s", path, strerror(-fd));
+        return io_fail(t, err, "opening %s: %s", path, fd == -EINVAL ? "not a regular file" : strerror(-fd));
     }
     uint64_t size = 0;
     uint8_t *hbuf = NULL;

@@ -18,7 +18,8 @@
  *     read refreshes a file's place.
  *  5. Two stores on one folder: what one writes, the other finds.
  *  6. Listing without a model (pcache cache ls|verify|rm): every entry with
- *     its label and size; verify finds the damaged one and says why; removal. */
+ *     its label and size; verify finds the damaged one and says why; removal.
+ *  7. A FIFO and a folder named like entries: never opened blocking. */
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -444,6 +445,43 @@ static void check_listing(void) {
     t_rmtree(E.root);
 }
 
+/* ---------------- 7. special files ---------------- */
+
+/* A FIFO and a folder named like entries: opening the FIFO for reading used
+ * to wait for a writer forever (at the store's start, which reads every
+ * header; at a lookup; in a listing). Now each is refused at once: the
+ * store starts, the lookups miss, the pieces can be stored over them, and
+ * the listing names both. alarm() turns a hang into a failure. */
+static void check_special_files(void) {
+    env E;
+    env_init(&E);
+    t_piece p[3] = {t_piece_make(0, 10, ""), t_piece_make(1, 20, ""), t_piece_make(2, 30, "")};
+    seed(&E, p, 1);
+    char fifo[512], dir[512];
+    t_entry_path(E.root, &p[1], fifo, sizeof fifo);
+    t_entry_path(E.root, &p[2], dir, sizeof dir);
+    CHECK(mkfifo(fifo, 0600) == 0 && mkdir(dir, 0700) == 0);
+    alarm(20);
+    pc_cache_params cp = {.dir = E.root};
+    listing L = {0};
+    pc_error err = {0};
+    CHECK(pc_cache_scan(&cp, false, list_one, &L, &err) == PC_OK);
+    CHECK_MSG(L.n == 3 && L.bad == 2 && strstr(L.why, "cannot read"), "listing: %d entries, %d bad (%s)", L.n, L.bad,
+              L.why);
+    pc_store *s = open_disk(&E, 0, false);
+    CHECK_EQ_INT(fetch(s, &p[0]), PC_SOURCE_DISK);
+    CHECK_EQ_INT(fetch(s, &p[1]), -1);
+    CHECK_EQ_INT(fetch(s, &p[2]), -1);
+    put(s, &p[1]); /* the new file takes the FIFO's name */
+    pc_store_close(s);
+    s = open_disk(&E, 0, false);
+    CHECK_EQ_INT(fetch(s, &p[1]), PC_SOURCE_DISK);
+    pc_store_close(s);
+    alarm(0);
+    rmdir(dir);
+    t_rmtree(E.root);
+}
+
 int main(void) {
     check_restart();
     check_all_damage();
@@ -454,5 +492,6 @@ int main(void) {
     check_shared_folder();
     check_bad_folder();
     check_listing();
+    check_special_files();
     return check_report();
 }

@@ -168,17 +168,23 @@ pc_status pc_engine_tokenize(const pc_engine *e, const char *text, size_t len, b
  * pc_engine_chat_tokenize: tokenizing this text with parse_special would let
  * the messages forge control tokens. */
 pc_status pc_engine_chat_prompt(const pc_engine *e, const char *system, const char *user, char **out, pc_error *err);
-/* Formats a conversation with the model's chat template: roles[i] is
- * "system", "user" or "assistant", contents[i] its text; the generation
- * prompt follows when add_generation_prompt. *out is malloc'd: the caller
- * frees it with pc_free. */
-pc_status pc_engine_chat_format(const pc_engine *e, const char *const *roles, const char *const *contents, size_t n,
-                                bool add_generation_prompt, char **out, pc_error *err);
 /* The same conversation as tokens, BOS as the model says: the template's
  * markers become control tokens, the messages are plain text whatever they
  * spell. *ids is malloc'd: the caller frees it with pc_free. */
 pc_status pc_engine_chat_tokenize(const pc_engine *e, const char *system, const char *user, int32_t **ids,
                                   size_t *n_ids, pc_error *err);
+/* Formats a conversation with the model's chat template: roles[i] is
+ * "system", "user" or "assistant", contents[i] its text; the generation
+ * prompt follows when add_generation_prompt. *out is malloc'd: the caller
+ * frees it with pc_free. Text to show: run pc_engine_chat_tokenize_messages. */
+pc_status pc_engine_chat_format(const pc_engine *e, const char *const *roles, const char *const *contents, size_t n,
+                                bool add_generation_prompt, char **out, pc_error *err);
+/* The same conversation as tokens, as pc_engine_chat_tokenize: only the
+ * template's markers become control tokens, so a message that spells
+ * "<|im_end|><|im_start|>system" cannot open a turn of its own. */
+pc_status pc_engine_chat_tokenize_messages(const pc_engine *e, const char *const *roles, const char *const *contents,
+                                           size_t n, bool add_generation_prompt, int32_t **ids, size_t *n_ids,
+                                           pc_error *err);
 
 typedef struct pc_gen_params {
     int n_predict;            /* tokens to generate at most */

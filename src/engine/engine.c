@@ -227,8 +227,9 @@ pc_status pc_engine_chat_tokenize(const pc_engine *e, const char *system, const 
     return PC_OK;
 }
 
-pc_status pc_engine_chat_format(const pc_engine *e, const char *const *roles, const char *const *contents, size_t n,
-                                bool add_generation_prompt, char **out, pc_error *err) {
+static pc_status chat_roles(const pc_engine *e, const char *const *roles, size_t n, pc_chat_role **out,
+                            pc_error *err) {
+    *out = NULL;
     if (e->chat == PC_CHAT_UNKNOWN)
         return pc_fail(err, PC_ERR_UNSUPPORTED, "%s: the model's chat template is not recognised", e->name);
     pc_chat_role *r = malloc((n ? n : 1) * sizeof *r);
@@ -242,7 +243,38 @@ pc_status pc_engine_chat_format(const pc_engine *e, const char *const *roles, co
             return pc_fail(err, PC_ERR_INVALID, "message %zu: role '%s' is not system, user or assistant", i, roles[i]);
         }
     }
-    pc_status s = pc_chat_format_messages(e->chat, r, contents, n, add_generation_prompt, out, err);
+    *out = r;
+    return PC_OK;
+}
+
+pc_status pc_engine_chat_format(const pc_engine *e, const char *const *roles, const char *const *contents, size_t n,
+                                bool add_generation_prompt, char **out, pc_error *err) {
+    *out = NULL;
+    pc_chat_role *r = NULL;
+    pc_status s = chat_roles(e, roles, n, &r, err);
+    if (s == PC_OK) s = pc_chat_format_messages(e->chat, r, contents, n, add_generation_prompt, out, err);
     free(r);
     return s;
+}
+
+pc_status pc_engine_chat_tokenize_messages(const pc_engine *e, const char *const *roles, const char *const *contents,
+                                           size_t n, bool add_generation_prompt, int32_t **ids, size_t *n_ids,
+                                           pc_error *err) {
+    *ids = NULL;
+    *n_ids = 0;
+    pc_chat_role *r = NULL;
+    pc_chat_text t = {0};
+    pc_tokens tok = {0};
+    pc_status st = chat_roles(e, roles, n, &r, err);
+    if (st == PC_OK) st = pc_chat_render(e->chat, NULL, r, contents, n, add_generation_prompt, &t, err);
+    if (st == PC_OK) st = pc_chat_text_tokenize(e->tok, &t, true, &tok, err);
+    free(r);
+    pc_chat_text_free(&t);
+    if (st != PC_OK) {
+        pc_tokens_free(&tok);
+        return st;
+    }
+    *ids = tok.ids;
+    *n_ids = tok.n;
+    return PC_OK;
 }

@@ -39,25 +39,27 @@ static pc_gen_params gen_params(pc_server *s, const srv_gen_req *q) {
 
 /* ---- plain prompts ---- */
 
+/* A chat's messages are tokenized with only the template's markers as
+ * control tokens: a message spelling "<|im_end|><|im_start|>system" stays
+ * text and cannot forge a turn. A completions prompt is the client's whole
+ * input, control tokens included, as llama.cpp's server reads it. */
 static int plain_tokens(pc_server *s, const srv_gen_req *q, int32_t **ids, size_t *n, srv_api_error *e) {
     pc_error err = {0};
-    char *text = NULL;
     pc_status st = PC_OK;
     if (q->api == SRV_CHAT) {
-        const char **roles = malloc(q->n_msgs * sizeof *roles), **texts = malloc(q->n_msgs * sizeof *texts);
+        const char **roles = malloc((q->n_msgs + 1) * sizeof *roles), **texts = malloc((q->n_msgs + 1) * sizeof *texts);
         if (!roles || !texts) st = pc_fail(&err, PC_ERR_NOMEM, "out of memory");
         for (size_t i = 0; st == PC_OK && i < q->n_msgs; i++) {
             roles[i] = q->msgs[i].role;
             texts[i] = q->msgs[i].content;
         }
         const bool add_gen = q->n_msgs && strcmp(q->msgs[q->n_msgs - 1].role, "assistant") != 0;
-        if (st == PC_OK) st = pc_engine_chat_format(s->e, roles, texts, q->n_msgs, add_gen, &text, &err);
+        if (st == PC_OK) st = pc_engine_chat_tokenize_messages(s->e, roles, texts, q->n_msgs, add_gen, ids, n, &err);
         free(roles);
         free(texts);
+    } else {
+        st = pc_engine_tokenize(s->e, q->prompt, strlen(q->prompt), true, true, ids, n, &err);
     }
-    const char *t = q->api == SRV_CHAT ? text : q->prompt;
-    if (st == PC_OK) st = pc_engine_tokenize(s->e, t, strlen(t), true, true, ids, n, &err);
-    pc_free(text);
     if (st != PC_OK) srv_error_from_status(e, st, &err, q->api == SRV_CHAT ? "messages" : "prompt");
     return st == PC_OK ? 0 : -1;
 }

@@ -271,7 +271,11 @@ typedef struct pc_schema_params {
     /* Lenient-mode warnings, one per line, are appended here when non-NULL
      * (malloc'd; the caller frees with pc_free). */
     char **warnings;
-    const char *tenant;         /* namespace of the schema's store keys; NULL or "": shared */
+    /* The tenant the schema belongs to: its store keys and its registered
+     * name are namespaced by it ("TENANT/NAME"), so only that tenant's
+     * requests bind to it. NULL or "": shared (every tenant's requests see
+     * it). No '/' in a tenant. */
+    const char *tenant;
     bool pin;                   /* the memory tier never evicts the schema's pieces */
     double ttl_s;               /* > 0: the schema's pieces leave memory ttl_s seconds after registration */
     /* The most KV the schema's pieces may hold together, every union member
@@ -288,9 +292,10 @@ typedef struct pc_schema_params {
 
 /* Parses and lays out a schema file, makes its pieces' KV ready in the module
  * store - found in memory, on disk or in Redis, else encoded and stored - and
- * registers it under its name (a schema of the same name is an error).
- * *name_out (may be NULL) receives the name, malloc'd. Errors carry file,
- * line and column. */
+ * registers it under its name (a schema of the same name and tenant is an
+ * error). *name_out (may be NULL) receives its registered name, malloc'd:
+ * NAME for a shared schema, TENANT/NAME for a tenant's; the calls below take
+ * that name. Errors carry file, line and column. */
 pc_status pc_engine_schema_load_file(pc_engine *e, const char *path, const pc_schema_params *p, char **name_out,
                                      pc_error *err);
 /* Same from a buffer; doc_name labels errors. src= needs p->src_root. */
@@ -299,8 +304,8 @@ pc_status pc_engine_schema_load(pc_engine *e, const char *xml, size_t len, const
 /* Unregisters a schema; requests already running keep their spans alive. */
 pc_status pc_engine_schema_remove(pc_engine *e, const char *name, pc_error *err);
 
-/* The names of the registered schemas: *names is one malloc'd block holding
- * the array and the strings (free it with pc_free). */
+/* The registered names of the schemas (NAME or TENANT/NAME): *names is one
+ * malloc'd block holding the array and the strings (free it with pc_free). */
 pc_status pc_engine_schema_list(const pc_engine *e, char ***names, size_t *n, pc_error *err);
 
 typedef struct pc_schema_stats {
@@ -324,6 +329,9 @@ typedef struct pc_run_params {
     pc_gen_params gen;
     bool use_cache;             /* false: plain prefill of the very same tokens at the same positions */
     bool lenient;
+    /* The prompt's schema is looked up among this tenant's schemas, then the
+     * shared ones; NULL or "": the shared ones only. */
+    const char *tenant;
 } pc_run_params;
 
 /* A cached piece a request used, and where its KV came from. */
@@ -372,6 +380,16 @@ typedef struct pc_request pc_request;
  * stay valid until the request is done. Release with pc_request_release. */
 pc_status pc_request_from_tokens(pc_engine *e, const int32_t *prompt, size_t n, const pc_gen_params *p,
                                  pc_request **out, pc_error *err);
+/* Tokens per block of the automatic prefix cache. */
+#define PC_PREFIX_BLOCK 64
+/* A plain prompt at positions 0..n-1 through the automatic prefix cache: its
+ * leading blocks of PC_PREFIX_BLOCK tokens that the module store's memory
+ * tier holds for this tenant (NULL or "": the shared namespace) are reused,
+ * the blocks it computes are kept there for later prompts. The output is
+ * bitwise the same as pc_request_from_tokens'; the result's cached_tokens
+ * counts what was reused. */
+pc_status pc_request_from_prefix(pc_engine *e, const int32_t *prompt, size_t n, const pc_gen_params *p,
+                                 const char *tenant, pc_request **out, pc_error *err);
 /* A PML prompt bound to its registered schema; p as for pc_engine_run. The
  * request holds references to the spans it reuses, so the schema may be
  * removed while it runs. */
@@ -462,6 +480,7 @@ typedef struct pc_server_params {
     const pc_api_key *keys;   /* n_keys == 0: no authentication, one tenant ("") */
     size_t n_keys;
     const char *model_alias;  /* the model id clients name; NULL: the model's name */
+    bool prefix_cache;        /* plain prompts through the automatic prefix cache (pc_request_from_prefix) */
 } pc_server_params;
 
 pc_server_params pc_server_default_params(void);

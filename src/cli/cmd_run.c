@@ -64,7 +64,7 @@ static int run_all(const run_cmd *o, const pc_cli_engine_opts *eo, const pc_cli_
     char **names = calloc(so->files.n + 1, sizeof *names);
     int rc = !names || pc_cli_schemas_load("run", e, so, names) ? 1 : 0;
     const pc_cli_run_cfg cfg = {.gen = pc_cli_gen_params(go), .lenient = so->lenient, .json = o->json,
-                                .repeat = o->repeat};
+                                .repeat = o->repeat, .tenant = so->tenant};
     bool failed = false;
     for (size_t i = 0; rc == 0 && i < o->prompts.n; i++) {
         if (o->prompts.n > 1 && !so->quiet) fprintf(stderr, "=== prompt %s ===\n", o->prompts.v[i]);

@@ -74,7 +74,7 @@ static void keep_logits(void *user, size_t step, const float *logits, int32_t n_
 
 pc_status pc_cli_run_repeated(pc_engine *e, const pc_cli_run_cfg *cfg, const pc_cli_prompt *p, bool cache,
                               bool quiet_answer, void *logits_user, pc_run_result *r, double *ttfts, pc_error *err) {
-    pc_run_params rp = {.gen = cfg->gen, .use_cache = cache, .lenient = cfg->lenient};
+    pc_run_params rp = {.gen = cfg->gen, .use_cache = cache, .lenient = cfg->lenient, .tenant = cfg->tenant};
     const bool stream = !cfg->json && !quiet_answer;
     if (stream) fprintf(stderr, "--- answer (%s) ---\n", cache ? "cached" : "no cache");
     for (int i = 0; i < cfg->repeat; i++) {
@@ -139,7 +139,7 @@ static void compare_logits(void *user, size_t step, const float *logits, int32_t
 static pc_status measure_quality(pc_engine *e, const pc_cli_run_cfg *cfg, const pc_cli_prompt *p,
                                  const pc_run_result *cached, const pc_run_result *ref, quality *q, pc_error *err) {
     size_t n = ref->gen.n_tokens < q->ref->n ? ref->gen.n_tokens : q->ref->n;
-    pc_run_params rp = {.gen = cfg->gen, .use_cache = true, .lenient = cfg->lenient};
+    pc_run_params rp = {.gen = cfg->gen, .use_cache = true, .lenient = cfg->lenient, .tenant = cfg->tenant};
     rp.gen.force_tokens = ref->gen.tokens;
     rp.gen.n_force = n;
     rp.gen.n_predict = (int)n;

@@ -16,6 +16,7 @@ typedef struct pc_cli_run_cfg {
     pc_gen_params gen;
     bool lenient, json;
     int repeat; /* 1 .. PC_CLI_MAX_REPEAT */
+    const char *tenant; /* whose schemas the prompts bind to (then the shared ones) */
 } pc_cli_run_cfg;
 
 /* One prompt's text and name. */

@@ -50,7 +50,10 @@ pc_kv_span *pc_engine_new_span(const pc_engine *e, int32_t cap);
 pc_encoder pc_engine_encoder(pc_engine *e, pc_encode_progress_fn progress, void *user);
 
 /* Look-up without locking: the caller holds schemas_lock. NULL if absent. */
+/* By registered name: NAME (shared) or TENANT/NAME. The caller holds schemas_lock. */
 struct pc_schema *pc_engine_find_schema(const pc_engine *e, const char *name);
+/* By tenant ("" or NULL: shared) and the schema's own name. */
+struct pc_schema *pc_engine_find_schema_of(const pc_engine *e, const char *tenant, const char *name);
 void pc_engine_free_schemas(pc_engine *e);
 
 #endif

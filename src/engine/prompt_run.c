@@ -109,10 +109,13 @@ static pc_status record_input(const pc_plan *p, pc_run_result *out, pc_error *er
     return PC_OK;
 }
 
-/* The registered schema a prompt names; the caller holds schemas_lock. */
-static pc_status find_schema(pc_engine *e, const pc_pml_doc *doc, const pc_schema **schema, pc_error *err) {
+/* The registered schema a prompt names: the tenant's own, else a shared one.
+ * The caller holds schemas_lock. */
+static pc_status find_schema(pc_engine *e, const pc_pml_doc *doc, const char *tenant, const pc_schema **schema,
+                             pc_error *err) {
     const pc_pml_node *root = doc->root;
-    *schema = root->name ? pc_engine_find_schema(e, root->name) : NULL;
+    *schema = root->name && tenant && *tenant ? pc_engine_find_schema_of(e, tenant, root->name) : NULL;
+    if (!*schema && root->name) *schema = pc_engine_find_schema_of(e, "", root->name);
     if (*schema) return PC_OK;
     if (!root->name)
         return pc_fail(err, PC_ERR_NOT_FOUND, "%s:%u:%u: the prompt names no schema: write <prompt schema=\"NAME\">",
@@ -151,7 +154,7 @@ static pc_status plan_prompt(pc_engine *e, const char *xml, size_t len, const ch
     pthread_rwlock_rdlock(&e->schemas_lock);
     const pc_schema *s = NULL;
     int32_t schema_len = 0;
-    st = find_schema(e, doc, &s, err);
+    st = find_schema(e, doc, p->tenant, &s, err);
     if (st == PC_OK) {
         pc_bind_ctx bc = {.tok = e->tok, .chat = e->chat, .default_system = e->default_system};
         const double tb = pc_now_ms();

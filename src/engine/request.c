@@ -263,6 +263,9 @@ static void free_request(pc_request *r) {
     free(r->res.input_pos);
     free(r->res.pieces);
     pc_piece_kv_release(&r->pins, r->e->store); /* after the spans: nothing reads them any more */
+    for (int32_t i = 0; i < r->n_prefix_pins; i++) pc_store_release(r->e->store, r->prefix_pins[i]);
+    free(r->prefix_pins);
+    free(r->prefix_keys);
     free(r);
 }
 

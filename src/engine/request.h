@@ -74,6 +74,9 @@ struct pc_request {
 
     pc_run_result res;
     pc_piece_kv pins;       /* the store entries of its cached spans, pinned until the request is freed */
+    pc_store_entry **prefix_pins; /* plain prompts: the prefix blocks it reuses, pinned likewise */
+    int32_t n_prefix_pins;
+    pc_store_key *prefix_keys;    /* the keys of its prompt's blocks, for those it computes (prefix_cache.c) */
     pc_status status;
     pc_error err;
     double t0;              /* request start: TTFT counts from here */

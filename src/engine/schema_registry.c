@@ -17,10 +17,37 @@
 #include "util/buf.h"
 #include "util/error.h"
 
-pc_schema *pc_engine_find_schema(const pc_engine *e, const char *name) {
+pc_schema *pc_engine_find_schema_of(const pc_engine *e, const char *tenant, const char *name) {
+    if (!tenant) tenant = "";
     for (int32_t i = 0; i < e->n_schemas; i++)
-        if (strcmp(e->schemas[i]->name, name) == 0) return e->schemas[i];
+        if (strcmp(e->schemas[i]->name, name) == 0 && strcmp(e->schemas[i]->tenant, tenant) == 0) return e->schemas[i];
     return NULL;
+}
+
+/* A registered name is NAME (shared) or TENANT/NAME; schema names never hold '/'. */
+pc_schema *pc_engine_find_schema(const pc_engine *e, const char *name) {
+    const char *slash = strchr(name, '/');
+    if (!slash) return pc_engine_find_schema_of(e, "", name);
+    char tenant[256];
+    if ((size_t)(slash - name) >= sizeof tenant) return NULL;
+    memcpy(tenant, name, (size_t)(slash - name));
+    tenant[slash - name] = '\0';
+    return pc_engine_find_schema_of(e, tenant, slash + 1);
+}
+
+/* "NAME" or "TENANT/NAME", malloc'd. */
+static char *registered_name(const pc_schema *s) {
+    const size_t nt = strlen(s->tenant), nn = strlen(s->name);
+    char *q = malloc(nt + nn + 2);
+    if (q) snprintf(q, nt + nn + 2, "%s%s%s", s->tenant, nt ? "/" : "", s->name);
+    return q;
+}
+
+static pc_status check_tenant(const char *t, pc_error *err) {
+    if (!t) return PC_OK;
+    if (strchr(t, '/') || strlen(t) > 200)
+        return pc_fail(err, PC_ERR_INVALID, "tenant '%.64s': a tenant has at most 200 bytes and no '/'", t);
+    return PC_OK;
 }
 
 static pc_status collect_warnings(const pc_pml_doc *doc, char **out, pc_error *err) {
@@ -36,9 +63,13 @@ static pc_status collect_warnings(const pc_pml_doc *doc, char **out, pc_error *e
     return PC_OK;
 }
 
+static pc_status already(const pc_schema *s, pc_error *err) {
+    return pc_fail(err, PC_ERR_INVALID, "%s: a schema named '%s' is already registered%s%s", s->doc->name, s->name,
+                   *s->tenant ? " for tenant " : "", s->tenant);
+}
+
 static pc_status add_schema(pc_engine *e, pc_schema *s, pc_error *err) {
-    if (pc_engine_find_schema(e, s->name))
-        return pc_fail(err, PC_ERR_INVALID, "%s: a schema named '%s' is already registered", s->doc->name, s->name);
+    if (pc_engine_find_schema_of(e, s->tenant, s->name)) return already(s, err);
     pc_schema **a = pc_array_reserve(e->schemas, &e->cap_schemas, (size_t)e->n_schemas + 1, sizeof *e->schemas);
     if (!a) return pc_fail(err, PC_ERR_NOMEM, "out of memory registering schema '%s'", s->name);
     e->schemas = a;
@@ -64,6 +95,7 @@ static pc_status placeholder_of(const pc_engine *e, const pc_schema_params *p, c
 /* Lays out, encodes and registers a parsed schema (takes doc). */
 static pc_status register_doc(pc_engine *e, pc_pml_doc *doc, const pc_schema_params *p, char **name_out, pc_error *err) {
     pc_status st = collect_warnings(doc, p ? p->warnings : NULL, err);
+    if (st == PC_OK) st = check_tenant(p ? p->tenant : NULL, err);
     if (st != PC_OK) {
         pc_pml_doc_free(doc);
         return st;
@@ -79,17 +111,16 @@ static pc_status register_doc(pc_engine *e, pc_pml_doc *doc, const pc_schema_par
                         .placeholder = placeholder, .default_system = e->default_system};
     pc_schema *s = NULL;
     if ((st = pc_schema_layout(doc, &lc, &s, err)) != PC_OK) return st;
+    st = pc_schema_keys(s, e->model_digest, p ? p->tenant : NULL, err); /* sets s->tenant */
     pthread_rwlock_rdlock(&e->schemas_lock);
-    if (pc_engine_find_schema(e, s->name))
-        st = pc_fail(err, PC_ERR_INVALID, "%s: a schema named '%s' is already registered", s->doc->name, s->name);
+    if (st == PC_OK && pc_engine_find_schema_of(e, s->tenant, s->name)) st = already(s, err);
     pthread_rwlock_unlock(&e->schemas_lock);
     pc_encoder enc = pc_engine_encoder(e, p ? p->progress : NULL, p ? p->progress_user : NULL);
-    if (st == PC_OK) st = pc_schema_keys(s, e->model_digest, p ? p->tenant : NULL, err);
     if (st == PC_OK) st = pc_store_set_group(e->store, s->group, p && p->pin, p ? p->ttl_s : 0, err);
     if (st == PC_OK) st = pc_schema_encode(s, &enc, &s->ready, err);
     pc_encoder_end(&enc);
     /* The name is copied first: once registered, another thread may remove s. */
-    char *name = st == PC_OK && name_out ? strdup(s->name) : NULL;
+    char *name = st == PC_OK && name_out ? registered_name(s) : NULL;
     if (st == PC_OK && name_out && !name) st = pc_fail(err, PC_ERR_NOMEM, "out of memory registering '%s'", s->name);
     if (st == PC_OK) { /* checked again: another thread may have registered the name meanwhile */
         pthread_rwlock_wrlock(&e->schemas_lock);
@@ -133,8 +164,9 @@ pc_status pc_engine_schema_load(pc_engine *e, const char *xml, size_t len, const
 pc_status pc_engine_schema_remove(pc_engine *e, const char *name, pc_error *err) {
     pc_schema *gone = NULL;
     pthread_rwlock_wrlock(&e->schemas_lock);
-    for (int32_t i = 0; i < e->n_schemas && !gone; i++)
-        if (strcmp(e->schemas[i]->name, name) == 0) {
+    const pc_schema *s = pc_engine_find_schema(e, name);
+    for (int32_t i = 0; s && i < e->n_schemas && !gone; i++)
+        if (e->schemas[i] == s) {
             gone = e->schemas[i];
             e->schemas[i] = e->schemas[--e->n_schemas];
         }
@@ -176,16 +208,16 @@ pc_status pc_engine_schema_list(const pc_engine *e, char ***names, size_t *n, pc
     pthread_rwlock_t *lock = &((pc_engine *)e)->schemas_lock; /* the lock is not part of the engine's value */
     pthread_rwlock_rdlock(lock);
     size_t bytes = 0;
-    for (int32_t i = 0; i < e->n_schemas; i++) bytes += strlen(e->schemas[i]->name) + 1;
+    for (int32_t i = 0; i < e->n_schemas; i++) bytes += strlen(e->schemas[i]->tenant) + strlen(e->schemas[i]->name) + 2;
     const size_t head = ((size_t)e->n_schemas + 1) * sizeof(char *);
     char **a = malloc(head + bytes);
     if (a) {
         char *p = (char *)a + head;
         for (int32_t i = 0; i < e->n_schemas; i++) {
-            const size_t len = strlen(e->schemas[i]->name) + 1;
-            memcpy(p, e->schemas[i]->name, len);
+            const pc_schema *s = e->schemas[i];
+            const int len = sprintf(p, "%s%s%s", s->tenant, *s->tenant ? "/" : "", s->name);
             a[i] = p;
-            p += len;
+            p += len + 1;
         }
         a[e->n_schemas] = NULL;
         *n = (size_t)e->n_schemas;

@@ -83,7 +83,7 @@ static void promote(pc_store *s, pc_store_entry *e, int from) {
 
 pc_status pc_store_fetch(pc_store *s, const pc_store_desc *d, pc_store_entry **out, pc_kv_source *src, pc_error *err) {
     *out = NULL;
-    for (int i = 0; i < PC_N_TIERS; i++) {
+    for (int i = 0; i < (d->memory_only ? 1 : PC_N_TIERS); i++) {
         pc_tier *t = s->tier[i];
         if (!t) continue;
         pc_store_entry *e = NULL;
@@ -132,7 +132,7 @@ pc_status pc_store_put(pc_store *s, const pc_store_desc *d, pc_kv_span *span, pc
         pc_store_entry_free(e);
         return st;
     }
-    for (int i = PC_SOURCE_DISK; i < PC_N_TIERS; i++) {
+    for (int i = PC_SOURCE_DISK; i < PC_N_TIERS && !d->memory_only; i++) {
         pc_error ignored;
         if (s->tier[i]) s->tier[i]->m->put(s->tier[i], e, &ignored); /* failures: logged by the tier */
     }

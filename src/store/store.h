@@ -88,6 +88,7 @@ typedef struct pc_store_desc {
     int32_t start, n;       /* positions [start, start + n) */
     const int32_t *tokens;  /* [n] token ids */
     const char *label;      /* "schema:path", for listings and log lines */
+    bool memory_only;       /* fetch and put touch the memory tier only (the prefix cache's blocks) */
 } pc_store_desc;
 
 typedef struct pc_store_config {

@@ -11,10 +11,14 @@
 
 #include "cli/cli.h"
 
+#define PC_STR_(x) #x
+#define PC_STR(x) PC_STR_(x)
+
 typedef struct serve_cmd {
     const char *host, *api_key, *api_key_file, *alias;
     int port, parallel, queue, batch, timeout, upload_timeout, max_body_mb, max_conn;
     float drain_timeout;
+    bool no_prefix_cache;
 } serve_cmd;
 
 #define S(f) offsetof(serve_cmd, f)
@@ -31,6 +35,9 @@ static const pc_cli_opt SERVE_TABLE[] = {
     {"upload-timeout", 0, PC_OPT_INT, S(upload_timeout), "S", "a request body must arrive within (default 30)", 1, 3600},
     {"max-body-mb", 0, PC_OPT_INT, S(max_body_mb), "N", "larger bodies get 413 (default 16)", 1, 4096},
     {"max-connections", 0, PC_OPT_INT, S(max_conn), "N", "connections at once (default 256)", 1, 65536},
+    {"no-prefix-cache", 0, PC_OPT_FLAG, S(no_prefix_cache), NULL,
+     "plain prompts reuse no blocks of earlier prompts (default: blocks of " PC_STR(PC_PREFIX_BLOCK)
+     " tokens kept in the store's memory tier)", 0, 0},
     {"drain-timeout", 0, PC_OPT_FLOAT, S(drain_timeout), "S", "on SIGTERM, wait this long for requests in flight (default 60)",
      0.001, 86400},
     {0},
@@ -79,6 +86,10 @@ static int serve(const serve_cmd *o, const pc_cli_engine_opts *eo, const pc_cli_
     p.drain_timeout_s = o->drain_timeout;
     p.keys = keys;
     p.n_keys = n_keys;
+    /* the blocks live under the memory tier's budget: without one they would grow without bound */
+    p.prefix_cache = !o->no_prefix_cache && eo->cache->mem > 0;
+    if (!o->no_prefix_cache && !p.prefix_cache)
+        fprintf(stderr, "pcache serve: the prefix cache is off: --cache-mem gives the memory tier no budget\n");
     /* the model's file name is what llama.cpp's server reports too, and it has no spaces */
     char alias[256];
     const char *base = strrchr(eo->model, '/') ? strrchr(eo->model, '/') + 1 : eo->model;
@@ -117,7 +128,11 @@ int pc_cli_serve(int argc, char **argv) {
                    .max_body_mb = 16, .max_conn = 256, .drain_timeout = 60};
     pc_cli_engine_opts eo = pc_cli_engine_defaults();
     pc_cli_schema_opts so = {0};
-    const pc_cli_group groups[] = {{"server", SERVE_TABLE, &o}, {"schemas to register at start", pc_cli_schema_table, &so},
+    pc_cli_cache_opts co = {.mem = (size_t)1 << 30}; /* a server needs a bound: 1 GiB unless told */
+    eo.cache = &co;
+    const pc_cli_group groups[] = {{"server", SERVE_TABLE, &o},
+                                   {"schemas to register at start", pc_cli_schema_table, &so},
+                                   {"module store", pc_cli_cache_table, &co},
                                    {"model", pc_cli_engine_table, &eo}};
     const pc_cli_spec spec = {"serve", "pcache serve [-m MODEL] [--port N] [--parallel N] [--schema S.xml] [options]",
                               "Serves the model over HTTP: OpenAI-compatible completions and chat, PML schemas.",

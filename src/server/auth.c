@@ -73,6 +73,8 @@ static pc_status parse_key_line(const char *path, size_t line_no, char *line, pc
     if (!tenant || extra || (flag && strcmp(flag, "share") != 0))
         return pc_fail(err, PC_ERR_FORMAT, "%s:%zu: expected 'KEY TENANT' or 'KEY TENANT share'", path, line_no);
     if (strlen(key) < 8) return pc_fail(err, PC_ERR_FORMAT, "%s:%zu: a key must have at least 8 characters", path, line_no);
+    if (strchr(tenant, '/') || strlen(tenant) > 200) /* schemas are registered as TENANT/NAME */
+        return pc_fail(err, PC_ERR_FORMAT, "%s:%zu: a tenant has at most 200 characters and no '/'", path, line_no);
     out->key = strdup(key);
     out->tenant = strdup(tenant);
     out->can_share = flag != NULL;

@@ -77,8 +77,10 @@ static int plain_request(pc_server *s, const srv_conn *cn, const srv_gen_req *q,
         }
     if (!ids && plain_tokens(s, q, &ids, &n, e)) return -1;
     pc_error err = {0};
-    pc_status st = pc_request_from_tokens(s->e, ids, n, g, out, &err);
-    (void)cn;
+    /* the prefix cache is namespaced by the key's tenant: no hit, and so no
+     * faster TTFT, on another tenant's text */
+    pc_status st = s->p.prefix_cache ? pc_request_from_prefix(s->e, ids, n, g, cn->who.tenant, out, &err)
+                                     : pc_request_from_tokens(s->e, ids, n, g, out, &err);
     if (ids != q->prompt_ids) pc_free(ids);
     if (st != PC_OK) srv_error_from_status(e, st, &err, "prompt");
     return st == PC_OK ? 0 : -1;
@@ -138,8 +140,7 @@ static int pml_request(pc_server *s, const srv_conn *cn, const srv_gen_req *q, c
         len = doc.len;
         name = "pml";
     }
-    pc_run_params rp = {.gen = *g, .use_cache = true};
-    (void)cn;
+    pc_run_params rp = {.gen = *g, .use_cache = true, .tenant = cn->who.tenant}; /* its own schemas, then shared */
     pc_error err = {0};
     pc_status st = pc_request_from_pml(s->e, xml, len, name, &rp, out, &err);
     pc_buf_free(&doc);
@@ -161,8 +162,10 @@ json_t *srv_usage_json(const srv_usage *u) {
 }
 
 json_t *srv_pcache_json(const srv_usage *u) {
-    return json_pack("{s:f, s:I, s:f}", "ttft_ms", u->ttft_ms, "cached_tokens", (json_int_t)u->cached_tokens,
-                     "decode_tok_s", u->decode_tok_s);
+    json_t *o = json_pack("{s:f, s:I, s:f}", "ttft_ms", u->ttft_ms, "cached_tokens", (json_int_t)u->cached_tokens,
+                          "decode_tok_s", u->decode_tok_s);
+    if (o && u->modules) json_object_set(o, "modules", u->modules);
+    return o;
 }
 
 static json_t *answer_json(const srv_reply *rp, const char *text, size_t len, const srv_usage *u) {
@@ -183,6 +186,11 @@ void srv_count_done(pc_server *s, const srv_job *j) {
     atomic_fetch_add(&m->prompt_tokens, (uint64_t)j->usage.prompt_tokens);
     atomic_fetch_add(&m->cached_prompt_tokens, (uint64_t)j->usage.cached_tokens);
     atomic_fetch_add(&m->generated_tokens, (uint64_t)j->usage.completion_tokens);
+    if (j->plain && s->p.prefix_cache) {
+        atomic_fetch_add(&m->prefix_queries, 1);
+        if (j->usage.cached_tokens > 0) atomic_fetch_add(&m->prefix_hits, 1);
+        atomic_fetch_add(&m->prefix_hit_tokens, (uint64_t)j->usage.cached_tokens);
+    }
     if (j->usage.completion_tokens > 0) srv_metrics_ttft(m, j->usage.ttft_ms);
 }
 
@@ -218,11 +226,14 @@ static int check_model(const pc_server *s, const srv_gen_req *q, srv_api_error *
     return -1;
 }
 
+static bool is_pml(const srv_gen_req *q) {
+    return q->api == SRV_CHAT ? q->pml != NULL : q->prompt_is_pml;
+}
+
 static int make_request(pc_server *s, const srv_conn *cn, const srv_gen_req *q, pc_request **r, srv_api_error *e) {
     if (check_model(s, q, e)) return -1;
     const pc_gen_params g = gen_params(s, q);
-    const bool pml = q->api == SRV_CHAT ? q->pml != NULL : q->prompt_is_pml;
-    return pml ? pml_request(s, cn, q, &g, r, e) : plain_request(s, cn, q, &g, r, e);
+    return is_pml(q) ? pml_request(s, cn, q, &g, r, e) : plain_request(s, cn, q, &g, r, e);
 }
 
 /* Submits r; on success *out is its job. Takes r. */
@@ -258,6 +269,7 @@ enum MHD_Result srv_handle_generate(srv_conn *cn, struct MHD_Connection *c, srv_
         srv_gen_req_free(&q);
         return srv_reply_error(s, c, &e);
     }
+    j->plain = !is_pml(&q);
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     srv_reply rp = {.srv = s, .job = j, .api = api, .fd = ci ? ci->connect_fd : -1, .created = (int64_t)time(NULL),
                     .stream = q.stream, .include_usage = q.include_usage};

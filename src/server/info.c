@@ -22,9 +22,11 @@ enum MHD_Result srv_handle_models(pc_server *s, struct MHD_Connection *c) {
 enum MHD_Result srv_handle_metrics(pc_server *s, struct MHD_Connection *c) {
     pc_sched_stats st;
     pc_sched_get_stats(s->sched, &st);
+    pc_cache_stats cs;
+    pc_engine_cache_stats(s->e, &cs);
     pc_buf b = {0};
     enum MHD_Result ok;
-    if (srv_metrics_render(&s->m, &st, &b))
+    if (srv_metrics_render(&s->m, &st, &cs, &b))
         ok = srv_reply_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4", b.data, b.len);
     else
         ok = srv_reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", "out of memory\n", 14);
@@ -32,23 +34,27 @@ enum MHD_Result srv_handle_metrics(pc_server *s, struct MHD_Connection *c) {
     return ok;
 }
 
-/* The registered schemas a tenant can see, with their KV. */
-static json_t *schemas_json(pc_server *s) {
-    char **names = NULL;
-    size_t n = 0;
-    pc_error err = {0};
-    json_t *a = json_array();
-    if (pc_engine_schema_list(s->e, &names, &n, &err) != PC_OK) return a;
-    for (size_t i = 0; i < n; i++) {
-        pc_schema_stats st;
-        if (pc_engine_schema_stats(s->e, names[i], &st, &err) != PC_OK) continue; /* removed meanwhile */
-        json_array_append_new(a, json_pack("{s:s, s:i, s:I}", "name", names[i], "positions", st.length, "kv_bytes",
-                                           (json_int_t)st.kv_bytes));
+/* The store's tiers: what they hold and how they have done since the start.
+ * Counts are the server's, over every tenant (no tenant's text shows in them). */
+static json_t *tiers_json(pc_server *s) {
+    pc_cache_stats cs;
+    pc_engine_cache_stats(s->e, &cs);
+    json_t *o = json_object();
+    for (int t = 0; t < PC_N_TIERS; t++) {
+        const pc_cache_tier_stats *x = &cs.tier[t];
+        json_object_set_new(o, pc_kv_source_name((pc_kv_source)t),
+                            json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "enabled", x->enabled,
+                                      "entries", (json_int_t)x->entries, "bytes", (json_int_t)x->bytes, "budget",
+                                      (json_int_t)x->budget, "hits", (json_int_t)x->hits, "misses",
+                                      (json_int_t)x->misses, "evictions", (json_int_t)x->evictions, "writes",
+                                      (json_int_t)x->writes, "rejected", (json_int_t)(x->rejected + x->checksum_failures),
+                                      "errors", (json_int_t)x->errors));
     }
-    pc_free(names);
-    return a;
+    return o;
 }
 
-enum MHD_Result srv_handle_cache(pc_server *s, struct MHD_Connection *c) {
-    return srv_reply_json(c, MHD_HTTP_OK, json_pack("{s:o}", "schemas", schemas_json(s)));
+enum MHD_Result srv_handle_cache(pc_server *s, const srv_who *who, struct MHD_Connection *c) {
+    return srv_reply_json(c, MHD_HTTP_OK,
+                          json_pack("{s:s, s:o, s:o}", "object", "cache", "tiers", tiers_json(s), "schemas",
+                                    srv_schemas_json(s, who)));
 }

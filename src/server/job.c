@@ -28,6 +28,18 @@ static bool on_text(void *user, int32_t token, const char *text, size_t len) {
     return ok; /* out of memory for the text: stop generating */
 }
 
+/* Where each cached piece of a PML prompt came from (SERVING.md's per-module
+ * breakdown). Built here because r lives only during the callback. */
+static json_t *modules_json(const pc_run_result *r) {
+    if (!r->n_pieces) return NULL;
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < r->n_pieces; i++)
+        json_array_append_new(a, json_pack("{s:s, s:i, s:i, s:s}", "path", r->pieces[i].path, "start",
+                                           r->pieces[i].start, "tokens", r->pieces[i].n, "source",
+                                           pc_kv_source_name(r->pieces[i].source)));
+    return a;
+}
+
 static void on_done(void *user, pc_status status, const pc_error *err, const pc_run_result *r) {
     srv_job *j = user;
     pthread_mutex_lock(&j->mu);
@@ -37,7 +49,8 @@ static void on_done(void *user, pc_status status, const pc_error *err, const pc_
     if (r)
         j->usage = (srv_usage){.prompt_tokens = r->cached_tokens + r->fresh_tokens, .cached_tokens = r->cached_tokens,
                                .completion_tokens = (int64_t)r->gen.n_tokens, .stop = r->gen.stop,
-                               .ttft_ms = r->gen.ttft_ms, .decode_tok_s = r->gen.decode_tok_s};
+                               .ttft_ms = r->gen.ttft_ms, .decode_tok_s = r->gen.decode_tok_s,
+                               .modules = modules_json(r)};
     pthread_mutex_unlock(&j->mu);
     notify(j);
     srv_job_release(j);
@@ -62,6 +75,7 @@ void srv_job_release(srv_job *j) {
     if (!j || atomic_fetch_sub(&j->refs, 1) != 1) return;
     pc_request_release(j->req);
     pc_buf_free(&j->text);
+    json_decref(j->usage.modules);
     close(j->efd);
     pthread_mutex_destroy(&j->mu);
     free(j);

@@ -13,6 +13,7 @@
 #ifndef PC_SERVER_JOB_H
 #define PC_SERVER_JOB_H
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -26,6 +27,7 @@ typedef struct srv_usage {
     int64_t completion_tokens;
     pc_stop_reason stop;
     double ttft_ms, decode_tok_s;
+    json_t *modules;           /* PML prompts: [{path, tokens, source}] per cached piece; NULL otherwise */
 } srv_usage;
 
 typedef struct srv_job {
@@ -38,6 +40,7 @@ typedef struct srv_job {
     srv_usage usage;
     _Atomic int refs;
     pc_request *req;           /* the connection thread's reference (for cancel) */
+    bool plain;                /* a plain prompt (not PML): set by the connection thread before it reads usage */
 } srv_job;
 
 /* A job for r (takes the caller's reference to r); sets r's callbacks. NULL on OOM. */

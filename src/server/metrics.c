@@ -2,6 +2,7 @@
  * 0.0.4): "# HELP", "# TYPE", then "name{labels} value" lines. */
 #include "server/metrics.h"
 
+#include <stddef.h>
 #include <stdio.h>
 
 /* TTFT bucket bounds in seconds (le), the last one +Inf. */
@@ -49,7 +50,32 @@ static bool ttft(const srv_metrics *m, pc_buf *o) {
                                (double)atomic_load(&m->ttft_sum_us) / 1e6, (unsigned long long)atomic_load(&m->ttft_count));
 }
 
-bool srv_metrics_render(const srv_metrics *m, const pc_sched_stats *sc, pc_buf *o) {
+/* One labelled series per enabled tier of the module store. */
+static bool per_tier(pc_buf *o, const pc_cache_stats *cs, const char *name, const char *type, const char *help,
+                     size_t offset) {
+    bool ok = pc_buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    for (int t = 0; ok && t < PC_N_TIERS; t++)
+        if (cs->tier[t].enabled)
+            ok = pc_buf_printf(o, "%s{tier=\"%s\"} %llu\n", name, pc_kv_source_name((pc_kv_source)t),
+                               (unsigned long long)*(const uint64_t *)((const char *)&cs->tier[t] + offset));
+    return ok;
+}
+
+static bool store(pc_buf *o, const pc_cache_stats *cs) {
+#define TIER(name, type, help, field) per_tier(o, cs, name, type, help, offsetof(pc_cache_tier_stats, field))
+    return TIER("pcache_store_hits_total", "counter", "Module store look-ups that found a usable entry.", hits) &&
+           TIER("pcache_store_misses_total", "counter", "Module store look-ups that found none.", misses) &&
+           TIER("pcache_store_entries", "gauge", "Entries held.", entries) &&
+           TIER("pcache_store_bytes", "gauge", "Bytes held.", bytes) &&
+           TIER("pcache_store_budget_bytes", "gauge", "Byte budget (0: none).", budget) &&
+           TIER("pcache_store_evictions_total", "counter", "Entries dropped to stay within the budget.", evictions) &&
+           TIER("pcache_store_rejected_total", "counter", "Entries dropped for a bad checksum or another mismatch.",
+                rejected) &&
+           TIER("pcache_store_errors_total", "counter", "I/O or connection failures.", errors);
+#undef TIER
+}
+
+bool srv_metrics_render(const srv_metrics *m, const pc_sched_stats *sc, const pc_cache_stats *cs, pc_buf *o) {
     bool ok = requests(m, o) && ttft(m, o);
     ok = ok && counter(o, "pcache_responses_4xx_total", "Requests answered with a client error.", atomic_load(&m->status_4xx));
     ok = ok && counter(o, "pcache_responses_5xx_total", "Requests answered with a server error.", atomic_load(&m->status_5xx));
@@ -66,9 +92,11 @@ bool srv_metrics_render(const srv_metrics *m, const pc_sched_stats *sc, pc_buf *
                        atomic_load(&m->prefix_queries));
     ok = ok && counter(o, "pcache_prefix_cache_hits_total", "Plain prompts that reused at least one cached block.",
                        atomic_load(&m->prefix_hits));
+    ok = ok && counter(o, "pcache_prefix_cache_hit_tokens_total", "Prompt tokens reused from the prefix cache.",
+                       atomic_load(&m->prefix_hit_tokens));
     ok = ok && gauge(o, "pcache_requests_active", "Requests prefilling or decoding.", sc->active);
     ok = ok && gauge(o, "pcache_queue_depth", "Requests waiting for a slot.", sc->queued);
     ok = ok && counter(o, "pcache_batch_steps_total", "Batches run by the scheduler.", sc->steps);
     ok = ok && counter(o, "pcache_batch_rows_total", "Rows (tokens) in those batches.", sc->rows);
-    return ok;
+    return ok && store(o, cs);
 }

@@ -29,8 +29,8 @@ typedef struct srv_metrics {
 } srv_metrics;
 
 void srv_metrics_ttft(srv_metrics *m, double ms);
-/* Appends the exposition text: the counters above and the scheduler's
- * state. false when out of memory. */
-bool srv_metrics_render(const srv_metrics *m, const pc_sched_stats *sched, pc_buf *out);
+/* Appends the exposition text: the counters above, the scheduler's state
+ * and the module store's tiers. false when out of memory. */
+bool srv_metrics_render(const srv_metrics *m, const pc_sched_stats *sched, const pc_cache_stats *store, pc_buf *out);
 
 #endif

@@ -114,7 +114,7 @@ static enum MHD_Result dispatch(srv_conn *cn, struct MHD_Connection *c, const ch
     case SRV_EP_SCHEMAS: return srv_handle_schemas(cn, c, method, url[11] == '/' ? url + 12 : NULL);
     case SRV_EP_MODELS: return get ? srv_handle_models(s, c) : wrong_method(cn, c, method, url);
     case SRV_EP_METRICS: return get ? srv_handle_metrics(s, c) : wrong_method(cn, c, method, url);
-    case SRV_EP_CACHE: return get ? srv_handle_cache(s, c) : wrong_method(cn, c, method, url);
+    case SRV_EP_CACHE: return get ? srv_handle_cache(s, &cn->who, c) : wrong_method(cn, c, method, url);
     default: break;
     }
     srv_api_fail(&e, 404, "invalid_request_error", "unknown_url", NULL, "no endpoint %s %s", method, url);

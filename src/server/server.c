@@ -22,7 +22,7 @@
 pc_server_params pc_server_default_params(void) {
     return (pc_server_params){.host = "127.0.0.1", .port = 8080, .parallel = 4, .max_queued = 64,
                               .max_body_bytes = (size_t)16 << 20, .idle_timeout_s = 600, .upload_timeout_s = 30,
-                              .max_connections = 256, .drain_timeout_s = 60};
+                              .max_connections = 256, .drain_timeout_s = 60, .prefix_cache = true};
 }
 
 static void normalize(pc_server_params *p) {

@@ -70,7 +70,9 @@ enum MHD_Result srv_handle_schemas(srv_conn *cn, struct MHD_Connection *c, const
 enum MHD_Result srv_handle_models(pc_server *s, struct MHD_Connection *c);
 enum MHD_Result srv_handle_health(pc_server *s, struct MHD_Connection *c);
 enum MHD_Result srv_handle_metrics(pc_server *s, struct MHD_Connection *c);
-enum MHD_Result srv_handle_cache(pc_server *s, struct MHD_Connection *c);
+enum MHD_Result srv_handle_cache(pc_server *s, const srv_who *who, struct MHD_Connection *c);
+/* The schemas who may see, each under the name it uses (schemas.c). */
+json_t *srv_schemas_json(pc_server *s, const srv_who *who);
 
 /* The access handler MHD calls (route.c). */
 enum MHD_Result srv_route(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,

@@ -6,7 +6,7 @@
  * tokenizer (env PC_MODEL_PATH, else the default models/ path; the target
  * needs it) with a small context and token budget, then the prompt is bound
  * to it. Encoding needs the model's weights and is left out: the schema is
- * marked encoded with no KV, which binding only references. Invariants: every
+ * marked keyed with no keys or KV, which binding never reads. Invariants: every
  * piece lies inside the schema's positions; L leaves room for the prompt; the
  * pieces hold no more tokens than the budget; every token is in the
  * vocabulary; every plan item lies inside the schema, and the prompt's own
@@ -96,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     }
     check_schema(s, pc_tokenizer_n_vocab(tok));
-    s->encoded = true; /* see the file comment: binding references no KV here */
+    s->keyed = true; /* see the file comment: binding references no KV or store key here */
     if (nul) bind(s, nul + 1, n - schema_len - 1, f, tok);
     pc_schema_free(s);
     return 0;

@@ -28,6 +28,19 @@ pc_engine *pc_cli_engine_open(const char *command, const pc_cli_engine_opts *o);
  * name, names having o->files.n entries. -1 after printing why. */
 int pc_cli_schemas_load(const char *command, pc_engine *e, const pc_cli_schema_opts *o, char **names);
 
+/* The engine the options name with every schema file registered: what run,
+ * schema and encode begin with. names[i] is the registered name of
+ * so->files.v[i]. */
+typedef struct {
+    pc_engine *engine;
+    char **names;
+    size_t n_names;
+} pc_cli_loaded;
+
+/* 0, or -1 after printing "pcache CMD: why" (out is then already freed). */
+int pc_cli_load(const char *command, const pc_cli_engine_opts *eo, const pc_cli_schema_opts *so, pc_cli_loaded *out);
+void pc_cli_loaded_free(pc_cli_loaded *l);
+
 /* pc_progress_fn for schema encoding; user points to a double (last print, ms). */
 void pc_cli_encode_progress(void *user, int32_t done, int32_t n, int64_t tok_done, int64_t tok_total, double ms);
 

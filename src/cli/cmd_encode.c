@@ -32,13 +32,10 @@ static int report(pc_engine *e, const pc_cli_cache_opts *co) {
 }
 
 static int encode_all(const pc_cli_engine_opts *eo, const pc_cli_schema_opts *so, const pc_cli_cache_opts *co) {
-    pc_engine *e = pc_cli_engine_open("encode", eo);
-    if (!e) return 1;
-    char **names = calloc(so->files.n + 1, sizeof *names);
-    int rc = !names || pc_cli_schemas_load("encode", e, so, names) ? 1 : report(e, co);
-    for (size_t i = 0; names && i < so->files.n; i++) free(names[i]);
-    free(names);
-    pc_engine_free(e);
+    pc_cli_loaded l;
+    if (pc_cli_load("encode", eo, so, &l)) return 1;
+    int rc = report(l.engine, co);
+    pc_cli_loaded_free(&l);
     return rc;
 }
 

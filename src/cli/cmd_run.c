@@ -59,21 +59,17 @@ static int run_prompt(pc_engine *e, const run_cmd *o, const pc_cli_run_cfg *cfg,
 
 static int run_all(const run_cmd *o, const pc_cli_engine_opts *eo, const pc_cli_gen_opts *go,
                    const pc_cli_schema_opts *so) {
-    pc_engine *e = pc_cli_engine_open("run", eo);
-    if (!e) return 1;
-    char **names = calloc(so->files.n + 1, sizeof *names);
-    int rc = !names || pc_cli_schemas_load("run", e, so, names) ? 1 : 0;
+    pc_cli_loaded l;
+    if (pc_cli_load("run", eo, so, &l)) return 1;
     const pc_cli_run_cfg cfg = {.gen = pc_cli_gen_params(go), .lenient = so->lenient, .json = o->json,
                                 .repeat = o->repeat, .tenant = so->tenant};
     bool failed = false;
-    for (size_t i = 0; rc == 0 && i < o->prompts.n; i++) {
+    for (size_t i = 0; i < o->prompts.n; i++) {
         if (o->prompts.n > 1 && !so->quiet) fprintf(stderr, "=== prompt %s ===\n", o->prompts.v[i]);
-        if (run_prompt(e, o, &cfg, o->prompts.v[i])) failed = true; /* the other prompts still run */
+        if (run_prompt(l.engine, o, &cfg, o->prompts.v[i])) failed = true; /* the other prompts still run */
     }
-    for (size_t i = 0; names && i < so->files.n; i++) free(names[i]);
-    free(names);
-    pc_engine_free(e);
-    return rc || failed ? 1 : 0;
+    pc_cli_loaded_free(&l);
+    return failed ? 1 : 0;
 }
 
 int pc_cli_run(int argc, char **argv) {

@@ -20,13 +20,10 @@ static int describe_all(pc_engine *e, const pc_cli_schema_opts *so, char **names
 }
 
 static int schema_all(const pc_cli_engine_opts *eo, const pc_cli_schema_opts *so) {
-    pc_engine *e = pc_cli_engine_open("schema", eo);
-    if (!e) return 1;
-    char **names = calloc(so->files.n + 1, sizeof *names);
-    int rc = !names || pc_cli_schemas_load("schema", e, so, names) ? 1 : describe_all(e, so, names);
-    for (size_t i = 0; names && i < so->files.n; i++) free(names[i]);
-    free(names);
-    pc_engine_free(e);
+    pc_cli_loaded l;
+    if (pc_cli_load("schema", eo, so, &l)) return 1;
+    int rc = describe_all(l.engine, so, l.names);
+    pc_cli_loaded_free(&l);
     return rc;
 }
 

@@ -55,6 +55,27 @@ int pc_cli_schemas_load(const char *command, pc_engine *e, const pc_cli_schema_o
     return 0;
 }
 
+int pc_cli_load(const char *command, const pc_cli_engine_opts *eo, const pc_cli_schema_opts *so, pc_cli_loaded *out) {
+    *out = (pc_cli_loaded){0};
+    out->engine = pc_cli_engine_open(command, eo);
+    if (!out->engine) return -1;
+    out->n_names = so->files.n;
+    out->names = calloc(so->files.n + 1, sizeof *out->names);
+    if (!out->names) fprintf(stderr, "pcache %s: out of memory for %zu schema names\n", command, so->files.n);
+    if (!out->names || pc_cli_schemas_load(command, out->engine, so, out->names)) {
+        pc_cli_loaded_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+void pc_cli_loaded_free(pc_cli_loaded *l) {
+    for (size_t i = 0; l->names && i < l->n_names; i++) free(l->names[i]);
+    free(l->names);
+    pc_engine_free(l->engine);
+    *l = (pc_cli_loaded){0};
+}
+
 /* A line redrawn in place on a terminal, a line every few seconds otherwise
  * (logs stay readable). */
 void pc_cli_encode_progress(void *user, int32_t done, int32_t n, int64_t tok_done, int64_t tok_total, double ms) {

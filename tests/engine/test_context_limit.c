@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "default_model.h"
 #include "engine/engine_internal.h"
 #include "schema/schema.h"
 
@@ -83,18 +84,9 @@ static void check_plain_generate(void) {
 }
 
 int main(void) {
-    if (access(PC_MODEL_PATH, R_OK) != 0) {
-        printf("model %s absent: skipped\n", PC_MODEL_PATH);
-        return CHECK_SKIP;
-    }
-    pc_engine_params p = pc_engine_default_params();
-    p.model_path = PC_MODEL_PATH;
-    p.n_ctx = N_CTX;
+    const int opened = test_engine_open(N_CTX, &E);
+    if (opened) return opened;
     pc_error err = {0};
-    if (pc_engine_open(&p, &E, &err) != PC_OK) {
-        fprintf(stderr, "%s\n", err.msg);
-        return 1;
-    }
     if (pc_engine_schema_load(E, SCHEMA, strlen(SCHEMA), "ctx.xml", NULL, NULL, &err) != PC_OK) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;

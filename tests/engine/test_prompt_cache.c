@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "default_model.h"
 #include "engine/engine_internal.h"
 #include "schema/schema.h"
 
@@ -338,18 +339,8 @@ static void check_memory(void) {
 }
 
 int main(void) {
-    if (access(PC_MODEL_PATH, R_OK) != 0) {
-        printf("model %s absent: skipped\n", PC_MODEL_PATH);
-        return CHECK_SKIP;
-    }
-    pc_engine_params p = pc_engine_default_params();
-    p.model_path = PC_MODEL_PATH;
-    p.n_ctx = 4096;
-    pc_error err = {0};
-    if (pc_engine_open(&p, &E, &err) != PC_OK) {
-        fprintf(stderr, "%s\n", err.msg);
-        return 1;
-    }
+    const int opened = test_engine_open(4096, &E);
+    if (opened) return opened;
     CHECK(load(DOCS, "docs.xml") == 0);
     CHECK(load(TRIP, "trip.xml") == 0);
     check_exact("docs", DOCS_P);

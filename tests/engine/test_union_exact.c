@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "default_model.h"
 #include "engine/engine_internal.h"
 #include "schema/schema.h"
 #include "util/buf.h"
@@ -168,18 +169,8 @@ static void check_schema(const char *xml, int *n_checked) {
 }
 
 int main(void) {
-    if (access(PC_MODEL_PATH, R_OK) != 0) {
-        printf("model %s absent: skipped\n", PC_MODEL_PATH);
-        return CHECK_SKIP;
-    }
-    pc_engine_params p = pc_engine_default_params();
-    p.model_path = PC_MODEL_PATH;
-    p.n_ctx = 1024;
-    pc_error err = {0};
-    if (pc_engine_open(&p, &E, &err) != PC_OK) {
-        fprintf(stderr, "%s\n", err.msg);
-        return 1;
-    }
+    const int opened = test_engine_open(1024, &E);
+    if (opened) return opened;
     int n_checked = 0;
     for (size_t i = 0; i < sizeof SCHEMAS / sizeof *SCHEMAS; i++) check_schema(SCHEMAS[i], &n_checked);
     /* Members whose names differ only past 600 characters, each holding a

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "default_model.h"
 #include "schema/schema.h"
 #include "util/buf.h"
 
@@ -122,17 +123,8 @@ static void check_shapes(void) {
 }
 
 int main(void) {
-    if (access(PC_MODEL_PATH, R_OK) != 0) {
-        printf("model %s absent: skipped\n", PC_MODEL_PATH);
-        return CHECK_SKIP;
-    }
-    pc_gguf *g = NULL;
-    pc_error err = {0};
-    if (pc_gguf_open(PC_MODEL_PATH, &g, &err) != PC_OK || pc_tokenizer_load(g, &TOK, &err) != PC_OK) {
-        fprintf(stderr, "%s\n", err.msg);
-        return 1;
-    }
-    pc_gguf_close(g);
+    const int opened = test_tokenizer_open(&TOK);
+    if (opened) return opened;
     check_long_names();
     check_shapes();
     pc_tokenizer_free(TOK);

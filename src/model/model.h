@@ -95,6 +95,11 @@ pc_status pc_model_load(pc_gguf *g, pc_model **out, pc_error *err);
  * pages of matrices only the CPU kernels read are not needed (the bytes stay
  * valid for other readers). In model_pack.c. */
 pc_status pc_model_pack(pc_model *m, pc_error *err);
+
+/* 1 when pc_model_pack released the GGUF pages of the tensor whose data starts
+ * at data (a packed matrix other than the embedding table): a later reader of
+ * those bytes (the fingerprint) should release them again. */
+int pc_model_pages_released(const pc_model *m, const void *data);
 void pc_model_free(pc_model *m);
 
 /* A new KV span shaped for this model's layers and K/V heads (refcount 1), or

@@ -7,7 +7,13 @@
  * that affordable the data is cut into 16 MiB chunks hashed in parallel on
  * the engine's pool (SHA-NI runs at ~1.4 GB/s per core), and the fingerprint
  * hashes the list of chunk digests: a tree of depth one, the same on every
- * machine whatever its thread count. */
+ * machine whatever its thread count.
+ *
+ * Packing (model_pack.c) released the GGUF pages of the matrices it copied;
+ * hashing faults them back in, so each chunk of such a matrix is released
+ * again as soon as it is hashed. Without that, the peak resident set after
+ * opening the model was the packed copy plus the whole file (~2x the
+ * weights). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,8 +24,10 @@
 #define CHUNK (16u << 20)
 
 typedef struct chunk {
+    const pc_gguf *g;
     const uint8_t *data;
     size_t len;
+    int release; /* drop its pages after hashing: only the packed copy is read */
     uint8_t digest[PC_SHA256_BYTES];
     int failed;
 } chunk;
@@ -29,6 +37,7 @@ static void hash_chunk(void *ctx, int task, int n_tasks, int thread) {
     (void)thread;
     chunk *c = &((chunk *)ctx)[task];
     c->failed = pc_sha256_digest(c->data, c->len, c->digest) != 0;
+    if (c->release) pc_gguf_advise_unused(c->g, c->data, c->len);
 }
 
 static void hash_hparams(pc_sha256 *h, const pc_model *m) {
@@ -46,7 +55,8 @@ static void hash_hparams(pc_sha256 *h, const pc_model *m) {
 }
 
 /* Chunks of every tensor's data, in tensor-table order. */
-static chunk *list_chunks(const pc_gguf *g, int *n_out) {
+static chunk *list_chunks(const pc_model *m, int *n_out) {
+    const pc_gguf *g = m->gguf;
     size_t n = 0;
     for (int64_t i = 0; i < pc_gguf_tensor_count(g); i++) n += (pc_gguf_tensor_at(g, i)->size + CHUNK - 1) / CHUNK;
     chunk *c = calloc(n ? n : 1, sizeof *c);
@@ -57,8 +67,10 @@ static chunk *list_chunks(const pc_gguf *g, int *n_out) {
     size_t k = 0;
     for (int64_t i = 0; i < pc_gguf_tensor_count(g); i++) {
         const pc_gguf_tensor *t = pc_gguf_tensor_at(g, i);
+        const int release = pc_model_pages_released(m, t->data);
         for (size_t off = 0; off < t->size; off += CHUNK)
-            c[k++] = (chunk){.data = (const uint8_t *)t->data + off, .len = t->size - off < CHUNK ? t->size - off : CHUNK};
+            c[k++] = (chunk){.g = g, .data = (const uint8_t *)t->data + off,
+                             .len = t->size - off < CHUNK ? t->size - off : CHUNK, .release = release};
     }
     *n_out = (int)n;
     return c;
@@ -67,7 +79,7 @@ static chunk *list_chunks(const pc_gguf *g, int *n_out) {
 pc_status pc_model_digest(const pc_model *m, pc_pool *pool, uint8_t out[32], pc_error *err) {
     const pc_gguf *g = m->gguf;
     int n = 0;
-    chunk *c = list_chunks(g, &n);
+    chunk *c = list_chunks(m, &n);
     if (!c) return pc_fail(err, PC_ERR_NOMEM, "%s: out of memory fingerprinting the model", pc_gguf_path(g));
     if (pool)
         pc_pool_run(pool, hash_chunk, c, n);

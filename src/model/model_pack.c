@@ -60,6 +60,20 @@ static void pack_one(pc_pool *pool, const pc_weight *w, void *dst) {
         for (int t = 0; t < n_tasks; t++) pack_task(&j, t, n_tasks, 0);
 }
 
+/* Whether the packing step released the pages of the tensor at data: it must
+ * agree with the release in pc_model_pack, which is why both live here. */
+static int releases(const pc_model *m, const pc_weight *w) { return w->packed && w->data != m->tok_embd.data; }
+
+int pc_model_pages_released(const pc_model *m, const void *data) {
+    if (!data) return 0;
+    const int64_t n = (int64_t)m->hp.n_layer * PER_LAYER + 1;
+    for (int64_t i = 0; i < n; i++) {
+        const pc_weight *w = matrix_at((pc_model *)m, i); /* only read */
+        if (w->data == data) return releases(m, w);
+    }
+    return 0;
+}
+
 pc_status pc_model_pack(pc_model *m, pc_error *err) {
     if (pc_isa_detect() < PC_ISA_AVX2) return PC_OK; /* the scalar path reads the GGUF rows */
     const int64_t n = (int64_t)m->hp.n_layer * PER_LAYER + 1;
@@ -85,7 +99,7 @@ pc_status pc_model_pack(pc_model *m, pc_error *err) {
         pack_one(pool, w, next);
         w->packed = next;
         next += (size + 63) & ~(size_t)63;
-        if (w->data != m->tok_embd.data)
+        if (releases(m, w))
             pc_gguf_advise_unused(m->gguf, w->data, pc_row_size(w->type, w->ne0) * (size_t)w->ne1);
     }
     pc_pool_free(pool);

@@ -15,7 +15,7 @@ Documents: real license texts from Debian's base-files package (/usr/share/commo
 
 Invariants: every engine run is its own process (peak RSS = its ru_maxrss, via wait4); pcache and llama.cpp get
 the same token ids (llama.cpp is fed pcache's input_tokens); the orchestrator needs the standard library only
-(matplotlib for the plots); llama.cpp runs in the peer's venv (PEER_PYTHON or /opt/lcpvenv/bin/python).
+(matplotlib for the plots); llama.cpp runs in the peer's venv (PEER_PYTHON or .venv-peer, tools/setup_peer.sh).
 """
 
 import argparse
@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from bench_engine import machine_info, pcache_version, run_measured  # noqa: E402
+from bench_engine import machine_info, pcache_version, resolve_model, run_measured  # noqa: E402
 from report import render, texts  # noqa: E402
 
 DEFAULT_MODEL = os.path.join(REPO, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -47,9 +47,12 @@ def log(msg):
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="a small run for development (a few minutes)")
-    ap.add_argument("--model", default=DEFAULT_MODEL)
+    ap.add_argument("--model", default=DEFAULT_MODEL,
+                    help="a GGUF path or a scripts/get_model.sh name (smollm2, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b)")
     ap.add_argument("--pcache", default=os.path.join(REPO, "build", "pcache"))
-    ap.add_argument("--peer-python", default=os.environ.get("PEER_PYTHON", "/opt/lcpvenv/bin/python"))
+    ap.add_argument("--peer-python", default=os.environ.get("PEER_PYTHON", os.path.join(REPO, ".venv-peer", "bin",
+                                                                                          "python")),
+                    help="python of the peer's venv (tools/setup_peer.sh; default $PEER_PYTHON or .venv-peer)")
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--sizes", help="cached tokens of the sweep, comma separated (multiples of 512)")
@@ -62,6 +65,8 @@ def parse_args():
                     help="leave llama.cpp's OpenMP workers spinning (by default OMP_WAIT_POLICY=PASSIVE, which "
                          "halved its prefill time on this shared 2-core machine)")
     a = ap.parse_args()
+    if not a.render_only:
+        a.model = resolve_model(a.model)
     sizes = "512,1024" if a.quick else "512,1024,2048,4096,7680"
     a.sizes = [int(x) for x in (a.sizes or sizes).split(",")]
     a.qlens = [int(x) for x in (a.qlens or "16,128").split(",")]

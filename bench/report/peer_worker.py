@@ -1,4 +1,4 @@
-"""The llama.cpp side of bench/report.py: runs in the peer's venv (/opt/lcpvenv), one process per job, so its peak
+"""The llama.cpp side of bench/report.py: runs in the peer's venv (tools/setup_peer.sh), one process per job, so its peak
 memory is its own. Reads a JSON job file, writes a JSON result file.
 
 Jobs:
@@ -14,8 +14,10 @@ Jobs:
 
 Invariants: the token ids are pcache's own (its input_tokens in position order), fed at contiguous positions
 0..n-1, so both engines see the same tokens; TTFT here = llama_decode of the part not reused + greedy pick of the
-first token (no tokenization, which favours llama.cpp slightly). The AMX extra buffer types stay off (they crash
-on this machine's llama-cpp-python build).
+first token (no tokenization, which favours llama.cpp slightly). llama.cpp runs at its best, as llama-bench
+does in bench/bench_engine.py: flash attention on and its extra buffer types (repacked Q4_0/Q4_K kernels) on.
+With tools/setup_peer.sh's PEER_LIB_DIR the library is the very build llama-bench uses (no AMX on this CPU, so
+the AMX kernel that crashed an earlier llama-cpp-python build is not among them).
 """
 
 import json
@@ -85,7 +87,7 @@ def drop_from(peer, pos):
 
 
 def job_sweep(job):
-    peer = P.Peer(job["model"], job["threads"], n_ctx=job["n_ctx"], extra_bufts=False)
+    peer = P.Peer(job["model"], job["threads"], n_ctx=job["n_ctx"], extra_bufts=True, flash_attn=True)
     res = {"points": [], "settings": None}
     for pt in job["points"]:
         prompts = pt["prompts"]
@@ -119,7 +121,7 @@ def job_sweep(job):
 
 
 def job_sequence(job):
-    peer = P.Peer(job["model"], job["threads"], n_ctx=job["n_ctx"], extra_bufts=False)
+    peer = P.Peer(job["model"], job["threads"], n_ctx=job["n_ctx"], extra_bufts=True, flash_attn=True)
     held = []
     out = []
     for i, item in enumerate(job["prompts"]):

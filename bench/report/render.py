@@ -87,7 +87,7 @@ def mean(xs):
 
 def headline_rows(rows, sizes):
     out = []
-    for target in (2048, max(sizes)):
+    for target in sorted({2048, max(sizes)}):  # a set: when 2048 is the largest size, its rows once
         for r in rows:
             if r["size"] == target:
                 out.append(r)
@@ -158,6 +158,15 @@ def plots(data, rows, out):
 
 # ---------------------------------------------------------------- markdown
 
+def llama_settings(data):
+    """How the peer ran, from the settings it reported (reports before the peer's repacking show them off)."""
+    s = data["sweep"]["llama"].get("settings") or {}
+    fa = s.get("flash_attn", "off")
+    bufts = "extra buffer types (repacked kernels) on" if s.get("use_extra_bufts") else "AMX/extra buffer types off"
+    rep = ", ".join(s.get("repacked_weights") or []) or "none"
+    return f"flash attention {fa}, {bufts}, repacked weights: {rep}"
+
+
 def md_machine(data):
     m, v = data["machine"], data["versions"]
     lb = data["load_before"]
@@ -171,7 +180,7 @@ def md_machine(data):
         f"| load average (1/5/15 min) | before {lb[0]:.2f}/{lb[1]:.2f}/{lb[2]:.2f}, after "
         f"{m['load_average'][0]:.2f}/{m['load_average'][1]:.2f}/{m['load_average'][2]:.2f} (the machine is shared) |",
         f"| pcache | `{v['pcache_binary']}`, tree at {v['pcache']} |",
-        f"| llama.cpp | llama-cpp-python {v['llama_cpp_python']} (own process, AMX/extra buffer types off, "
+        f"| llama.cpp | llama-cpp-python {v['llama_cpp_python']} (own process, {llama_settings(data)}, "
         f"OMP_WAIT_POLICY={'PASSIVE' if data['args']['omp_passive'] else 'unset (spinning workers)'}) |",
         f"| llama.cpp CPU features | `{v['llama_system_info']}` |",
         f"| model | `{v['model']}` (sha256 `{v['model_sha256'][:16]}...`) |",
@@ -438,8 +447,9 @@ def write_all(data, out):
               "the fresh tokens' prefill and the first greedy pick). For llama.cpp it is `llama_decode` of the "
               "tokens it does not reuse plus the greedy pick (tokens are handed over ready, no tokenizing).",
               "- Both engines use the same threads, f16 KV, the same model file and the same token ids.",
-              "- The quality numbers are SmolLM2-135M's: its accuracy on the cloze questions is low; what matters "
-              "is the cached-vs-uncached difference.", ""]
+              f"- The quality numbers are {data['versions']['model']}'s"
+              + (": its accuracy on the cloze questions is low; what matters is the cached-vs-uncached difference."
+                 if "SmolLM2" in data["versions"]["model"] else "."), ""]
     if note:
         lines += [note, ""]
     with open(os.path.join(out, "REPORT.md"), "w", encoding="utf-8") as f:

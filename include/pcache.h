@@ -39,6 +39,7 @@ typedef enum pc_status {
     PC_ERR_RANGE = -6,       /* a size, count or index is out of range */
     PC_ERR_NOT_FOUND = -7,   /* a named thing (key, tensor, module, schema) does not exist */
     PC_ERR_BUSY = -8,        /* a queue is full or a scheduler is draining: try again later */
+    PC_ERR_EXISTS = -9,      /* a name is taken by something else (a schema of another content) */
 } pc_status;
 
 #define PC_ERROR_MSG_MAX 512
@@ -286,14 +287,19 @@ typedef struct pc_schema_params {
      * schema is encoded, written as its text ("<unk>", "<|endoftext|>"; it
      * must be exactly one token). NULL: the model's unknown token, else EOS. */
     const char *placeholder;
+    /* Set (when non-NULL) to whether the very schema - same tenant, name and
+     * digest - was registered already: then nothing is done (no encoding, its
+     * pin and TTL unchanged) and the call succeeds. */
+    bool *already;
 } pc_schema_params;
 
 #define PC_SCHEMA_DEFAULT_MAX_KV_BYTES ((size_t)4 << 30)
 
 /* Parses and lays out a schema file, makes its pieces' KV ready in the module
  * store - found in memory, on disk or in Redis, else encoded and stored - and
- * registers it under its name (a schema of the same name and tenant is an
- * error). *name_out (may be NULL) receives its registered name, malloc'd:
+ * registers it under its name. The same schema again (same tenant, name and
+ * digest) is a no-op (p->already); another of the same name and tenant is
+ * PC_ERR_EXISTS. *name_out (may be NULL) receives its registered name, malloc'd:
  * NAME for a shared schema, TENANT/NAME for a tenant's; the calls below take
  * that name. Errors carry file, line and column. */
 pc_status pc_engine_schema_load_file(pc_engine *e, const char *path, const pc_schema_params *p, char **name_out,

@@ -63,13 +63,32 @@ static pc_status collect_warnings(const pc_pml_doc *doc, char **out, pc_error *e
     return PC_OK;
 }
 
-static pc_status already(const pc_schema *s, pc_error *err) {
-    return pc_fail(err, PC_ERR_INVALID, "%s: a schema named '%s' is already registered%s%s", s->doc->name, s->name,
-                   *s->tenant ? " for tenant " : "", s->tenant);
+static void digest_hex(const uint8_t d[32], char out[17]) {
+    for (int i = 0; i < 8; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
-static pc_status add_schema(pc_engine *e, pc_schema *s, pc_error *err) {
-    if (pc_engine_find_schema_of(e, s->tenant, s->name)) return already(s, err);
+/* Another schema of s's name and tenant is registered (the caller holds schemas_lock). */
+static pc_status name_taken(const pc_schema *s, const pc_schema *old, pc_error *err) {
+    char a[17], b[17];
+    digest_hex(old->digest, a);
+    digest_hex(s->digest, b);
+    return pc_fail(err, PC_ERR_EXISTS,
+                   "%s: a different schema named '%s' is already registered%s%s (digest %s..., this one %s...): "
+                   "remove it first or choose another name",
+                   s->doc->name, s->name, *s->tenant ? " for tenant " : "", s->tenant, a, b);
+}
+
+/* Whether s is registered already: PC_OK and *same when the registered one is
+ * the same schema, PC_ERR_EXISTS when another holds its name. */
+static pc_status check_name(pc_engine *e, const pc_schema *s, bool *same, pc_error *err) {
+    const pc_schema *old = pc_engine_find_schema_of(e, s->tenant, s->name);
+    *same = old && !memcmp(old->digest, s->digest, sizeof s->digest);
+    return old && !*same ? name_taken(s, old, err) : PC_OK;
+}
+
+static pc_status add_schema(pc_engine *e, pc_schema *s, bool *same, pc_error *err) {
+    pc_status st = check_name(e, s, same, err);
+    if (st != PC_OK || *same) return st;
     pc_schema **a = pc_array_reserve(e->schemas, &e->cap_schemas, (size_t)e->n_schemas + 1, sizeof *e->schemas);
     if (!a) return pc_fail(err, PC_ERR_NOMEM, "out of memory registering schema '%s'", s->name);
     e->schemas = a;
@@ -112,26 +131,32 @@ static pc_status register_doc(pc_engine *e, pc_pml_doc *doc, const pc_schema_par
     pc_schema *s = NULL;
     if ((st = pc_schema_layout(doc, &lc, &s, err)) != PC_OK) return st;
     st = pc_schema_keys(s, e->model_digest, p ? p->tenant : NULL, err); /* sets s->tenant */
-    pthread_rwlock_rdlock(&e->schemas_lock);
-    if (st == PC_OK && pc_engine_find_schema_of(e, s->tenant, s->name)) st = already(s, err);
-    pthread_rwlock_unlock(&e->schemas_lock);
-    pc_encoder enc = pc_engine_encoder(e, p ? p->progress : NULL, p ? p->progress_user : NULL);
-    if (st == PC_OK) st = pc_store_set_group(e->store, s->group, p && p->pin, p ? p->ttl_s : 0, err);
-    if (st == PC_OK) st = pc_schema_encode(s, &enc, &s->ready, err);
-    pc_encoder_end(&enc);
+    bool same = false;
+    if (st == PC_OK) {
+        pthread_rwlock_rdlock(&e->schemas_lock);
+        st = check_name(e, s, &same, err);
+        pthread_rwlock_unlock(&e->schemas_lock);
+    }
+    if (st == PC_OK && !same) {
+        pc_encoder enc = pc_engine_encoder(e, p ? p->progress : NULL, p ? p->progress_user : NULL);
+        st = pc_store_set_group(e->store, s->group, p && p->pin, p ? p->ttl_s : 0, err);
+        if (st == PC_OK) st = pc_schema_encode(s, &enc, &s->ready, err);
+        pc_encoder_end(&enc);
+    }
     /* The name is copied first: once registered, another thread may remove s. */
     char *name = st == PC_OK && name_out ? registered_name(s) : NULL;
     if (st == PC_OK && name_out && !name) st = pc_fail(err, PC_ERR_NOMEM, "out of memory registering '%s'", s->name);
-    if (st == PC_OK) { /* checked again: another thread may have registered the name meanwhile */
+    if (st == PC_OK && !same) { /* checked again: another thread may have registered the name meanwhile */
         pthread_rwlock_wrlock(&e->schemas_lock);
-        st = add_schema(e, s, err);
+        st = add_schema(e, s, &same, err);
         pthread_rwlock_unlock(&e->schemas_lock);
     }
+    if (st != PC_OK || same) pc_schema_free(s); /* same: the registered one stays, this copy goes */
     if (st != PC_OK) {
         free(name);
-        pc_schema_free(s);
         return st;
     }
+    if (p && p->already) *p->already = same;
     if (name_out) *name_out = name;
     return PC_OK;
 }

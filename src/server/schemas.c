@@ -1,6 +1,8 @@
 /* schemas.c - /v1/schemas: a schema is a named, long-lived cache resource.
  *
- *   POST   /v1/schemas          {"pml": "<schema ...>"}  registers and encodes
+ *   POST   /v1/schemas          {"pml": "<schema ...>"}  registers and encodes (201); the
+ *                               same schema again changes nothing (200), another schema
+ *                               of a registered name is 409
  *   GET    /v1/schemas          the schemas registered
  *   GET    /v1/schemas/{name}   one, with its layout
  *   DELETE /v1/schemas/{name}   unregisters (requests running keep their KV)
@@ -66,10 +68,6 @@ static json_t *stats_json(const char *name, bool shared, const pc_schema_stats *
 static enum MHD_Result reply_engine_error(pc_server *s, struct MHD_Connection *c, pc_status st, const pc_error *err) {
     srv_api_error e;
     srv_error_from_status(&e, st, err, "pml");
-    if (st == PC_ERR_INVALID && strstr(err->msg, "already registered")) {
-        e.http = 409;
-        e.code = "schema_exists";
-    }
     return srv_reply_error(s, c, &e);
 }
 
@@ -138,7 +136,8 @@ static enum MHD_Result create(srv_conn *cn, struct MHD_Connection *c) {
     srv_api_error e;
     json_error_t je;
     json_t *o = json_loadb(cn->body.data ? cn->body.data : "", cn->body.len, JSON_REJECT_DUPLICATES, &je);
-    pc_schema_params sp = {0};
+    bool already = false;
+    pc_schema_params sp = {.already = &already};
     if (!o || !json_is_object(o)) {
         srv_api_fail(&e, 400, "invalid_request_error", "invalid_json", NULL, "the body is not a JSON object: %s",
                      o ? "another JSON value" : je.text);
@@ -150,7 +149,8 @@ static enum MHD_Result create(srv_conn *cn, struct MHD_Connection *c) {
         json_decref(o);
         if (rc != PC_OK) return reply_engine_error(s, c, rc, &err);
         const char *slash = strchr(name, '/');
-        enum MHD_Result ok = one(s, c, name, slash ? slash + 1 : name, MHD_HTTP_CREATED);
+        /* the same schema again is a no-op: 200 and the registered one's description */
+        enum MHD_Result ok = one(s, c, name, slash ? slash + 1 : name, already ? MHD_HTTP_OK : MHD_HTTP_CREATED);
         free(name);
         return ok;
     }

@@ -53,6 +53,7 @@ const char *pc_strerror(pc_status s) {
     case PC_ERR_RANGE: return "out of range";
     case PC_ERR_NOT_FOUND: return "not found";
     case PC_ERR_BUSY: return "busy";
+    case PC_ERR_EXISTS: return "already exists";
     }
     return "unknown error";
 }

@@ -282,7 +282,17 @@ static void check_bad_input(void) {
     free(deep);
     expect_schema_error("<schema name=\"s\"><module name=\"m\" src=\"../../etc/passwd\"/></schema>", PC_ERR_INVALID,
                         "schema folder");
-    expect_schema_error(TRIP, PC_ERR_INVALID, "already registered");
+    {
+        bool already = false;
+        pc_error err = {0};
+        pc_schema_params sp = {.already = &already};
+        CHECK_MSG(pc_engine_schema_load(E, TRIP, strlen(TRIP), "again.xml", &sp, NULL, &err) == PC_OK && already,
+                  "the same schema again must be a no-op: %s", err.msg);
+        char *other = strdup(TRIP);
+        memcpy(strstr(other, "good book"), "good bool", 9); /* another module text: another digest */
+        expect_schema_error(other, PC_ERR_EXISTS, "a different schema named 'trip' is already registered");
+        free(other);
+    }
 
     char want[128];
     snprintf(want, sizeof want, "bad.xml:1:36: scaffold of parameter 'p' is %d tokens, longer than its length 2",

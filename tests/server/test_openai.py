@@ -176,8 +176,17 @@ class OpenAIClient(unittest.TestCase):
         self.assertEqual(chunks[-1].usage.prompt_tokens_details.cached_tokens, cached)
 
         # registering the very same document again changes nothing
+        st, _, before = self.srv.request("GET", "/v1/schemas/desk")
+        self.assertEqual(st, 200, before)
         st, _, again = self.srv.request("POST", "/v1/schemas", {"pml": SCHEMA})
-        self.assertIn(st, (200, 201, 409), again)
+        self.assertEqual(st, 200, again)  # not 201: nothing new was made
+        self.assertEqual(again, before)   # the registered one's description: no encoding, same figures
+        st, _, other = self.srv.request("POST", "/v1/schemas", {"pml": SCHEMA.replace("Swiss Alps", "Alps")})
+        self.assertEqual(st, 409, other)
+        self.assertEqual(other["error"]["code"], "already_exists", other)
+        self.assertIn("a different schema named 'desk' is already registered", other["error"]["message"])
+        st, _, still = self.srv.request("GET", "/v1/schemas/desk")
+        self.assertEqual(still, before)
 
         st, _, gone = self.srv.request("DELETE", "/v1/schemas/desk")
         self.assertEqual(st, 200, gone)

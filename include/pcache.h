@@ -291,6 +291,10 @@ typedef struct pc_schema_params {
      * digest - was registered already: then nothing is done (no encoding, its
      * pin and TTL unchanged) and the call succeeds. */
     bool *already;
+    /* pc_engine_schema_load with a remote tier (Redis): also record the PML,
+     * pin and TTL in the store's shared registry, so that every process on
+     * the same Redis and model serves the schema (pc_engine_schema_sync). */
+    bool publish;
 } pc_schema_params;
 
 #define PC_SCHEMA_DEFAULT_MAX_KV_BYTES ((size_t)4 << 30)
@@ -307,8 +311,20 @@ pc_status pc_engine_schema_load_file(pc_engine *e, const char *path, const pc_sc
 /* Same from a buffer; doc_name labels errors. src= needs p->src_root. */
 pc_status pc_engine_schema_load(pc_engine *e, const char *xml, size_t len, const char *doc_name,
                                 const pc_schema_params *p, char **name_out, pc_error *err);
-/* Unregisters a schema; requests already running keep their spans alive. */
+/* Unregisters a schema; requests already running keep their spans alive. A
+ * published schema leaves the shared registry too (every process). */
 pc_status pc_engine_schema_remove(pc_engine *e, const char *name, pc_error *err);
+/* Brings one registered name (NAME or TENANT/NAME) in line with the store's
+ * shared registry (a remote tier holding schemas published by any process):
+ * registers it from there when only the registry has it (its pieces come from
+ * the store: nothing is encoded that another process encoded), unregisters a
+ * published schema the registry no longer holds (removed elsewhere, or its
+ * TTL ran out), re-registers one the registry holds in another version.
+ * Schemas registered here without publish are left alone, and so is
+ * everything when there is no remote tier or it cannot be reached. Errors
+ * only when the registry's schema cannot be registered here. Prompts
+ * (pc_request_from_pml, pc_run_pml) call it for the schema they name. */
+pc_status pc_engine_schema_sync(pc_engine *e, const char *name, pc_error *err);
 
 /* The registered names of the schemas (NAME or TENANT/NAME): *names is one
  * malloc'd block holding the array and the strings (free it with pc_free). */

@@ -56,4 +56,27 @@ struct pc_schema *pc_engine_find_schema(const pc_engine *e, const char *name);
 struct pc_schema *pc_engine_find_schema_of(const pc_engine *e, const char *tenant, const char *name);
 void pc_engine_free_schemas(pc_engine *e);
 
+/* The shared schema registry (schema_shared.c): how one registration meets it. */
+typedef struct pc_shared_reg {
+    const char *xml;            /* the PML to publish (publish) */
+    size_t len;
+    const uint8_t *want;        /* [32] registering from the registry: the digest its record names */
+} pc_shared_reg;
+pc_status pc_engine_schema_load_shared(pc_engine *e, const char *xml, size_t len, const char *doc_name,
+                                       const pc_schema_params *p, const pc_shared_reg *sh, char **name_out,
+                                       pc_error *err);
+/* Before encoding s (laid out and keyed, not registered here): PC_ERR_EXISTS
+ * when the registry holds another schema of its name; *same when it holds this one. */
+pc_status pc_engine_shared_check(pc_engine *e, const pc_schema *s, const pc_shared_reg *sh, bool *same, pc_error *err);
+/* Before registering s here (encoded): writes its record unless it came from
+ * there, and marks it published; an unreachable registry leaves it unpublished
+ * (this process's own). PC_ERR_EXISTS when another process published another
+ * schema of its name meanwhile. */
+pc_status pc_engine_shared_publish(pc_engine *e, pc_schema *s, const pc_shared_reg *sh, const pc_schema_params *p,
+                                   pc_error *err);
+/* Unregisters NAME or TENANT/NAME here; forget: its record goes too (when published). */
+pc_status pc_engine_schema_unregister(pc_engine *e, const char *name, bool forget, pc_error *err);
+/* Removes the record of a registered name (NAME or TENANT/NAME). */
+void pc_engine_shared_forget(pc_engine *e, const char *name);
+
 #endif

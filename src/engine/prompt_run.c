@@ -9,6 +9,7 @@
  * own. With use_cache off, the very same tokens at the very same positions go
  * through one plain prefill: the baseline that cached runs are measured and
  * checked against. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,6 +125,21 @@ static pc_status find_schema(pc_engine *e, const pc_pml_doc *doc, const char *te
                    root->col, root->name);
 }
 
+/* Brings the schema names the prompt may bind to in line with the shared
+ * registry (pc_engine_schema_sync): the tenant's own, then the shared one. */
+static pc_status sync_named(pc_engine *e, const pc_pml_doc *doc, const char *tenant, pc_error *err) {
+    const char *name = doc->root->name;
+    if (!name || strchr(name, '/')) return PC_OK;
+    if (tenant && *tenant) {
+        char reg[512];
+        if ((size_t)snprintf(reg, sizeof reg, "%s/%s", tenant, name) < sizeof reg) {
+            pc_status st = pc_engine_schema_sync(e, reg, err);
+            if (st != PC_OK) return st;
+        }
+    }
+    return pc_engine_schema_sync(e, name, err);
+}
+
 /* The plan's highest position must leave one for the answer: checked before
  * anything is computed, since positions (not the count of tokens, which
  * skips unselected union members) are what a context bounds. */
@@ -151,6 +167,11 @@ static pc_status plan_prompt(pc_engine *e, const char *xml, size_t len, const ch
     pc_pml_doc *doc = NULL;
     pc_status st = pc_pml_parse_prompt(xml, len, req ? req : "request", &o, &doc, err);
     if (st != PC_OK) return st;
+    st = sync_named(e, doc, p->tenant, err);
+    if (st != PC_OK) {
+        pc_pml_doc_free(doc);
+        return st;
+    }
     pthread_rwlock_rdlock(&e->schemas_lock);
     const pc_schema *s = NULL;
     int32_t schema_len = 0;

@@ -111,8 +111,10 @@ static pc_status placeholder_of(const pc_engine *e, const pc_schema_params *p, c
     return st;
 }
 
-/* Lays out, encodes and registers a parsed schema (takes doc). */
-static pc_status register_doc(pc_engine *e, pc_pml_doc *doc, const pc_schema_params *p, char **name_out, pc_error *err) {
+/* Lays out, encodes and registers a parsed schema (takes doc); sh says how
+ * it meets the shared registry (NULL: not at all). */
+static pc_status register_doc(pc_engine *e, pc_pml_doc *doc, const pc_schema_params *p, const pc_shared_reg *sh,
+                              char **name_out, pc_error *err) {
     pc_status st = collect_warnings(doc, p ? p->warnings : NULL, err);
     if (st == PC_OK) st = check_tenant(p ? p->tenant : NULL, err);
     if (st != PC_OK) {
@@ -131,18 +133,21 @@ static pc_status register_doc(pc_engine *e, pc_pml_doc *doc, const pc_schema_par
     pc_schema *s = NULL;
     if ((st = pc_schema_layout(doc, &lc, &s, err)) != PC_OK) return st;
     st = pc_schema_keys(s, e->model_digest, p ? p->tenant : NULL, err); /* sets s->tenant */
-    bool same = false;
+    bool same = false, shared_same = false;
     if (st == PC_OK) {
         pthread_rwlock_rdlock(&e->schemas_lock);
         st = check_name(e, s, &same, err);
         pthread_rwlock_unlock(&e->schemas_lock);
     }
+    if (st == PC_OK && !same && sh) st = pc_engine_shared_check(e, s, sh, &shared_same, err);
     if (st == PC_OK && !same) {
         pc_encoder enc = pc_engine_encoder(e, p ? p->progress : NULL, p ? p->progress_user : NULL);
         st = pc_store_set_group(e->store, s->group, p && p->pin, p ? p->ttl_s : 0, err);
         if (st == PC_OK) st = pc_schema_encode(s, &enc, &s->ready, err);
         pc_encoder_end(&enc);
     }
+    /* Published before it is registered here: once registered, another thread may remove s. */
+    if (st == PC_OK && !same && sh) st = pc_engine_shared_publish(e, s, sh, p, err);
     /* The name is copied first: once registered, another thread may remove s. */
     char *name = st == PC_OK && name_out ? registered_name(s) : NULL;
     if (st == PC_OK && name_out && !name) st = pc_fail(err, PC_ERR_NOMEM, "out of memory registering '%s'", s->name);
@@ -156,7 +161,7 @@ static pc_status register_doc(pc_engine *e, pc_pml_doc *doc, const pc_schema_par
         free(name);
         return st;
     }
-    if (p && p->already) *p->already = same;
+    if (p && p->already) *p->already = same || shared_same;
     if (name_out) *name_out = name;
     return PC_OK;
 }
@@ -175,18 +180,26 @@ pc_status pc_engine_schema_load_file(pc_engine *e, const char *path, const pc_sc
     pc_pml_options o = pml_opts(p);
     pc_pml_doc *doc = NULL;
     pc_status st = pc_pml_parse_schema_file(path, &o, &doc, err);
-    return st == PC_OK ? register_doc(e, doc, p, name_out, err) : st;
+    return st == PC_OK ? register_doc(e, doc, p, NULL, name_out, err) : st;
+}
+
+pc_status pc_engine_schema_load_shared(pc_engine *e, const char *xml, size_t len, const char *doc_name,
+                                       const pc_schema_params *p, const pc_shared_reg *sh, char **name_out,
+                                       pc_error *err) {
+    pc_pml_options o = pml_opts(p);
+    pc_pml_doc *doc = NULL;
+    pc_status st = pc_pml_parse_schema(xml, len, doc_name ? doc_name : "schema", &o, &doc, err);
+    return st == PC_OK ? register_doc(e, doc, p, sh, name_out, err) : st;
 }
 
 pc_status pc_engine_schema_load(pc_engine *e, const char *xml, size_t len, const char *doc_name,
                                 const pc_schema_params *p, char **name_out, pc_error *err) {
-    pc_pml_options o = pml_opts(p);
-    pc_pml_doc *doc = NULL;
-    pc_status st = pc_pml_parse_schema(xml, len, doc_name ? doc_name : "schema", &o, &doc, err);
-    return st == PC_OK ? register_doc(e, doc, p, name_out, err) : st;
+    const pc_shared_reg sh = {.xml = xml, .len = len};
+    const bool publish = p && p->publish && pc_store_has_records(e->store);
+    return pc_engine_schema_load_shared(e, xml, len, doc_name, p, publish ? &sh : NULL, name_out, err);
 }
 
-pc_status pc_engine_schema_remove(pc_engine *e, const char *name, pc_error *err) {
+pc_status pc_engine_schema_unregister(pc_engine *e, const char *name, bool forget, pc_error *err) {
     pc_schema *gone = NULL;
     pthread_rwlock_wrlock(&e->schemas_lock);
     const pc_schema *s = pc_engine_find_schema(e, name);
@@ -197,10 +210,15 @@ pc_status pc_engine_schema_remove(pc_engine *e, const char *name, pc_error *err)
         }
     pthread_rwlock_unlock(&e->schemas_lock);
     if (!gone) return pc_fail(err, PC_ERR_NOT_FOUND, "no schema named '%s' is registered", name);
+    if (forget && gone->published) pc_engine_shared_forget(e, name); /* every server sharing the registry loses it */
     /* its pieces stay in the store for a later registration, no longer pinned in memory */
     pc_store_set_group(e->store, gone->group, false, 0, NULL);
     pc_schema_free(gone); /* running requests hold their own pins on the pieces they read */
     return PC_OK;
+}
+
+pc_status pc_engine_schema_remove(pc_engine *e, const char *name, pc_error *err) {
+    return pc_engine_schema_unregister(e, name, true, err);
 }
 
 void pc_engine_free_schemas(pc_engine *e) {

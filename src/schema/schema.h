@@ -111,6 +111,7 @@ typedef struct pc_schema {
     uint8_t digest[32];   /* SHA-256 of the laid-out schema (keys.c) */
     uint8_t group[32];    /* the store's group for pins and TTLs: digest and tenant */
     char *tenant;         /* "" = shared */
+    bool published;       /* its record is in the store's shared registry: checked at each use (the engine's) */
     pc_schema_ready ready; /* what its registration did (pc_schema_encode) */
 } pc_schema;
 

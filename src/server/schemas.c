@@ -17,7 +17,11 @@
  * engine, its store keys namespaced by the tenant) unless a key allowed to
  * share registers it with "shared": true. A client names schemas by their
  * plain name; it sees its own and the shared ones, and no other tenant's
- * (a name never holds '/', so it cannot spell another tenant's). */
+ * (a name never holds '/', so it cannot spell another tenant's).
+ *
+ * With --cache-redis a schema registered here is published in the store's
+ * shared registry: every server on the same Redis and model finds it by name
+ * (prompts, GET, DELETE), and a DELETE or its TTL ends it on all of them. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,9 +36,11 @@ static void resolve(pc_server *s, const srv_who *who, const char *name, char *ou
     if (strchr(name, '/')) return;
     if (*who->tenant) {
         snprintf(out, cap, "%s/%s", who->tenant, name);
+        pc_engine_schema_sync(s->e, out, &err); /* registered on another server: found in the shared registry */
         if (pc_engine_schema_stats(s->e, out, &st, &err) == PC_OK) return;
     }
     snprintf(out, cap, "%s", name);
+    pc_engine_schema_sync(s->e, out, &err);
     if (pc_engine_schema_stats(s->e, out, &st, &err) != PC_OK) out[0] = '\0';
 }
 
@@ -137,7 +143,7 @@ static enum MHD_Result create(srv_conn *cn, struct MHD_Connection *c) {
     json_error_t je;
     json_t *o = json_loadb(cn->body.data ? cn->body.data : "", cn->body.len, JSON_REJECT_DUPLICATES, &je);
     bool already = false;
-    pc_schema_params sp = {.already = &already};
+    pc_schema_params sp = {.already = &already, .publish = true}; /* every server on the same Redis serves it */
     if (!o || !json_is_object(o)) {
         srv_api_fail(&e, 400, "invalid_request_error", "invalid_json", NULL, "the body is not a JSON object: %s",
                      o ? "another JSON value" : je.text);

@@ -184,3 +184,31 @@ void pc_store_stats(pc_store *s, pc_cache_stats *out) {
         ts->enabled = true;
     }
 }
+
+/* Records live in the remote tier only: they are what servers sharing it tell each other. */
+static pc_status no_remote(pc_error *err) {
+    return pc_fail(err, PC_ERR_NOT_FOUND, "store: records need a remote tier (--cache-redis)");
+}
+
+bool pc_store_has_records(const pc_store *s) { return s->tier[PC_SOURCE_REMOTE] != NULL; }
+
+pc_status pc_store_record_put(pc_store *s, const char *name, const void *data, size_t len, bool nx, double ttl_s,
+                              bool *written, pc_error *err) {
+    if (written) *written = false;
+    if (len == 0) return pc_fail(err, PC_ERR_INVALID, "store: record '%.64s' is empty", name);
+    pc_tier *t = s->tier[PC_SOURCE_REMOTE];
+    return t ? pc_tier_redis_record_put(t, name, data, len, nx, ttl_s, written, err) : no_remote(err);
+}
+
+pc_status pc_store_record_get(pc_store *s, const char *name, size_t cap, char **data, size_t *len, pc_error *err) {
+    *data = NULL;
+    *len = 0;
+    if (cap == 0) return pc_fail(err, PC_ERR_INVALID, "store: reading record '%.64s' into nothing", name);
+    pc_tier *t = s->tier[PC_SOURCE_REMOTE];
+    return t ? pc_tier_redis_record_get(t, name, cap, data, len, err) : no_remote(err);
+}
+
+pc_status pc_store_record_remove(pc_store *s, const char *name, pc_error *err) {
+    pc_tier *t = s->tier[PC_SOURCE_REMOTE];
+    return t ? pc_tier_redis_record_remove(t, name, err) : PC_OK;
+}

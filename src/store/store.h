@@ -138,6 +138,22 @@ const pc_store_key *pc_store_entry_key(const pc_store_entry *e);
 
 void pc_store_stats(pc_store *s, pc_cache_stats *out);
 
+/* Records: small named values (the schema registry) that every process on
+ * the same remote tier sees, namespaced by the key prefix and the model.
+ * They live in the remote tier only: without one, get is PC_ERR_NOT_FOUND,
+ * put fails and remove does nothing. A tier that cannot be asked is PC_ERR_IO
+ * (so "absent" and "unknown" differ). */
+bool pc_store_has_records(const pc_store *s);
+/* Stores a record (len > 0; nx: only if absent, *written says whether it
+ * was; ttl_s > 0: it expires then). */
+pc_status pc_store_record_put(pc_store *s, const char *name, const void *data, size_t len, bool nx, double ttl_s,
+                              bool *written, pc_error *err);
+/* The first cap bytes of a record (all of it when shorter), malloc'd and
+ * NUL-terminated in *data (free it). A caller that needs it whole asks for
+ * one byte more than it accepts. */
+pc_status pc_store_record_get(pc_store *s, const char *name, size_t cap, char **data, size_t *len, pc_error *err);
+pc_status pc_store_record_remove(pc_store *s, const char *name, pc_error *err);
+
 /* Bytes an entry of n tokens occupies in memory and as a payload on disk. */
 size_t pc_store_payload_bytes(int32_t n_layer, int32_t dim, int32_t n);
 

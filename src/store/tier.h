@@ -98,4 +98,11 @@ pc_status pc_tier_redis_open(const pc_store_env *env, pc_tier **out, pc_error *e
 void pc_tier_memory_release(pc_tier *t, pc_store_entry *e);
 pc_status pc_tier_memory_set_group(pc_tier *t, const uint8_t group[32], bool pin, double ttl_s, pc_error *err);
 
+/* Redis tier extras: records, small named values beside the entries under
+ * <prefix>record:<model hex>:<name> (store.h, pc_store_record_*). */
+pc_status pc_tier_redis_record_put(pc_tier *t, const char *name, const void *data, size_t len, bool nx, double ttl_s,
+                                   bool *written, pc_error *err);
+pc_status pc_tier_redis_record_get(pc_tier *t, const char *name, size_t cap, char **data, size_t *len, pc_error *err);
+pc_status pc_tier_redis_record_remove(pc_tier *t, const char *name, pc_error *err);
+
 #endif

@@ -509,6 +509,86 @@ static void redis_close(pc_tier *base) {
     free(t);
 }
 
+/* ---- records: small named values beside the entries (the schema registry) ---- */
+
+
+static pc_status record_key(const redis_tier *t, const char *name, char *out, size_t cap, pc_error *err) {
+    if ((size_t)snprintf(out, cap, "%srecord:%s:%s", t->prefix, t->base.env->model_hex, name) >= cap)
+        return pc_fail(err, PC_ERR_RANGE, "redis: record name '%.64s...' is too long", name);
+    return PC_OK;
+}
+
+pc_status pc_tier_redis_record_put(pc_tier *base, const char *name, const void *data, size_t len, bool nx, double ttl_s,
+                                   bool *written, pc_error *err) {
+    redis_tier *t = (redis_tier *)base;
+    char key[700];
+    pc_status st = record_key(t, name, key, sizeof key, err);
+    if (st != PC_OK) return st;
+    pipe_guard g;
+    lock(t, &g);
+    st = connect_locked(t, err);
+    redisReply *r = NULL;
+    if (st == PC_OK) {
+        if (append_set(t, key, data, len, nx, ttl_s > 0 ? (long long)(ttl_s * 1000.0) + 1 : 0) != 0 ||
+            redisGetReply(t->c, (void **)&r) != REDIS_OK || !r)
+            st = fail_locked(t, "writing a record", NULL, err);
+        else if (r->type != REDIS_REPLY_STATUS && r->type != REDIS_REPLY_NIL)
+            st = pc_fail(err, PC_ERR_IO, "redis %s:%d: writing %s: unexpected reply", t->host, t->port, key);
+    }
+    if (written) *written = st == PC_OK && r->type == REDIS_REPLY_STATUS;
+    if (r) freeReplyObject(r);
+    unlock(t, &g);
+    return st;
+}
+
+pc_status pc_tier_redis_record_get(pc_tier *base, const char *name, size_t cap, char **data, size_t *len,
+                                   pc_error *err) {
+    redis_tier *t = (redis_tier *)base;
+    char key[700], end[32];
+    *data = NULL;
+    *len = 0;
+    pc_status st = record_key(t, name, key, sizeof key, err);
+    if (st != PC_OK) return st;
+    snprintf(end, sizeof end, "%zu", cap - 1);
+    const char *argv[4] = {"GETRANGE", key, "0", end};
+    size_t lens[4] = {8, strlen(key), 1, strlen(end)};
+    pipe_guard g;
+    lock(t, &g);
+    st = connect_locked(t, err);
+    redisReply *r = st == PC_OK ? command(t, "reading a record", err, 4, argv, lens) : NULL;
+    if (st == PC_OK && !r) st = PC_ERR_IO;
+    if (r && r->type != REDIS_REPLY_STRING)
+        st = pc_fail(err, PC_ERR_IO, "redis %s:%d: reading %s: %s", t->host, t->port, key,
+                     r->type == REDIS_REPLY_ERROR ? r->str : "not a string");
+    else if (r && r->len == 0) /* GETRANGE reads a missing key as empty; records never are */
+        st = pc_fail(err, PC_ERR_NOT_FOUND, "redis: no record %s", key);
+    else if (r && !(*data = malloc(r->len + 1)))
+        st = pc_fail(err, PC_ERR_NOMEM, "redis: out of memory reading %s", key);
+    if (st == PC_OK) {
+        memcpy(*data, r->str, r->len);
+        (*data)[r->len] = '\0';
+        *len = r->len;
+    }
+    if (r) freeReplyObject(r);
+    unlock(t, &g);
+    return st;
+}
+
+pc_status pc_tier_redis_record_remove(pc_tier *base, const char *name, pc_error *err) {
+    redis_tier *t = (redis_tier *)base;
+    char key[700];
+    pc_status st = record_key(t, name, key, sizeof key, err);
+    if (st != PC_OK) return st;
+    pipe_guard g;
+    lock(t, &g);
+    st = connect_locked(t, err);
+    redisReply *r = st == PC_OK ? command2(t, "removing a record", err, "DEL", key) : NULL;
+    if (st == PC_OK && !r) st = PC_ERR_IO;
+    if (r) freeReplyObject(r);
+    unlock(t, &g);
+    return st;
+}
+
 static const pc_tier_methods REDIS_METHODS = {
     .name = "remote", .get = redis_get, .put = redis_put, .exists = redis_exists, .remove = redis_remove,
     .stats = redis_stats, .close = redis_close,

@@ -1,10 +1,13 @@
 """test_store_tenants.py - the server on the module store, and tenants.
 
-Scale-out: two `pcache serve` processes on loopback ports share one Redis (the
-store's remote tier). A schema registered on the first is encoded there; the
-second, given the same PML, encodes zero tokens (every piece comes from Redis)
-and answers a prompt importing it with the very same greedy text, reporting
-each module's source. /v1/cache and /metrics show the tiers.
+Scale-out: several `pcache serve` processes on loopback ports share one Redis
+(the store's remote tier). A schema registered on the first is encoded there;
+the second, never told of it, finds it in the shared registry and answers a
+prompt importing it with the very same greedy text, encoding zero tokens
+(every piece comes from Redis) and reporting each module's source; POSTing it
+there is a no-op; another PML under the same name is 409 on a third; a DELETE
+on any removes it from all, and a TTL ends it on all. Tenants stay apart
+through the registry too. /v1/cache and /metrics show the tiers.
 
 Tenants (API keys mapped to tenants): a tenant's schema is invisible to
 another tenant (listing, lookup, prompts, removal), whose own registration
@@ -119,11 +122,9 @@ class SharedRedis(unittest.TestCase):
         st, _, ra = completion(a, PROMPT)
         self.assertEqual(st, 200, ra)
 
-        b = self.start()  # a second process: an empty memory tier, the same Redis
-        st, _, s2 = b.request("POST", "/v1/schemas", {"pml": SCHEMA})
-        self.assertEqual(st, 201, s2)
-        self.assertEqual(s2["encoded_tokens"], 0, s2)
-        self.assertEqual(s2["pieces_from"]["remote"], s2["pieces"], s2)
+        # a second process (an empty memory tier, the same Redis) serves the schema registered on the
+        # first without being told of it: it finds it in the shared registry, its pieces in Redis
+        b = self.start()
         st, _, rb = completion(b, PROMPT)
         self.assertEqual(st, 200, rb)
         self.assertEqual(rb["choices"][0]["text"], ra["choices"][0]["text"])  # greedy: the same tokens
@@ -134,6 +135,14 @@ class SharedRedis(unittest.TestCase):
         self.assertTrue(any(m["path"].startswith("danube") for m in mods), mods)
         self.assertNotIn("encoded", {m["source"] for m in mods}, mods)
         self.assertEqual(sum(m["tokens"] for m in mods), rb["usage"]["prompt_tokens_details"]["cached_tokens"])
+        st, _, s2 = b.request("GET", "/v1/schemas/atlas")
+        self.assertEqual(st, 200, s2)
+        self.assertEqual(s2["encoded_tokens"], 0, s2)  # nothing encoded on this server
+        self.assertEqual(s2["pieces_from"]["remote"], s2["pieces"], s2)
+        # POSTing it there too is the no-op of a registered schema
+        st, _, again = b.request("POST", "/v1/schemas", {"pml": SCHEMA})
+        self.assertEqual(st, 200, again)
+        self.assertEqual(again["encoded_tokens"], 0, again)
 
         st, _, cache = b.request("GET", "/v1/cache")
         self.assertEqual(st, 200, cache)
@@ -142,6 +151,72 @@ class SharedRedis(unittest.TestCase):
         self.assertFalse(cache["tiers"]["disk"]["enabled"])
         self.assertEqual([s["name"] for s in cache["schemas"]], ["atlas"])
         self.assertEqual(b.metric('pcache_store_hits_total{tier="remote"}'), s2["pieces"])
+
+        # one name, one schema across the servers: another PML under it is refused on either
+        other = SCHEMA.replace("Swiss Alps", "Alps")
+        c = self.start()  # holds nothing yet
+        st, _, r = c.request("POST", "/v1/schemas", {"pml": other})
+        self.assertEqual(st, 409, r)
+        self.assertIn("on a server sharing this Redis", r["error"]["message"])
+
+        # DELETE on one removes it everywhere
+        st, _, r = b.request("DELETE", "/v1/schemas/atlas")
+        self.assertEqual(st, 200, r)
+        for srv in (a, b, c):
+            st, _, r = completion(srv, PROMPT)
+            self.assertEqual(st, 404, r)
+            self.assertEqual(srv.request("GET", "/v1/schemas/atlas")[0], 404)
+        st, _, r = c.request("POST", "/v1/schemas", {"pml": other})  # the name is free again
+        self.assertEqual(st, 201, r)
+        st, _, r = a.request("GET", "/v1/schemas/atlas")  # and the first server follows the new version
+        self.assertEqual(st, 200, r)
+        self.assertEqual(r["positions"], s1["positions"] - 1, (r, s1))  # "Alps" is one token shorter
+
+    def test_ttl_ends_registration_everywhere(self):
+        a, b = self.start(), self.start()
+        st, _, r = a.request("POST", "/v1/schemas", {"pml": SCHEMA, "ttl": 2})
+        self.assertEqual(st, 201, r)
+        self.assertEqual(completion(b, PROMPT)[0], 200)
+        time.sleep(2.5)
+        for srv in (a, b):
+            st, _, r = completion(srv, PROMPT)
+            self.assertEqual(st, 404, r)
+
+    def test_tenants_across_servers(self):
+        tmp = tempfile.mkdtemp(prefix="pcache-keys-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        keys = os.path.join(tmp, "keys")
+        with open(keys, "w") as f:
+            f.write(KEYS)
+        self.opts += ["--api-key-file", keys]
+        a, b = self.start(), self.start()
+        st, _, r = a.request("POST", "/v1/schemas", {"pml": SCHEMA}, headers={"Authorization": "Bearer key-alice"})
+        self.assertEqual(st, 201, r)
+        shared = SCHEMA.replace('name="atlas"', 'name="atlas_pub"')
+        st, _, r = a.request("POST", "/v1/schemas", {"pml": shared, "shared": True},
+                             headers={"Authorization": "Bearer key-alice"})
+        self.assertEqual(st, 201, r)
+        # on the other server: alice's own schema is alice's only; the shared one is everybody's
+        st, _, r = completion(b, PROMPT, key="key-bob-0001")
+        self.assertEqual(st, 404, r)
+        self.assertNotIn("alice", r["error"]["message"])
+        st, _, r = b.request("GET", "/v1/schemas/atlas", headers={"Authorization": "Bearer key-bob-0001"})
+        self.assertEqual(st, 404, r)
+        st, _, r = completion(b, PROMPT, key="key-alice")
+        self.assertEqual(st, 200, r)
+        self.assertGreater(r["usage"]["prompt_tokens_details"]["cached_tokens"], 0)
+        st, _, r = completion(b, PROMPT.replace('"atlas"', '"atlas_pub"'), key="key-bob-0001")
+        self.assertEqual(st, 200, r)
+        self.assertGreater(r["usage"]["prompt_tokens_details"]["cached_tokens"], 0)
+        # bob's own schema of the same name on b is his: alice's stays hers on a
+        st, _, r = b.request("POST", "/v1/schemas", {"pml": SCHEMA.replace("Swiss Alps", "Alps")},
+                             headers={"Authorization": "Bearer key-bob-0001"})
+        self.assertEqual(st, 201, r)
+        st, _, r = a.request("GET", "/v1/schemas/atlas", headers={"Authorization": "Bearer key-alice"})
+        self.assertEqual(st, 200, r)
+        st, _, r = a.request("GET", "/v1/schemas/atlas", headers={"Authorization": "Bearer key-bob-0001"})
+        self.assertEqual(st, 200, r)  # bob's, found on a through the registry
+        self.assertNotEqual(r["positions"], 0)
 
 
 KEYS = """# key tenant [share]

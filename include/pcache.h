@@ -323,7 +323,7 @@ pc_status pc_engine_schema_remove(pc_engine *e, const char *name, pc_error *err)
  * Schemas registered here without publish are left alone, and so is
  * everything when there is no remote tier or it cannot be reached. Errors
  * only when the registry's schema cannot be registered here. Prompts
- * (pc_request_from_pml, pc_run_pml) call it for the schema they name. */
+ * (pc_request_from_pml, pc_engine_run) call it for the schema they name. */
 pc_status pc_engine_schema_sync(pc_engine *e, const char *name, pc_error *err);
 
 /* The registered names of the schemas (NAME or TENANT/NAME): *names is one

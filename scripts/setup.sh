@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev libxml2-dev libjansson-dev
-      libmicrohttpd-dev libhiredis-dev libssl-dev libxxhash-dev redis-server redis-tools
+      libmicrohttpd-dev libhiredis-dev libssl-dev libxxhash-dev redis-server redis-tools nginx-light
       python3 python3-pip python3-venv ca-certificates)
 
 missing=()

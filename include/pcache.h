@@ -40,6 +40,7 @@ typedef enum pc_status {
     PC_ERR_NOT_FOUND = -7,   /* a named thing (key, tensor, module, schema) does not exist */
     PC_ERR_BUSY = -8,        /* a queue is full or a scheduler is draining: try again later */
     PC_ERR_EXISTS = -9,      /* a name is taken by something else (a schema of another content) */
+    PC_ERR_QUOTA = -10,      /* a tenant's byte quota cannot hold what was asked */
 } pc_status;
 
 #define PC_ERROR_MSG_MAX 512
@@ -80,6 +81,12 @@ typedef struct pc_cache_params {
     int redis_ttl_s;          /* expiry of what this process writes to Redis; <= 0: none */
     int redis_timeout_ms;     /* connect and command timeout; <= 0: 2000 */
     const char *redis_prefix; /* namespace of the Redis keys; NULL: "pcache:" */
+    /* Each tenant's share of the memory tier in bytes (its schemas' pieces and
+     * prefix blocks; shared schemas count for nobody): a put over it evicts
+     * that tenant's own least recently used entries, never another's, and is
+     * refused (PC_ERR_QUOTA) when the tenant's pinned or in-use entries leave
+     * no room. 0: no quota. pc_engine_set_tenant_quota sets one per tenant. */
+    size_t tenant_quota;
     /* Warnings (a corrupt entry dropped, a tier unreachable): one line each,
      * without a trailing newline. NULL: written to stderr. */
     void (*log)(void *user, const char *msg);
@@ -386,6 +393,11 @@ void pc_run_result_free(pc_run_result *r);
 
 /* Counters of the module store's tiers. */
 void pc_engine_cache_stats(pc_engine *e, pc_cache_stats *out);
+/* A tenant's quota of the memory tier in bytes (pc_cache_params.tenant_quota
+ * says what it is by default; 0: none). Thread-safe. */
+pc_status pc_engine_set_tenant_quota(pc_engine *e, const char *tenant, size_t bytes, pc_error *err);
+/* What a tenant's schemas and prefix blocks hold in the memory tier now, and its quota (0: none). */
+void pc_engine_tenant_usage(pc_engine *e, const char *tenant, size_t *bytes, size_t *quota);
 
 /* ------------------------------------------------------------------------ */
 /* Requests and the scheduler: many requests in flight on one engine.         */
@@ -481,9 +493,11 @@ typedef struct pc_api_key {
     const char *key;
     const char *tenant;
     bool can_share;
+    size_t quota;             /* bytes of the memory tier its tenant may hold (0: the server's default) */
 } pc_api_key;
 
-/* Reads a key file: one "KEY TENANT [share]" per line, '#' starts a comment.
+/* Reads a key file: one "KEY TENANT [share] [quota=BYTES]" per line (BYTES
+ * as 4096, 64K, 512M, 2G), '#' starts a comment.
  * Free the array with pc_api_keys_free. Errors name the file and line. */
 pc_status pc_api_keys_load(const char *path, pc_api_key **keys, size_t *n, pc_error *err);
 void pc_api_keys_free(pc_api_key *keys, size_t n);
@@ -503,6 +517,7 @@ typedef struct pc_server_params {
     size_t n_keys;
     const char *model_alias;  /* the model id clients name; NULL: the model's name */
     bool prefix_cache;        /* plain prompts through the automatic prefix cache (pc_request_from_prefix) */
+    size_t tenant_quota;      /* each key's tenant's share of the memory tier unless its key says (0: none) */
 } pc_server_params;
 
 pc_server_params pc_server_default_params(void);

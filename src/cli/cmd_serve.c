@@ -19,6 +19,7 @@ typedef struct serve_cmd {
     int port, parallel, queue, batch, timeout, upload_timeout, max_body_mb, max_conn;
     float drain_timeout;
     bool no_prefix_cache;
+    size_t tenant_quota;
 } serve_cmd;
 
 #define S(f) offsetof(serve_cmd, f)
@@ -29,7 +30,10 @@ static const pc_cli_opt SERVE_TABLE[] = {
     {"queue", 0, PC_OPT_INT, S(queue), "N", "requests waiting beyond those; one more gets 503 (default 64)", 0, 1 << 20},
     {"batch", 'b', PC_OPT_INT, S(batch), "N", "rows per batch step: decodes plus prefill chunks (default 512)", 1, 1 << 16},
     {"api-key", 0, PC_OPT_STRING, S(api_key), "KEY", "require this key (one tenant, may share schemas)", 0, 0},
-    {"api-key-file", 0, PC_OPT_STRING, S(api_key_file), "FILE", "keys and tenants: 'KEY TENANT [share]' per line", 0, 0},
+    {"api-key-file", 0, PC_OPT_STRING, S(api_key_file), "FILE",
+     "keys and tenants: 'KEY TENANT [share] [quota=BYTES]' per line", 0, 0},
+    {"tenant-quota", 0, PC_OPT_SIZE, S(tenant_quota), "BYTES",
+     "the memory tier each tenant's schemas and prefix blocks may hold, unless its key says (default: none)", 0, 0},
     {"alias", 'a', PC_OPT_STRING, S(alias), "NAME", "the model id clients use (default: the model's name)", 0, 0},
     {"timeout", 0, PC_OPT_INT, S(timeout), "S", "close connections idle this long (default 600)", 1, 86400},
     {"upload-timeout", 0, PC_OPT_INT, S(upload_timeout), "S", "a request body must arrive within (default 30)", 1, 3600},
@@ -86,6 +90,7 @@ static int serve(const serve_cmd *o, const pc_cli_engine_opts *eo, const pc_cli_
     p.drain_timeout_s = o->drain_timeout;
     p.keys = keys;
     p.n_keys = n_keys;
+    p.tenant_quota = o->tenant_quota;
     /* the blocks live under the memory tier's budget: without one they would grow without bound */
     p.prefix_cache = !o->no_prefix_cache && eo->cache->mem > 0;
     if (!o->no_prefix_cache && !p.prefix_cache)

@@ -165,6 +165,14 @@ size_t pc_engine_kv_bytes_per_token(const pc_engine *e) { return pc_model_kv_byt
 const char *pc_engine_model_name(const pc_engine *e) { return e->name; }
 const char *pc_engine_isa(const pc_engine *e) { return pc_isa_name(e->isa); }
 void pc_engine_cache_stats(pc_engine *e, pc_cache_stats *out) { pc_store_stats(e->store, out); }
+
+pc_status pc_engine_set_tenant_quota(pc_engine *e, const char *tenant, size_t bytes, pc_error *err) {
+    return pc_store_set_quota(e->store, tenant, bytes, err);
+}
+
+void pc_engine_tenant_usage(pc_engine *e, const char *tenant, size_t *bytes, size_t *quota) {
+    pc_store_tenant_usage(e->store, tenant, bytes, quota);
+}
 const char *pc_engine_backend(const pc_engine *e) { return pc_backend_kind_name(pc_backend_shared_kind(e->dev)); }
 
 pc_status pc_engine_tokenize(const pc_engine *e, const char *text, size_t len, bool add_special, bool parse_special,

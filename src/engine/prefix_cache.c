@@ -28,6 +28,7 @@ typedef struct prefix_plan {
     int32_t n_blocks;          /* full blocks before the last token */
     uint8_t (*chain)[32];      /* [n_blocks] c_k */
     pc_store_key *key;         /* [n_blocks] */
+    const char *tenant;        /* the request's (not owned) */
 } prefix_plan;
 
 static const uint8_t *prefix_group(void) {
@@ -67,7 +68,7 @@ static pc_status plan_keys(const pc_engine *e, const int32_t *tokens, size_t n, 
 static pc_store_desc block_desc(const prefix_plan *pp, const int32_t *tokens, int32_t k) {
     return (pc_store_desc){.key = pp->key[k], .group = prefix_group(), .start = k * PC_PREFIX_BLOCK,
                            .n = PC_PREFIX_BLOCK, .tokens = tokens + (size_t)k * PC_PREFIX_BLOCK,
-                           .label = "prefix-block", .memory_only = true};
+                           .label = "prefix-block", .memory_only = true, .tenant = pp->tenant};
 }
 
 /* The leading blocks the store holds, pinned, as cached items; *hits: how many. */
@@ -92,14 +93,16 @@ static void put_blocks(void *user, pc_request *r) {
         if (!it->fresh || !it->keep) continue;
         const int32_t k = it->pos[0] / PC_PREFIX_BLOCK;
         const pc_store_desc d = {.key = r->prefix_keys[k], .group = prefix_group(), .start = it->pos[0], .n = it->n,
-                                 .tokens = it->tokens, .label = "prefix-block", .memory_only = true};
+                                 .tokens = it->tokens, .label = "prefix-block", .memory_only = true,
+                                 .tenant = r->prefix_tenant};
         pc_error err = {0};
-        pc_store_put(r->e->store, &d, pc_kv_span_retain(it->span), NULL, &err); /* out of memory: not kept, no harm */
+        /* out of memory or over the tenant's quota: not kept, no harm */
+        pc_store_put(r->e->store, &d, pc_kv_span_retain(it->span), NULL, &err);
     }
 }
 
 static pc_status build(pc_request *r, const int32_t *tokens, size_t n, const char *tenant, pc_error *err) {
-    prefix_plan pp = {0};
+    prefix_plan pp = {.tenant = tenant};
     pc_status st = plan_keys(r->e, tokens, n, tenant, &pp, err);
     if (st == PC_OK && pp.n_blocks) {
         r->prefix_pins = calloc((size_t)pp.n_blocks, sizeof *r->prefix_pins);
@@ -117,6 +120,8 @@ static pc_status build(pc_request *r, const int32_t *tokens, size_t n, const cha
         r->prefix_keys = pp.key;
         pp.key = NULL;
         r->on_prefilled = put_blocks;
+        if (tenant && *tenant && !(r->prefix_tenant = strdup(tenant)))
+            st = pc_fail(err, PC_ERR_NOMEM, "out of memory for a request");
     }
     free(pp.chain);
     free(pp.key);

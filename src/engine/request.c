@@ -266,6 +266,7 @@ static void free_request(pc_request *r) {
     for (int32_t i = 0; i < r->n_prefix_pins; i++) pc_store_release(r->e->store, r->prefix_pins[i]);
     free(r->prefix_pins);
     free(r->prefix_keys);
+    free(r->prefix_tenant);
     free(r);
 }
 

@@ -77,6 +77,7 @@ struct pc_request {
     pc_store_entry **prefix_pins; /* plain prompts: the prefix blocks it reuses, pinned likewise */
     int32_t n_prefix_pins;
     pc_store_key *prefix_keys;    /* the keys of its prompt's blocks, for those it computes (prefix_cache.c) */
+    char *prefix_tenant;          /* whose quota those blocks count against (NULL: nobody's) */
     pc_status status;
     pc_error err;
     double t0;              /* request start: TTFT counts from here */

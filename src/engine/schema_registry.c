@@ -111,6 +111,21 @@ static pc_status placeholder_of(const pc_engine *e, const pc_schema_params *p, c
     return st;
 }
 
+/* A schema whose cached pieces alone pass its tenant's memory quota can never
+ * be held: refused before anything is encoded. */
+static pc_status check_quota(pc_engine *e, const pc_schema *s, pc_error *err) {
+    size_t used = 0, quota = 0, need = 0;
+    pc_store_tenant_usage(e->store, s->tenant, &used, &quota);
+    if (!quota) return PC_OK;
+    const pc_hparams *hp = &e->model->hp;
+    for (int32_t i = 0; i < s->n_pieces; i++)
+        if (s->pieces[i].cached && s->pieces[i].n > 0)
+            need += pc_store_payload_bytes(hp->n_layer, hp->n_head_kv * hp->head_dim, s->pieces[i].n);
+    if (need <= quota) return PC_OK;
+    return pc_fail(err, PC_ERR_QUOTA, "%s: schema '%s' holds %zu bytes of KV, more than tenant %s's memory quota of %zu bytes",
+                   s->doc->name, s->name, need, s->tenant, quota);
+}
+
 /* Lays out, encodes and registers a parsed schema (takes doc); sh says how
  * it meets the shared registry (NULL: not at all). */
 static pc_status register_doc(pc_engine *e, pc_pml_doc *doc, const pc_schema_params *p, const pc_shared_reg *sh,
@@ -140,11 +155,13 @@ static pc_status register_doc(pc_engine *e, pc_pml_doc *doc, const pc_schema_par
         pthread_rwlock_unlock(&e->schemas_lock);
     }
     if (st == PC_OK && !same && sh) st = pc_engine_shared_check(e, s, sh, &shared_same, err);
+    if (st == PC_OK && !same) st = check_quota(e, s, err);
     if (st == PC_OK && !same) {
         pc_encoder enc = pc_engine_encoder(e, p ? p->progress : NULL, p ? p->progress_user : NULL);
         st = pc_store_set_group(e->store, s->group, p && p->pin, p ? p->ttl_s : 0, err);
         if (st == PC_OK) st = pc_schema_encode(s, &enc, &s->ready, err);
         pc_encoder_end(&enc);
+        if (st != PC_OK) pc_store_set_group(e->store, s->group, false, 0, NULL); /* what it put is evictable again */
     }
     /* Published before it is registered here: once registered, another thread may remove s. */
     if (st == PC_OK && !same && sh) st = pc_engine_shared_publish(e, s, sh, p, err);

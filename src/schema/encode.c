@@ -142,9 +142,13 @@ static pc_status compute(pc_piece_kv *pk, const pc_schema *s, pc_encoder *enc, i
     if (keep) { /* the store takes a reference of its own; a refusal (no memory) leaves the local one */
         pc_store_desc d = pc_schema_piece_desc(s, i);
         pc_error perr = {0};
-        if (pc_store_put(enc->store, &d, keep, &pk->entry[i], &perr) == PC_OK) {
+        const pc_status ps = pc_store_put(enc->store, &d, keep, &pk->entry[i], &perr);
+        if (ps == PC_OK) {
             pc_kv_span_release(span);
             pk->local[i] = NULL;
+        } else if (ps == PC_ERR_QUOTA) { /* the tenant's share of memory is spoken for: refuse, never hold it outside */
+            return pc_fail(err, ps, "%s:%u:%u: schema '%s'%s%s: %s", s->doc->name, p->line, p->col, s->name,
+                           *s->tenant ? " of tenant " : "", s->tenant, perr.msg);
         }
     }
     pk->source[i] = PC_SOURCE_ENCODED;

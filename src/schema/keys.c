@@ -132,5 +132,5 @@ pc_status pc_schema_keys(pc_schema *s, const uint8_t model[32], const char *tena
 pc_store_desc pc_schema_piece_desc(const pc_schema *s, int32_t i) {
     const pc_piece *p = &s->pieces[i];
     return (pc_store_desc){.key = p->key, .group = s->group, .start = p->start, .n = p->n, .tokens = p->tokens,
-                           .label = p->label};
+                           .label = p->label, .tenant = s->tenant};
 }

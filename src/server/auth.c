@@ -6,6 +6,8 @@
  * cached_tokens figure can tell nothing about another tenant's text. Keys are
  * compared in constant time, over every configured key, so the time a
  * refusal takes says nothing about how close a guess was. */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +59,7 @@ int srv_authenticate(const pc_server *s, struct MHD_Connection *c, srv_who *who,
     return 0;
 }
 
-/* ---- the key file: one key per line, "KEY TENANT [share]"; # comments ---- */
+/* ---- the key file: one key per line, "KEY TENANT [share] [quota=BYTES]"; # comments ---- */
 
 void pc_api_keys_free(pc_api_key *keys, size_t n) {
     for (size_t i = 0; keys && i < n; i++) {
@@ -67,17 +69,54 @@ void pc_api_keys_free(pc_api_key *keys, size_t n) {
     free(keys);
 }
 
+/* "4096", "64K", "512M", "2G", "1T" (powers of 1024); -1 when it is not one. */
+static int parse_bytes(const char *v, size_t *out) {
+    char *end = NULL;
+    if (*v < '0' || *v > '9') return -1;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    int shift = 0;
+    if (errno) return -1;
+    if (*end) {
+        const char *units = "KMGT", *u = strchr(units, *end >= 'a' ? *end - 32 : *end);
+        if (!u || !*u || end[1]) return -1;
+        shift = 10 * (int)(u - units + 1);
+    }
+    if (x == 0 || x > (SIZE_MAX >> shift)) return -1;
+    *out = (size_t)x << shift;
+    return 0;
+}
+
+/* The optional words after TENANT: "share", "quota=BYTES", each at most once. */
+static pc_status parse_key_flags(const char *path, size_t line_no, char **save, pc_api_key *out, pc_error *err) {
+    bool quota = false;
+    for (char *w; (w = strtok_r(NULL, " \t", save));) {
+        if (!strcmp(w, "share") && !out->can_share) {
+            out->can_share = true;
+        } else if (!strncmp(w, "quota=", 6) && !quota) {
+            if (parse_bytes(w + 6, &out->quota))
+                return pc_fail(err, PC_ERR_FORMAT, "%s:%zu: '%.40s': a quota is a positive number of bytes (4096, 64K, 512M, 2G)",
+                               path, line_no, w);
+            quota = true;
+        } else {
+            return pc_fail(err, PC_ERR_FORMAT, "%s:%zu: '%.40s': expected 'KEY TENANT [share] [quota=BYTES]'", path,
+                           line_no, w);
+        }
+    }
+    return PC_OK;
+}
+
 static pc_status parse_key_line(const char *path, size_t line_no, char *line, pc_api_key *out, pc_error *err) {
-    char *save = NULL, *key = strtok_r(line, " \t", &save), *tenant = strtok_r(NULL, " \t", &save),
-         *flag = strtok_r(NULL, " \t", &save), *extra = strtok_r(NULL, " \t", &save);
-    if (!tenant || extra || (flag && strcmp(flag, "share") != 0))
-        return pc_fail(err, PC_ERR_FORMAT, "%s:%zu: expected 'KEY TENANT' or 'KEY TENANT share'", path, line_no);
+    char *save = NULL, *key = strtok_r(line, " \t", &save), *tenant = strtok_r(NULL, " \t", &save);
+    if (!tenant)
+        return pc_fail(err, PC_ERR_FORMAT, "%s:%zu: expected 'KEY TENANT [share] [quota=BYTES]'", path, line_no);
+    pc_status st = parse_key_flags(path, line_no, &save, out, err);
+    if (st != PC_OK) return st;
     if (strlen(key) < 8) return pc_fail(err, PC_ERR_FORMAT, "%s:%zu: a key must have at least 8 characters", path, line_no);
     if (strchr(tenant, '/') || strlen(tenant) > 200) /* schemas are registered as TENANT/NAME */
         return pc_fail(err, PC_ERR_FORMAT, "%s:%zu: a tenant has at most 200 characters and no '/'", path, line_no);
     out->key = strdup(key);
     out->tenant = strdup(tenant);
-    out->can_share = flag != NULL;
     if (!out->key || !out->tenant) return pc_fail(err, PC_ERR_NOMEM, "out of memory reading %s", path);
     return PC_OK;
 }

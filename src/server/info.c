@@ -54,7 +54,10 @@ static json_t *tiers_json(pc_server *s) {
 }
 
 enum MHD_Result srv_handle_cache(pc_server *s, const srv_who *who, struct MHD_Connection *c) {
+    size_t bytes = 0, quota = 0; /* the caller's own tenant only */
+    pc_engine_tenant_usage(s->e, who->tenant, &bytes, &quota);
     return srv_reply_json(c, MHD_HTTP_OK,
-                          json_pack("{s:s, s:o, s:o}", "object", "cache", "tiers", tiers_json(s), "schemas",
-                                    srv_schemas_json(s, who)));
+                          json_pack("{s:s, s:o, s:o, s:{s:I, s:I}}", "object", "cache", "tiers", tiers_json(s), "schemas",
+                                    srv_schemas_json(s, who), "tenant", "memory_bytes", (json_int_t)bytes,
+                                    "memory_quota", (json_int_t)quota));
 }

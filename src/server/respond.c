@@ -81,6 +81,7 @@ void srv_error_from_status(srv_api_error *out, pc_status s, const pc_error *err,
     case PC_ERR_INVALID:
     case PC_ERR_UNSUPPORTED: srv_api_fail(out, 400, "invalid_request_error", "invalid_value", param, "%s", msg); break;
     case PC_ERR_EXISTS: srv_api_fail(out, 409, "invalid_request_error", "already_exists", param, "%s", msg); break;
+    case PC_ERR_QUOTA: srv_api_fail(out, 429, "insufficient_quota", "insufficient_quota", param, "%s", msg); break;
     case PC_ERR_BUSY: srv_api_fail(out, 503, "server_busy", NULL, param, "%s", msg); break;
     case PC_ERR_NOMEM: srv_api_fail(out, 503, "server_error", "out_of_memory", param, "%s", msg); break;
     default: srv_api_fail(out, 500, "server_error", NULL, param, "%s", msg); break;

@@ -45,9 +45,23 @@ static pc_status copy_keys(pc_server *s, const pc_server_params *p, pc_error *er
         s->keys[i].key = strdup(p->keys[i].key);
         s->keys[i].tenant = strdup(p->keys[i].tenant ? p->keys[i].tenant : "");
         s->keys[i].can_share = p->keys[i].can_share;
+        s->keys[i].quota = p->keys[i].quota;
         if (!s->keys[i].key || !s->keys[i].tenant) return pc_fail(err, PC_ERR_NOMEM, "out of memory for API keys");
     }
     return PC_OK;
+}
+
+/* Each tenant's quota of the memory tier: what one of its keys names, else the default. */
+static pc_status set_quotas(pc_server *s, pc_error *err) {
+    pc_status st = PC_OK;
+    for (size_t i = 0; i < s->n_keys && st == PC_OK; i++) {
+        size_t q = s->keys[i].quota;
+        for (size_t j = 0; j < s->n_keys && !q; j++)
+            if (!strcmp(s->keys[j].tenant, s->keys[i].tenant)) q = s->keys[j].quota;
+        if (!q) q = s->p.tenant_quota;
+        if (q && *s->keys[i].tenant) st = pc_engine_set_tenant_quota(s->e, s->keys[i].tenant, q, err);
+    }
+    return st;
 }
 
 /* The listening address: numeric or a name, IPv4 or IPv6. */
@@ -92,6 +106,7 @@ pc_status pc_server_start(pc_engine *e, const pc_server_params *p, pc_server **o
     atomic_init(&s->draining, false);
     snprintf(s->model_id, sizeof s->model_id, "%s", p && p->model_alias ? p->model_alias : pc_engine_model_name(e));
     pc_status st = copy_keys(s, p ? p : &s->p, err);
+    if (st == PC_OK) st = set_quotas(s, err);
     pc_sched_params sp = {.max_active = s->p.parallel, .max_queued = s->p.max_queued, .step_tokens = s->p.step_tokens};
     if (st == PC_OK) st = pc_sched_start(e, &sp, &s->sched, err);
     if (st == PC_OK) st = start_http(s, err);

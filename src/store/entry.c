@@ -15,6 +15,7 @@
 #include <xxhash.h>
 
 #include "store/tier.h"
+#include "util/hash.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/sha256.h"
@@ -41,6 +42,12 @@ size_t pc_store_payload_bytes(int32_t n_layer, int32_t dim, int32_t n) {
     return pc_entry_layout_of(n_layer, dim, (n + 7) / 8 * 8, &L) ? (size_t)L.len : 0;
 }
 
+uint64_t pc_store_owner_of(const char *tenant) {
+    if (!tenant || !*tenant) return 0;
+    const uint64_t h = pc_hash64(PC_HASH64_INIT, tenant, strlen(tenant));
+    return h ? h : 1;
+}
+
 pc_status pc_store_entry_create(const pc_store_desc *d, pc_kv_span *span, pc_store_entry **out, pc_error *err) {
     *out = NULL;
     pc_store_entry *e = calloc(1, sizeof *e);
@@ -60,6 +67,7 @@ pc_status pc_store_entry_create(const pc_store_desc *d, pc_kv_span *span, pc_sto
     }
     e->key = d->key;
     if (d->group) memcpy(e->group, d->group, 32);
+    e->owner = pc_store_owner_of(d->tenant);
     e->start = d->start;
     e->n = d->n;
     if (d->n > 0) memcpy(e->tokens, d->tokens, (size_t)d->n * sizeof *e->tokens);

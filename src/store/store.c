@@ -168,6 +168,16 @@ pc_status pc_store_set_group(pc_store *s, const uint8_t group[32], bool pin, dou
     return pc_tier_memory_set_group(s->tier[PC_SOURCE_MEMORY], group, pin, ttl_s, err);
 }
 
+pc_status pc_store_set_quota(pc_store *s, const char *tenant, size_t bytes, pc_error *err) {
+    const uint64_t owner = pc_store_owner_of(tenant);
+    if (!owner) return pc_fail(err, PC_ERR_INVALID, "store: a quota needs a tenant");
+    return pc_tier_memory_set_quota(s->tier[PC_SOURCE_MEMORY], owner, bytes, err);
+}
+
+void pc_store_tenant_usage(pc_store *s, const char *tenant, size_t *bytes, size_t *quota) {
+    pc_tier_memory_usage(s->tier[PC_SOURCE_MEMORY], pc_store_owner_of(tenant), bytes, quota);
+}
+
 size_t pc_store_memory_budget(pc_store *s) { return s->env.cfg.cache.mem_bytes; }
 
 const pc_kv_span *pc_store_entry_span(const pc_store_entry *e) { return e->span; }

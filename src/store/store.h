@@ -89,6 +89,7 @@ typedef struct pc_store_desc {
     const int32_t *tokens;  /* [n] token ids */
     const char *label;      /* "schema:path", for listings and log lines */
     bool memory_only;       /* fetch and put touch the memory tier only (the prefix cache's blocks) */
+    const char *tenant;     /* whose quota the entry counts against in memory (NULL, "": nobody's) */
 } pc_store_desc;
 
 typedef struct pc_store_config {
@@ -130,6 +131,11 @@ pc_status pc_store_remove(pc_store *s, const pc_store_key *k, pc_error *err);
  * with ttl_s > 0 the group's entries leave memory ttl_s seconds from now
  * (calling again restarts the clock); ttl_s <= 0 clears the TTL. */
 pc_status pc_store_set_group(pc_store *s, const uint8_t group[32], bool pin, double ttl_s, pc_error *err);
+/* A tenant's memory-tier quota in bytes (0: none; cfg.cache.tenant_quota is
+ * every other tenant's); lowering it evicts the tenant's unpinned entries. */
+pc_status pc_store_set_quota(pc_store *s, const char *tenant, size_t bytes, pc_error *err);
+/* What a tenant's entries hold in the memory tier now, and its quota (0: none). */
+void pc_store_tenant_usage(pc_store *s, const char *tenant, size_t *bytes, size_t *quota);
 /* The memory tier's byte budget; 0: none. */
 size_t pc_store_memory_budget(pc_store *s);
 

@@ -36,6 +36,7 @@ struct pc_store_entry {
     char *label;           /* owned, NUL-terminated */
     pc_kv_span *span;      /* frozen; one reference owned by the entry */
     size_t bytes;          /* payload bytes (pc_store_payload_bytes) */
+    uint64_t owner;        /* the tenant whose quota it counts against (pc_store_owner_of); 0: nobody */
     /* Memory tier bookkeeping, under its mutex (tier_memory.c): */
     int refs;              /* pins, plus one while resident */
     bool resident;
@@ -94,8 +95,14 @@ pc_status pc_tier_memory_open(const pc_store_env *env, pc_tier **out, pc_error *
 pc_status pc_tier_disk_open(const pc_store_env *env, pc_tier **out, pc_error *err);
 pc_status pc_tier_redis_open(const pc_store_env *env, pc_tier **out, pc_error *err);
 
-/* Memory tier extras beyond the table: pins and groups live only there. */
+/* A tenant as the memory tier's quotas know it: a 64-bit hash of its name
+ * (0 for none, never 0 otherwise). */
+uint64_t pc_store_owner_of(const char *tenant);
+
+/* Memory tier extras beyond the table: pins, groups and quotas live only there. */
 void pc_tier_memory_release(pc_tier *t, pc_store_entry *e);
+pc_status pc_tier_memory_set_quota(pc_tier *t, uint64_t owner, size_t bytes, pc_error *err);
+void pc_tier_memory_usage(pc_tier *t, uint64_t owner, size_t *bytes, size_t *quota);
 pc_status pc_tier_memory_set_group(pc_tier *t, const uint8_t group[32], bool pin, double ttl_s, pc_error *err);
 
 /* Redis tier extras: records, small named values beside the entries under

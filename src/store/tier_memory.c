@@ -9,7 +9,11 @@
  *     pinned group; an entry of an expired group leaves as soon as it is
  *     unpinned. Over the budget, the least recently used go first.
  *  4. Pins are taken only under mu (get, put), so an entry seen unpinned here
- *     cannot be pinned behind the tier's back while it is being evicted. */
+ *     cannot be pinned behind the tier's back while it is being evicted.
+ *  5. A tenant's account holds the bytes of its resident entries; with a
+ *     quota, a put that would pass it first evicts that tenant's own unpinned
+ *     entries (least recently used first) and is refused when they are not
+ *     enough: one tenant filling its quota never evicts another's entries. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +28,13 @@ typedef struct group {
     double expires_ms; /* 0: no TTL */
 } group;
 
+typedef struct account {
+    uint64_t owner;
+    size_t bytes;
+    size_t quota;  /* 0: none */
+    bool set;      /* quota set for this tenant (else the default) */
+} account;
+
 typedef struct mem_tier {
     pc_tier base;
     pthread_mutex_t mu;
@@ -32,7 +43,27 @@ typedef struct mem_tier {
     size_t bytes, entries, budget;
     group *groups;
     int32_t n_groups, cap_groups;
+    account *accounts;
+    int32_t n_accounts, cap_accounts;
+    size_t default_quota;
 } mem_tier;
+
+/* The account of an owner (created on first use); NULL for nobody or out of memory. */
+static account *account_of(mem_tier *t, uint64_t owner) {
+    if (!owner) return NULL;
+    for (int32_t i = 0; i < t->n_accounts; i++)
+        if (t->accounts[i].owner == owner) return &t->accounts[i];
+    if (t->n_accounts == t->cap_accounts) {
+        const int32_t cap = t->cap_accounts ? t->cap_accounts * 2 : 8;
+        account *a = realloc(t->accounts, (size_t)cap * sizeof *a);
+        if (!a) return NULL;
+        t->accounts = a;
+        t->cap_accounts = cap;
+    }
+    account *a = &t->accounts[t->n_accounts++];
+    *a = (account){.owner = owner, .quota = t->default_quota};
+    return a;
+}
 
 static const group *find_group(const mem_tier *t, const uint8_t digest[32]) {
     for (int32_t i = 0; i < t->n_groups; i++)
@@ -71,6 +102,8 @@ static pc_store_entry *unindex(mem_tier *t, pc_store_entry *e) {
     e->resident = false;
     t->bytes -= e->bytes;
     t->entries--;
+    account *a = account_of(t, e->owner);
+    if (a) a->bytes -= e->bytes;
     return --e->refs == 0 ? e : NULL;
 }
 
@@ -88,6 +121,22 @@ static void enforce(mem_tier *t) {
         }
         e = prev;
     }
+}
+
+/* Makes room for `need` more bytes of owner a within its quota by evicting
+ * its own unpinned entries, least recently used first; false when they are
+ * not enough. */
+static bool fit_quota(mem_tier *t, account *a, size_t need) {
+    if (!a || !a->quota) return true;
+    for (pc_store_entry *e = t->tail; e && a->bytes + need > a->quota;) {
+        pc_store_entry *prev = e->prev;
+        if (e->owner == a->owner && e->refs == 1 && !group_pinned(t, e)) {
+            atomic_fetch_add(&t->base.c.evictions, 1);
+            pc_store_entry_free(unindex(t, e));
+        }
+        e = prev;
+    }
+    return a->bytes + need <= a->quota;
 }
 
 static pc_status mem_get(pc_tier *base, const pc_store_desc *d, pc_store_entry **out, pc_error *err) {
@@ -121,10 +170,17 @@ static pc_status mem_put(pc_tier *base, pc_store_entry *e, pc_error *err) {
     mem_tier *t = (mem_tier *)base;
     pc_status st = PC_OK;
     pthread_mutex_lock(&t->mu);
+    account *a = NULL;
     if (e->resident || pc_keymap_get(&t->map, &e->key)) {
         /* already held: entries of one key are identical */
     } else if (expired(t, e, pc_store_now_ms(base->env))) {
         /* the schema's TTL has run out: nothing of it is kept */
+    } else if (e->owner && !(a = account_of(t, e->owner))) {
+        st = pc_fail(err, PC_ERR_NOMEM, "out of memory accounting store entry '%s'", e->label);
+    } else if (!fit_quota(t, a, e->bytes)) {
+        st = pc_fail(err, PC_ERR_QUOTA,
+                     "'%s' (%zu bytes) does not fit its tenant's memory quota of %zu bytes: the tenant's pinned or "
+                     "in-use entries hold %zu", e->label, e->bytes, a->quota, a->bytes);
     } else if (pc_keymap_put(&t->map, &e->key, e) != 0) {
         st = pc_fail(err, PC_ERR_NOMEM, "out of memory indexing store entry '%s'", e->label);
     } else {
@@ -134,6 +190,7 @@ static pc_status mem_put(pc_tier *base, pc_store_entry *e, pc_error *err) {
         push_head(t, e);
         t->bytes += e->bytes;
         t->entries++;
+        if (a) a->bytes += e->bytes;
         atomic_fetch_add(&base->c.writes, 1);
         enforce(t);
     }
@@ -197,6 +254,32 @@ pc_status pc_tier_memory_set_group(pc_tier *base, const uint8_t digest[32], bool
     return st;
 }
 
+pc_status pc_tier_memory_set_quota(pc_tier *base, uint64_t owner, size_t bytes, pc_error *err) {
+    mem_tier *t = (mem_tier *)base;
+    pthread_mutex_lock(&t->mu);
+    account *a = account_of(t, owner);
+    if (a) {
+        a->quota = bytes;
+        a->set = true;
+        fit_quota(t, a, 0); /* a lowered quota: the tenant's unpinned entries over it go now */
+    }
+    pthread_mutex_unlock(&t->mu);
+    return a ? PC_OK : pc_fail(err, PC_ERR_NOMEM, "out of memory recording a tenant's quota");
+}
+
+void pc_tier_memory_usage(pc_tier *base, uint64_t owner, size_t *bytes, size_t *quota) {
+    mem_tier *t = (mem_tier *)base;
+    *bytes = 0;
+    *quota = owner ? t->default_quota : 0;
+    pthread_mutex_lock(&t->mu);
+    for (int32_t i = 0; owner && i < t->n_accounts; i++)
+        if (t->accounts[i].owner == owner) {
+            *bytes = t->accounts[i].bytes;
+            *quota = t->accounts[i].quota;
+        }
+    pthread_mutex_unlock(&t->mu);
+}
+
 static void mem_stats(pc_tier *base, pc_cache_tier_stats *out) {
     mem_tier *t = (mem_tier *)base;
     pthread_mutex_lock(&t->mu);
@@ -219,6 +302,7 @@ static void mem_close(pc_tier *base) {
     }
     pc_keymap_free(&t->map);
     free(t->groups);
+    free(t->accounts);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }
@@ -234,6 +318,7 @@ pc_status pc_tier_memory_open(const pc_store_env *env, pc_tier **out, pc_error *
     t->base.m = &MEMORY_METHODS;
     t->base.env = env;
     t->budget = env->cfg.cache.mem_bytes ? env->cfg.cache.mem_bytes : SIZE_MAX;
+    t->default_quota = env->cfg.cache.tenant_quota;
     pthread_mutex_init(&t->mu, NULL);
     *out = &t->base;
     return PC_OK;

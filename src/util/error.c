@@ -54,6 +54,7 @@ const char *pc_strerror(pc_status s) {
     case PC_ERR_NOT_FOUND: return "not found";
     case PC_ERR_BUSY: return "busy";
     case PC_ERR_EXISTS: return "already exists";
+    case PC_ERR_QUOTA: return "over quota";
     }
     return "unknown error";
 }

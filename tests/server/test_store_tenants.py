@@ -327,5 +327,94 @@ class Tenants(unittest.TestCase):
             self.assertEqual(r["error"]["param"], param)
 
 
+QUOTA_KEYS = """key-alice alice
+key-bob-0001 bob quota=4M
+"""
+
+
+class Quotas(unittest.TestCase):
+    """Per-tenant quotas of the memory tier: bob, limited to 4 MiB, floods the store with prefix blocks (about
+    70 MiB against a 16 MiB budget) and never evicts one of alice's entries; a schema of his that cannot fit, or
+    whose pin his pinned schemas leave no room for, is refused with 429."""
+
+    def setUp(self):
+        tmp = tempfile.mkdtemp(prefix="pcache-keys-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        path = os.path.join(tmp, "keys")
+        with open(path, "w") as f:
+            f.write(QUOTA_KEYS)
+        self.srv = Server("--api-key-file", path, "--cache-mem", "16M")
+        self.addCleanup(lambda: self.srv.stop(test=self))
+
+    def req(self, method, path, key, body=None):
+        return self.srv.request(method, path, body, headers={"Authorization": f"Bearer {key}"})
+
+    def chat(self, key, system, question="Which rule is the last?"):
+        body = {"messages": [{"role": "system", "content": system}, {"role": "user", "content": question}],
+                "max_tokens": 2, "temperature": 0}
+        st, _, r = self.req("POST", "/v1/chat/completions", key, body)
+        self.assertEqual(st, 200, r)
+        return r["usage"]["prompt_tokens_details"]["cached_tokens"]
+
+    def evictions(self):
+        st, _, text = self.req("GET", "/metrics", "key-alice")
+        self.assertEqual(st, 200, text)
+        line = next(ln for ln in text.splitlines() if ln.startswith('pcache_store_evictions_total{tier="memory"} '))
+        return float(line.rsplit(" ", 1)[1])
+
+    def usage(self, key):
+        st, _, c = self.req("GET", "/v1/cache", key)
+        self.assertEqual(st, 200, c)
+        return c["tenant"]
+
+    def test_one_tenant_never_evicts_another(self):
+        st, _, r = self.req("POST", "/v1/schemas", "key-alice", {"pml": SCHEMA})
+        self.assertEqual(st, 201, r)
+        rules = " ".join(f"Rule {i}: answer in one short sentence and name the rule you used." for i in range(16))
+        self.chat("key-alice", rules)
+        alice_cached = self.chat("key-alice", rules, "Which rule is the first?")
+        self.assertGreaterEqual(alice_cached, 128)
+        alice = self.usage("key-alice")
+        self.assertEqual(alice["memory_quota"], 0)
+        self.assertGreater(alice["memory_bytes"], 0)
+        self.assertEqual(self.usage("key-bob-0001"), {"memory_bytes": 0, "memory_quota": 4 << 20})
+        evictions = self.evictions()
+
+        for i in range(12):  # each about 5.9 MB of blocks: more than bob's quota, together far more than the budget
+            topic = f"Topic {i}: " + " ".join(f"fact {i}.{j} is that item {j} weighs {i * j + 3} grams." for j in range(24))
+            self.chat("key-bob-0001", topic)
+            self.assertLessEqual(self.usage("key-bob-0001")["memory_bytes"], 4 << 20)
+        self.assertGreater(self.evictions(), evictions)  # bob's own
+
+        self.assertEqual(self.usage("key-alice"), alice)  # nothing of alice's left memory
+        st, _, r = completion(self.srv, PROMPT, key="key-alice")
+        self.assertEqual(st, 200, r)
+        self.assertEqual({m["source"] for m in r["pcache"]["modules"]}, {"memory"}, r["pcache"])
+        self.assertEqual(self.chat("key-alice", rules, "Which rule is the first?"), alice_cached)
+
+    def test_refused_over_quota(self):
+        long_doc = " ".join(f"Clause {i}: the tenant shall keep record {i} for {i + 2} years." for i in range(40))
+        big = f'<schema name="big"><module name="terms">{long_doc}</module></schema>'
+        st, _, r = self.req("POST", "/v1/schemas", "key-bob-0001", {"pml": big})
+        self.assertEqual(st, 429, r)
+        self.assertEqual(r["error"]["code"], "insufficient_quota", r)
+        self.assertIn("more than tenant bob's memory quota of 4194304 bytes", r["error"]["message"])
+        st, _, r = self.req("POST", "/v1/schemas", "key-alice", {"pml": big})  # alice has no quota
+        self.assertEqual(st, 201, r)
+
+        # pinned schemas stay: a second pin that does not fit beside the first is refused, the first kept
+        st, _, one = self.req("POST", "/v1/schemas", "key-bob-0001", {"pml": SCHEMA, "pin": True})
+        self.assertEqual(st, 201, one)
+        two = SCHEMA.replace('name="atlas"', 'name="atlas2"').replace("Swiss Alps", "Alps of Switzerland")
+        st, _, r = self.req("POST", "/v1/schemas", "key-bob-0001", {"pml": two, "pin": True})
+        self.assertEqual(st, 429, r)
+        self.assertIn("pinned or in-use entries", r["error"]["message"])
+        st, _, r = completion(self.srv, PROMPT, key="key-bob-0001")
+        self.assertEqual(st, 200, r)
+        self.assertEqual({m["source"] for m in r["pcache"]["modules"]}, {"memory"}, r["pcache"])
+        self.assertEqual(self.req("GET", "/v1/schemas/atlas2", "key-bob-0001")[0], 404)
+        self.assertLessEqual(self.usage("key-bob-0001")["memory_bytes"], 4 << 20)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -212,14 +212,19 @@ static void cpu_attention(pc_backend *b, int32_t layer) {
     cpu_backend *c = cpu(b);
     const pc_hparams *hp = &c->m->hp;
     const int64_t Q = (int64_t)hp->n_head * hp->head_dim;
+    pc_attn_args args[PC_ATTN_BATCH_MAX]; /* one pool job per group of sequences, not one per sequence */
+    int32_t n = 0;
     for (int32_t i = 0; i < c->c.n_seqs; i++) {
         const pc_bseq *q = &c->c.seqs[i];
-        pc_attn_args a = {.q = c->q + q->off * Q, .q_stride = Q, .q_pos = q->pos, .n_q = q->n, .n_head = hp->n_head,
+        args[n++] = (pc_attn_args){.q = c->q + q->off * Q, .q_stride = Q, .q_pos = q->pos, .n_q = q->n, .n_head = hp->n_head,
                           .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .ctx = q->list, .layer = layer,
                           .scale = 1.0f / sqrtf((float)hp->head_dim), .out = c->att + q->off * Q, .out_stride = Q,
                           .scratch = c->attn_scratch, .scratch_per_thread = c->attn_scratch_per_thread,
                           .shared = c->attn_shared, .isa = c->isa};
-        pc_attention(c->pool, &a);
+        if (n == PC_ATTN_BATCH_MAX || i == c->c.n_seqs - 1) {
+            pc_attention_batch(c->pool, args, n);
+            n = 0;
+        }
     }
 }
 

@@ -56,6 +56,32 @@ static void run_mode(pc_pool *pool, pc_isa isa, const pc_kv_list *ctx, const flo
     free(shared);
 }
 
+/* Sequences in one job (pc_attention_batch, as a batch of decodes runs): the
+ * queries cut into one-row sequences and chunks, each over the whole context
+ * with its own positions; every row must be what it is alone (ref). */
+static void run_batch(pc_pool *pool, pc_isa isa, const pc_kv_list *ctx, const float *q, const int32_t *qpos, float *out,
+                      const int *cuts, int n_seqs) {
+    size_t per = (pc_attn_scratch_size(NH, NKV, HD, N) + 63) & ~(size_t)63;
+    void *scratch = NULL, *shared = NULL;
+    if (posix_memalign(&scratch, 64, per * (size_t)pc_pool_size(pool)) ||
+        posix_memalign(&shared, 64, pc_attn_shared_size(NH, NKV, N))) {
+        CHECK_MSG(false, "out of memory");
+        free(scratch);
+        return;
+    }
+    pc_attn_args as[NQ];
+    for (int i = 0; i < n_seqs; i++) {
+        const int q0 = cuts[i], nq = cuts[i + 1] - cuts[i];
+        as[i] = (pc_attn_args){.q = q + (size_t)q0 * NH * HD, .q_stride = NH * HD, .q_pos = qpos + q0, .n_q = nq,
+                               .n_head = NH, .n_head_kv = NKV, .head_dim = HD, .ctx = ctx, .layer = 0, .scale = 0.125f,
+                               .out = out + (size_t)q0 * NH * HD, .out_stride = NH * HD, .scratch = scratch,
+                               .scratch_per_thread = per, .shared = shared, .isa = isa};
+    }
+    pc_attention_batch(pool, as, n_seqs);
+    free(scratch);
+    free(shared);
+}
+
 static void run(pc_pool *pool, pc_isa isa, const pc_kv_list *ctx, const float *q, const int32_t *qpos, int nq, float *out) {
     run_mode(pool, isa, ctx, q, qpos, nq, out, true);
 }
@@ -137,6 +163,13 @@ int main(void) {
                     CHECK_MSG(!memcmp(o + off, ref + off, len), "%s: %s batch of %d at %d differs",
                               pc_isa_name(paths[p]), split ? "split-mode" : "tiled", nq, qi);
                 }
+        /* one job for many sequences: eight decode rows, then rows and chunks of 1-16 queries */
+        static const int decodes[] = {0, 1, 2, 3, 4, 5, 6, 7, 8}, mixed[] = {8, 9, 14, 15, 21};
+        memset(o, 0xff, sizeof(float) * out_n);
+        run_batch(pool, paths[p], &four, Q, qpos, o, decodes, 8);
+        run_batch(pool, paths[p], &four, Q, qpos, o, mixed, 4);
+        CHECK_MSG(!memcmp(o, ref, sizeof(float) * out_n), "%s: sequences batched in one job differ from alone",
+                  pc_isa_name(paths[p]));
     }
     pc_pool_free(pool);
     pc_kv_list_free(&one);

@@ -341,3 +341,38 @@ void pc_attention(pc_pool *pool, const pc_attn_args *a) {
     attn_job job = {.a = a, .splits = n_tiles * a->n_head_kv < 4 * threads ? G : 1};
     pc_pool_run(pool, attn_task, &job, n_tiles * a->n_head_kv * job.splits);
 }
+
+/* Several sequences (a batch of decodes and prefill chunks) in one pool job:
+ * alone, each would pay one dispatch (tiled) or three (split) per layer, and
+ * a batch of 8 decodes spent more time dispatching than attending. Every
+ * sequence runs tiled, which gives the bits of split mode (see above), with
+ * one choice of shares for the whole batch. */
+typedef struct attn_multi {
+    attn_job job[PC_ATTN_BATCH_MAX];
+    int32_t end[PC_ATTN_BATCH_MAX]; /* tasks of sequences [0, i] */
+    int32_t n;
+} attn_multi;
+
+static void multi_task(void *ctx, int task, int n_tasks, int thread) {
+    const attn_multi *m = ctx;
+    int32_t i = 0;
+    while (task >= m->end[i]) i++;
+    attn_task((void *)&m->job[i], task - (i ? m->end[i - 1] : 0), n_tasks, thread);
+}
+
+void pc_attention_batch(pc_pool *pool, const pc_attn_args *a, int32_t n) {
+    if (n == 1) {
+        pc_attention(pool, a);
+        return;
+    }
+    attn_multi m = {.n = n};
+    int32_t groups = 0; /* tasks with every KV head's G query heads together */
+    for (int32_t i = 0; i < n; i++) groups += (a[i].n_q + TILE_Q - 1) / TILE_Q * a[i].n_head_kv;
+    const bool spread = groups < 4 * pc_pool_size(pool);
+    for (int32_t i = 0, total = 0; i < n; i++) {
+        m.job[i] = (attn_job){.a = &a[i], .splits = spread ? a[i].n_head / a[i].n_head_kv : 1};
+        total += (a[i].n_q + TILE_Q - 1) / TILE_Q * a[i].n_head_kv * m.job[i].splits;
+        m.end[i] = total;
+    }
+    pc_pool_run(pool, multi_task, &m, m.end[n - 1]);
+}

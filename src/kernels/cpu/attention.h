@@ -48,4 +48,9 @@ size_t pc_attn_scratch_size(int32_t n_head, int32_t n_head_kv, int32_t head_dim,
 size_t pc_attn_shared_size(int32_t n_head, int32_t n_head_kv, int64_t n_ctx);
 void pc_attention(pc_pool *pool, const pc_attn_args *a);
 
+#define PC_ATTN_BATCH_MAX 64
+/* The attention of n (1..PC_ATTN_BATCH_MAX) sequences at once, in one pool
+ * job: each sequence's output is bitwise what pc_attention gives it alone. */
+void pc_attention_batch(pc_pool *pool, const pc_attn_args *a, int32_t n);
+
 #endif

@@ -87,6 +87,12 @@ typedef struct pc_cache_params {
      * refused (PC_ERR_QUOTA) when the tenant's pinned or in-use entries leave
      * no room. 0: no quota. pc_engine_set_tenant_quota sets one per tenant. */
     size_t tenant_quota;
+    /* GPU backends: module KV kept resident in device memory (the device tier),
+     * LRU over copies no request is reading, filled when a piece is encoded on
+     * the GPU or first read from a host tier. Pieces that do not fit stream
+     * from host memory every request. */
+    size_t gpu_bytes;         /* its budget in bytes; 0: half the device memory free once the model is loaded */
+    bool gpu_off;             /* no device tier: cached KV streams from host memory every request */
     /* Warnings (a corrupt entry dropped, a tier unreachable): one line each,
      * without a trailing newline. NULL: written to stderr. */
     void (*log)(void *user, const char *msg);
@@ -132,6 +138,10 @@ typedef struct pc_cache_tier_stats {
 
 typedef struct pc_cache_stats {
     pc_cache_tier_stats tier[PC_N_TIERS]; /* indexed by pc_kv_source */
+    /* The device tier (GPU backends): hits and misses of lookups, writes =
+     * uploads from host memory (pieces encoded on the GPU are kept without one),
+     * errors = copies the device could not make. */
+    pc_cache_tier_stats gpu;
 } pc_cache_stats;
 
 /* ------------------------------------------------------------------------ */

@@ -64,9 +64,10 @@ pc_status pc_piece_kv_init(pc_piece_kv *pk, const pc_schema *s, pc_error *err) {
     pk->n = s->n_pieces;
     pk->entry = calloc(n, sizeof *pk->entry);
     pk->local = calloc(n, sizeof *pk->local);
+    pk->dev = calloc(n, sizeof *pk->dev);
     pk->source = calloc(n, sizeof *pk->source);
     pk->have = calloc(n, sizeof *pk->have);
-    if (!pk->entry || !pk->local || !pk->source || !pk->have) {
+    if (!pk->entry || !pk->local || !pk->dev || !pk->source || !pk->have) {
         pc_piece_kv_release(pk, NULL);
         return pc_fail(err, PC_ERR_NOMEM, "out of memory gathering the KV of schema '%s'", s->name);
     }
@@ -75,17 +76,20 @@ pc_status pc_piece_kv_init(pc_piece_kv *pk, const pc_schema *s, pc_error *err) {
 
 void pc_piece_kv_release(pc_piece_kv *pk, pc_store *store) {
     for (int32_t i = 0; pk->entry && i < pk->n; i++) {
+        if (pk->dev) pc_kv_span_release(pk->dev[i]);
         if (pk->entry[i]) pc_store_release(store, pk->entry[i]);
-        pc_kv_span_release(pk->local[i]);
+        if (pk->local) pc_kv_span_release(pk->local[i]);
     }
     free(pk->entry);
     free(pk->local);
+    free(pk->dev);
     free(pk->source);
     free(pk->have);
     memset(pk, 0, sizeof *pk);
 }
 
 const pc_kv_span *pc_piece_kv_span(const pc_piece_kv *pk, int32_t i) {
+    if (pk->dev[i]) return pk->dev[i];
     if (pk->entry[i]) return pc_store_entry_span(pk->entry[i]);
     return pk->local[i];
 }
@@ -144,6 +148,8 @@ static pc_status compute(pc_piece_kv *pk, const pc_schema *s, pc_encoder *enc, i
         pc_error perr = {0};
         const pc_status ps = pc_store_put(enc->store, &d, keep, &pk->entry[i], &perr);
         if (ps == PC_OK) {
+            /* computed in device memory: it becomes the device copy, no upload */
+            if (pc_store_device_adopt(enc->store, pk->entry[i], span)) pk->dev[i] = pc_kv_span_retain(span);
             pc_kv_span_release(span);
             pk->local[i] = NULL;
         } else if (ps == PC_ERR_QUOTA) { /* the tenant's share of memory is spoken for: refuse, never hold it outside */
@@ -172,6 +178,9 @@ pc_status pc_piece_obtain(pc_piece_kv *pk, const pc_schema *s, pc_encoder *enc, 
         pc_store_desc d = pc_schema_piece_desc(s, i);
         pc_status st = pc_store_fetch(enc->store, &d, &pk->entry[i], &pk->source[i], err);
         if (st == PC_OK) {
+            bool up = false; /* the device copy where the store keeps or can make one: read in place, not streamed */
+            pk->dev[i] = pc_store_device_acquire(enc->store, pk->entry[i], &up);
+            pk->uploaded_pieces += up;
             pk->have[i] = true;
             return PC_OK;
         }

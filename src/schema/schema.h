@@ -177,18 +177,21 @@ typedef struct pc_piece_kv {
     int32_t n;               /* the schema's n_pieces */
     pc_store_entry **entry;  /* [n] pinned entries, or NULL */
     pc_kv_span **local;      /* [n] spans owned here, or NULL */
+    pc_kv_span **dev;        /* [n] the store's device copies of entry[i], held here, or NULL */
     pc_kv_source *source;    /* [n] where each obtained piece came from */
     bool *have;              /* [n] */
     int64_t encoded_tokens;  /* tokens run through the model in this pass */
     int32_t encoded_pieces;
     double encode_ms;        /* time in those forward passes */
     int64_t n_tokens;        /* for progress: tokens of the pieces this pass encodes at most */
+    int32_t uploaded_pieces; /* pieces this pass copied from host memory into the device tier */
 } pc_piece_kv;
 
 pc_status pc_piece_kv_init(pc_piece_kv *pk, const pc_schema *s, pc_error *err);
 /* Gives back every pin and span. Safe on a zeroed pk. */
 void pc_piece_kv_release(pc_piece_kv *pk, pc_store *store);
-/* Piece i's KV once obtained (NULL for an empty piece). */
+/* Piece i's KV once obtained (NULL for an empty piece): its device copy
+ * where the store keeps one, else the entry's or the local span. */
 const pc_kv_span *pc_piece_kv_span(const pc_piece_kv *pk, int32_t i);
 /* Makes piece i's KV available in pk: from the store when a tier has it,
  * else encoded over the pieces it attends to (obtained the same way) and put

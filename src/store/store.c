@@ -17,6 +17,7 @@ struct pc_store {
     pc_store_env env;
     char *strings[4]; /* owned copies of the config's strings */
     pc_tier *tier[PC_N_TIERS]; /* memory always; disk and remote when configured */
+    pc_store_devtier *dev;     /* the device tier, or NULL */
 };
 
 const char *pc_kv_source_name(pc_kv_source s) {
@@ -56,6 +57,7 @@ pc_status pc_store_open(const pc_store_config *cfg, pc_store **out, pc_error *er
     if (st == PC_OK) st = pc_tier_memory_open(&s->env, &s->tier[PC_SOURCE_MEMORY], err);
     if (st == PC_OK && c->dir) st = pc_tier_disk_open(&s->env, &s->tier[PC_SOURCE_DISK], err);
     if (st == PC_OK && c->redis) st = pc_tier_redis_open(&s->env, &s->tier[PC_SOURCE_REMOTE], err);
+    if (st == PC_OK && !c->gpu_off) st = pc_store_devtier_open(cfg->device, cfg->device_bytes, &s->dev, err);
     if (st != PC_OK) {
         pc_store_close(s);
         return st;
@@ -66,6 +68,7 @@ pc_status pc_store_open(const pc_store_config *cfg, pc_store **out, pc_error *er
 
 void pc_store_close(pc_store *s) {
     if (!s) return;
+    pc_store_devtier_close(s->dev);
     for (int i = PC_N_TIERS - 1; i >= 0; i--)
         if (s->tier[i]) s->tier[i]->m->close(s->tier[i]);
     for (int i = 0; i < 4; i++) free(s->strings[i]);
@@ -155,6 +158,7 @@ bool pc_store_exists(pc_store *s, const pc_store_key *k) {
 
 pc_status pc_store_remove(pc_store *s, const pc_store_key *k, pc_error *err) {
     pc_status first = PC_OK;
+    pc_store_devtier_remove(s->dev, k);
     for (int i = 0; i < PC_N_TIERS; i++) {
         if (!s->tier[i]) continue;
         pc_error terr = {0};
@@ -181,6 +185,17 @@ void pc_store_tenant_usage(pc_store *s, const char *tenant, size_t *bytes, size_
 size_t pc_store_memory_budget(pc_store *s) { return s->env.cfg.cache.mem_bytes; }
 
 const pc_kv_span *pc_store_entry_span(const pc_store_entry *e) { return e->span; }
+
+pc_kv_span *pc_store_device_acquire(pc_store *s, const pc_store_entry *e, bool *uploaded) {
+    return pc_store_devtier_acquire(s->dev, &e->key, e->span, uploaded);
+}
+
+bool pc_store_device_adopt(pc_store *s, const pc_store_entry *e, pc_kv_span *span) {
+    if (span && (span->n != e->n || span->n_layer != e->span->n_layer || span->dim != e->span->dim)) return false;
+    return pc_store_devtier_adopt(s->dev, &e->key, span);
+}
+
+bool pc_store_has_device(const pc_store *s) { return s->dev != NULL; }
 const pc_store_key *pc_store_entry_key(const pc_store_entry *e) { return &e->key; }
 
 void pc_store_stats(pc_store *s, pc_cache_stats *out) {
@@ -193,6 +208,7 @@ void pc_store_stats(pc_store *s, pc_cache_stats *out) {
         t->m->stats(t, ts);
         ts->enabled = true;
     }
+    pc_store_devtier_stats(s->dev, &out->gpu);
 }
 
 /* Records live in the remote tier only: they are what servers sharing it tell each other. */

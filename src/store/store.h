@@ -92,6 +92,16 @@ typedef struct pc_store_desc {
     const char *tenant;     /* whose quota the entry counts against in memory (NULL, "": nobody's) */
 } pc_store_desc;
 
+/* How the device tier makes a copy in accelerator memory: the store itself
+ * never calls a device API (the engine passes the backend's span copy). */
+typedef struct pc_store_device {
+    /* A new frozen copy of src (refcount 1) whose K and V live in device
+     * memory (PC_KV_DEVICE), finished when this returns; NULL when it cannot
+     * be made. Called from any thread. */
+    pc_kv_span *(*upload)(void *ctx, const pc_kv_span *src);
+    void *ctx;
+} pc_store_device;
+
 typedef struct pc_store_config {
     uint8_t model[32];      /* model fingerprint: names the disk folder, checked in every entry */
     const char *model_label; /* human name of the model, written beside the disk folder */
@@ -101,6 +111,8 @@ typedef struct pc_store_config {
     size_t redis_part_bytes; /* 0: 16 MiB */
     double (*now_ms)(void *user); /* clock seam for TTLs and retry back-off; NULL: monotonic clock */
     void *now_user;
+    const pc_store_device *device; /* NULL, or cache.gpu_off: no device tier */
+    size_t device_bytes;    /* the device tier's budget (the engine resolves cache.gpu_bytes' default) */
 } pc_store_config;
 
 /* Opens the tiers cfg names. The disk index is rebuilt from the entry headers
@@ -140,6 +152,24 @@ void pc_store_tenant_usage(pc_store *s, const char *tenant, size_t *bytes, size_
 size_t pc_store_memory_budget(pc_store *s);
 
 const pc_kv_span *pc_store_entry_span(const pc_store_entry *e);
+
+/* The device tier: copies of entries' K and V resident in device memory,
+ * LRU under cfg->device_bytes over copies no caller holds.
+ *
+ * e's KV in device memory with a reference for the caller (released with
+ * pc_kv_span_release when the request is done; the copy cannot be evicted
+ * while it is held): the tier's copy, or one uploaded now from e's span when
+ * the budget has room (unheld copies are evicted, least recently used first;
+ * nothing is evicted for a copy that would not fit). NULL when the store has
+ * no device tier, or the copy neither is resident nor fits: the caller then
+ * reads e's own span (streamed from host memory). *uploaded (may be NULL)
+ * says an upload was made by this call. */
+pc_kv_span *pc_store_device_acquire(pc_store *s, const pc_store_entry *e, bool *uploaded);
+/* Keeps span (frozen, in device memory, holding e's KV: computed there) as
+ * e's device copy without an upload; the tier takes a reference of its own.
+ * False when there is no device tier or it does not fit. */
+bool pc_store_device_adopt(pc_store *s, const pc_store_entry *e, pc_kv_span *span);
+bool pc_store_has_device(const pc_store *s);
 const pc_store_key *pc_store_entry_key(const pc_store_entry *e);
 
 void pc_store_stats(pc_store *s, pc_cache_stats *out);

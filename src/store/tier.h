@@ -95,6 +95,17 @@ pc_status pc_tier_memory_open(const pc_store_env *env, pc_tier **out, pc_error *
 pc_status pc_tier_disk_open(const pc_store_env *env, pc_tier **out, pc_error *err);
 pc_status pc_tier_redis_open(const pc_store_env *env, pc_tier **out, pc_error *err);
 
+/* The device tier (tier_device.c; store.h says what it keeps). */
+typedef struct pc_store_devtier pc_store_devtier;
+/* *out = NULL (no tier) when dev is NULL or budget is 0. */
+pc_status pc_store_devtier_open(const pc_store_device *dev, size_t budget, pc_store_devtier **out, pc_error *err);
+void pc_store_devtier_close(pc_store_devtier *t); /* NULL-safe */
+pc_kv_span *pc_store_devtier_acquire(pc_store_devtier *t, const pc_store_key *key, const pc_kv_span *host,
+                                     bool *uploaded);
+bool pc_store_devtier_adopt(pc_store_devtier *t, const pc_store_key *key, pc_kv_span *span);
+void pc_store_devtier_remove(pc_store_devtier *t, const pc_store_key *key);
+void pc_store_devtier_stats(pc_store_devtier *t, pc_cache_tier_stats *out);
+
 /* A tenant as the memory tier's quotas know it: a 64-bit hash of its name
  * (0 for none, never 0 otherwise). */
 uint64_t pc_store_owner_of(const char *tenant);

@@ -61,6 +61,22 @@ pc_kv_span *pc_backend_shared_span_new(pc_backend_shared *s, int32_t cap) {
     return pc_kv_span_for_model(s->m, cap);
 }
 
+pc_kv_span *pc_backend_shared_device_copy(pc_backend_shared *s, const pc_kv_span *src) {
+#ifdef PC_CUDA
+    if (s->kind == PC_BACKEND_CUDA) return pc_backend_cuda_shared_device_copy(s, src);
+#endif
+    (void)s, (void)src;
+    return NULL;
+}
+
+size_t pc_backend_shared_device_free(pc_backend_shared *s) {
+#ifdef PC_CUDA
+    if (s->kind == PC_BACKEND_CUDA) return pc_backend_cuda_shared_device_free(s);
+#endif
+    (void)s;
+    return 0;
+}
+
 #ifndef PC_CUDA
 bool pc_backend_cuda_available(char *why, size_t why_cap) {
     if (why && why_cap) snprintf(why, why_cap, "this build has no CUDA backend (configure with -DPC_CUDA=ON where nvcc is installed)");

@@ -77,6 +77,14 @@ pc_backend_kind pc_backend_shared_kind(const pc_backend_shared *s);
 /* A new span of the model's shape (refcount 1) where this backend keeps KV; NULL when out of memory. */
 pc_kv_span *pc_backend_shared_span_new(pc_backend_shared *s, int32_t cap);
 
+/* A new frozen copy of src (any location) with K and V in device memory,
+ * finished when this returns; NULL on a backend without device memory, when
+ * out of memory, or on a device error. Thread-safe. (The module store's
+ * device tier makes its copies with this.) */
+pc_kv_span *pc_backend_shared_device_copy(pc_backend_shared *s, const pc_kv_span *src);
+/* Device memory free now, in bytes; 0 on a backend without device memory. */
+size_t pc_backend_shared_device_free(pc_backend_shared *s);
+
 /* The activations of one chunk; nb = n_batch. Element types are the
  * backend's own (CPU: f32 everywhere). */
 typedef struct pc_acts {
@@ -163,5 +171,7 @@ pc_status pc_backend_cuda_shared_create(const pc_model *m, const pc_backend_para
                                         pc_error *err);
 void pc_backend_cuda_shared_free(pc_backend_shared *s);
 pc_kv_span *pc_backend_cuda_shared_span_new(pc_backend_shared *s, int32_t cap);
+pc_kv_span *pc_backend_cuda_shared_device_copy(pc_backend_shared *s, const pc_kv_span *src);
+size_t pc_backend_cuda_shared_device_free(pc_backend_shared *s);
 
 #endif

@@ -57,6 +57,21 @@ static int run_prompt(pc_engine *e, const run_cmd *o, const pc_cli_run_cfg *cfg,
     return 1;
 }
 
+/* Whether cached prompts read module KV in place in GPU memory: the device
+ * tier's hits, uploads and evictions over the whole run. */
+static void report_gpu_tier(pc_engine *e) {
+    pc_cache_stats st;
+    pc_engine_cache_stats(e, &st);
+    const pc_cache_tier_stats *g = &st.gpu;
+    if (!g->enabled) return;
+    fprintf(stderr,
+            "gpu tier: %llu pieces, %.1f of %.1f MiB; %llu hits, %llu misses, %llu uploads (%.1f MiB in %.1f ms), "
+            "%llu evictions\n",
+            (unsigned long long)g->entries, (double)g->bytes / 1048576.0, (double)g->budget / 1048576.0,
+            (unsigned long long)g->hits, (unsigned long long)g->misses, (unsigned long long)g->writes,
+            (double)g->bytes_written / 1048576.0, g->write_ms, (unsigned long long)g->evictions);
+}
+
 static int run_all(const run_cmd *o, const pc_cli_engine_opts *eo, const pc_cli_gen_opts *go,
                    const pc_cli_schema_opts *so) {
     pc_cli_loaded l;
@@ -68,6 +83,7 @@ static int run_all(const run_cmd *o, const pc_cli_engine_opts *eo, const pc_cli_
         if (o->prompts.n > 1 && !so->quiet) fprintf(stderr, "=== prompt %s ===\n", o->prompts.v[i]);
         if (run_prompt(l.engine, o, &cfg, o->prompts.v[i])) failed = true; /* the other prompts still run */
     }
+    if (!so->quiet) report_gpu_tier(l.engine);
     pc_cli_loaded_free(&l);
     return failed ? 1 : 0;
 }

@@ -267,6 +267,10 @@ const pc_cli_opt pc_cli_schema_table[] = {
 const pc_cli_opt pc_cli_cache_table[] = {
     {"cache-mem", 0, PC_OPT_SIZE, CACHE(mem), "BYTES", "memory budget of the module store (default: none)", 0, 0},
     {"cache-dir", 0, PC_OPT_STRING, CACHE(dir), "DIR", "keep encoded modules on disk, one folder per model", 0, 0},
+    {"cache-gpu", 0, PC_OPT_SIZE, CACHE(gpu), "BYTES",
+     "GPU memory that keeps module KV resident (--backend cuda; default: half the free GPU memory)", 0, 0},
+    {"no-cache-gpu", 0, PC_OPT_FLAG, CACHE(no_gpu), NULL,
+     "keep no module KV in GPU memory: stream it from host memory every request", 0, 0},
     {"cache-disk", 0, PC_OPT_SIZE, CACHE(disk), "BYTES", "disk budget, least recently used go first (default: none)", 0, 0},
     {"cache-redis", 0, PC_OPT_STRING, CACHE(redis), "HOST:PORT", "share encoded modules through a Redis server", 0, 0},
     {"cache-redis-prefix", 0, PC_OPT_STRING, CACHE(redis_prefix), "P", "prefix of the Redis keys (default: pcache:)", 0, 0},
@@ -287,7 +291,8 @@ const pc_cli_opt pc_cli_cache_where_table[] = {
 };
 
 pc_cache_params pc_cli_cache_params(const pc_cli_cache_opts *o) {
-    return (pc_cache_params){.mem_bytes = o->mem, .dir = o->dir, .disk_bytes = o->disk, .redis = o->redis,
+    return (pc_cache_params){.mem_bytes = o->mem, .gpu_bytes = o->gpu, .gpu_off = o->no_gpu, .dir = o->dir,
+                             .disk_bytes = o->disk, .redis = o->redis,
                              .redis_prefix = o->redis_prefix, .redis_ttl_s = o->redis_ttl,
                              .redis_timeout_ms = o->redis_timeout};
 }

@@ -109,7 +109,8 @@ extern const pc_cli_opt pc_cli_schema_table[];
 /* Where encoded module KV is kept: every command that registers schemas, and
  * `pcache cache`. */
 struct pc_cli_cache_opts {
-    size_t mem, disk;
+    size_t mem, disk, gpu;
+    bool no_gpu;
     const char *dir, *redis, *redis_prefix;
     int redis_ttl, redis_timeout;
 };

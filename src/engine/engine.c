@@ -55,12 +55,24 @@ static int32_t placeholder_token(const pc_gguf *g, const pc_tokenizer *tok) {
     return eos >= 0 ? eos : 0;
 }
 
+static pc_kv_span *device_upload(void *ctx, const pc_kv_span *src) { return pc_backend_shared_device_copy(ctx, src); }
+
+/* The store's device tier on a backend with device memory: copies made by the
+ * backend (the store never calls CUDA), budget as asked, by default half of
+ * what is free once the weights are in (the rest for activations and the
+ * requests' own spans). */
+static size_t device_budget(const pc_engine *e, const pc_cache_params *c) {
+    if (c->gpu_off || pc_backend_shared_kind(e->dev) != PC_BACKEND_CUDA) return 0;
+    return c->gpu_bytes ? c->gpu_bytes : pc_backend_shared_device_free(e->dev) / 2;
+}
+
 static pc_status open_store(pc_engine *e, const pc_engine_params *p, pc_error *err) {
     pc_status s = pc_model_digest(e->model, e->pool, e->model_digest, err);
     if (s != PC_OK) return s;
     const pc_hparams *hp = &e->model->hp;
+    const pc_store_device dev = {.upload = device_upload, .ctx = e->dev}; /* the store copies the table */
     pc_store_config c = {.model_label = e->name, .n_layer = hp->n_layer, .dim = hp->n_head_kv * hp->head_dim,
-                         .cache = p->cache};
+                         .cache = p->cache, .device = &dev, .device_bytes = device_budget(e, &p->cache)};
     memcpy(c.model, e->model_digest, sizeof c.model);
     return pc_store_open(&c, &e->store, err);
 }
@@ -117,6 +129,24 @@ pc_status pc_engine_new_forward(const pc_engine *e, int32_t n_batch, pc_forward 
     return pc_forward_create_on(e->model, &bp, n_batch > 0 ? n_batch : e->n_batch, e->n_ctx, out, err);
 }
 
+pc_status pc_engine_take_forward(pc_engine *e, pc_forward **out, pc_error *err) {
+    pthread_mutex_lock(&e->spare_lock);
+    *out = e->spare;
+    e->spare = NULL;
+    pthread_mutex_unlock(&e->spare_lock);
+    return *out ? PC_OK : pc_engine_new_forward(e, 0, out, err);
+}
+
+void pc_engine_give_forward(pc_engine *e, pc_forward *f) {
+    pthread_mutex_lock(&e->spare_lock);
+    if (!e->spare) {
+        e->spare = f;
+        f = NULL;
+    }
+    pthread_mutex_unlock(&e->spare_lock);
+    pc_forward_free(f);
+}
+
 static pc_status new_forward(void *ctx, pc_forward **out, pc_error *err) {
     return pc_engine_new_forward(ctx, 0, out, err);
 }
@@ -137,6 +167,7 @@ pc_status pc_engine_open(const pc_engine_params *p, pc_engine **out, pc_error *e
         free(e);
         return pc_fail(err, PC_ERR_NOMEM, "cannot create the schema registry's lock");
     }
+    pthread_mutex_init(&e->spare_lock, NULL);
     pc_status s = open_parts(e, p, err);
     if (s != PC_OK) {
         pc_engine_free(e);
@@ -150,6 +181,8 @@ void pc_engine_free(pc_engine *e) {
     if (!e) return;
     pc_engine_free_schemas(e);
     pc_store_close(e->store);
+    pc_forward_free(e->spare); /* its backend is on e->dev */
+    pthread_mutex_destroy(&e->spare_lock);
     pc_backend_shared_free(e->dev); /* after every span it made: the schemas' above, the requests' before */
     pc_pool_free(e->pool);
     pc_tokenizer_free(e->tok);

@@ -36,11 +36,21 @@ struct pc_engine {
     size_t cap_schemas;
     uint8_t model_digest[32];   /* the model fingerprint (pc_model_digest) */
     pc_store *store;            /* the module store: every schema's piece KV; thread-safe (store.h) */
+    pthread_mutex_t spare_lock;
+    pc_forward *spare;          /* the last forward state a lone run gave back (pc_engine_take_forward), or NULL */
 };
 
 /* Forward state (activations, attention scratch) for batches of up to
  * n_batch rows over this engine's model, on its backend; one per stepping thread. */
 pc_status pc_engine_new_forward(const pc_engine *e, int32_t n_batch, pc_forward **out, pc_error *err);
+/* A forward state for a request run alone on the calling thread
+ * (pc_request_run, pc_engine_eval_logits): the one the last such run gave
+ * back, else a new one. Runs one after another (`pcache run`, `generate`)
+ * then skip making the backend's buffers, streams and handles, which on CUDA
+ * cost milliseconds of synchronous allocation inside the first token's time.
+ * Give it back with pc_engine_give_forward (kept if none is, else freed). */
+pc_status pc_engine_take_forward(pc_engine *e, pc_forward **out, pc_error *err);
+void pc_engine_give_forward(pc_engine *e, pc_forward *f);
 /* A KV span of cap tokens where the engine's backend keeps KV (host memory on
  * the CPU, GPU memory on CUDA); NULL when out of memory. */
 pc_kv_span *pc_engine_new_span(const pc_engine *e, int32_t cap);

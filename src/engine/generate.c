@@ -41,7 +41,7 @@ pc_status pc_request_run(pc_request *r, pc_error *err) {
     if (r->phase != PC_REQ_PREFILL && r->phase != PC_REQ_DECODE)
         return pc_fail(err, PC_ERR_INVALID, "request: run before it is prepared, or after it ended");
     pc_forward *f = NULL;
-    pc_status s = pc_engine_new_forward(r->e, 0, &f, err);
+    pc_status s = pc_engine_take_forward(r->e, &f, err);
     if (s != PC_OK) {
         pc_req_finish(r, s, err);
         return s;
@@ -49,7 +49,10 @@ pc_status pc_request_run(pc_request *r, pc_error *err) {
     pc_step_buf b = {0};
     while (r->phase != PC_REQ_DONE) pc_step_run(f, &b, &r, 1, pc_forward_batch_size(f));
     pc_step_buf_free(&b);
-    pc_forward_free(f);
+    if (r->status == PC_OK)
+        pc_engine_give_forward(r->e, f);
+    else
+        pc_forward_free(f); /* a backend that failed refuses further batches: not kept */
     if (r->status != PC_OK && err) *err = r->err;
     return r->status;
 }
@@ -99,10 +102,13 @@ pc_status pc_engine_eval_logits(pc_engine *e, const int32_t *prompt, size_t n, f
     pc_forward *f = NULL;
     pc_status s = PC_OK;
     if (!span || !pos) s = pc_fail(err, PC_ERR_NOMEM, "out of memory evaluating %zu tokens", n);
-    if (s == PC_OK) s = pc_engine_new_forward(e, 0, &f, err);
+    if (s == PC_OK) s = pc_engine_take_forward(e, &f, err);
     for (size_t i = 0; s == PC_OK && i < n; i++) pos[i] = (int32_t)i;
     if (s == PC_OK) s = pc_forward_run(f, NULL, span, prompt, pos, (int32_t)n, PC_LOGITS_LAST, logits, err);
-    pc_forward_free(f);
+    if (s == PC_OK)
+        pc_engine_give_forward(e, f);
+    else
+        pc_forward_free(f);
     free(pos);
     pc_kv_span_release(span);
     return s;

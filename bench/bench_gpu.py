@@ -57,6 +57,32 @@ def write_model(bin_dir, models, shape, typ):
     return path
 
 
+def product_rows(bin_dir, model, cached, fresh, reps, typ):
+    """The product path: `pcache run --backend cuda` on a schema of about `cached` tokens
+    (one module of letters without spaces: the seeded vocabulary has no letter pieces, so
+    each letter is one byte token) and a prompt of about `fresh` letters: TTFT median of `reps`, with the module KV resident in GPU memory
+    (the store's device tier) and with --no-cache-gpu (streamed from pinned host memory)."""
+    d = os.path.join(os.path.dirname(model), "run")
+    os.makedirs(d, exist_ok=True)
+    schema, prompt = os.path.join(d, "long.xml"), os.path.join(d, "long_p.xml")
+    with open(schema, "w") as f:
+        f.write('<schema name="long"><module name="doc">' + "".join(chr(97 + i * 7 % 26) for i in range(cached - 4)) +
+                "</module></schema>")
+    with open(prompt, "w") as f:
+        f.write('<prompt schema="long"><doc/>' + "".join(chr(97 + i * 5 % 26) for i in range(fresh)) + "</prompt>")
+    rows = []
+    for case, extra in (("run_gpu", []), ("run_host", ["--no-cache-gpu"])):
+        cmd = [os.path.join(bin_dir, "pcache"), "run", "-m", model, "--backend", "cuda", "--schema", schema,
+               "--prompt", prompt, "--repeat", str(reps), "--json", "-n", "1", "--temp", "0", "--quiet"] + extra
+        for r in run_jsonl(cmd, 600):
+            if "ttft_ms" in r:
+                rows.append({"engine": "pcache", "case": case, "n_new": fresh, "type": typ, "ms": r["ttft_ms"],
+                             "cached_tokens": r.get("cached_tokens"), "fresh_tokens": r.get("fresh_tokens"),
+                             "all_ms": r.get("ttft_all_ms")})
+                log(f"  {case}: TTFT {r['ttft_ms']:.2f} ms (all {r.get('ttft_all_ms')}), cached {r.get('cached_tokens')}, fresh {r.get('fresh_tokens')}")
+    return rows
+
+
 def llama_rows(bench, model, args, label, timeout=600):
     out = []
     for r in run_jsonl([bench, "-m", model, "-ngl", "99", "-fa", "1", "-o", "jsonl"] + args, timeout):
@@ -93,6 +119,8 @@ def table(rows, cached, fresh):
     cases = [("prefill 2048", "prefill", 2048), ("prefill 8192", "prefill", 8192),
              (f"{cached} cached on GPU + {fresh}", "cached_gpu", fresh),
              (f"{cached} cached in pinned host + {fresh}", "cached_pinned", fresh),
+             ("  same, `pcache run`, KV on GPU", "run_gpu", fresh),
+             ("  same, `pcache run`, --no-cache-gpu", "run_host", fresh),
              (f"decode at {cached + fresh} (per token)", "decode", 1)]
     for typ_p, typ_l, title in (("F16", "F16", "Llama-2-7B shape, f16 weights (HF bf16)"),
                                 ("Q4_0", "Q4_0", "Llama-2-7B shape, Q4_0 weights")):
@@ -104,17 +132,19 @@ def table(rows, cached, fresh):
             lines.append(f"  {name:32} {fmt(p):>10} {fmt(h):>9} {fmt(l):>10} {ratio(p, l):>7} {ratio(p, h):>6}")
     for typ, title in (("Q4_1", "SmolLM2-135M shape, Q4_1"), ("Q4_K", "Qwen2.5-1.5B shape, Q4_K")):
         lines.append(title)
-        for name, case, n in [(f"prefill {cached + fresh}", "prefill", cached + fresh), cases[2], cases[4]]:
+        for name, case, n in [(f"prefill {cached + fresh}", "prefill", cached + fresh), cases[2], cases[6]]:
             p = find(rows, "pcache", case, n, typ)
             l = find(rows, "llama.cpp", case, n, typ)
             lines.append(f"  {name:32} {fmt(p):>10} {'-':>9} {fmt(l):>10} {ratio(p, l):>7} {'-':>6}")
     g = find(rows, "pcache", "cached_gpu", fresh, "F16")
+    run_g = find(rows, "pcache", "run_gpu", fresh, "F16")
     pin = find(rows, "pcache", "cached_pinned", fresh, "F16")
     dec = find(rows, "pcache", "decode", 1, "F16")
     lines.append("targets (issue 12, Llama-2-7B shape):")
     lines.append(f"  cached TTFT, KV on GPU <= 7 ms: {fmt(g)} ms; >= 2x below llama.cpp: x{ratio(find(rows, 'llama.cpp', 'cached_gpu', fresh, 'F16'), g)};"
                  f" >= 6x below HF's reuse: x{ratio(find(rows, 'hf', 'cached_gpu', fresh), g)};"
                  f" >= 35x below HF's full prefill (8192): x{ratio(find(rows, 'hf', 'prefill', 8192), g)}")
+    lines.append(f"  the same through the product path (`pcache run --backend cuda`, device tier): {fmt(run_g)} ms")
     lines.append(f"  cached TTFT from pinned host memory <= 86 ms: {fmt(pin)} ms")
     for n in (2048, 8192):
         lines.append(f"  full prefill {n} within 1.1x of HF: x{ratio(find(rows, 'pcache', 'prefill', n, 'F16'), find(rows, 'hf', 'prefill', n))}")
@@ -130,7 +160,7 @@ def main():
     ap.add_argument("--cached", type=int, default=8192)
     ap.add_argument("--fresh", type=int, default=32)
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--skip", default="", help="comma list of: hf, llama, small")
+    ap.add_argument("--skip", default="", help="comma list of: hf, llama, small, q4, run")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     skip = set(s for s in a.skip.split(",") if s)
@@ -138,9 +168,11 @@ def main():
     rows = []
     pc = os.path.join(a.bin, "bench_gpu")
     common = ["--cached", str(a.cached), "--fresh", str(a.fresh), "--reps", str(a.reps)]
-    big = {t: write_model(a.bin, a.models, "llama2-7b", t) for t in ("f16", "q4_0")}
+    big = {t: write_model(a.bin, a.models, "llama2-7b", t) for t in (("f16",) if "q4" in skip else ("f16", "q4_0"))}
     for t, path in big.items():
         rows += run_jsonl([pc, path, "--prefill", "2048,8192"] + common, 900)
+        if t == "f16" and "run" not in skip:
+            rows += product_rows(a.bin, path, a.cached, a.fresh, a.reps, "F16")
     if "hf" not in skip:
         rows += run_jsonl([sys.executable, os.path.join(HERE, "bench_gpu_hf.py"), "--prefill", "2048,8192",
                            "--cached", str(a.cached), "--fresh", str(a.fresh), "--reps", str(a.reps)], 900)
@@ -152,7 +184,9 @@ def main():
             rows += run_jsonl([pc, path, "--prefill", str(a.cached + a.fresh)] + common, 600)
     lb = a.llama_bench
     if lb and os.path.exists(lb) and "llama" not in skip:
-        for label, path in (("F16", big["f16"]), ("Q4_0", big["q4_0"])):
+        for label, path in (("F16", big["f16"]), ("Q4_0", big.get("q4_0"))):
+            if not path:
+                continue
             rows += llama_rows(lb, path, ["-p", "2048,8192", "-n", "0", "-r", "3"], label)
             rows += llama_rows(lb, path, ["-p", str(a.fresh), "-n", "0", "-d", str(a.cached), "-r", str(a.reps)], label)
             rows += llama_rows(lb, path, ["-p", "0", "-n", "32", "-d", str(a.cached + a.fresh), "-r", "3"], label)

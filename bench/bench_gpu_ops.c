@@ -238,10 +238,23 @@ static void attention(timer *t, int n_sm) {
         {"32 over 8192 no split", 8192 + 32, 32, PC_CU_ATTN_MMA, 1},
         {"decode over 8192 vec", 8192 + 1, 1, PC_CU_ATTN_VEC, 0},
         {"decode over 8192 mma", 8192 + 1, 1, PC_CU_ATTN_MMA, 0},
+        /* the split sweep: is two blocks a multiprocessor the best rule for few queries? */
+        {"32 over 8192 sweep", 8192 + 32, 32, PC_CU_ATTN_MMA, 4},
+        {"32 over 8192 sweep", 8192 + 32, 32, PC_CU_ATTN_MMA, 8},
+        {"32 over 8192 sweep", 8192 + 32, 32, PC_CU_ATTN_MMA, 12},
+        {"32 over 8192 sweep", 8192 + 32, 32, PC_CU_ATTN_MMA, 16},
+        {"32 over 8192 sweep", 8192 + 32, 32, PC_CU_ATTN_MMA, 24},
+        {"32 over 8192 sweep", 8192 + 32, 32, PC_CU_ATTN_MMA, 32},
+        {"32 over 8192 sweep", 8192 + 32, 32, PC_CU_ATTN_MMA, 48},
+        {"32 over 8192 sweep", 8192 + 32, 32, PC_CU_ATTN_MMA, 64},
+        {"decode 8192 vec sweep", 8192 + 1, 1, PC_CU_ATTN_VEC, 8},
+        {"decode 8192 vec sweep", 8192 + 1, 1, PC_CU_ATTN_VEC, 16},
+        {"decode 8192 vec sweep", 8192 + 1, 1, PC_CU_ATTN_VEC, 32},
+        {"decode 8192 vec sweep", 8192 + 1, 1, PC_CU_ATTN_VEC, 64},
     };
     void *po, *pml, *q, *out;
-    CU(cudaMalloc(&po, (size_t)1024 * 64 * hd * 4));
-    CU(cudaMalloc(&pml, (size_t)1024 * 64 * 2 * 4));
+    CU(cudaMalloc(&po, (size_t)4096 * 64 * hd * 4));
+    CU(cudaMalloc(&pml, (size_t)4096 * 64 * 2 * 4));
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         void *bufs[7];
         const int nq = cases[i].n_q, nc = cases[i].n_ctx;
@@ -252,10 +265,13 @@ static void attention(timer *t, int n_sm) {
                             .n_head_kv = H, .head_dim = hd, .layer = 0, .n_split = 1, .scale = 0.088f,
                             .kernel = (pc_cu_attn_kernel)cases[i].kernel}};
         const int tiles = (nc + 63) / 64;
-        if (!cases[i].split) { /* the backend's rule: two blocks a multiprocessor */
+        if (!cases[i].split) { /* the backend's rule: two blocks a multiprocessor, one whole wave */
             const int base = pc_cu_attn_q_tiles(&j.a) * H;
-            int s = (2 * n_sm + base - 1) / base;
-            j.a.n_split = s > tiles / 2 ? tiles / 2 : s;
+            int s = 2 * n_sm / base;
+            s = s > tiles / 2 ? tiles / 2 : s;
+            j.a.n_split = s < 1 ? 1 : s;
+        } else {
+            j.a.n_split = cases[i].split;
         }
         j.a.tiles_cap = pc_cu_attn_tiles_cap(tiles, j.a.n_split);
         const float ms = time_it(t, do_attn, &j, 10);

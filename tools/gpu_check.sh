@@ -8,7 +8,11 @@
 #           compute-sanitizer (memcheck, racecheck, synccheck, initcheck), kernel benchmark
 #   models  write the seeded GGUFs bench_gpu.py times
 #   pcache  bench_gpu.py without llama.cpp (pcache and HF transformers)
-#   bench   bench_gpu.py with all three (waits for the llama.cpp build)
+#   bench   bench_gpu.py with all three (waits for the llama.cpp build; BENCH_SKIP=small,q4 keeps
+#           it to the 7B f16 rows, inside one call's 10 minutes)
+#   wait    wait (up to 8 minutes) for the llama.cpp build step llama started
+#   tier    the store's device tier through the engine (test_gpu_tier, and under memcheck)
+#   run     bench_gpu.py, pcache alone on the 7B f16 shape, with `pcache run` (the product path)
 # Logs go to $OUT (few files: a call brings back 8): summary.txt, check.txt, bench.txt,
 # bench.json, bench_log.txt, and llama-bench.xz* (the static binary, for a later call to
 # carry instead of building again).
@@ -97,7 +101,7 @@ step_bench() {
     for _ in $(seq 1 300); do [ -f /tmp/llama-build.rc ] && break; sleep 2; done
     say "llama.cpp build: exit $(cat /tmp/llama-build.rc 2>/dev/null || echo 'not finished')"; tail -2 /tmp/llama-build.log >> "$SUM"
     say "== $(date -u +%H:%M:%S) benchmark: pcache, HF, llama.cpp"
-    timeout 560 python3 bench_gpu.py --bin bin --models "$MODELS" --llama-bench "$LB" --json "$OUT/bench.json" > "$OUT/bench.txt" 2>> "$OUT/bench_log.txt"
+    timeout 560 python3 bench_gpu.py --bin bin --models "$MODELS" --llama-bench "$LB" --skip "${BENCH_SKIP:-}" --json "$OUT/bench.json" > "$OUT/bench.txt" 2>> "$OUT/bench_log.txt"
     say "bench_gpu.py exit $?"; cat "$OUT/bench.txt" | tee -a "$SUM"
     tail -5 "$OUT/bench_log.txt" >> "$SUM"
     if [ -x "$LB" ] && [ ! -f "$HERE/llama-bench.xz0" ]; then
@@ -119,6 +123,34 @@ step_engine() {
     done
     timeout 180 bin/pcache run -m $m --schema mbti.xml --prompt mbti_intj.xml --compare --backend cuda -n 8 --temp 0 \
         --chat-template chatml --quiet 2>&1 | tail -5 | tee -a "$SUM"
+}
+
+step_wait() {
+    for _ in $(seq 1 240); do [ -f /tmp/llama-build.rc ] && break; sleep 2; done
+    say "llama.cpp build: exit $(cat /tmp/llama-build.rc 2>/dev/null || echo 'not finished')"
+}
+
+# Module KV resident in GPU memory through the engine (the store's device tier):
+# test_gpu_tier on a seeded 4-layer SmolLM2-shaped model, then under memcheck.
+step_tier() {
+    say "== $(date -u +%H:%M:%S) device tier"
+    [ -d lib ] && export LD_LIBRARY_PATH=$HERE/lib:$LD_LIBRARY_PATH
+    local m=/tmp/smol4.gguf
+    [ -f $m ] || bin/pc_write_model --shape smollm2-135m --type q4_1 --layers 4 --out $m > /dev/null
+    PC_TEST_GPU_MODEL=$m timeout 300 bin/test_gpu_tier > /tmp/tier.txt 2>&1; say "test_gpu_tier exit $?"
+    tail -12 /tmp/tier.txt | tee -a "$SUM"
+    PC_TEST_GPU_MODEL=$m timeout 400 compute-sanitizer --tool memcheck --error-exitcode 9 bin/test_gpu_tier > /tmp/tiers.txt 2>&1
+    say "memcheck test_gpu_tier exit $?"; grep -E "ERROR SUMMARY|passed" /tmp/tiers.txt | tee -a "$SUM"
+    { echo "### test_gpu_tier"; cat /tmp/tier.txt; echo "### memcheck"; tail -40 /tmp/tiers.txt; } >> "$OUT/check.txt"
+}
+
+# pcache alone on the 7B f16 shape: bench_gpu (forward API) and `pcache run` (the product path).
+step_run() {
+    say "== $(date -u +%H:%M:%S) benchmark: pcache on the 7B f16 shape, forward API and pcache run"
+    [ -d lib ] && export LD_LIBRARY_PATH=$HERE/lib:$LD_LIBRARY_PATH
+    timeout 560 python3 bench_gpu.py --bin bin --models "$MODELS" --skip llama,hf,small,q4 --json "$OUT/bench.json" > "$OUT/bench.txt" 2>> "$OUT/bench_log.txt"
+    say "bench_gpu.py exit $?"; head -9 "$OUT/bench.txt" | tee -a "$SUM"
+    grep -E "run_gpu|run_host|gpu tier" "$OUT/bench_log.txt" | tee -a "$SUM"
 }
 
 for s in "$@"; do "step_$s"; done

@@ -14,13 +14,13 @@ DEST=${2:-/work/main/.cuda-run}
 mkdir -p "$DEST"
 tmp=$(mktemp -d)
 mkdir -p "$tmp/bin"
-for b in test_ops_cuda test_backend_forward bench_gpu bench_gpu_ops pc_write_model pcache; do
+for b in test_ops_cuda test_backend_forward test_gpu_tier bench_gpu bench_gpu_ops pc_write_model pcache; do
     cp "$BUILD/$b" "$tmp/bin/"
 done
 # pcache's own libraries the GPU image may lack (libxml2 and its ICU, jansson; the store's hiredis,
-# xxhash and libcrypto), and a schema to run
+# xxhash and libcrypto; the server's libmicrohttpd and its GnuTLS chain), and a schema to run
 mkdir -p "$tmp/lib"
-for l in $(ldd "$BUILD/pcache" | awk '/libxml2|libicu|libjansson|libhiredis|libxxhash|libcrypto/ {print $3}'); do
+for l in $(ldd "$BUILD/pcache" | awk '/libxml2|libicu|libjansson|libhiredis|libxxhash|libcrypto|libmicrohttpd|libgnutls|libp11-kit|libidn2|libunistring|libtasn1|libnettle|libhogweed|libgmp|libffi/ {print $3}'); do
     cp "$l" "$tmp/lib/"
 done
 cp "$REPO/../shared/pml-examples/mbti.xml" "$REPO/tests/data/prompts/mbti_intj.xml" "$DEST/"

@@ -32,6 +32,8 @@ if ls llama-bench.xz* >/dev/null 2>&1 && [ ! -x /tmp/llama-build/bin/llama-bench
         chmod +x /tmp/llama-build/bin/llama-bench && echo 0 > /tmp/llama-build.rc
 fi
 export PATH=/usr/local/cuda/bin:$PATH PYTHONUNBUFFERED=1
+# pcache's own libraries the image lacks travel in lib/ (gpu_stage.sh)
+[ -d "$HERE/lib" ] && export LD_LIBRARY_PATH=$HERE/lib:${LD_LIBRARY_PATH:-}
 PYLIB=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null || true)
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:/usr/local/cuda/lib:${PYLIB}:${LD_LIBRARY_PATH:-}
 LB=/tmp/llama-build/bin/llama-bench
@@ -114,7 +116,6 @@ step_bench() {
 # encoding, a cached prompt and its uncached twin, generation), CUDA against the CPU.
 step_engine() {
     say "== $(date -u +%H:%M:%S) engine"
-    [ -d lib ] && export LD_LIBRARY_PATH=$HERE/lib:$LD_LIBRARY_PATH
     local m=/tmp/smol4.gguf
     [ -f $m ] || bin/pc_write_model --shape smollm2-135m --type q4_1 --layers 4 --out $m > /dev/null
     for b in cpu cuda; do
@@ -134,7 +135,6 @@ step_wait() {
 # test_gpu_tier on a seeded 4-layer SmolLM2-shaped model, then under memcheck.
 step_tier() {
     say "== $(date -u +%H:%M:%S) device tier"
-    [ -d lib ] && export LD_LIBRARY_PATH=$HERE/lib:$LD_LIBRARY_PATH
     local m=/tmp/smol4.gguf
     [ -f $m ] || bin/pc_write_model --shape smollm2-135m --type q4_1 --layers 4 --out $m > /dev/null
     PC_TEST_GPU_MODEL=$m timeout 300 bin/test_gpu_tier > /tmp/tier.txt 2>&1; say "test_gpu_tier exit $?"
@@ -147,7 +147,6 @@ step_tier() {
 # pcache alone on the 7B f16 shape: bench_gpu (forward API) and `pcache run` (the product path).
 step_run() {
     say "== $(date -u +%H:%M:%S) benchmark: pcache on the 7B f16 shape, forward API and pcache run"
-    [ -d lib ] && export LD_LIBRARY_PATH=$HERE/lib:$LD_LIBRARY_PATH
     timeout 560 python3 bench_gpu.py --bin bin --models "$MODELS" --skip llama,hf,small,q4 --json "$OUT/bench.json" > "$OUT/bench.txt" 2>> "$OUT/bench_log.txt"
     say "bench_gpu.py exit $?"; head -9 "$OUT/bench.txt" | tee -a "$SUM"
     grep -E "run_gpu|run_host|gpu tier" "$OUT/bench_log.txt" | tee -a "$SUM"

@@ -14,7 +14,9 @@ DEST=${2:-/work/main/.cuda-run}
 mkdir -p "$DEST"
 tmp=$(mktemp -d)
 mkdir -p "$tmp/bin"
-for b in test_ops_cuda test_backend_forward test_gpu_tier bench_gpu bench_gpu_ops pc_write_model pcache; do
+# BINS: what to carry (default: everything gpu_check.sh runs; a benchmark-only call
+# carries "bench_gpu pc_write_model pcache" to leave room for a carried llama-bench)
+for b in ${BINS:-test_ops_cuda test_backend_forward test_gpu_tier bench_gpu bench_gpu_ops pc_write_model pcache}; do
     cp "$BUILD/$b" "$tmp/bin/"
 done
 # pcache's own libraries the GPU image may lack (libxml2 and its ICU, jansson; the store's hiredis,

@@ -1,8 +1,9 @@
 /* test_ggml_parity.c - our formats and activation quantizers against llama.cpp's own.
  *
- * Loads the reference peer's ggml libraries (llama-cpp-python's build; the
- * directory comes from $PC_GGML_LIB_DIR or the peer venv's default) and
- * compares, on random blocks of every weight type:
+ * Loads the reference peer's ggml libraries from $PC_GGML_LIB_DIR, else from
+ * where the tool scripts put the peer (tools/build_llama_cpp.sh: .peer/bin;
+ * tools/setup_peer.sh: .venv-peer's llama_cpp/lib) and compares, on random
+ * blocks of every weight type:
  *   - dequantization with ggml's dequantize_row_* (to 1e-6 relative: ggml may
  *     fuse the multiply-add that we round twice),
  *   - activation quantization (Q8_0, Q8_1, Q8_K) with the CPU backend's
@@ -11,6 +12,7 @@
  * Skips when the libraries are absent. The traits struct below mirrors
  * ggml-cpu.h's ggml_type_traits_cpu of the peer's version. */
 #include <dlfcn.h>
+#include <glob.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +20,8 @@
 #include "check.h"
 #include "kernels/cpu/quant.h"
 
-#define PEER_LIB_DIR "/opt/lcpvenv/lib/python3.11/site-packages/llama_cpp/lib"
+/* The peer's default places, relative to the source tree (both git-ignored). */
+static const char *const peer_dirs[] = {".peer/bin", ".venv-peer/lib/python3*/site-packages/llama_cpp/lib"};
 
 typedef void (*ggml_from_float)(const float *x, void *y, int64_t k);
 typedef void (*ggml_vec_dot)(int n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by, int nrc);
@@ -69,8 +72,7 @@ typedef struct peer {
     const ggml_traits_cpu *(*traits)(int type);
 } peer;
 
-static bool peer_open(peer *p) {
-    const char *dir = getenv("PC_GGML_LIB_DIR") ? getenv("PC_GGML_LIB_DIR") : PEER_LIB_DIR;
+static bool peer_open_dir(peer *p, const char *dir) {
     char path[1024];
     snprintf(path, sizeof path, "%s/libggml-base.so", dir);
     p->base = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
@@ -81,7 +83,22 @@ static bool peer_open(peer *p) {
     p->traits = (const ggml_traits_cpu *(*)(int))dlsym(p->cpu, "ggml_get_type_traits_cpu");
     if (!init || !p->traits) return false;
     init();
+    printf("ggml libraries from %s\n", dir);
     return true;
+}
+
+static bool peer_open(peer *p) {
+    if (getenv("PC_GGML_LIB_DIR")) return peer_open_dir(p, getenv("PC_GGML_LIB_DIR"));
+    for (size_t i = 0; i < sizeof peer_dirs / sizeof peer_dirs[0]; i++) {
+        char pattern[1024];
+        glob_t g;
+        snprintf(pattern, sizeof pattern, "%s/%s", PC_SOURCE_DIR, peer_dirs[i]);
+        if (glob(pattern, 0, NULL, &g) != 0) continue;
+        const bool found = peer_open_dir(p, g.gl_pathv[0]);
+        globfree(&g);
+        if (found) return true;
+    }
+    return false;
 }
 
 static void check_type(const peer *p, pc_type t, const char *deq_name, int64_t n) {
@@ -125,7 +142,8 @@ static void check_type(const peer *p, pc_type t, const char *deq_name, int64_t n
 int main(void) {
     peer p;
     if (!peer_open(&p)) {
-        printf("llama.cpp's ggml libraries not found: skipped\n");
+        printf("skipped: llama.cpp's ggml libraries not found (set PC_GGML_LIB_DIR, or build the peer with "
+               "tools/build_llama_cpp.sh into %s/.peer)\n", PC_SOURCE_DIR);
         return CHECK_SKIP;
     }
     static const struct { pc_type t; const char *deq; } types[] = {

@@ -22,97 +22,34 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "check.h"
-#include "engine/engine_internal.h"
-#include "pcache.h"
+#include "default_model.h"
+#include "golden_case.h"
 
 #define LOGIT_TOL 1.5
 
-static pc_engine *open_engine(void) {
-    pc_engine_params p = pc_engine_default_params();
-    p.model_path = PC_MODEL_PATH;
-    p.n_ctx = 4096;
-    pc_engine *e = NULL;
-    pc_error err = {0};
-    if (pc_engine_open(&p, &e, &err) != PC_OK) {
-        fprintf(stderr, "open: %s\n", err.msg);
-        return NULL;
-    }
-    return e;
-}
-
-static int32_t *ids_of(json_t *arr, size_t *n) {
-    *n = json_array_size(arr);
-    int32_t *ids = malloc((*n ? *n : 1) * sizeof *ids);
-    for (size_t i = 0; i < *n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(arr, i));
-    return ids;
-}
-
-static int argmax(const float *v, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[b]) b = i;
-    return b;
-}
-
-/* Teacher-forced: prompt + golden tokens in one batch, logits at every step. */
-static void check_case_forced(pc_engine *e, json_t *c, int *decided, int *agree_all, int *steps) {
-    size_t np, ng;
-    int32_t *prompt = ids_of(json_object_get(c, "prompt_ids"), &np);
-    int32_t *gold = ids_of(json_object_get(c, "generated_ids"), &ng);
+/* Teacher-forced on llama.cpp's tokens: every step whose gap exceeds the noise must agree. */
+static void check_case_forced(pc_engine *e, pc_forward *f, json_t *c, int *decided, int *agree_all, int *steps) {
+    golden_forced g;
+    if (!golden_forced_run(e, f, c, &g)) return;
     json_t *gaps = json_object_get(c, "step_top1_top2_gap");
-    const int V = pc_engine_n_vocab(e), n = (int)(np + ng - 1);
-    int32_t *toks = malloc(sizeof *toks * (size_t)n), *pos = malloc(sizeof *pos * (size_t)n);
-    float *lg = malloc(sizeof(float) * (size_t)V * (size_t)n);
-    memcpy(toks, prompt, np * sizeof *toks);
-    memcpy(toks + np, gold, (ng - 1) * sizeof *toks);
-    for (int i = 0; i < n; i++) pos[i] = i;
-    pc_kv_span *span = pc_kv_span_for_model(e->model, n);
-    pc_error err = {0};
-    pc_forward *f = NULL;
-    CHECK_MSG(pc_engine_new_forward(e, 0, &f, &err) == PC_OK, "%s", err.msg);
-    CHECK_MSG(f && pc_forward_run(f, NULL, span, toks, pos, n, PC_LOGITS_ALL, lg, &err) == PC_OK, "%s", err.msg);
-    pc_forward_free(f);
     const char *name = json_string_value(json_object_get(c, "name"));
-    for (size_t i = 0; i < ng; i++) {
-        const int mine = argmax(lg + (size_t)(np - 1 + i) * V, V);
+    for (size_t i = 0; i < g.n_gold; i++) {
+        const int mine = golden_argmax(golden_forced_row(&g, i), g.n_vocab);
         const double gap = json_real_value(json_array_get(gaps, i));
         (*steps)++;
-        if (mine == gold[i]) (*agree_all)++;
+        if (mine == g.gold[i]) (*agree_all)++;
         if (gap > LOGIT_TOL) {
             (*decided)++;
-            CHECK_MSG(mine == gold[i], "greedy '%s' step %zu: ours %d, llama.cpp %d (its gap %.2f)", name, i, mine,
-                      gold[i], gap);
+            CHECK_MSG(mine == g.gold[i], "greedy '%s' step %zu: ours %d, llama.cpp %d (its gap %.2f)", name, i, mine,
+                      g.gold[i], gap);
         }
     }
-    pc_kv_span_release(span);
-    free(toks); free(pos); free(lg); free(prompt); free(gold);
+    golden_forced_free(&g);
 }
 
-/* Free-running greedy generation: how far it stays on llama.cpp's path (reported). */
-static size_t free_running_prefix(pc_engine *e, json_t *c) {
-    size_t np, ng;
-    int32_t *prompt = ids_of(json_object_get(c, "prompt_ids"), &np);
-    int32_t *want = ids_of(json_object_get(c, "generated_ids"), &ng);
-    pc_gen_params gp = pc_gen_default_params();
-    gp.temp = 0;
-    gp.n_predict = (int)ng;
-    gp.ignore_eos = true;
-    pc_gen_result r = {0};
-    pc_error err = {0};
-    CHECK_MSG(pc_engine_generate(e, prompt, np, &gp, NULL, NULL, &r, &err) == PC_OK, "%s", err.msg);
-    CHECK(r.n_tokens == ng);
-    size_t same = 0;
-    while (same < r.n_tokens && same < ng && r.tokens[same] == want[same]) same++;
-    pc_gen_result_free(&r);
-    free(prompt);
-    free(want);
-    return same;
-}
-
-static void check_greedy(pc_engine *e) {
+static void check_greedy(pc_engine *e, pc_forward *f) {
     json_error_t jerr;
     json_t *doc = json_load_file(PC_TEST_DATA "/golden/greedy_smollm2.json", 0, &jerr);
     CHECK_MSG(doc != NULL, "greedy golden: %s", jerr.text);
@@ -121,8 +58,8 @@ static void check_greedy(pc_engine *e) {
     json_t *c;
     int n_cases = 0, decided = 0, agree = 0, steps = 0;
     json_array_foreach(json_object_get(doc, "cases"), i, c) {
-        check_case_forced(e, c, &decided, &agree, &steps);
-        size_t same = free_running_prefix(e, c);
+        check_case_forced(e, f, c, &decided, &agree, &steps);
+        size_t same = golden_free_running(e, c);
         printf("greedy '%s': free-running run equals llama.cpp for the first %zu of 64 tokens\n",
                json_string_value(json_object_get(c, "name")), same);
         n_cases++;
@@ -164,7 +101,7 @@ static void check_logits(pc_engine *e) {
     json_t *p;
     json_array_foreach(json_object_get(doc, "prompts"), i, p) {
         size_t np;
-        int32_t *ids = ids_of(json_object_get(p, "prompt_ids"), &np);
+        int32_t *ids = golden_ids(json_object_get(p, "prompt_ids"), &np);
         size_t off = (size_t)json_integer_value(json_object_get(p, "offset_bytes")) / sizeof(float);
         CHECK(off + (size_t)V <= n_floats);
         pc_error err = {0};
@@ -191,16 +128,15 @@ static void check_logits(pc_engine *e) {
 }
 
 int main(void) {
-    if (access(PC_MODEL_PATH, R_OK) != 0) {
-        printf("model %s absent: skipped\n", PC_MODEL_PATH);
-        return CHECK_SKIP;
-    }
-    pc_engine *e = open_engine();
-    CHECK(e != NULL);
-    if (e) {
-        check_logits(e);
-        check_greedy(e);
-    }
+    pc_engine *e = NULL;
+    const int rc = test_engine_open(4096, &e);
+    if (rc) return rc;
+    pc_forward *f = NULL;
+    pc_error err = {0};
+    CHECK_MSG(pc_engine_new_forward(e, 0, &f, &err) == PC_OK, "%s", err.msg);
+    check_logits(e);
+    if (f) check_greedy(e, f);
+    pc_forward_free(f);
     pc_engine_free(e);
     return check_report();
 }

@@ -24,8 +24,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "engine/engine_internal.h"
-#include "pcache.h"
+#include "golden_case.h"
 
 #define LOGIT_TOL 1.5
 #define LOGPROB_TOL 0.5
@@ -52,20 +51,6 @@ static pc_engine *open_engine(const char *path) {
     return e;
 }
 
-static int32_t *ids_of(json_t *arr, size_t *n) {
-    *n = json_array_size(arr);
-    int32_t *ids = malloc((*n ? *n : 1) * sizeof *ids);
-    for (size_t i = 0; i < *n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(arr, i));
-    return ids;
-}
-
-static int argmax(const float *v, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[b]) b = i;
-    return b;
-}
-
 /* log softmax(v)[k], in double. */
 static double log_prob(const float *v, int n, int k) {
     double m = v[0], s = 0;
@@ -76,7 +61,7 @@ static double log_prob(const float *v, int n, int k) {
 
 static void check_tokens(pc_engine *e, json_t *c) {
     size_t n_want, n_got = 0;
-    int32_t *want = ids_of(json_object_get(c, "prompt_ids"), &n_want), *got = NULL;
+    int32_t *want = golden_ids(json_object_get(c, "prompt_ids"), &n_want), *got = NULL;
     const char *text = json_string_value(json_object_get(c, "text"));
     pc_error err = {0};
     const bool parse = json_is_true(json_object_get(c, "parse_special"));
@@ -93,65 +78,30 @@ typedef struct tally {
     double worst_lp; /* largest |our log-prob - llama.cpp's| of llama.cpp's token */
 } tally;
 
-/* Teacher-forced: prompt + golden tokens in one batch, logits at every step. */
+/* Teacher-forced on llama.cpp's tokens: decided steps agree, every step's log-prob is close. */
 static void check_forced(pc_engine *e, pc_forward *f, json_t *c, tally *t) {
-    size_t np, ng;
-    int32_t *prompt = ids_of(json_object_get(c, "prompt_ids"), &np);
-    int32_t *gold = ids_of(json_object_get(c, "generated_ids"), &ng);
+    golden_forced g;
+    if (!golden_forced_run(e, f, c, &g)) return;
     json_t *gaps = json_object_get(c, "step_top1_top2_gap"), *tops = json_object_get(c, "step_top_logprobs");
-    const int V = pc_engine_n_vocab(e), n = (int)(np + ng - 1);
-    int32_t *toks = malloc(sizeof *toks * (size_t)n), *pos = malloc(sizeof *pos * (size_t)n);
-    float *lg = malloc(sizeof(float) * (size_t)V * (size_t)n);
-    memcpy(toks, prompt, np * sizeof *toks);
-    memcpy(toks + np, gold, (ng - 1) * sizeof *toks);
-    for (int i = 0; i < n; i++) pos[i] = i;
-    pc_kv_span *span = pc_kv_span_for_model(e->model, n);
-    pc_error err = {0};
-    CHECK_MSG(pc_forward_run(f, NULL, span, toks, pos, n, PC_LOGITS_ALL, lg, &err) == PC_OK, "%s", err.msg);
     const char *name = json_string_value(json_object_get(c, "name"));
-    for (size_t i = 0; i < ng; i++) {
-        const float *row = lg + (size_t)(np - 1 + i) * V;
-        const int mine = argmax(row, V);
+    for (size_t i = 0; i < g.n_gold; i++) {
+        const float *row = golden_forced_row(&g, i);
+        const int mine = golden_argmax(row, g.n_vocab);
         const double gap = json_real_value(json_array_get(gaps, i));
         const double theirs = json_real_value(json_array_get(json_array_get(json_array_get(tops, i), 0), 1));
-        const double lp = log_prob(row, V, gold[i]);
+        const double lp = log_prob(row, g.n_vocab, g.gold[i]);
         t->worst_lp = fmax(t->worst_lp, fabs(lp - theirs));
         CHECK_MSG(fabs(lp - theirs) <= LOGPROB_TOL, "'%s' step %zu: log-prob of llama.cpp's token %.3f, its own %.3f",
                   name, i, lp, theirs);
         t->steps++;
-        if (mine == gold[i]) t->agree++;
+        if (mine == g.gold[i]) t->agree++;
         if (gap > LOGIT_TOL) {
             t->decided++;
-            CHECK_MSG(mine == gold[i], "greedy '%s' step %zu: ours %d, llama.cpp %d (its gap %.2f)", name, i, mine,
-                      gold[i], gap);
+            CHECK_MSG(mine == g.gold[i], "greedy '%s' step %zu: ours %d, llama.cpp %d (its gap %.2f)", name, i, mine,
+                      g.gold[i], gap);
         }
     }
-    pc_kv_span_release(span);
-    free(toks);
-    free(pos);
-    free(lg);
-    free(prompt);
-    free(gold);
-}
-
-/* Free-running greedy generation: how far it stays on llama.cpp's path (reported). */
-static size_t free_running_prefix(pc_engine *e, json_t *c) {
-    size_t np, ng;
-    int32_t *prompt = ids_of(json_object_get(c, "prompt_ids"), &np);
-    int32_t *want = ids_of(json_object_get(c, "generated_ids"), &ng);
-    pc_gen_params gp = pc_gen_default_params();
-    gp.temp = 0;
-    gp.n_predict = (int)ng;
-    gp.ignore_eos = true;
-    pc_gen_result r = {0};
-    pc_error err = {0};
-    CHECK_MSG(pc_engine_generate(e, prompt, np, &gp, NULL, NULL, &r, &err) == PC_OK, "%s", err.msg);
-    size_t same = 0;
-    while (same < r.n_tokens && same < ng && r.tokens[same] == want[same]) same++;
-    pc_gen_result_free(&r);
-    free(prompt);
-    free(want);
-    return same;
+    golden_forced_free(&g);
 }
 
 static void check_golden(pc_engine *e, pc_forward *f, const model_case *m) {
@@ -167,7 +117,7 @@ static void check_golden(pc_engine *e, pc_forward *f, const model_case *m) {
     json_array_foreach(json_object_get(doc, "cases"), i, c) {
         check_tokens(e, c);
         check_forced(e, f, c, &t);
-        free_same += free_running_prefix(e, c);
+        free_same += golden_free_running(e, c);
         free_all += json_array_size(json_object_get(c, "generated_ids"));
         n_cases++;
     }

@@ -134,6 +134,38 @@ static inline int t_rm_one(const char *path, const struct stat *st, int flag, st
 
 static inline void t_rmtree(const char *dir) { nftw(dir, t_rm_one, 16, FTW_DEPTH | FTW_PHYS); }
 
+/* Puts piece p (the store takes the span). With pin, the entry stays pinned and is returned, for
+ * the caller to release; else NULL. */
+static inline pc_store_entry *t_put(pc_store *s, const t_piece *p, bool pin) {
+    pc_store_desc d = t_desc(p);
+    pc_store_entry *e = NULL;
+    pc_error err = {0};
+    CHECK_MSG(pc_store_put(s, &d, t_span(p), pin ? &e : NULL, &err) == PC_OK, "put %s: %s", p->label, err.msg);
+    return e;
+}
+
+/* Fetches p: the tier that served it, or -1 on a miss; checks the served KV is p's. */
+static inline int t_fetch(pc_store *s, const t_piece *p) {
+    pc_store_desc d = t_desc(p);
+    pc_store_entry *e = NULL;
+    pc_kv_source src;
+    pc_error err = {0};
+    pc_status st = pc_store_fetch(s, &d, &e, &src, &err);
+    if (st != PC_OK) {
+        CHECK_MSG(st == PC_ERR_NOT_FOUND, "fetch %s: %s", p->label, err.msg);
+        return -1;
+    }
+    CHECK_MSG(t_span_is(pc_store_entry_span(e), p), "%s: served KV differs from what was stored", p->label);
+    pc_store_release(s, e);
+    return (int)src;
+}
+
+static inline pc_cache_tier_stats t_tier_stats(pc_store *s, pc_kv_source tier) {
+    pc_cache_stats st;
+    pc_store_stats(s, &st);
+    return st.tier[tier];
+}
+
 /* A fresh temporary folder; path into buf. */
 static inline const char *t_tmpdir(char *buf, size_t cap) {
     snprintf(buf, cap, "/tmp/pcache-store-test-XXXXXX");

@@ -73,15 +73,6 @@ static pc_store *open_dev(fake_dev *f, size_t budget, t_log *log) {
     return s;
 }
 
-/* Piece p put into the store's memory tier; its pinned entry. */
-static pc_store_entry *put(pc_store *s, const t_piece *p) {
-    pc_store_desc d = t_desc(p);
-    pc_store_entry *e = NULL;
-    pc_error err = {0};
-    CHECK_MSG(pc_store_put(s, &d, t_span(p), &e, &err) == PC_OK, "%s", err.msg);
-    return e;
-}
-
 static pc_cache_tier_stats gpu_stats(pc_store *s) {
     pc_cache_stats st;
     pc_store_stats(s, &st);
@@ -97,7 +88,7 @@ static void check_reuse_budget_eviction(void) {
     pc_store_entry *e[4];
     for (int i = 0; i < 4; i++) {
         p[i] = t_piece_make(i, 16, "");
-        e[i] = put(s, &p[i]);
+        e[i] = t_put(s, &p[i], true);
     }
     bool up = false;
     pc_kv_span *d0 = pc_store_device_acquire(s, e[0], &up);
@@ -157,7 +148,7 @@ static void check_too_big_and_errors(void) {
     fake_dev *f = fake_new();
     pc_store *s = open_dev(f, copy_bytes(16) + 10, NULL);
     t_piece small = t_piece_make(0, 16, ""), big = t_piece_make(1, 100, "");
-    pc_store_entry *es = put(s, &small), *eb = put(s, &big);
+    pc_store_entry *es = t_put(s, &small, true), *eb = t_put(s, &big, true);
     bool up = true;
     pc_kv_span *ds = pc_store_device_acquire(s, es, &up);
     pc_kv_span_release(ds);
@@ -197,7 +188,7 @@ static void check_no_tier(void) {
         pc_error err = {0};
         CHECK(pc_store_open(&c, &s, &err) == PC_OK);
         t_piece p = t_piece_make(0, 16, "");
-        pc_store_entry *e = put(s, &p);
+        pc_store_entry *e = t_put(s, &p, true);
         bool up = true;
         CHECK(!pc_store_has_device(s) && !pc_store_device_acquire(s, e, &up) && !up);
         CHECK(!gpu_stats(s).enabled);
@@ -238,7 +229,7 @@ static void check_threads(void) {
     pc_store_entry *e[4];
     for (int i = 0; i < 4; i++) {
         p[i] = t_piece_make(i, 16, "");
-        e[i] = put(s, &p[i]);
+        e[i] = t_put(s, &p[i], true);
     }
     reader r[4];
     pthread_t th[4];

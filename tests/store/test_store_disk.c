@@ -50,38 +50,10 @@ static void env_init(env *E) {
     fault_io_init(&E->fio);
 }
 
-static void put(pc_store *s, const t_piece *p) {
-    pc_store_desc d = t_desc(p);
-    pc_error err = {0};
-    CHECK_MSG(pc_store_put(s, &d, t_span(p), NULL, &err) == PC_OK, "%s", err.msg);
-}
-
-/* Fetches p: its source, or -1 on a miss; checks the KV when found. */
-static int fetch(pc_store *s, const t_piece *p) {
-    pc_store_desc d = t_desc(p);
-    pc_store_entry *e = NULL;
-    pc_kv_source src;
-    pc_error err = {0};
-    pc_status st = pc_store_fetch(s, &d, &e, &src, &err);
-    if (st != PC_OK) {
-        CHECK_MSG(st == PC_ERR_NOT_FOUND, "fetch: %s", err.msg);
-        return -1;
-    }
-    CHECK_MSG(t_span_is(pc_store_entry_span(e), p), "%s: served KV differs from what was stored", p->label);
-    pc_store_release(s, e);
-    return (int)src;
-}
-
-static pc_cache_tier_stats disk_stats(pc_store *s) {
-    pc_cache_stats st;
-    pc_store_stats(s, &st);
-    return st.tier[PC_SOURCE_DISK];
-}
-
 /* Entries written by one store, in a fresh folder. */
 static void seed(env *E, const t_piece *p, int n) {
     pc_store *s = open_disk(E, 0, false);
-    for (int i = 0; i < n; i++) put(s, &p[i]);
+    for (int i = 0; i < n; i++) t_put(s, &p[i], false);
     pc_store_close(s);
 }
 
@@ -108,7 +80,7 @@ static void check_restart(void) {
     const long image = 4096 + (long)pc_store_payload_bytes(T_LAYERS, T_DIM, 7);
     CHECK_MSG(t_file_size(path) == image, "%s: %ld bytes, expected %ld", path, t_file_size(path), image);
     pc_store *s = open_disk(&E, 0, true);
-    pc_cache_tier_stats ds = disk_stats(s);
+    pc_cache_tier_stats ds = t_tier_stats(s, PC_SOURCE_DISK);
     CHECK_EQ_INT(ds.entries, 3);
     CHECK_EQ_INT(ds.writes, 0);
     /* served from a mapping of the file, then from memory */
@@ -120,10 +92,10 @@ static void check_restart(void) {
     CHECK_MSG(span && span->release != NULL && E.fio.maps == 1, "the hit is not a span over the mapped file");
     CHECK(span && t_span_is(span, &p[1]));
     pc_store_release(s, e);
-    CHECK_EQ_INT(fetch(s, &p[1]), PC_SOURCE_MEMORY);
-    CHECK_EQ_INT(fetch(s, &p[0]), PC_SOURCE_DISK);
-    CHECK_EQ_INT(fetch(s, &p[2]), PC_SOURCE_DISK);
-    ds = disk_stats(s);
+    CHECK_EQ_INT(t_fetch(s, &p[1]), PC_SOURCE_MEMORY);
+    CHECK_EQ_INT(t_fetch(s, &p[0]), PC_SOURCE_DISK);
+    CHECK_EQ_INT(t_fetch(s, &p[2]), PC_SOURCE_DISK);
+    ds = t_tier_stats(s, PC_SOURCE_DISK);
     CHECK_EQ_INT(ds.hits, 3);
     CHECK(ds.bytes_read > 0 && ds.read_ms >= 0);
     CHECK_EQ_INT(E.log.lines, 0);
@@ -165,17 +137,17 @@ static void check_damage(const char *what, void (*damage)(const char *path, env 
     if (w == AT_START) damage(path, &E);
     pc_store *s = open_disk(&E, 0, false);
     if (w == AT_READ) damage(path, &E);
-    CHECK_MSG(fetch(s, &p) == -1, "%s: a damaged entry was served", what);
-    pc_cache_tier_stats ds = disk_stats(s);
+    CHECK_MSG(t_fetch(s, &p) == -1, "%s: a damaged entry was served", what);
+    pc_cache_tier_stats ds = t_tier_stats(s, PC_SOURCE_DISK);
     CHECK_MSG(ds.checksum_failures == (checksum ? 1u : 0u) && ds.rejected == (checksum ? 0u : 1u),
               "%s: checksum failures %llu, rejected %llu", what, (unsigned long long)ds.checksum_failures,
               (unsigned long long)ds.rejected);
     CHECK_MSG(strstr(E.log.all, why) && strstr(E.log.all, "dropped"), "%s: log lacks '%s': %s", what, why, E.log.all);
     CHECK_MSG(t_file_size(path) < 0, "%s: the damaged file is still there", what);
-    put(s, &p); /* encoded afresh */
+    t_put(s, &p, false); /* encoded afresh */
     pc_store_close(s);
     s = open_disk(&E, 0, false);
-    CHECK_MSG(fetch(s, &p) == PC_SOURCE_DISK, "%s: not served after being stored again", what);
+    CHECK_MSG(t_fetch(s, &p) == PC_SOURCE_DISK, "%s: not served after being stored again", what);
     pc_store_close(s);
     t_rmtree(E.root);
 }
@@ -211,7 +183,7 @@ static void d_other_model(const char *path, env *E) {
     pc_store *s = NULL;
     CHECK(pc_store_open(&c, &s, NULL) == PC_OK);
     t_piece p = t_piece_make(0, 33, "");
-    put(s, &p);
+    t_put(s, &p, false);
     pc_store_close(s);
     char model[65], key[65], src[512];
     pc_hex(c.model, 32, model);
@@ -226,7 +198,7 @@ static void d_other_model(const char *path, env *E) {
 static void d_other_key(const char *path, env *E) {
     t_piece q = t_piece_make(5, 33, "");
     pc_store *s = open_disk(E, 0, false);
-    put(s, &q);
+    t_put(s, &q, false);
     pc_store_close(s);
     char src[512];
     t_entry_path(E->root, &q, src, sizeof src);
@@ -255,9 +227,9 @@ static void check_full_disk(void) {
     E.fio.write_budget = 6000; /* the header fits, the payload does not */
     pc_store *s = open_disk(&E, 0, true);
     t_piece p = t_piece_make(0, 60, "");
-    put(s, &p); /* the request is served: memory holds it */
-    CHECK_EQ_INT(fetch(s, &p), PC_SOURCE_MEMORY);
-    pc_cache_tier_stats ds = disk_stats(s);
+    t_put(s, &p, false); /* the request is served: memory holds it */
+    CHECK_EQ_INT(t_fetch(s, &p), PC_SOURCE_MEMORY);
+    pc_cache_tier_stats ds = t_tier_stats(s, PC_SOURCE_DISK);
     CHECK_EQ_INT(ds.errors, 1);
     CHECK_EQ_INT(ds.writes, 0);
     CHECK_MSG(strstr(E.log.all, "No space left on device") && strstr(E.log.all, "writing"), "log: %s", E.log.all);
@@ -265,11 +237,11 @@ static void check_full_disk(void) {
     CHECK_EQ_INT(count_files(E.root, ".tmp"), 0);
     pc_store_close(s);
     s = open_disk(&E, 0, false);
-    CHECK_EQ_INT(fetch(s, &p), -1);
-    put(s, &p); /* space again: written */
+    CHECK_EQ_INT(t_fetch(s, &p), -1);
+    t_put(s, &p, false); /* space again: written */
     pc_store_close(s);
     s = open_disk(&E, 0, false);
-    CHECK_EQ_INT(fetch(s, &p), PC_SOURCE_DISK);
+    CHECK_EQ_INT(t_fetch(s, &p), PC_SOURCE_DISK);
     pc_store_close(s);
     t_rmtree(E.root);
 }
@@ -282,7 +254,7 @@ static void check_crash_before_rename(void) {
     if (pid == 0) { /* the writer: dies at rename, after write and fsync */
         E.fio.crash_at_rename = 3;
         pc_store *s = open_disk(&E, 0, true);
-        put(s, &p);
+        t_put(s, &p, false);
         _exit(0); /* not reached */
     }
     int status = 0;
@@ -293,11 +265,11 @@ static void check_crash_before_rename(void) {
     pc_store *s = open_disk(&E, 0, false);
     CHECK_MSG(strstr(E.log.all, "unfinished write"), "log: %s", E.log.all);
     CHECK_EQ_INT(count_files(E.root, ".tmp"), 0);
-    CHECK_EQ_INT(fetch(s, &p), -1);
-    put(s, &p);
+    CHECK_EQ_INT(t_fetch(s, &p), -1);
+    t_put(s, &p, false);
     pc_store_close(s);
     s = open_disk(&E, 0, false);
-    CHECK_EQ_INT(fetch(s, &p), PC_SOURCE_DISK);
+    CHECK_EQ_INT(t_fetch(s, &p), PC_SOURCE_DISK);
     pc_store_close(s);
     t_rmtree(E.root);
 }
@@ -311,8 +283,8 @@ static void check_read_error_and_no_map(void) {
     t_entry_path(E.root, &p, path, sizeof path);
     E.fio.pread_errno = EIO;
     pc_store *s = open_disk(&E, 0, true);
-    CHECK_EQ_INT(fetch(s, &p), -1);
-    pc_cache_tier_stats ds = disk_stats(s);
+    CHECK_EQ_INT(t_fetch(s, &p), -1);
+    pc_cache_tier_stats ds = t_tier_stats(s, PC_SOURCE_DISK);
     CHECK_EQ_INT(ds.errors, 1);
     CHECK(strstr(E.log.all, "Input/output error") != NULL);
     CHECK_MSG(t_file_size(path) > 0, "a read error must not delete the file");
@@ -320,7 +292,7 @@ static void check_read_error_and_no_map(void) {
     E.fio.pread_errno = 0;
     E.fio.refuse_map = 1;
     s = open_disk(&E, 0, true);
-    CHECK_EQ_INT(fetch(s, &p), PC_SOURCE_DISK); /* read once instead of mapped */
+    CHECK_EQ_INT(t_fetch(s, &p), PC_SOURCE_DISK); /* read once instead of mapped */
     CHECK(E.fio.maps == 1);
     pc_store_close(s);
     t_rmtree(E.root);
@@ -340,29 +312,29 @@ static void check_budget(void) {
     for (int i = 0; i < 4; i++) p[i] = t_piece_make(i, 16, "");
     const size_t image = 4096 + pc_store_payload_bytes(T_LAYERS, T_DIM, 16);
     pc_store *s = open_disk(&E, 2 * image, false);
-    put(s, &p[0]);
-    put(s, &p[1]);
-    put(s, &p[2]); /* p0, the oldest, goes */
+    t_put(s, &p[0], false);
+    t_put(s, &p[1], false);
+    t_put(s, &p[2], false); /* p0, the oldest, goes */
     char path[4][512];
     for (int i = 0; i < 4; i++) t_entry_path(E.root, &p[i], path[i], sizeof path[i]);
     CHECK(t_file_size(path[0]) < 0 && t_file_size(path[1]) > 0 && t_file_size(path[2]) > 0);
-    CHECK_EQ_INT(disk_stats(s).evictions, 1);
+    CHECK_EQ_INT(t_tier_stats(s, PC_SOURCE_DISK).evictions, 1);
     pc_store_close(s);
     /* at start, the order comes from mtimes; a read makes a file the newest */
     set_mtime(path[1], 1000);
     set_mtime(path[2], 2000);
     s = open_disk(&E, 2 * image, false);
-    CHECK_EQ_INT(fetch(s, &p[1]), PC_SOURCE_DISK);
+    CHECK_EQ_INT(t_fetch(s, &p[1]), PC_SOURCE_DISK);
     struct stat st;
     CHECK(stat(path[1], &st) == 0 && st.st_mtime > 2000); /* the read was recorded for the next start */
-    put(s, &p[3]); /* p2 is now the least recently used */
+    t_put(s, &p[3], false); /* p2 is now the least recently used */
     CHECK(t_file_size(path[1]) > 0 && t_file_size(path[2]) < 0 && t_file_size(path[3]) > 0);
     pc_store_close(s);
     set_mtime(path[1], 1000);
     set_mtime(path[3], 2000);
     s = open_disk(&E, image, false); /* a smaller budget: the start evicts the older file */
     CHECK(t_file_size(path[1]) < 0 && t_file_size(path[3]) > 0);
-    CHECK_EQ_INT(disk_stats(s).entries, 1);
+    CHECK_EQ_INT(t_tier_stats(s, PC_SOURCE_DISK).entries, 1);
     pc_store_close(s);
     t_rmtree(E.root);
 }
@@ -375,12 +347,12 @@ static void check_shared_folder(void) {
     pc_store *a = open_disk(&E, 0, false), *b = open_disk(&E, 0, false);
     t_piece p = t_piece_make(0, 12, "");
     CHECK(!pc_store_exists(b, &p.key));
-    put(a, &p);
+    t_put(a, &p, false);
     CHECK(pc_store_exists(b, &p.key));
-    CHECK_EQ_INT(fetch(b, &p), PC_SOURCE_DISK);
+    CHECK_EQ_INT(t_fetch(b, &p), PC_SOURCE_DISK);
     pc_error err = {0};
     CHECK(pc_store_remove(a, &p.key, &err) == PC_OK);
-    CHECK_EQ_INT(fetch(b, &p), PC_SOURCE_MEMORY); /* b's memory copy lives on */
+    CHECK_EQ_INT(t_fetch(b, &p), PC_SOURCE_MEMORY); /* b's memory copy lives on */
     pc_store_close(a);
     pc_store_close(b);
     t_rmtree(E.root);
@@ -469,13 +441,13 @@ static void check_special_files(void) {
     CHECK_MSG(L.n == 3 && L.bad == 2 && strstr(L.why, "cannot read"), "listing: %d entries, %d bad (%s)", L.n, L.bad,
               L.why);
     pc_store *s = open_disk(&E, 0, false);
-    CHECK_EQ_INT(fetch(s, &p[0]), PC_SOURCE_DISK);
-    CHECK_EQ_INT(fetch(s, &p[1]), -1);
-    CHECK_EQ_INT(fetch(s, &p[2]), -1);
-    put(s, &p[1]); /* the new file takes the FIFO's name */
+    CHECK_EQ_INT(t_fetch(s, &p[0]), PC_SOURCE_DISK);
+    CHECK_EQ_INT(t_fetch(s, &p[1]), -1);
+    CHECK_EQ_INT(t_fetch(s, &p[2]), -1);
+    t_put(s, &p[1], false); /* the new file takes the FIFO's name */
     pc_store_close(s);
     s = open_disk(&E, 0, false);
-    CHECK_EQ_INT(fetch(s, &p[1]), PC_SOURCE_DISK);
+    CHECK_EQ_INT(t_fetch(s, &p[1]), PC_SOURCE_DISK);
     pc_store_close(s);
     alarm(0);
     rmdir(dir);

@@ -27,14 +27,6 @@ static pc_store *open_mem(size_t budget, t_log *log, t_clock *clk) {
     return s;
 }
 
-static pc_store_entry *put(pc_store *s, const t_piece *p) {
-    pc_store_desc d = t_desc(p);
-    pc_store_entry *e = NULL;
-    pc_error err = {0};
-    CHECK_MSG(pc_store_put(s, &d, t_span(p), &e, &err) == PC_OK, "%s", err.msg);
-    return e;
-}
-
 static pc_store_entry *fetch(pc_store *s, const t_piece *p, pc_kv_source *src) {
     pc_store_desc d = t_desc(p);
     pc_store_entry *e = NULL;
@@ -50,7 +42,7 @@ static void check_roundtrip(void) {
     t_log log = {0};
     pc_store *s = open_mem(0, &log, NULL);
     t_piece a = t_piece_make(1, 20, ""), b = t_piece_make(2, 9, "");
-    pc_store_entry *e = put(s, &a);
+    pc_store_entry *e = t_put(s, &a, true);
     const pc_kv_span *span = pc_store_entry_span(e);
     pc_kv_source src = PC_SOURCE_ENCODED;
     pc_store_entry *f = fetch(s, &a, &src);
@@ -79,11 +71,11 @@ static void check_lru(void) {
     pc_store *s = open_mem(3 * one, NULL, NULL);
     t_piece p[5];
     for (int i = 0; i < 5; i++) p[i] = t_piece_make(i, 16, "");
-    for (int i = 0; i < 3; i++) pc_store_release(s, put(s, &p[i]));
+    for (int i = 0; i < 3; i++) pc_store_release(s, t_put(s, &p[i], true));
     pc_store_release(s, fetch(s, &p[0], NULL)); /* 0 becomes the most recent: 1 is now the oldest */
-    pc_store_release(s, put(s, &p[3]));
+    pc_store_release(s, t_put(s, &p[3], true));
     CHECK(held(s, &p[0]) && !held(s, &p[1]) && held(s, &p[2]) && held(s, &p[3]));
-    pc_store_release(s, put(s, &p[4]));
+    pc_store_release(s, t_put(s, &p[4], true));
     CHECK(held(s, &p[0]) && !held(s, &p[2]) && held(s, &p[3]) && held(s, &p[4]));
     pc_cache_stats st;
     pc_store_stats(s, &st);
@@ -99,7 +91,7 @@ static void check_pins(void) {
     t_piece p[6];
     for (int i = 0; i < 6; i++) p[i] = t_piece_make(i, 16, "");
     pc_store_entry *pinned[4];
-    for (int i = 0; i < 4; i++) pinned[i] = put(s, &p[i]); /* all pinned: twice the budget */
+    for (int i = 0; i < 4; i++) pinned[i] = t_put(s, &p[i], true); /* all pinned: twice the budget */
     for (int i = 0; i < 4; i++) CHECK(held(s, &p[i]) && t_span_is(pc_store_entry_span(pinned[i]), &p[i]));
     pc_cache_stats st;
     pc_store_stats(s, &st);
@@ -113,7 +105,7 @@ static void check_pins(void) {
 
     /* a budget smaller than one entry: served while pinned, gone when released */
     s = open_mem(one / 2, NULL, NULL);
-    pc_store_entry *e = put(s, &p[5]);
+    pc_store_entry *e = t_put(s, &p[5], true);
     pc_store_entry *f = fetch(s, &p[5], NULL);
     CHECK(e && f == e && t_span_is(pc_store_entry_span(f), &p[5]));
     pc_store_release(s, e);
@@ -122,7 +114,7 @@ static void check_pins(void) {
     CHECK(!held(s, &p[5]));
 
     /* removal while pinned: the holder's memory stays valid until release */
-    e = put(s, &p[4]);
+    e = t_put(s, &p[4], true);
     pc_error err = {0};
     CHECK(pc_store_remove(s, &p[4].key, &err) == PC_OK && !held(s, &p[4]));
     CHECK(t_span_is(pc_store_entry_span(e), &p[4]));
@@ -144,26 +136,26 @@ static void check_groups(void) {
     pc_error err = {0};
     CHECK(pc_store_set_group(s, a.group, true, 0, &err) == PC_OK);
     CHECK(pc_store_set_group(s, b.group, false, 10, &err) == PC_OK);
-    pc_store_release(s, put(s, &a));
-    pc_store_release(s, put(s, &b));
-    pc_store_release(s, put(s, &c));
-    pc_store_release(s, put(s, &d));
+    pc_store_release(s, t_put(s, &a, true));
+    pc_store_release(s, t_put(s, &b, true));
+    pc_store_release(s, t_put(s, &c, true));
+    pc_store_release(s, t_put(s, &d, true));
     CHECK_MSG(held(s, &a), "an entry of a pinned group was evicted");
     CHECK(held(s, &d) && !held(s, &b) && !held(s, &c));
-    pc_store_release(s, put(s, &b)); /* the oldest unpinned (d) goes to make room */
+    pc_store_release(s, t_put(s, &b, true)); /* the oldest unpinned (d) goes to make room */
     CHECK(held(s, &a) && held(s, &b) && !held(s, &d));
     clk.ms += 9000;
     CHECK(held(s, &b));
     clk.ms += 2000; /* past b's TTL */
     CHECK(!held(s, &b) && fetch(s, &b, NULL) == NULL);
-    pc_store_release(s, put(s, &b)); /* an expired schema keeps nothing in memory */
+    pc_store_release(s, t_put(s, &b, true)); /* an expired schema keeps nothing in memory */
     CHECK(!held(s, &b));
     CHECK(pc_store_set_group(s, b.group, false, 10, &err) == PC_OK); /* a new TTL restarts the clock */
-    pc_store_release(s, put(s, &b));
+    pc_store_release(s, t_put(s, &b, true));
     CHECK(held(s, &b));
     CHECK(pc_store_set_group(s, a.group, false, 0, &err) == PC_OK); /* unpinned: evictable again */
-    pc_store_release(s, put(s, &c));
-    pc_store_release(s, put(s, &d));
+    pc_store_release(s, t_put(s, &c, true));
+    pc_store_release(s, t_put(s, &d, true));
     CHECK(!held(s, &a));
     pc_store_close(s);
 }
@@ -172,7 +164,7 @@ static void check_mismatch(void) {
     t_log log = {0};
     pc_store *s = open_mem(0, &log, NULL);
     t_piece a = t_piece_make(1, 12, "");
-    pc_store_release(s, put(s, &a));
+    pc_store_release(s, t_put(s, &a, true));
     t_piece other = a;
     other.tokens[3] ^= 1; /* same key, other tokens: a collision or a caller's bug, never served */
     CHECK(fetch(s, &other, NULL) == NULL);

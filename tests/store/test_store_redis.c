@@ -56,33 +56,6 @@ static pc_store *open_redis(rs *R, const char *addr, int timeout_ms, int ttl_s) 
     return s;
 }
 
-static void put(pc_store *s, const t_piece *p) {
-    pc_store_desc d = t_desc(p);
-    pc_error err = {0};
-    CHECK_MSG(pc_store_put(s, &d, t_span(p), NULL, &err) == PC_OK, "%s", err.msg);
-}
-
-static int fetch(pc_store *s, const t_piece *p) {
-    pc_store_desc d = t_desc(p);
-    pc_store_entry *e = NULL;
-    pc_kv_source src;
-    pc_error err = {0};
-    pc_status st = pc_store_fetch(s, &d, &e, &src, &err);
-    if (st != PC_OK) {
-        CHECK_MSG(st == PC_ERR_NOT_FOUND, "fetch: %s", err.msg);
-        return -1;
-    }
-    CHECK_MSG(t_span_is(pc_store_entry_span(e), p), "%s: served KV differs from what was stored", p->label);
-    pc_store_release(s, e);
-    return (int)src;
-}
-
-static pc_cache_tier_stats remote(pc_store *s) {
-    pc_cache_stats st;
-    pc_store_stats(s, &st);
-    return st.tier[PC_SOURCE_REMOTE];
-}
-
 static void key_name(const rs *R, const t_piece *p, char *out, size_t cap) {
     char hex[65];
     pc_store_key_hex(&p->key, hex);
@@ -136,15 +109,15 @@ static void check_roundtrip(void) {
     rs_init(&R);
     t_piece p = t_piece_make(0, 60, "");
     pc_store *a = open_redis(&R, RF.addr, 2000, 0);
-    put(a, &p);
+    t_put(a, &p, false);
     CHECK_EQ_INT(redis_fixture_count(&RF, R.prefix), 1 + N_PARTS);
-    pc_cache_tier_stats rt = remote(a);
+    pc_cache_tier_stats rt = t_tier_stats(a, PC_SOURCE_REMOTE);
     CHECK(rt.enabled && rt.writes == 1 && rt.bytes_written == 12544);
     pc_store_close(a);
     pc_store *b = open_redis(&R, RF.addr, 2000, 0);
-    CHECK_EQ_INT(fetch(b, &p), PC_SOURCE_REMOTE);
-    CHECK_EQ_INT(fetch(b, &p), PC_SOURCE_MEMORY);
-    rt = remote(b);
+    CHECK_EQ_INT(t_fetch(b, &p), PC_SOURCE_REMOTE);
+    CHECK_EQ_INT(t_fetch(b, &p), PC_SOURCE_MEMORY);
+    rt = t_tier_stats(b, PC_SOURCE_REMOTE);
     CHECK(rt.hits == 1 && rt.bytes_read == 12544 && rt.checksum_failures == 0);
     char mkey[160], part[160];
     key_name(&R, &p, mkey, sizeof mkey);
@@ -156,7 +129,7 @@ static void check_roundtrip(void) {
 
     rs_init(&R);
     a = open_redis(&R, RF.addr, 2000, 100);
-    put(a, &p);
+    t_put(a, &p, false);
     key_name(&R, &p, mkey, sizeof mkey);
     part_name(&R, &p, 3, part, sizeof part);
     long long tm = pttl(mkey), tp = pttl(part);
@@ -172,14 +145,14 @@ static void check_two_processes(void) {
     pid_t pid = fork();
     if (pid == 0) {
         pc_store *s = open_redis(&R, RF.addr, 2000, 0);
-        put(s, &p);
+        t_put(s, &p, false);
         pc_store_close(s);
         _exit(check_state()->failed ? 1 : 0);
     }
     int status = 0;
     CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
     pc_store *s = open_redis(&R, RF.addr, 2000, 0);
-    CHECK_EQ_INT(fetch(s, &p), PC_SOURCE_REMOTE);
+    CHECK_EQ_INT(t_fetch(s, &p), PC_SOURCE_REMOTE);
     pc_store_close(s);
     redis_fixture_clear(&RF, R.prefix);
 }
@@ -191,12 +164,12 @@ static void check_damage(const char *what, void (*damage)(rs *R, const t_piece *
     rs_init(&R);
     t_piece p = t_piece_make(1, 60, "");
     pc_store *s = open_redis(&R, RF.addr, 2000, 0);
-    put(s, &p);
+    t_put(s, &p, false);
     pc_store_close(s);
     damage(&R, &p);
     s = open_redis(&R, RF.addr, 2000, 0);
-    CHECK_MSG(fetch(s, &p) == -1, "%s: served", what);
-    pc_cache_tier_stats rt = remote(s);
+    CHECK_MSG(t_fetch(s, &p) == -1, "%s: served", what);
+    pc_cache_tier_stats rt = t_tier_stats(s, PC_SOURCE_REMOTE);
     CHECK_MSG(rt.checksum_failures == (checksum ? 1u : 0u) && rt.rejected == (checksum ? 0u : 1u),
               "%s: checksum failures %llu, rejected %llu", what, (unsigned long long)rt.checksum_failures,
               (unsigned long long)rt.rejected);
@@ -204,10 +177,10 @@ static void check_damage(const char *what, void (*damage)(rs *R, const t_piece *
     char mkey[160];
     key_name(&R, &p, mkey, sizeof mkey);
     CHECK_MSG(pttl(mkey) == -2, "%s: the manifest is still there", what);
-    put(s, &p); /* encoded afresh and written again */
+    t_put(s, &p, false); /* encoded afresh and written again */
     pc_store_close(s);
     s = open_redis(&R, RF.addr, 2000, 0);
-    CHECK_MSG(fetch(s, &p) == PC_SOURCE_REMOTE, "%s: not served after being written again", what);
+    CHECK_MSG(t_fetch(s, &p) == PC_SOURCE_REMOTE, "%s: not served after being written again", what);
     pc_store_close(s);
     redis_fixture_clear(&RF, R.prefix);
 }
@@ -234,7 +207,7 @@ static void d_corrupt_manifest(rs *R, const t_piece *p) {
 static void d_other_manifest(rs *R, const t_piece *p) {
     t_piece q = t_piece_make(2, 60, "");
     pc_store *s = open_redis(R, RF.addr, 2000, 0);
-    put(s, &q);
+    t_put(s, &q, false);
     pc_store_close(s);
     char mine[160], theirs[160];
     key_name(R, p, mine, sizeof mine);
@@ -287,17 +260,17 @@ static void check_unreachable(void) {
     snprintf(addr, sizeof addr, "127.0.0.1:%d", rf_free_port()); /* nobody listens there */
     pc_store *s = open_redis(&R, addr, 500, 0);
     t_piece p = t_piece_make(3, 20, ""), q = t_piece_make(4, 20, "");
-    put(s, &p); /* served: memory holds it */
-    CHECK_EQ_INT(fetch(s, &p), PC_SOURCE_MEMORY);
-    CHECK_EQ_INT(fetch(s, &q), -1);
+    t_put(s, &p, false); /* served: memory holds it */
+    CHECK_EQ_INT(t_fetch(s, &p), PC_SOURCE_MEMORY);
+    CHECK_EQ_INT(t_fetch(s, &q), -1);
     CHECK(!pc_store_exists(s, &q.key));
     CHECK_MSG(R.log.lines == 1 && strstr(R.log.last, addr) && strstr(R.log.last, "serving from the other tiers"),
               "%d lines: %s", R.log.lines, R.log.all);
-    pc_cache_tier_stats rt = remote(s);
+    pc_cache_tier_stats rt = t_tier_stats(s, PC_SOURCE_REMOTE);
     CHECK_EQ_INT(rt.errors, 1); /* later calls within the back-off do not even try */
     R.clk.ms += 5000;          /* past the back-off: one more attempt, no second warning */
-    CHECK_EQ_INT(fetch(s, &q), -1);
-    CHECK_EQ_INT(remote(s).errors, 2);
+    CHECK_EQ_INT(t_fetch(s, &q), -1);
+    CHECK_EQ_INT(t_tier_stats(s, PC_SOURCE_REMOTE).errors, 2);
     CHECK_EQ_INT(R.log.lines, 1);
     pc_store_close(s);
 }
@@ -310,8 +283,8 @@ static void check_dies_mid_write(void) {
     pc_store *s = open_redis(&R, px.addr, 2000, 0);
     t_piece p = t_piece_make(5, 60, "");
     tcp_proxy_cut_up(&px, 6000); /* the EXISTS, then part 0, then half of part 1 */
-    put(s, &p);                  /* served from memory all the same */
-    CHECK_EQ_INT(fetch(s, &p), PC_SOURCE_MEMORY);
+    t_put(s, &p, false);                  /* served from memory all the same */
+    CHECK_EQ_INT(t_fetch(s, &p), PC_SOURCE_MEMORY);
     CHECK_MSG(strstr(R.log.all, "writing failed"), "log: %s", R.log.all);
     char mkey[160], names[16][160], pattern[200];
     key_name(&R, &p, mkey, sizeof mkey);
@@ -322,7 +295,7 @@ static void check_dies_mid_write(void) {
     for (int i = 0; i < n; i++) CHECK_MSG(pttl(names[i]) > 0, "%s: a part without a lease would never go", names[i]);
     tcp_proxy_heal(&px);
     pc_store *fresh = open_redis(&R, RF.addr, 2000, 0);
-    CHECK_EQ_INT(fetch(fresh, &p), -1);
+    CHECK_EQ_INT(t_fetch(fresh, &p), -1);
     pc_store_close(fresh);
     pc_store_close(s);
     tcp_proxy_stop(&px);
@@ -334,18 +307,18 @@ static void check_dies_mid_read(void) {
     rs_init(&R);
     t_piece p = t_piece_make(6, 60, "");
     pc_store *w = open_redis(&R, RF.addr, 2000, 0);
-    put(w, &p);
+    t_put(w, &p, false);
     pc_store_close(w);
     tcp_proxy px;
     CHECK(tcp_proxy_start(&px, RF.port) == 0);
     pc_store *s = open_redis(&R, px.addr, 2000, 0);
     tcp_proxy_cut_down(&px, 3000); /* the manifest's reply, then part of part 0 */
-    CHECK_EQ_INT(fetch(s, &p), -1);
+    CHECK_EQ_INT(t_fetch(s, &p), -1);
     CHECK_MSG(strstr(R.log.all, "reading failed"), "log: %s", R.log.all);
-    CHECK_EQ_INT(remote(s).errors, 1);
+    CHECK_EQ_INT(t_tier_stats(s, PC_SOURCE_REMOTE).errors, 1);
     tcp_proxy_heal(&px);
     R.clk.ms += 5000; /* past the back-off */
-    CHECK_EQ_INT(fetch(s, &p), PC_SOURCE_REMOTE); /* nothing was dropped for a broken connection */
+    CHECK_EQ_INT(t_fetch(s, &p), PC_SOURCE_REMOTE); /* nothing was dropped for a broken connection */
     CHECK_MSG(strstr(R.log.last, "reachable again"), "log: %s", R.log.all);
     pc_store_close(s);
     tcp_proxy_stop(&px);
@@ -357,7 +330,7 @@ static void check_hangs(void) {
     rs_init(&R);
     t_piece p = t_piece_make(8, 60, "");
     pc_store *w = open_redis(&R, RF.addr, 2000, 0);
-    put(w, &p);
+    t_put(w, &p, false);
     pc_store_close(w);
     tcp_proxy px;
     CHECK(tcp_proxy_start(&px, RF.port) == 0);
@@ -366,7 +339,7 @@ static void check_hangs(void) {
     tcp_proxy_stall(&px);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    CHECK_EQ_INT(fetch(s, &p), -1);
+    CHECK_EQ_INT(t_fetch(s, &p), -1);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     CHECK_MSG(ms < 2000, "a hanging Redis held the request %.0f ms with a 200 ms timeout", ms);
@@ -415,7 +388,7 @@ static void check_racing_writers(void) {
         int n = list_keys(pattern, names, 16);
         for (int i = 0; i < n; i++) CHECK_MSG(pttl(names[i]) == -1, "%s: not persistent", names[i]);
         pc_store *s = open_redis(&R, RF.addr, 2000, 0);
-        CHECK_EQ_INT(fetch(s, &p), PC_SOURCE_REMOTE);
+        CHECK_EQ_INT(t_fetch(s, &p), PC_SOURCE_REMOTE);
         pc_store_close(s);
         redis_fixture_clear(&RF, R.prefix);
     }
@@ -449,8 +422,8 @@ static void check_listing(void) {
     rs_init(&R);
     t_piece p = t_piece_make(1, 60, ""), q = t_piece_make(2, 9, "");
     pc_store *s = open_redis(&R, RF.addr, 2000, 0);
-    put(s, &p);
-    put(s, &q);
+    t_put(s, &p, false);
+    t_put(s, &q, false);
     pc_store_close(s);
     pc_cache_params cp = {.redis = RF.addr, .redis_prefix = R.prefix};
     listing L = {0};

@@ -511,30 +511,34 @@ static void redis_close(pc_tier *base) {
 
 /* ---- records: small named values beside the entries (the schema registry) ---- */
 
+enum { RECORD_KEY_MAX = 700 };
 
-static pc_status record_key(const redis_tier *t, const char *name, char *out, size_t cap, pc_error *err) {
-    if ((size_t)snprintf(out, cap, "%srecord:%s:%s", t->prefix, t->base.env->model_hex, name) >= cap)
+/* The record's key, with the connection locked and up; on PC_OK the caller unlocks g. */
+static pc_status record_open(redis_tier *t, const char *name, char key[RECORD_KEY_MAX], pipe_guard *g,
+                             pc_error *err) {
+    if ((size_t)snprintf(key, RECORD_KEY_MAX, "%srecord:%s:%s", t->prefix, t->base.env->model_hex, name) >=
+        RECORD_KEY_MAX)
         return pc_fail(err, PC_ERR_RANGE, "redis: record name '%.64s...' is too long", name);
-    return PC_OK;
+    lock(t, g);
+    const pc_status st = connect_locked(t, err);
+    if (st != PC_OK) unlock(t, g);
+    return st;
 }
 
 pc_status pc_tier_redis_record_put(pc_tier *base, const char *name, const void *data, size_t len, bool nx, double ttl_s,
                                    bool *written, pc_error *err) {
     redis_tier *t = (redis_tier *)base;
-    char key[700];
-    pc_status st = record_key(t, name, key, sizeof key, err);
-    if (st != PC_OK) return st;
+    char key[RECORD_KEY_MAX];
     pipe_guard g;
-    lock(t, &g);
-    st = connect_locked(t, err);
+    if (written) *written = false;
+    pc_status st = record_open(t, name, key, &g, err);
+    if (st != PC_OK) return st;
     redisReply *r = NULL;
-    if (st == PC_OK) {
-        if (append_set(t, key, data, len, nx, ttl_s > 0 ? (long long)(ttl_s * 1000.0) + 1 : 0) != 0 ||
-            redisGetReply(t->c, (void **)&r) != REDIS_OK || !r)
-            st = fail_locked(t, "writing a record", NULL, err);
-        else if (r->type != REDIS_REPLY_STATUS && r->type != REDIS_REPLY_NIL)
-            st = pc_fail(err, PC_ERR_IO, "redis %s:%d: writing %s: unexpected reply", t->host, t->port, key);
-    }
+    if (append_set(t, key, data, len, nx, ttl_s > 0 ? (long long)(ttl_s * 1000.0) + 1 : 0) != 0 ||
+        redisGetReply(t->c, (void **)&r) != REDIS_OK || !r)
+        st = fail_locked(t, "writing a record", NULL, err);
+    else if (r->type != REDIS_REPLY_STATUS && r->type != REDIS_REPLY_NIL)
+        st = pc_fail(err, PC_ERR_IO, "redis %s:%d: writing %s: unexpected reply", t->host, t->port, key);
     if (written) *written = st == PC_OK && r->type == REDIS_REPLY_STATUS;
     if (r) freeReplyObject(r);
     unlock(t, &g);
@@ -544,19 +548,17 @@ pc_status pc_tier_redis_record_put(pc_tier *base, const char *name, const void *
 pc_status pc_tier_redis_record_get(pc_tier *base, const char *name, size_t cap, char **data, size_t *len,
                                    pc_error *err) {
     redis_tier *t = (redis_tier *)base;
-    char key[700], end[32];
+    char key[RECORD_KEY_MAX], end[32];
+    pipe_guard g;
     *data = NULL;
     *len = 0;
-    pc_status st = record_key(t, name, key, sizeof key, err);
+    pc_status st = record_open(t, name, key, &g, err);
     if (st != PC_OK) return st;
     snprintf(end, sizeof end, "%zu", cap - 1);
     const char *argv[4] = {"GETRANGE", key, "0", end};
     size_t lens[4] = {8, strlen(key), 1, strlen(end)};
-    pipe_guard g;
-    lock(t, &g);
-    st = connect_locked(t, err);
-    redisReply *r = st == PC_OK ? command(t, "reading a record", err, 4, argv, lens) : NULL;
-    if (st == PC_OK && !r) st = PC_ERR_IO;
+    redisReply *r = command(t, "reading a record", err, 4, argv, lens);
+    if (!r) st = PC_ERR_IO;
     if (r && r->type != REDIS_REPLY_STRING)
         st = pc_fail(err, PC_ERR_IO, "redis %s:%d: reading %s: %s", t->host, t->port, key,
                      r->type == REDIS_REPLY_ERROR ? r->str : "not a string");
@@ -576,14 +578,12 @@ pc_status pc_tier_redis_record_get(pc_tier *base, const char *name, size_t cap, 
 
 pc_status pc_tier_redis_record_remove(pc_tier *base, const char *name, pc_error *err) {
     redis_tier *t = (redis_tier *)base;
-    char key[700];
-    pc_status st = record_key(t, name, key, sizeof key, err);
-    if (st != PC_OK) return st;
+    char key[RECORD_KEY_MAX];
     pipe_guard g;
-    lock(t, &g);
-    st = connect_locked(t, err);
-    redisReply *r = st == PC_OK ? command2(t, "removing a record", err, "DEL", key) : NULL;
-    if (st == PC_OK && !r) st = PC_ERR_IO;
+    pc_status st = record_open(t, name, key, &g, err);
+    if (st != PC_OK) return st;
+    redisReply *r = command2(t, "removing a record", err, "DEL", key);
+    if (!r) st = PC_ERR_IO;
     if (r) freeReplyObject(r);
     unlock(t, &g);
     return st;

@@ -12,32 +12,7 @@
 
 #include "check.h"
 #include "forward/forward.h"
-#include "tiny_model.h"
-
-typedef struct fixture {
-    char *path;
-    pc_model *m;
-    pc_pool *pool;
-    pc_forward *f;
-} fixture;
-
-static int fixture_open(fixture *fx, const tiny_spec *sp, int threads, int n_batch) {
-    memset(fx, 0, sizeof *fx);
-    pc_error err = {0};
-    pc_gguf *g = NULL;
-    if (!(fx->path = tiny_model_write(sp))) return -1;
-    if (pc_gguf_open(fx->path, &g, &err) != PC_OK || pc_model_load(g, &fx->m, &err) != PC_OK) return -1;
-    fx->pool = pc_pool_create(threads);
-    return pc_forward_create(fx->m, fx->pool, n_batch, 1024, pc_isa_detect(), &fx->f, &err) == PC_OK ? 0 : -1;
-}
-
-static void fixture_close(fixture *fx) {
-    pc_forward_free(fx->f);
-    pc_pool_free(fx->pool);
-    pc_model_free(fx->m);
-    if (fx->path) unlink(fx->path);
-    free(fx->path);
-}
+#include "forward_fixture.h"
 
 /* A request's context: its prompt run into spans of the given sizes. */
 typedef struct ctx {

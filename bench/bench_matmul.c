@@ -2,9 +2,10 @@
  *
  * Not a test: a tool, built with the project (cmake --build build) as
  * build/bench_matmul.
- * Usage: bench_matmul [threads] [seconds per case] [filter]. For each shape
- * (SmolLM2-135M Q4_1, Qwen2.5-Coder-0.5B's Q5_0/Q8_0/Q4_K/Q6_K, 1.5B's
- * Q4_K/Q6_K) and n_tok = 1 (decode) and 128 (prefill), prints the rate of the
+ * Usage: bench_matmul [threads] [seconds per case] [filter] [n_tok,...]. For
+ * each shape (SmolLM2-135M Q4_1, Qwen2.5-Coder-0.5B's Q5_0/Q8_0/Q4_K/Q6_K,
+ * 1.5B's Q4_K/Q6_K) and each n_tok (default 1 (decode) and 128 (prefill); a
+ * batch of decodes is 8 or so), prints the rate of the
  * packed kernels on the best ISA path and on AVX2, and of the unpacked dot per
  * output (what the matmul ran before packing existed, and the scalar path's
  * method), by wall clock and by CPU time: on a shared machine CPU time is the
@@ -146,6 +147,7 @@ int main(int argc, char **argv) {
     const int threads = argc > 1 ? atoi(argv[1]) : 2;
     const double secs = argc > 2 ? atof(argv[2]) : 0.5;
     const char *filter = argc > 3 ? argv[3] : "";
+    const char *toks = argc > 4 ? argv[4] : "1,128";
     static const shape shapes[] = {
         {"smollm2 q 576->576", PC_TYPE_Q4_1, 576, 576},
         {"smollm2 up 576->1536", PC_TYPE_Q4_1, 576, 1536},
@@ -170,8 +172,11 @@ int main(int argc, char **argv) {
            "dot/cpu");
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         if (!strstr(shapes[s].name, filter)) continue;
-        bench_shape(pool, &shapes[s], 1, secs);
-        if (shapes[s].n_out < 100000) bench_shape(pool, &shapes[s], 128, secs); /* the head runs for one token */
+        for (const char *t = toks; *t; t += strcspn(t, ","), t += *t == ',') {
+            const int64_t n_tok = atoll(t);
+            /* the head runs for the last rows only: a batch of decodes at most */
+            if (n_tok > 0 && (n_tok <= 16 || shapes[s].n_out < 100000)) bench_shape(pool, &shapes[s], n_tok, secs);
+        }
     }
     pc_pool_free(pool);
     return 0;

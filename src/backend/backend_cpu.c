@@ -162,22 +162,50 @@ static void cpu_matmul(pc_backend *b, const pc_weight *const *ws, void *const *y
     for (int i = 0; i < k; i++) matmul_one(c, ws[i], x, n, ys[i]);
 }
 
+/* Element-wise work over n floats, cut into contiguous pieces over the pool.
+ * Each element's arithmetic is the same whichever task runs it, so the bits do
+ * not depend on the cut; below SPLIT_MIN elements (one decode row of a small
+ * model) a pool job costs more than it saves. */
+enum { SPLIT_MIN = 2048 };
+
+typedef struct split_job {
+    float *a;
+    const float *b;
+    int64_t n, per;
+    void (*op)(float *a, const float *b, int64_t n);
+} split_job;
+
+static void split_task(void *ctx, int t, int nt, int thread) {
+    (void)nt;
+    (void)thread;
+    const split_job *j = ctx;
+    const int64_t lo = t * j->per, hi = lo + j->per < j->n ? lo + j->per : j->n;
+    j->op(j->a + lo, j->b + lo, hi - lo);
+}
+
+static void run_split(cpu_backend *c, void (*op)(float *, const float *, int64_t), float *a, const float *b, int64_t n) {
+    const int64_t threads = pc_pool_size(c->pool);
+    const int64_t tasks = n >= SPLIT_MIN && threads > 1 ? threads : 1;
+    split_job j = {.a = a, .b = b, .n = n, .per = (n + tasks - 1) / tasks, .op = op};
+    pc_pool_run(tasks > 1 ? c->pool : NULL, split_task, &j, (int)((n + j.per - 1) / j.per));
+}
+
 static void cpu_matmul_add(pc_backend *b, const pc_weight *w, const void *x, int32_t n, void *yv) {
     cpu_backend *c = cpu(b);
-    float *y = yv;
     matmul_one(c, w, x, n, c->tmp);
-    for (int32_t t = 0; t < n; t++) pc_add(y + (int64_t)t * w->ne1, c->tmp + (int64_t)t * w->ne1, w->ne1);
+    run_split(c, pc_add, yv, c->tmp, (int64_t)n * w->ne1);
 }
 
-static void add_bias(float *y, const pc_weight *bias, int32_t n, int64_t dim) {
+static void add_bias(float *y, const pc_weight *bias, int32_t r0, int32_t r1, int64_t dim) {
     if (!bias->data) return;
-    for (int32_t t = 0; t < n; t++) pc_add(y + (int64_t)t * dim, bias->data, dim);
+    for (int32_t t = r0; t < r1; t++) pc_add(y + (int64_t)t * dim, bias->data, dim);
 }
 
-static void store_kv(cpu_backend *c, const pc_bseq *q, int32_t layer) {
+/* Rows [t0, t1) of sequence q (counted from its first row in the batch). */
+static void store_kv(const cpu_backend *c, const pc_bseq *q, int32_t layer, int32_t t0, int32_t t1) {
     pc_kv_span *dst = q->dst;
     const int32_t D = dst->dim;
-    for (int32_t t = 0; t < q->n; t++) {
+    for (int32_t t = t0; t < t1; t++) {
         pc_f16 *kd = pc_kv_k_at(dst, layer, q->row0 + t, 0), *vd = pc_kv_v(dst, layer, q->row0 + t);
         const float *ks = c->k + (int64_t)(q->off + t) * D, *vs = c->v + (int64_t)(q->off + t) * D;
         for (int32_t d = 0; d < D; d++) {
@@ -187,25 +215,48 @@ static void store_kv(cpu_backend *c, const pc_bseq *q, int32_t layer) {
     }
 }
 
-static void cpu_qkv(pc_backend *b, const pc_layer_weights *w, int32_t layer) {
-    cpu_backend *c = cpu(b);
+typedef struct qkv_job {
+    const cpu_backend *c;
+    const pc_layer_weights *w;
+    int32_t layer, per;
+} qkv_job;
+
+/* Biases, RoPE and the K/V store of batch rows [r0, r1): each row's work reads
+ * and writes only that row, so tasks may take any rows. */
+static void qkv_task(void *ctx, int task, int nt, int thread) {
+    (void)nt;
+    (void)thread;
+    const qkv_job *j = ctx;
+    const cpu_backend *c = j->c;
     const pc_hparams *hp = &c->m->hp;
-    const int32_t n = c->c.n;
+    const int32_t r0 = task * j->per, r1 = r0 + j->per < c->c.n ? r0 + j->per : c->c.n;
     const int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
-    add_bias(c->q, &w->bq, n, Q);
-    add_bias(c->k, &w->bk, n, KV);
-    add_bias(c->v, &w->bv, n, KV);
+    add_bias(c->q, &j->w->bq, r0, r1, Q);
+    add_bias(c->k, &j->w->bk, r0, r1, KV);
+    add_bias(c->v, &j->w->bv, r0, r1, KV);
     if (c->m->arch->pos != PC_POS_ALIBI) {
         const int neox = c->m->arch->pos == PC_POS_ROPE_NEOX;
         const int32_t R = hp->rope_dim / 2;
-        for (int32_t t = 0; t < n; t++) {
+        for (int32_t t = r0; t < r1; t++) {
             pc_rope_apply(c->q + t * Q, hp->n_head, hp->head_dim, hp->rope_dim, c->rc + t * R, c->rs + t * R, neox);
             pc_rope_apply(c->k + t * KV, hp->n_head_kv, hp->head_dim, hp->rope_dim, c->rc + t * R, c->rs + t * R, neox);
         }
     }
-    /* every row's K and V before any row attends: a sequence whose ctx lists
-     * another's dst (the next piece of one request) sees its rows */
-    for (int32_t i = 0; i < c->c.n_seqs; i++) store_kv(c, &c->c.seqs[i], layer);
+    for (int32_t i = 0; i < c->c.n_seqs; i++) {
+        const pc_bseq *q = &c->c.seqs[i];
+        const int32_t lo = q->off > r0 ? q->off : r0, hi = q->off + q->n < r1 ? q->off + q->n : r1;
+        if (lo < hi) store_kv(c, q, j->layer, lo - q->off, hi - q->off);
+    }
+}
+
+/* Every row's K and V are stored before any row attends (the job ends before
+ * cpu_attention starts): a sequence whose ctx lists another's dst (the next
+ * piece of one request) sees its rows. */
+static void cpu_qkv(pc_backend *b, const pc_layer_weights *w, int32_t layer) {
+    cpu_backend *c = cpu(b);
+    const int32_t n = c->c.n, threads = pc_pool_size(c->pool), tasks = n < threads ? n : threads;
+    qkv_job j = {.c = c, .w = w, .layer = layer, .per = (n + tasks - 1) / tasks};
+    pc_pool_run(tasks > 1 ? c->pool : NULL, qkv_task, &j, (n + j.per - 1) / j.per);
 }
 
 static void cpu_attention(pc_backend *b, int32_t layer) {
@@ -230,7 +281,7 @@ static void cpu_attention(pc_backend *b, int32_t layer) {
 
 static void cpu_swiglu(pc_backend *b, int32_t n) {
     cpu_backend *c = cpu(b);
-    pc_swiglu(c->gate, c->up, (int64_t)n * c->m->hp.n_ff);
+    run_split(c, pc_swiglu, c->gate, c->up, (int64_t)n * c->m->hp.n_ff);
 }
 
 /* Rows that lie side by side are read in place; others are gathered into tmp first. */

@@ -34,7 +34,7 @@
 enum { TILE_Q = 16, KB = PC_ATTN_KB, KU = PC_ATTN_KU, RG = PC_ATTN_RG };
 
 typedef struct attn_scratch {
-    float *q;       /* [rows_pad][hd] f16-rounded queries (pad rows zero) */
+    float *q;       /* [rows_pad][hd] f16-rounded queries; rows up to the next RG zero */
     float *acc;     /* [rows_pad][hd] */
     float *kt;      /* [hd][KU] transposed key unit */
     float *vb;      /* [KU][hd] value unit */
@@ -76,14 +76,18 @@ typedef struct tile {
     int32_t max_pos, min_pos; /* of the tile's queries */
 } tile;
 
-static void load_queries(const pc_attn_args *a, const tile *t, attn_scratch *s) {
-    memset(s->q, 0, (size_t)rows_padded(t->G) * t->hd * sizeof(float));
+/* The tile's query rows, rounded to f16, and zero rows up to the next RG (the
+ * scores kernel reads whole groups of RG rows). The rounding is scale_round's
+ * with inv = 1, exact (x * 1 = x), so it is the same f16(x) on every path. */
+static void load_queries(const pc_attn_args *a, const tile *t, attn_scratch *s, const pc_attn_kernels *k) {
+    const int32_t used = (t->rows + RG - 1) / RG * RG;
+    memset(s->q + (int64_t)t->rows * t->hd, 0, (size_t)(used - t->rows) * t->hd * sizeof(float));
     for (int32_t i = 0; i < t->nq; i++)
-        for (int32_t g = 0; g < t->ng; g++) {
-            const float *src = a->q + (int64_t)(t->q0 + i) * a->q_stride + (int64_t)(t->kvh * t->G + t->g0 + g) * t->hd;
-            float *dst = s->q + (int64_t)(i * t->ng + g) * t->hd;
-            for (int32_t d = 0; d < t->hd; d++) dst[d] = pc_f16_to_f32(pc_f32_to_f16(src[d]));
-        }
+        for (int32_t g = 0; g < t->ng; g++)
+            memcpy(s->q + (int64_t)(i * t->ng + g) * t->hd,
+                   a->q + (int64_t)(t->q0 + i) * a->q_stride + (int64_t)(t->kvh * t->G + t->g0 + g) * t->hd,
+                   (size_t)t->hd * sizeof(float));
+    k->scale_round(s->q, (int64_t)t->rows * t->hd, 1.0f);
 }
 
 /* True when some key of rows [r0, r0+nb) is visible to the tile. */
@@ -248,7 +252,7 @@ static void attn_task(void *ctx, int task, int n_tasks, int thread) {
     tile_positions(a, &t);
     attn_scratch s = thread_scratch(a, thread);
     const pc_attn_kernels k = pc_attn_kernels_get(a->isa);
-    load_queries(a, &t, &s);
+    load_queries(a, &t, &s, &k);
     const int64_t n = score_keys(a, &t, s.q, s.kt, s.scores, s.n_ctx, 0, INT64_MAX, &k);
     for (int32_t row = 0; row < t.rows; row++) softmax_row(s.scores + (int64_t)row * s.n_ctx, n, &k);
     weight_values(a, &t, s.scores, s.n_ctx, s.vb, s.acc, 0, t.hd, &k);
@@ -284,7 +288,7 @@ static void split_scores_task(void *ctx, int task, int n_tasks, int thread) {
     int64_t ps;
     float *rows = shared_rows(a, t.kvh, &ps);
     const pc_attn_kernels k = pc_attn_kernels_get(a->isa);
-    load_queries(a, &t, &s);
+    load_queries(a, &t, &s, &k);
     score_keys(a, &t, s.q, s.kt, rows, ps, job->n_units * c / job->chunks, job->n_units * (c + 1) / job->chunks, &k);
 }
 

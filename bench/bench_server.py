@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Server benchmark: `pcache serve` against llama.cpp's own `llama-server`, same load from the same client.
 
-  flock -x /tmp/pcache-cpu.lock python3 bench/bench_server.py [--model smollm2|qwen1.5b] [--concurrency 1,4,16]
-  build/venv-server/bin/python bench/bench_server.py --model smollm2 --report   # table and plot of every run so far
+  flock -x /tmp/pcache-cpu.lock python3 bench/bench_server.py [--model smollm2|qwen2.5-coder-1.5b] [--concurrency 1,4,16]
+      [--requests N]   # N requests per client instead of the model's default (a long run split in shorter ones)
+  build/venv-server/bin/python bench/bench_server.py --model smollm2 --report [--since 20261201-000000]
+      # table and plot of every run so far (or of the runs started at or after a time, e.g. since a change)
   (the plot needs matplotlib: `build/venv-server/bin/pip install matplotlib`; the runs need only the standard library)
 
 For each engine, one server process per case (same model file, same --threads, same --parallel, llama-server
@@ -46,7 +48,7 @@ LICENSES = "/usr/share/common-licenses"
 MODELS = {
     # name: (file, max_tokens, system prompt chars, document chars, requests per client)
     "smollm2": ("SmolLM2-135M-Instruct.Q4_1.gguf", 64, 4000, 700, 3),
-    "qwen1.5b": ("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", 32, 2400, 400, 2),
+    "qwen2.5-coder-1.5b": ("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", 32, 2400, 400, 2),
 }
 DOC_FILES = ["Apache-2.0", "Artistic", "BSD", "CC0-1.0", "GFDL-1.3", "GPL-2", "GPL-3", "LGPL-2.1", "MPL-1.1", "MPL-2.0"]
 SYSTEM = "You answer questions about the license texts you are given, briefly and in plain words."
@@ -380,23 +382,32 @@ def plots(runs, stem):
     return [path]
 
 
-def report(model, out_dir):
+def run_stamp(fname):
+    """The time a run's file is named for: server_<model>_<YYYYmmdd-HHMMSS>.json."""
+    return fname.rsplit("_", 1)[1][:-len(".json")]
+
+
+def report(model, out_dir, since=""):
     stem = os.path.join(out_dir, f"server_{model}")
-    files = sorted(f for f in os.listdir(out_dir) if f.startswith(f"server_{model}_") and f.endswith(".json"))
+    files = sorted(f for f in os.listdir(out_dir) if f.startswith(f"server_{model}_") and f.endswith(".json")
+                   and run_stamp(f) >= since)
     runs = []
     for f in files:
         with open(os.path.join(out_dir, f)) as fh:
             runs.append(json.load(fh))
     if not runs:
-        raise SystemExit(f"no runs recorded in {out_dir} for {model}")
+        raise SystemExit(f"no runs recorded in {out_dir} for {model}" + (f" since {since}" if since else ""))
     r = runs[-1]
+    each = "; ".join(f"{x['started']}: --concurrency {','.join(map(str, x['concurrency']))}, "
+                     f"{x['requests_per_client']} requests per client" for x in runs)
     md = [f"# pcache serve vs llama-server: {r['model']}", "",
           f"{len(runs)} runs of `flock -x /tmp/pcache-cpu.lock python3 bench/bench_server.py --model {model}"
-          f"{' --concurrency ' + ','.join(map(str, r['concurrency'])) if r.get('concurrency') else ''}`, each "
-          f"{r['threads']} threads and --parallel {r['parallel']} for both servers, {r['max_tokens']} tokens per answer "
-          f"(ignore_eos, greedy, streamed), {r['requests_per_client']} requests per client after a warm-up round. "
-          "Each cell lists the runs in order; ratios in bold are their median. The machine is shared by other "
-          "work (2 cores): load averages per run below.", "",
+          f" [--concurrency ...] [--requests ...]`" + (f" (the runs since {since}: `--report --since {since}`)"
+                                                         if since else "") +
+          f", each {r['threads']} threads and --parallel {r['parallel']} for both servers, {r['max_tokens']} tokens "
+          "per answer (ignore_eos, greedy, streamed), after a warm-up round. The runs: " + each + ". "
+          "Each cell lists the runs that measured it, in order; ratios in bold are their median. The machine is "
+          "shared by other work (2 cores): load averages per run below.", "",
           table(runs), "", "Batched decode (pcache alone, short prompts): " +
           "; ".join(f"1 client {x['batched_decode']['1']['tok_s']:.1f} tok/s, 8 clients "
                     f"{x['batched_decode']['8']['tok_s']:.1f} tok/s" for x in runs) + ".", "",
@@ -422,15 +433,18 @@ def main():
     ap.add_argument("--pcache", default=os.path.join(REPO, "build", "pcache"))
     ap.add_argument("--llama-server", default=os.path.join(REPO, ".peer", "bin", "llama-server"))
     ap.add_argument("--out", default=RESULTS)
+    ap.add_argument("--requests", type=int, default=0, help="requests per client (default: the model's)")
     ap.add_argument("--report", action="store_true", help="only render the table of the runs recorded")
+    ap.add_argument("--since", default="", help="--report: only the runs started at or after YYYYmmdd-HHMMSS")
     args = ap.parse_args()
     if args.report:
-        return report(args.model, args.out)
+        return report(args.model, args.out, args.since)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # finally blocks and atexit stop the servers
     import atexit
     atexit.register(stop_all)
     args.concurrency = [int(x) for x in args.concurrency.split(",")]
     fname, max_tokens, sys_chars, doc_chars, per_client = MODELS[args.model]
+    per_client = args.requests or per_client
     model_path = os.path.join(REPO, "models", fname)
     data = {"model": fname, "threads": args.threads, "parallel": args.parallel, "max_tokens": max_tokens,
             "requests_per_client": per_client, "concurrency": args.concurrency, "load_before": loadavg(),
@@ -446,7 +460,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, f"server_{args.model}_{time.strftime('%Y%m%d-%H%M%S')}.json"), "w") as f:
         json.dump(data, f, indent=1)
-    report(args.model, args.out)
+    report(args.model, args.out, args.since)
 
 
 if __name__ == "__main__":

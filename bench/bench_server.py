@@ -136,6 +136,29 @@ def stop_all(*_):
         e.stop()
 
 
+def llama_server_cmd(binary, model_path, port, threads, extra):
+    """llama-server's command line: the options every use here shares, then extra."""
+    return [binary, "-m", model_path, "--port", str(port), "-t", str(threads), *extra, "--no-webui", "-a", "bench"]
+
+
+def spawn(cmd, lib_dir):
+    """Starts a server with its shared libraries from lib_dir. close_fds (the default): it inherits no lock held
+    by our caller."""
+    env = dict(os.environ, LD_LIBRARY_PATH=lib_dir)
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, close_fds=True)
+
+
+def stop_proc(proc):
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class Engine:
     def __init__(self, kind, args, model_path, ctx):
         self.kind = kind
@@ -145,12 +168,10 @@ class Engine:
             cmd = [args.pcache, "serve", "-m", model_path, "--port", str(self.port), "-t", str(args.threads),
                    "-c", str(ctx), "--parallel", str(P), "--queue", "256", "--alias", "bench"]
         else:  # llama-server divides -c among its slots: each slot gets ctx
-            cmd = [args.llama_server, "-m", model_path, "--port", str(self.port), "-t", str(args.threads),
-                   "-c", str(ctx * P), "-np", str(P), "-fa", "on", "--cache-prompt", "--no-webui", "-a", "bench"]
-        env = dict(os.environ, LD_LIBRARY_PATH=os.path.dirname(args.llama_server))
+            cmd = llama_server_cmd(args.llama_server, model_path, self.port, args.threads,
+                                   ["-c", str(ctx * P), "-np", str(P), "-fa", "on", "--cache-prompt"])
         self.cmd = " ".join(cmd)
-        # close_fds (the default): the server inherits no lock held by our caller
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, close_fds=True)
+        self.proc = spawn(cmd, os.path.dirname(args.llama_server))
         LIVE.append(self)
         wait_health(self.port, self.proc)
 
@@ -167,14 +188,7 @@ class Engine:
     def stop(self):
         if self in LIVE:
             LIVE.remove(self)
-        if self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_proc(self.proc)
 
 
 def stream_one(port, body):

@@ -78,9 +78,7 @@ def main():
                                          {"role": "user", "content": f"Question {i}: what does it allow?"}]}
     for name in a.configs.split(","):
         port = bs.free_port()
-        cmd = [a.llama_server, "-m", model, "--port", str(port), "-t", str(a.threads), "--no-webui", "-a", "bench",
-               *CONFIGS[name]]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, close_fds=True)
+        proc = bs.spawn(bs.llama_server_cmd(a.llama_server, model, port, a.threads, CONFIGS[name]), bindir)
         try:
             bs.wait_health(port, proc)
             for pname, mk in prompts.items():
@@ -90,12 +88,7 @@ def main():
                 print(f"{name:28s} {pname:12s} TTFT {med['ttft_ms']:7.1f} ms  decode client {med['client_tok_s']:6.1f} "
                       f"tok/s, server's own {med['server_tok_s']:6.1f} tok/s  (load {bs.loadavg()})", flush=True)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            bs.stop_proc(proc)
 
 
 if __name__ == "__main__":

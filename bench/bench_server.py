@@ -3,6 +3,8 @@
 
   flock -x /tmp/pcache-cpu.lock python3 bench/bench_server.py [--model smollm2|qwen2.5-coder-1.5b] [--concurrency 1,4,16]
       [--requests N]   # N requests per client instead of the model's default (a long run split in shorter ones)
+  flock -x /tmp/pcache-cpu.lock python3 bench/bench_server.py --model M --batched-only [--repeats 3]
+      # only the batched decode round, repeated: kept as bench/results/server-batched_<model>_<time>.json
   build/venv-server/bin/python bench/bench_server.py --model smollm2 --report [--since 20261201-000000]
       # table and plot of every run so far (or of the runs started at or after a time, e.g. since a change)
   (the plot needs matplotlib: `build/venv-server/bin/pip install matplotlib`; the runs need only the standard library)
@@ -48,6 +50,7 @@ LICENSES = "/usr/share/common-licenses"
 MODELS = {
     # name: (file, max_tokens, system prompt chars, document chars, requests per client)
     "smollm2": ("SmolLM2-135M-Instruct.Q4_1.gguf", 64, 4000, 700, 3),
+    "qwen2.5-coder-0.5b": ("qwen2.5-coder-0.5b-instruct.gguf", 32, 2400, 400, 2),
     "qwen2.5-coder-1.5b": ("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", 32, 2400, 400, 2),
 }
 DOC_FILES = ["Apache-2.0", "Artistic", "BSD", "CC0-1.0", "GFDL-1.3", "GPL-2", "GPL-3", "LGPL-2.1", "MPL-1.1", "MPL-2.0"]
@@ -438,6 +441,22 @@ def report(model, out_dir, since=""):
     print("\n".join(md))
 
 
+def batched_only(args, model_path, max_tokens, data):
+    """The batched decode round alone, repeated (1 client, then 8, each time): kept and printed."""
+    data["batched_decode"] = [batched_decode(args, model_path, max_tokens) for _ in range(args.repeats)]
+    data["load_after"] = loadavg()
+    data = json.loads(json.dumps(data))
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, f"server-batched_{args.model}_{time.strftime('%Y%m%d-%H%M%S')}.json"), "w") as f:
+        json.dump(data, f, indent=1)
+    rs = [b["8"]["tok_s"] / b["1"]["tok_s"] for b in data["batched_decode"]]
+    print(f"{data['model']}: batched decode, {2 * max_tokens} tokens per answer: " +
+          "; ".join(f"1 client {b['1']['tok_s']:.1f} tok/s, 8 clients {b['8']['tok_s']:.1f} tok/s ({r:.2f}x)"
+                    for b, r in zip(data["batched_decode"], rs)) +
+          f"; median {statistics.median(rs):.2f}x (target {TARGETS['batched_decode_min']}x); load before / after "
+          f"{data['load_before']} / {data['load_after']}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", choices=sorted(MODELS), default="smollm2")
@@ -448,6 +467,8 @@ def main():
     ap.add_argument("--llama-server", default=os.path.join(REPO, ".peer", "bin", "llama-server"))
     ap.add_argument("--out", default=RESULTS)
     ap.add_argument("--requests", type=int, default=0, help="requests per client (default: the model's)")
+    ap.add_argument("--batched-only", action="store_true", help="only the batched decode round (pcache alone)")
+    ap.add_argument("--repeats", type=int, default=1, help="--batched-only: rounds of 1 then 8 clients")
     ap.add_argument("--report", action="store_true", help="only render the table of the runs recorded")
     ap.add_argument("--since", default="", help="--report: only the runs started at or after YYYYmmdd-HHMMSS")
     args = ap.parse_args()
@@ -464,6 +485,8 @@ def main():
             "requests_per_client": per_client, "concurrency": args.concurrency, "load_before": loadavg(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S"), "cases": {}}
     log(f"{fname}: {args.threads} threads, --parallel {args.parallel}, load {data['load_before']}")
+    if args.batched_only:
+        return batched_only(args, model_path, max_tokens, data)
     for case in ("prefix", "nonprefix"):
         data["cases"][case] = measure_case(args, model_path, case, (case, sys_chars, doc_chars)[1:], max_tokens,
                                            per_client)

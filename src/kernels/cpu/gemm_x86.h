@@ -151,10 +151,7 @@ PC_INLINE vi dot4s(vi acc, vi w, const int8_t *x) {
  * for the lines PF_AHEAD bytes past the block they work on, into L2: on this
  * machine a plain 2-thread read streams 13.6 GB/s and one prefetching 4 KiB
  * ahead into L2 19.6 (25.8 over huge pages); nearer, or into L1, was slower. */
-#ifndef PC_PF_AHEAD
-#define PC_PF_AHEAD 4096
-#endif
-enum { PF_AHEAD = PC_PF_AHEAD };
+enum { PF_AHEAD = PC_PACK_PREFETCH };
 PC_INLINE void prefetch_ahead(const uint8_t *block, size_t bytes) {
     for (size_t l = 0; l < bytes; l += 64) _mm_prefetch((const char *)block + PF_AHEAD + l, _MM_HINT_T1);
 }
@@ -290,6 +287,10 @@ PC_INLINE void prep32(pc_type t, int64_t n, const uint8_t *w, pc_prep_32 *out) {
 
 /* ---- K-quants ---- */
 
+#if PC_X86_512
+#include "kernels/cpu/gemm_one_avx512.h"
+#endif
+
 /* Row lanes of Q4_K/Q5_K sub-block j's 6-bit scale (min = 0) or min (min = 1),
  * from the three words of scale bytes (pc_k4_scale_min's layout, per lane). */
 PC_INLINE vi k4_six(const vi w[3], int j, int min) {
@@ -328,6 +329,12 @@ PC_INLINE vi k4_weights(bool five, const uint8_t *blk, int j, int k, int h) {
  * w: packed blocks, or pc_prep_k4 blocks when PREP. */
 PC_INLINE void gemm_k4(bool five, const bool PREP, int64_t n, const uint8_t *w, const uint8_t *x, size_t xs,
                        const int NC, float *y, size_t ys, int h, int nr) {
+#if PC_X86_512
+    if (!PREP && !five && NC == 1) {
+        gemm_q4k_one(n, w, x, y, nr);
+        return;
+    }
+#endif
     const size_t pb = PREP ? sizeof(pc_prep_k4) : five ? sizeof(pc_pack_q5_K) : sizeof(pc_pack_q4_K);
     vf acc[TC];
 #pragma GCC unroll 8
@@ -417,6 +424,12 @@ PC_INLINE vf q6_dsc(const pc_pack_q6_K *p, int j, int h) {
 /* Q6_K in the canonical order; w: packed blocks, or pc_prep_k6 blocks when PREP. */
 PC_INLINE void gemm_q6(const bool PREP, int64_t n, const uint8_t *w, const uint8_t *x, size_t xs, const int NC,
                        float *y, size_t ys, int h, int nr) {
+#if PC_X86_512
+    if (!PREP && NC == 1) {
+        gemm_q6k_one(n, w, x, y, nr);
+        return;
+    }
+#endif
     const size_t pb = PREP ? sizeof(pc_prep_k6) : sizeof(pc_pack_q6_K);
     vf acc[TC];
 #pragma GCC unroll 8

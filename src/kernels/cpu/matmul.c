@@ -22,6 +22,8 @@
 enum {
     TOKEN_BLOCK = 64,     /* tokens per block: 64 quantized rows of n_in = 1536 are ~130 KB */
     TASKS_PER_THREAD = 4, /* enough tasks that an unlucky thread does not finish last by much */
+    DECODE_TASKS_PER_THREAD = 8, /* one token: a thread's last task is all the other waits for, and a pool
+                                  * job is short; more tasks cost an atomic claim and a prefetch start each */
     PREP_MIN_TOKENS = 16, /* a token block this long pays for preparing a row group (two token tiles or more) */
     PREP_BYTES = 256 << 10 /* the largest prepared row group, on the task's stack: 16 rows of n_in <= ~12k */
 };
@@ -105,6 +107,15 @@ static void mm_prepared(const mm_ctx *m, const mm_mat *mt, int64_t o, int nr, in
                         a->y + t * a->n_out + o, (size_t)a->n_out, nr);
 }
 
+/* The direct kernels prefetch PC_PACK_PREFETCH bytes past the block they
+ * read; the first that many bytes of a task's rows are asked for here, since
+ * they come from wherever the previous task of this thread ended. */
+static void prefetch_start(const mm_mat *mt, int64_t o0, int64_t o1) {
+    const uint8_t *w = (const uint8_t *)mt->a->packed + (size_t)(o0 / PC_PACK_ROWS) * mt->group;
+    const size_t bytes = (size_t)ceil_div(o1 - o0, PC_PACK_ROWS) * mt->group;
+    for (size_t l = 0; l < bytes && l < PC_PACK_PREFETCH; l += 64) __builtin_prefetch(w + l, 0, 2);
+}
+
 static void mm_task(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks;
     (void)thread;
@@ -116,6 +127,7 @@ static void mm_task(void *ctx, int task, int n_tasks, int thread) {
     const int64_t o0 = (task - mt->first_task) * mt->rows_per_task;
     const int64_t o1 = min64(o0 + mt->rows_per_task, mt->a->n_out);
     _Alignas(64) uint8_t prep[PREP_BYTES]; /* used only when mt->prep */
+    if (mt->group && !mt->prep && o0 < o1) prefetch_start(mt, o0, o1);
     for (int64_t tb = 0; tb < n_tok; tb += TOKEN_BLOCK) {
         const int64_t te = min64(tb + TOKEN_BLOCK, n_tok);
         for (int64_t o = o0; o < o1; o += tile_r) {
@@ -196,7 +208,8 @@ static bool mm_setup(mm_ctx *m, const pc_matmul_args *a, int n) {
 static int mm_plan_tasks(mm_ctx *m, int threads) {
     int64_t total = 0;
     for (int i = 0; i < m->n_mats; i++) total += m->mats[i].a->n_out;
-    const int64_t chunk = total > 0 ? ceil_div(total, (int64_t)threads * TASKS_PER_THREAD) : 1;
+    const int64_t per_thread = m->a->n_tok == 1 ? DECODE_TASKS_PER_THREAD : TASKS_PER_THREAD;
+    const int64_t chunk = total > 0 ? ceil_div(total, (int64_t)threads * per_thread) : 1;
     int n_tasks = 0;
     for (int i = 0; i < m->n_mats; i++) {
         mm_mat *mt = &m->mats[i];

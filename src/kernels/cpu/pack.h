@@ -34,6 +34,13 @@
 
 enum { PC_PACK_ROWS = 16 };
 
+/* How far ahead of the block they work on the direct (decode) kernels ask
+ * for packed weights (gemm_x86.h says why); matmul.c asks for the first
+ * this many bytes of a task's rows before the kernels start on them. */
+#ifndef PC_PACK_PREFETCH
+#define PC_PACK_PREFETCH 4096
+#endif
+
 /* 32-element blocks. qs[p]: group p (elements 4p..4p+3) in the low nibbles and
  * group p + 4 (elements 16 + 4p..) in the high ones, as in the GGUF block.
  * qh[k] bit 4r + e: bit 4 of row r's element 4k + e. */

@@ -1,0 +1,144 @@
+/* gemm_one_avx512.h - the one-token (decode) kernels of the K-quants on AVX-512 VNNI.
+ *
+ * Included by gemm_x86.h in the AVX-512 instance only. Decode streams every
+ * weight once from memory, and the general kernels' unpacking kept the core
+ * busy long enough that fewer loads were in flight than the memory could
+ * serve (Q4_K and Q6_K streamed at 66-80% of a plain prefetching read, Q8_0,
+ * with nearly no unpacking, at 92-95%). These compute the same floats with
+ * fewer vector instructions per weight byte and shorter dependency chains:
+ *   - a high nibble is taken as v & 0xF0, i.e. 16 times its value, and the
+ *     exact integer sum divided by 16 once per sub-block, instead of shifting
+ *     every weight vector (shifts share port 0 with vpdpbusd);
+ *   - Q6_K's two top bits go through their own vpdpbusd on (qh & mask), whose
+ *     exact sum is scaled back by a shift, instead of being shifted into
+ *     place and merged per weight vector;
+ *   - each sub-block's sum runs as two or four independent chains of vpdpbusd
+ *     added at the end.
+ * Integer sums are exact however they are split or scaled, and the float
+ * steps are quant.h's canonical ones in the same order, so outputs are the
+ * same bits as gemm_x86.h's kernels (the tests compare them). */
+#ifndef PC_KERNELS_CPU_GEMM_ONE_AVX512_H
+#define PC_KERNELS_CPU_GEMM_ONE_AVX512_H
+
+/* Byte b of each int32 lane of v (b = 0..3), zero-extended; vpshufb runs on port 5, away from vpdpbusd. */
+PC_INLINE __m512i byte_of_lane(__m512i v, int b) {
+    const __m512i ctl = _mm512_set1_epi32((int)(0x80808000u | (unsigned)b));
+    const __m512i base = _mm512_set4_epi32(12 * 0x01010101, 8 * 0x01010101, 4 * 0x01010101, 0);
+    return _mm512_shuffle_epi8(v, _mm512_add_epi8(ctl, base));
+}
+
+/* Bytes b and b+1 of each int32 lane as its two int16 halves. */
+PC_INLINE __m512i bytes_pair_of_lane(__m512i v, int b) {
+    const __m512i ctl = _mm512_set1_epi32((int)(0x80008000u | ((unsigned)(b + 1) << 16) | (unsigned)b));
+    const __m512i base = _mm512_set4_epi32(12 * 0x00010001, 8 * 0x00010001, 4 * 0x00010001, 0);
+    return _mm512_shuffle_epi8(v, _mm512_add_epi8(ctl, base));
+}
+
+/* Part `part` of `parts` of prefetch_ahead(block, bytes): asked for a few lines
+ * at a time between the block's compute rather than all at once. */
+PC_INLINE void prefetch_part(const uint8_t *block, size_t bytes, int part, int parts) {
+    const size_t lines = (bytes + 63) / 64, l0 = lines * (size_t)part / (size_t)parts;
+    const size_t l1 = lines * (size_t)(part + 1) / (size_t)parts;
+    for (size_t l = l0; l < l1; l++) _mm_prefetch((const char *)block + PF_AHEAD + 64 * l, _MM_HINT_T1);
+}
+
+PC_INLINE __m512i dpb(__m512i acc, __m512i w, const int8_t *x) { return _mm512_dpbusd_epi32(acc, w, vi_bcast(x)); }
+
+/* Q4_K's 8 scales (bytes of sc[0] = sub-blocks 0-3, sc[1] = 4-7) and mins
+ * (mn[0], mn[1]) per lane, from the three scale words (pc_k4_scale_min). */
+PC_INLINE void k4_one_scales(const pc_pack_q4_K *p, __m512i sc[2], __m512i mn[2]) {
+    const __m512i w0 = vi_load(p->scales[0]), w1 = vi_load(p->scales[1]), w2 = vi_load(p->scales[2]);
+    const __m512i m6 = _mm512_set1_epi8(0x3F), m4 = _mm512_set1_epi8(0x0F), top = _mm512_set1_epi8(0x30);
+    sc[0] = _mm512_and_si512(w0, m6);
+    mn[0] = _mm512_and_si512(w1, m6);
+    /* (w2 & 0x0F) | ((w0 >> 6) << 4) per byte: the 0x0F mask selects between the two (0xCA: a ? b : c) */
+    sc[1] = _mm512_ternarylogic_epi32(m4, w2, _mm512_and_si512(_mm512_srli_epi32(w0, 2), top), 0xCA);
+    mn[1] = _mm512_ternarylogic_epi32(m4, _mm512_srli_epi32(w2, 4), _mm512_and_si512(_mm512_srli_epi32(w1, 2), top),
+                                      0xCA);
+}
+
+/* One token of Q4_K over a packed row group: y[r] for r < nr. */
+PC_INLINE void gemm_q4k_one(int64_t n, const uint8_t *w, const uint8_t *x, float *y, int nr) {
+    const __m512i lo4 = _mm512_set1_epi8(0x0F), hi4 = _mm512_set1_epi8((char)0xF0);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / PC_QK_K; i++) {
+        const pc_pack_q4_K *p = (const pc_pack_q4_K *)(w + i * sizeof(pc_pack_q4_K));
+        const pc_xp_q8_K *xc = (const pc_xp_q8_K *)(x + i * sizeof(pc_xp_q8_K));
+        __m512i sc[2], mn[2];
+        k4_one_scales(p, sc, mn);
+        const __m512 d = vf_f16(p->d);
+        __m512 t = _mm512_setzero_ps();
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) { /* sub-blocks 2q (low nibbles) and 2q + 1 (high) */
+            prefetch_part((const uint8_t *)p, sizeof *p, q, 4);
+            __m512i l0 = _mm512_setzero_si512(), l1 = l0, h0 = l0, h1 = l0;
+            const int8_t *xl = xc->qs + 64 * q, *xh = xl + 32;
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k += 2) {
+                const __m512i a = vi_load(p->qs[q][k]), b = vi_load(p->qs[q][k + 1]);
+                l0 = dpb(l0, _mm512_and_si512(a, lo4), xl + 4 * k);
+                h0 = dpb(h0, _mm512_and_si512(a, hi4), xh + 4 * k);
+                l1 = dpb(l1, _mm512_and_si512(b, lo4), xl + 4 * k + 4);
+                h1 = dpb(h1, _mm512_and_si512(b, hi4), xh + 4 * k + 4);
+            }
+            const __m512i il = _mm512_add_epi32(l0, l1);
+            const __m512i ih = _mm512_srai_epi32(_mm512_add_epi32(h0, h1), 4); /* exact: every product is 16x */
+            const __m512 dl = _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_of_lane(sc[q >> 1], 2 * (q & 1))));
+            const __m512 dh = _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_of_lane(sc[q >> 1], 2 * (q & 1) + 1)));
+            t = _mm512_fmadd_ps(dl, _mm512_cvtepi32_ps(il), t);
+            t = _mm512_fmadd_ps(dh, _mm512_cvtepi32_ps(ih), t);
+        }
+        __m512i ms = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++)
+            ms = _mm512_dpwssd_epi32(ms, bytes_pair_of_lane(mn[q >> 1], 2 * (q & 1)), vi_bcast(&xc->bpair[q]));
+        t = _mm512_fnmadd_ps(vf_f16(p->dmin), _mm512_cvtepi32_ps(ms), t);
+        acc = _mm512_fmadd_ps(t, vf_bcast(&xc->d), acc);
+    }
+    vf_store(y, acc, nr);
+}
+
+/* One token of Q6_K over a packed row group. Sub-block j (16 values) reads
+ * ql chunks 16 half + 8 (k & 1) + l4 (nibble k >> 1) and qh chunks
+ * 8 half + l4 (bits 2k, 2k + 1), half = j / 8, k = (j % 8) / 2,
+ * l4 = 4 (j % 2) + u for its groups u = 0..3 (q6_group's layout). With L the
+ * sum over the low nibbles and T over the top bits, the sum is L + 16 T - 32 B:
+ * the low chain holds L (k < 2) or 16 L (k >= 2, nibbles taken as & 0xF0) and
+ * the top chain 4^k T (bits taken in place). */
+PC_INLINE void gemm_q6k_one(int64_t n, const uint8_t *w, const uint8_t *x, float *y, int nr) {
+    const __m512i lo4 = _mm512_set1_epi8(0x0F), hi4 = _mm512_set1_epi8((char)0xF0);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / PC_QK_K; i++) {
+        const pc_pack_q6_K *p = (const pc_pack_q6_K *)(w + i * sizeof(pc_pack_q6_K));
+        const pc_xp_q8_K *xc = (const pc_xp_q8_K *)(x + i * sizeof(pc_xp_q8_K));
+        const __m512 d = vf_f16(p->d);
+        __m512 t = _mm512_setzero_ps();
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) {
+            const int half = j / 8, k = (j % 8) / 2, l0 = 4 * (j % 2);
+            prefetch_part((const uint8_t *)p, sizeof *p, j, 16);
+            const __m512i nib = k >> 1 ? hi4 : lo4, top = _mm512_set1_epi8((char)(3 << (2 * k)));
+            const uint8_t(*ql)[64] = p->ql + 16 * half + 8 * (k & 1) + l0, (*qh)[64] = p->qh + 8 * half + l0;
+            const int8_t *xq = xc->qs + 16 * j;
+            __m512i a0 = _mm512_setzero_si512(), a1 = a0, b0 = a0, b1 = a0;
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u += 2) {
+                a0 = dpb(a0, _mm512_and_si512(vi_load(ql[u]), nib), xq + 4 * u);
+                b0 = dpb(b0, _mm512_and_si512(vi_load(qh[u]), top), xq + 4 * u);
+                a1 = dpb(a1, _mm512_and_si512(vi_load(ql[u + 1]), nib), xq + 4 * u + 4);
+                b1 = dpb(b1, _mm512_and_si512(vi_load(qh[u + 1]), top), xq + 4 * u + 4);
+            }
+            __m512i lo = _mm512_add_epi32(a0, a1), hi = _mm512_add_epi32(b0, b1);
+            if (k >> 1) lo = _mm512_srai_epi32(lo, 4); /* exact: 16 L */
+            hi = k == 0 ? _mm512_slli_epi32(hi, 4) : k == 1 ? _mm512_slli_epi32(hi, 2)
+                 : k == 2 ? hi : _mm512_srai_epi32(hi, 2); /* 4^k T -> 16 T, exact */
+            const __m512i isum = _mm512_add_epi32(_mm512_add_epi32(lo, hi), vi_bcast(&xc->neg32[j]));
+            const __m512i s = _mm512_srai_epi32(_mm512_slli_epi32(vi_load((const uint8_t *)p->sc[j / 4]), 24 - 8 * (j % 4)), 24);
+            t = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(s)), _mm512_cvtepi32_ps(isum), t);
+        }
+        acc = _mm512_fmadd_ps(t, vf_bcast(xc), acc);
+    }
+    vf_store(y, acc, nr);
+}
+
+#endif

@@ -376,15 +376,16 @@ def plots(runs, stem):
     fig, axes = plt.subplots(1, 4, figsize=(18, 4))
     for k, case in enumerate(("prefix", "nonprefix")):
         for kind, style in (("pcache", "o"), ("llama-server", "s")):
-            for j, run in enumerate(runs):
-                d = run["cases"][case][kind]
-                Cs = sorted(d, key=int)
-                lbl = kind if j == 0 else None
-                axes[2 * k].plot([int(C) for C in Cs], [d[C]["ttft_p50_ms"] for C in Cs], style + "-", label=lbl,
-                                 color="C0" if kind == "pcache" else "C1", alpha=0.7)
-                axes[2 * k + 1].plot([int(C) for C in Cs], [d[C]["tok_s"] for C in Cs], style + "-", label=lbl,
-                                     color="C0" if kind == "pcache" else "C1", alpha=0.7)
-        axes[2 * k].set_title(f"{case}: TTFT p50 (ms, log)")
+            # the median over the runs that measured each concurrency (a run may cover only some), and each run
+            Cs = sorted({int(C) for run in runs for C in run["cases"][case][kind]})
+            for ax, key in ((axes[2 * k], "ttft_p50_ms"), (axes[2 * k + 1], "tok_s")):
+                per = [[run["cases"][case][kind][str(C)][key] for run in runs if str(C) in run["cases"][case][kind]]
+                       for C in Cs]
+                color = "C0" if kind == "pcache" else "C1"
+                ax.plot(Cs, [statistics.median(v) for v in per], style + "-", label=kind, color=color, alpha=0.8)
+                ax.plot([C for C, v in zip(Cs, per) for _ in v], [x for v in per for x in v], style, color=color,
+                        alpha=0.3, markersize=4)
+        axes[2 * k].set_title(f"{case}: TTFT p50 (ms, log; line: median of runs)")
         axes[2 * k].set_yscale("log")
         axes[2 * k + 1].set_title(f"{case}: output tok/s")
         for a in axes[2 * k: 2 * k + 2]:

@@ -419,7 +419,7 @@ def report(model, out_dir, since=""):
     each = "; ".join(f"{x['started']}: --concurrency {','.join(map(str, x['concurrency']))}, "
                      f"{x['requests_per_client']} requests per client" for x in runs)
     md = [f"# pcache serve vs llama-server: {r['model']}", "",
-          f"{len(runs)} runs of `flock -x /tmp/pcache-cpu.lock python3 bench/bench_server.py --model {model}"
+          f"{len(runs)} run{'s' if len(runs) > 1 else ''} of `flock -x /tmp/pcache-cpu.lock python3 bench/bench_server.py --model {model}"
           f" [--concurrency ...] [--requests ...]`" + (f" (the runs since {since}: `--report --since {since}`)"
                                                          if since else "") +
           f", each {r['threads']} threads and --parallel {r['parallel']} for both servers, {r['max_tokens']} tokens "

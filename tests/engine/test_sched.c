@@ -98,17 +98,18 @@ typedef struct req_spec {
     int n_predict;
     float temp;
     int repeat;         /* plain: repeat the user message this many times (a long prompt) */
+    bool ignore_eos;    /* runs its n_predict tokens whatever the model would say */
 } req_spec;
 
 static const req_spec SPECS[] = {
-    {"Hi.", NULL, 24, 0, 1},
-    {"Name three rivers of Europe and say where each one rises.", NULL, 40, 0, 1},
-    {"Summarise this text in one sentence: the quick brown fox jumps over the lazy dog. ", NULL, 16, 0, 12},
-    {NULL, "<prompt schema=\"desk\"><rivers/><who name=\"Kim\"/><user>Where does the Danube rise?</user></prompt>", 32, 0, 0},
-    {"Write a haiku about the sea.", NULL, 32, 0.8f, 1},
-    {NULL, "<prompt schema=\"desk\"><mountains/><user>What is the highest mountain of the Alps?</user></prompt>", 20, 0, 0},
-    {"What is two plus two?", NULL, 12, 0, 1},
-    {NULL, "<prompt schema=\"desk\"><rivers/><mountains/><user>Tell me about the Rhine.</user></prompt>", 28, 0.7f, 0},
+    {"Hi.", NULL, 24, 0, 1, false},
+    {"Name three rivers of Europe and say where each one rises.", NULL, 40, 0, 1, false},
+    {"Summarise this text in one sentence: the quick brown fox jumps over the lazy dog. ", NULL, 16, 0, 12, false},
+    {NULL, "<prompt schema=\"desk\"><rivers/><who name=\"Kim\"/><user>Where does the Danube rise?</user></prompt>", 32, 0, 0, false},
+    {"Write a haiku about the sea.", NULL, 32, 0.8f, 1, false},
+    {NULL, "<prompt schema=\"desk\"><mountains/><user>What is the highest mountain of the Alps?</user></prompt>", 20, 0, 0, false},
+    {"What is two plus two?", NULL, 12, 0, 1, false},
+    {NULL, "<prompt schema=\"desk\"><rivers/><mountains/><user>Tell me about the Rhine.</user></prompt>", 28, 0.7f, 0, false},
 };
 enum { N_REQ = sizeof SPECS / sizeof SPECS[0] };
 
@@ -117,6 +118,7 @@ static pc_gen_params gen_of(const req_spec *s, float *first_logits) {
     g.n_predict = s->n_predict;
     g.temp = s->temp;
     g.seed = 1234;
+    g.ignore_eos = s->ignore_eos;
     g.first_logits = first_logits;
     return g;
 }
@@ -213,8 +215,10 @@ static void check_batched_equals_alone(void) {
 /* ---------------- 2. cancel; 3. limits; 4. stop ---------------- */
 
 static pc_request *long_request(outcome *o) {
-    static const req_spec s = {"Count from one to one hundred, one number per line.", NULL, 200, 0, 1};
-    pc_request *r = make_request(&s, NULL); /* its 200 tokens are never all generated: it is cancelled or stopped */
+    /* Its 200 tokens are never all generated: it is cancelled or stopped. Past the end-of-generation token,
+     * or a fast decode could finish it (EOG) before a drain's deadline that the test expects it to outlive. */
+    static const req_spec s = {"Count from one to one hundred, one number per line.", NULL, 200, 0, 1, true};
+    pc_request *r = make_request(&s, NULL);
     pc_request_set_callbacks(r, on_text, on_done, o);
     return r;
 }

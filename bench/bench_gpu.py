@@ -160,7 +160,7 @@ def main():
     ap.add_argument("--cached", type=int, default=8192)
     ap.add_argument("--fresh", type=int, default=32)
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--skip", default="", help="comma list of: hf, llama, small, q4, run")
+    ap.add_argument("--skip", default="", help="comma list of: big (the 7B rows), hf, llama, small, q4, run")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     skip = set(s for s in a.skip.split(",") if s)
@@ -168,12 +168,13 @@ def main():
     rows = []
     pc = os.path.join(a.bin, "bench_gpu")
     common = ["--cached", str(a.cached), "--fresh", str(a.fresh), "--reps", str(a.reps)]
-    big = {t: write_model(a.bin, a.models, "llama2-7b", t) for t in (("f16",) if "q4" in skip else ("f16", "q4_0"))}
+    big_types = () if "big" in skip else ("f16",) if "q4" in skip else ("f16", "q4_0")
+    big = {t: write_model(a.bin, a.models, "llama2-7b", t) for t in big_types}
     for t, path in big.items():
         rows += run_jsonl([pc, path, "--prefill", "2048,8192"] + common, 900)
         if t == "f16" and "run" not in skip:
             rows += product_rows(a.bin, path, a.cached, a.fresh, a.reps, "F16")
-    if "hf" not in skip:
+    if "hf" not in skip and big:
         rows += run_jsonl([sys.executable, os.path.join(HERE, "bench_gpu_hf.py"), "--prefill", "2048,8192",
                            "--cached", str(a.cached), "--fresh", str(a.fresh), "--reps", str(a.reps)], 900)
     small = {}
@@ -184,7 +185,7 @@ def main():
             rows += run_jsonl([pc, path, "--prefill", str(a.cached + a.fresh)] + common, 600)
     lb = a.llama_bench
     if lb and os.path.exists(lb) and "llama" not in skip:
-        for label, path in (("F16", big["f16"]), ("Q4_0", big.get("q4_0"))):
+        for label, path in (("F16", big.get("f16")), ("Q4_0", big.get("q4_0"))):
             if not path:
                 continue
             rows += llama_rows(lb, path, ["-p", "2048,8192", "-n", "0", "-r", "3"], label)

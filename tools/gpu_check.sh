@@ -12,6 +12,8 @@
 #           it to the 7B f16 rows, inside one call's 10 minutes)
 #   wait    wait (up to 8 minutes) for the llama.cpp build step llama started
 #   tier    the store's device tier through the engine (test_gpu_tier, and under memcheck)
+#   serve   pcache serve --backend cuda on a seeded SmolLM2-shaped model: one plain prompt twice (the
+#           second reuses the prefix cache's blocks), then the GPU tier's counters in /metrics and /v1/cache
 #   run     bench_gpu.py, pcache alone on the 7B f16 shape, with `pcache run` (the product path)
 # Logs go to $OUT (few files: a call brings back 8): summary.txt, check.txt, bench.txt,
 # bench.json, bench_log.txt, and llama-bench.xz* (the static binary, for a later call to
@@ -124,6 +126,36 @@ step_engine() {
     done
     timeout 180 bin/pcache run -m $m --schema mbti.xml --prompt mbti_intj.xml --compare --backend cuda -n 8 --temp 0 \
         --chat-template chatml --quiet 2>&1 | tail -5 | tee -a "$SUM"
+}
+
+step_serve() {
+    say "== $(date -u +%H:%M:%S) serve --backend cuda: prefix cache, GPU tier counters"
+    local m=/tmp/smol4.gguf
+    [ -f $m ] || bin/pc_write_model --shape smollm2-135m --type q4_1 --layers 4 --out $m > /dev/null
+    bin/pcache serve -m $m --backend cuda --port 18080 > /tmp/serve.log 2>&1 &
+    local pid=$!
+    timeout 120 python3 - <<'PY' 2>&1 | tee -a "$SUM"
+import json, time, urllib.request
+base = "http://127.0.0.1:18080"
+def get(path):
+    return urllib.request.urlopen(base + path, timeout=60).read().decode()
+for _ in range(90):
+    try:
+        get("/health"); break
+    except Exception:
+        time.sleep(1)
+text = " ".join(f"Rule {i}: answer briefly and cite the rule you used." for i in range(30))
+body = json.dumps({"prompt": text, "max_tokens": 4, "temperature": 0}).encode()
+for i in (1, 2):
+    req = urllib.request.Request(base + "/v1/completions", body, {"Content-Type": "application/json"})
+    r = json.loads(urllib.request.urlopen(req, timeout=60).read())
+    print(f"request {i}: prompt_tokens {r['usage']['prompt_tokens']}, cached_tokens "
+          f"{r['usage']['prompt_tokens_details']['cached_tokens']}, text {r['choices'][0]['text']!r}")
+print("\n".join(l for l in get("/metrics").splitlines() if 'tier="gpu"' in l or l.startswith("pcache_prefix")))
+print("/v1/cache gpu:", json.loads(get("/v1/cache"))["tiers"]["gpu"])
+PY
+    kill $pid; wait $pid 2>/dev/null
+    tail -3 /tmp/serve.log >> "$SUM"
 }
 
 step_wait() {

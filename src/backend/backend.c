@@ -69,6 +69,14 @@ pc_kv_span *pc_backend_shared_device_copy(pc_backend_shared *s, const pc_kv_span
     return NULL;
 }
 
+pc_kv_span *pc_backend_shared_host_copy(pc_backend_shared *s, const pc_kv_span *src) {
+#ifdef PC_CUDA
+    if (s->kind == PC_BACKEND_CUDA) return pc_backend_cuda_shared_host_copy(s, src);
+#endif
+    (void)s, (void)src;
+    return NULL;
+}
+
 size_t pc_backend_shared_device_free(pc_backend_shared *s) {
 #ifdef PC_CUDA
     if (s->kind == PC_BACKEND_CUDA) return pc_backend_cuda_shared_device_free(s);

@@ -82,6 +82,11 @@ pc_kv_span *pc_backend_shared_span_new(pc_backend_shared *s, int32_t cap);
  * out of memory, or on a device error. Thread-safe. (The module store's
  * device tier makes its copies with this.) */
 pc_kv_span *pc_backend_shared_device_copy(pc_backend_shared *s, const pc_kv_span *src);
+/* A new frozen copy of src in pinned host memory, finished when this returns
+ * (what the module store keeps of a span computed in device memory: its tiers
+ * write and hash K and V from host memory); NULL on a backend without device
+ * memory or on failure. Thread-safe. */
+pc_kv_span *pc_backend_shared_host_copy(pc_backend_shared *s, const pc_kv_span *src);
 /* Device memory free now, in bytes; 0 on a backend without device memory. */
 size_t pc_backend_shared_device_free(pc_backend_shared *s);
 
@@ -172,6 +177,7 @@ pc_status pc_backend_cuda_shared_create(const pc_model *m, const pc_backend_para
 void pc_backend_cuda_shared_free(pc_backend_shared *s);
 pc_kv_span *pc_backend_cuda_shared_span_new(pc_backend_shared *s, int32_t cap);
 pc_kv_span *pc_backend_cuda_shared_device_copy(pc_backend_shared *s, const pc_kv_span *src);
+pc_kv_span *pc_backend_cuda_shared_host_copy(pc_backend_shared *s, const pc_kv_span *src);
 size_t pc_backend_cuda_shared_device_free(pc_backend_shared *s);
 
 #endif

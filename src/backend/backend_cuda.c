@@ -803,9 +803,8 @@ pc_kv_span *pc_backend_cuda_shared_span_new(pc_backend_shared *s, int32_t cap) {
 
 /* Not through CK: a copy that fails (out of device memory, say) is a NULL for
  * the caller to fall back on, not a failure of the shared state. */
-pc_kv_span *pc_backend_cuda_shared_device_copy(pc_backend_shared *s, const pc_kv_span *src) {
-    cuda_shared *sh = (cuda_shared *)s;
-    pc_kv_span *d = shared_span_at(sh, src->n, PC_KV_DEVICE);
+static pc_kv_span *shared_copy_at(cuda_shared *sh, const pc_kv_span *src, pc_kv_loc loc) {
+    pc_kv_span *d = shared_span_at(sh, src->n, loc);
     if (!d) return NULL;
     const size_t D = (size_t)src->dim, rows8 = (size_t)(src->n + PC_KV_BLOCK - 1) / PC_KV_BLOCK * PC_KV_BLOCK;
     bool ok = cudaSetDevice(sh->device) == cudaSuccess;
@@ -824,6 +823,14 @@ pc_kv_span *pc_backend_cuda_shared_device_copy(pc_backend_shared *s, const pc_kv
     d->n = src->n;
     pc_kv_span_freeze(d);
     return d;
+}
+
+pc_kv_span *pc_backend_cuda_shared_device_copy(pc_backend_shared *s, const pc_kv_span *src) {
+    return shared_copy_at((cuda_shared *)s, src, PC_KV_DEVICE);
+}
+
+pc_kv_span *pc_backend_cuda_shared_host_copy(pc_backend_shared *s, const pc_kv_span *src) {
+    return shared_copy_at((cuda_shared *)s, src, PC_KV_PINNED);
 }
 
 size_t pc_backend_cuda_shared_device_free(pc_backend_shared *s) {

@@ -14,11 +14,16 @@
  * once computed and put in the store when the prompt is prefilled; the rest
  * (at least one token: its logits start generation) is the last fresh item.
  * Attention gives the same bits however the sequence is split into spans
- * (kernels/cpu/attention.c), so a hit changes no output bit. */
+ * (kernels/cpu/attention.c), so a hit changes no output bit.
+ * On the GPU the store keeps a pinned host copy of each new block (its tiers
+ * hold host memory) and adopts the block's device span as its device copy, so
+ * a later request reads the block in place; GPU attention and products are
+ * not bitwise independent of the split, so there a hit is close, not exact. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "engine/request.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -79,13 +84,28 @@ static pc_status add_hits(pc_request *r, const prefix_plan *pp, const int32_t *t
         pc_error miss = {0};
         if (pc_store_fetch(r->e->store, &d, &en, NULL, &miss) != PC_OK) break;
         r->prefix_pins[r->n_prefix_pins++] = en;
-        pc_status st = pc_req_add_cached(r, (pc_kv_span *)pc_store_entry_span(en), err);
+        /* the device copy where the store keeps or can make one: read in place, not streamed */
+        bool up = false;
+        pc_kv_span *dev = pc_store_device_acquire(r->e->store, en, &up);
+        pc_status st = pc_req_add_cached(r, dev ? dev : (pc_kv_span *)pc_store_entry_span(en), err);
+        pc_kv_span_release(dev); /* the request's item holds its own reference */
         if (st != PC_OK) return st;
     }
     return PC_OK;
 }
 
-/* On the stepping thread once the prompt is computed: its new blocks go to the store. */
+/* What the store keeps of a block: host memory (its tiers hash and account K
+ * and V there). A block computed in GPU memory is copied to pinned host
+ * memory; NULL when that copy cannot be made. */
+static pc_kv_span *store_copy(const pc_request *r, pc_kv_span *span) {
+    if (pc_kv_span_loc(span) != PC_KV_DEVICE) return pc_kv_span_retain(span);
+    return pc_backend_shared_host_copy(r->e->dev, span);
+}
+
+/* On the stepping thread once the prompt is computed: its new blocks go to the
+ * store; one computed in GPU memory also becomes the store's device copy (no
+ * upload when the next request reads it). Out of memory or over the tenant's
+ * quota: not kept, no harm. */
 static void put_blocks(void *user, pc_request *r) {
     (void)user;
     for (int32_t i = 0; i < r->n_items; i++) {
@@ -95,9 +115,13 @@ static void put_blocks(void *user, pc_request *r) {
         const pc_store_desc d = {.key = r->prefix_keys[k], .group = prefix_group(), .start = it->pos[0], .n = it->n,
                                  .tokens = it->tokens, .label = "prefix-block", .memory_only = true,
                                  .tenant = r->prefix_tenant};
+        pc_kv_span *keep = store_copy(r, it->span);
+        if (!keep) continue;
+        pc_store_entry *en = NULL;
         pc_error err = {0};
-        /* out of memory or over the tenant's quota: not kept, no harm */
-        pc_store_put(r->e->store, &d, pc_kv_span_retain(it->span), NULL, &err);
+        if (pc_store_put(r->e->store, &d, keep, &en, &err) != PC_OK) continue;
+        if (pc_kv_span_loc(it->span) == PC_KV_DEVICE) (void)pc_store_device_adopt(r->e->store, en, it->span);
+        pc_store_release(r->e->store, en);
     }
 }
 

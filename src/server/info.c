@@ -34,22 +34,23 @@ enum MHD_Result srv_handle_metrics(pc_server *s, struct MHD_Connection *c) {
     return ok;
 }
 
-/* The store's tiers: what they hold and how they have done since the start.
+static json_t *tier_json(const pc_cache_tier_stats *x) {
+    return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "enabled", x->enabled, "entries",
+                     (json_int_t)x->entries, "bytes", (json_int_t)x->bytes, "budget", (json_int_t)x->budget, "hits",
+                     (json_int_t)x->hits, "misses", (json_int_t)x->misses, "evictions", (json_int_t)x->evictions,
+                     "writes", (json_int_t)x->writes, "rejected", (json_int_t)(x->rejected + x->checksum_failures),
+                     "errors", (json_int_t)x->errors);
+}
+
+/* The store's tiers: what they hold and how they have done since the start;
+ * "gpu" is the device tier of a GPU backend (writes: uploads from host memory).
  * Counts are the server's, over every tenant (no tenant's text shows in them). */
 static json_t *tiers_json(pc_server *s) {
     pc_cache_stats cs;
     pc_engine_cache_stats(s->e, &cs);
     json_t *o = json_object();
-    for (int t = 0; t < PC_N_TIERS; t++) {
-        const pc_cache_tier_stats *x = &cs.tier[t];
-        json_object_set_new(o, pc_kv_source_name((pc_kv_source)t),
-                            json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "enabled", x->enabled,
-                                      "entries", (json_int_t)x->entries, "bytes", (json_int_t)x->bytes, "budget",
-                                      (json_int_t)x->budget, "hits", (json_int_t)x->hits, "misses",
-                                      (json_int_t)x->misses, "evictions", (json_int_t)x->evictions, "writes",
-                                      (json_int_t)x->writes, "rejected", (json_int_t)(x->rejected + x->checksum_failures),
-                                      "errors", (json_int_t)x->errors));
-    }
+    for (int t = 0; t < PC_N_TIERS; t++) json_object_set_new(o, pc_kv_source_name((pc_kv_source)t), tier_json(&cs.tier[t]));
+    json_object_set_new(o, "gpu", tier_json(&cs.gpu));
     return o;
 }
 

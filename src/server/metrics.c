@@ -50,14 +50,20 @@ static bool ttft(const srv_metrics *m, pc_buf *o) {
                                (double)atomic_load(&m->ttft_sum_us) / 1e6, (unsigned long long)atomic_load(&m->ttft_count));
 }
 
-/* One labelled series per enabled tier of the module store. */
+static unsigned long long field_of(const pc_cache_tier_stats *t, size_t offset) {
+    return (unsigned long long)*(const uint64_t *)((const char *)t + offset);
+}
+
+/* One labelled series per enabled tier of the module store, the device tier
+ * (GPU backends) as tier="gpu". */
 static bool per_tier(pc_buf *o, const pc_cache_stats *cs, const char *name, const char *type, const char *help,
                      size_t offset) {
     bool ok = pc_buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
     for (int t = 0; ok && t < PC_N_TIERS; t++)
         if (cs->tier[t].enabled)
             ok = pc_buf_printf(o, "%s{tier=\"%s\"} %llu\n", name, pc_kv_source_name((pc_kv_source)t),
-                               (unsigned long long)*(const uint64_t *)((const char *)&cs->tier[t] + offset));
+                               field_of(&cs->tier[t], offset));
+    if (ok && cs->gpu.enabled) ok = pc_buf_printf(o, "%s{tier=\"gpu\"} %llu\n", name, field_of(&cs->gpu, offset));
     return ok;
 }
 
@@ -71,7 +77,10 @@ static bool store(pc_buf *o, const pc_cache_stats *cs) {
            TIER("pcache_store_evictions_total", "counter", "Entries dropped to stay within the budget.", evictions) &&
            TIER("pcache_store_rejected_total", "counter", "Entries dropped for a bad checksum or another mismatch.",
                 rejected) &&
-           TIER("pcache_store_errors_total", "counter", "I/O or connection failures.", errors);
+           TIER("pcache_store_writes_total", "counter", "Entries written (gpu: copies uploaded from host memory).",
+                writes) &&
+           TIER("pcache_store_errors_total", "counter", "I/O or connection failures (gpu: copies the device could not make).",
+                errors);
 #undef TIER
 }
 

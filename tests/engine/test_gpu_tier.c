@@ -13,6 +13,12 @@
  *     a second schema then evicts the first one's copies no request holds,
  *     and the first prompt, uploaded again, still gives the same answer.
  *  4. --no-cache-gpu (gpu_off): no device tier, the same answer streamed.
+ *  5. The prefix cache of plain prompts on the GPU: a first request computes
+ *     its blocks in device memory and the store keeps them (a pinned host
+ *     copy, the device span adopted: no upload); a second request sharing the
+ *     prefix reuses every full block (cached_tokens), reads them in place
+ *     (device-tier hits, still no upload) and gives the first one's greedy
+ *     tokens.
  * Needs a GPU (skips with a line without one) and a model: PC_TEST_GPU_MODEL,
  * else the default model. */
 #include <math.h>
@@ -105,6 +111,76 @@ static double rel_l2(const float *a, const float *b, int n) {
 
 static bool same_tokens(const answer *a, const answer *b) { return memcmp(a->tokens, b->tokens, sizeof a->tokens) == 0; }
 
+typedef struct prefix_outcome {
+    int32_t tokens[N_GEN];
+    int64_t cached;
+    int done;
+} prefix_outcome;
+
+static void prefix_done(void *user, pc_status status, const pc_error *err, const pc_run_result *r) {
+    prefix_outcome *o = user;
+    o->done++;
+    CHECK_MSG(status == PC_OK, "prefix request: %s", err ? err->msg : "?");
+    if (status != PC_OK) return;
+    CHECK(r->gen.n_tokens == N_GEN);
+    memcpy(o->tokens, r->gen.tokens, sizeof o->tokens);
+    o->cached = r->cached_tokens;
+}
+
+/* A plain prompt through the prefix cache; n: its first n tokens. */
+static prefix_outcome run_prefix(pc_engine *e, const int32_t *ids, size_t n) {
+    prefix_outcome o = {0};
+    pc_gen_params g = pc_gen_default_params();
+    g.n_predict = N_GEN;
+    g.temp = 0;
+    g.ignore_eos = true;
+    pc_request *r = NULL;
+    pc_error err = {0};
+    CHECK_MSG(pc_request_from_prefix(e, ids, n, &g, NULL, &r, &err) == PC_OK, "%s", err.msg);
+    if (!r) return o;
+    pc_request_set_callbacks(r, NULL, prefix_done, &o);
+    CHECK_MSG(pc_request_run(r, &err) == PC_OK, "%s", err.msg);
+    pc_request_release(r);
+    CHECK(o.done == 1);
+    return o;
+}
+
+static void check_prefix_blocks(const pc_cache_params *c) {
+    pc_engine *e = open_gpu(c);
+    if (!e) return;
+    char text[4096] = "";
+    for (int i = 0; strlen(text) < 2000; i++) {
+        char line[128];
+        snprintf(line, sizeof line, "Rule %d: answer briefly, cite the rule, and never guess. ", i);
+        strcat(text, line);
+    }
+    int32_t *ids = NULL;
+    size_t n = 0;
+    pc_error err = {0};
+    CHECK_MSG(pc_engine_tokenize(e, text, strlen(text), true, true, &ids, &n, &err) == PC_OK, "%s", err.msg);
+    CHECK(n > 3 * PC_PREFIX_BLOCK + 8);
+    if (n > 5 * PC_PREFIX_BLOCK) n = 5 * PC_PREFIX_BLOCK + 10;
+    const int64_t blocks = (int64_t)(n - 1) / PC_PREFIX_BLOCK;
+    const pc_cache_tier_stats g0 = gpu(e);
+    const prefix_outcome cold = run_prefix(e, ids, n);
+    const pc_cache_tier_stats g1 = gpu(e);
+    const prefix_outcome warm = run_prefix(e, ids, n);
+    const pc_cache_tier_stats g2 = gpu(e);
+    CHECK_MSG(cold.cached == 0 && warm.cached == blocks * PC_PREFIX_BLOCK, "cached tokens: cold %lld, warm %lld (%lld blocks)",
+              (long long)cold.cached, (long long)warm.cached, (long long)blocks);
+    CHECK_MSG(g1.entries >= g0.entries + (uint64_t)blocks && g1.writes == g0.writes,
+              "cold: %llu device copies kept, %llu uploads", (unsigned long long)(g1.entries - g0.entries),
+              (unsigned long long)(g1.writes - g0.writes));
+    CHECK_MSG(g2.hits >= g1.hits + (uint64_t)blocks && g2.writes == g1.writes, "warm: %llu device hits, %llu uploads",
+              (unsigned long long)(g2.hits - g1.hits), (unsigned long long)(g2.writes - g1.writes));
+    CHECK(!memcmp(cold.tokens, warm.tokens, sizeof cold.tokens));
+    printf("prefix cache on the GPU: %zu tokens, warm request reused %lld (%lld blocks, %llu device hits, %llu uploads), "
+           "greedy %s\n", n, (long long)warm.cached, (long long)blocks, (unsigned long long)(g2.hits - g1.hits),
+           (unsigned long long)(g2.writes - g0.writes), memcmp(cold.tokens, warm.tokens, sizeof cold.tokens) ? "DIFFERENT" : "identical");
+    free(ids);
+    pc_engine_free(e);
+}
+
 int main(void) {
     char why[256];
     if (!pc_backend_cuda_available(why, sizeof why)) {
@@ -195,6 +271,8 @@ int main(void) {
     printf("no device tier: answer %s, first logits relative L2 to the resident run %.2g\n",
            same_tokens(&streamed, &cached) ? "identical" : "DIFFERENT", rel_l2(streamed.logits, cached.logits, V));
     pc_engine_free(e);
+
+    check_prefix_blocks(&disk);
 
     answer *all[] = {&cached, &plain, &again, &from_disk, &from_disk2, &tight, &tight2, &streamed};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]->logits);

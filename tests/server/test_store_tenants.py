@@ -318,6 +318,15 @@ class Tenants(unittest.TestCase):
         self.assertEqual(bob["choices"][0]["message"]["content"], again["choices"][0]["message"]["content"])
         self.assertEqual(metric("pcache_prefix_cache_queries_total"), queries + 3)
         self.assertGreaterEqual(metric("pcache_prefix_cache_hit_tokens_total"), cached)
+        # the device tier's counters are listed beside the others; this server computes on the CPU: none
+        st, _, cache = self.req("GET", "/v1/cache", "key-alice")
+        self.assertEqual(st, 200, cache)
+        gpu = cache["tiers"]["gpu"]
+        self.assertEqual((gpu["enabled"], gpu["hits"], gpu["writes"], gpu["entries"]), (False, 0, 0, 0), gpu)
+        self.assertGreater(cache["tiers"]["memory"]["hits"], 0)
+        st, _, text = self.req("GET", "/metrics", "key-bob-0001")
+        self.assertNotIn('tier="gpu"', text)
+        self.assertIn('pcache_store_writes_total{tier="memory"}', text)
 
     def test_bad_registration_options(self):
         for body, param in (({"pml": SCHEMA, "ttl": -1}, "ttl"), ({"pml": SCHEMA, "pin": "yes"}, "pin"),

@@ -36,24 +36,39 @@ static pc_kv_span *make_span(const float *K, const float *V, const int32_t *pos,
     return s;
 }
 
+/* Attention's working memory for a pool: per-thread scratch (per bytes each) and the shared part. */
+typedef struct scratch_mem {
+    void *scratch, *shared;
+    size_t per;
+} scratch_mem;
+
+static bool scratch_alloc(pc_pool *pool, scratch_mem *m) {
+    m->per = (pc_attn_scratch_size(NH, NKV, HD, N) + 63) & ~(size_t)63;
+    m->scratch = m->shared = NULL;
+    if (posix_memalign(&m->scratch, 64, m->per * (size_t)pc_pool_size(pool)) == 0 &&
+        posix_memalign(&m->shared, 64, pc_attn_shared_size(NH, NKV, N)) == 0)
+        return true;
+    CHECK_MSG(false, "out of memory");
+    free(m->scratch);
+    return false;
+}
+
+static void scratch_free(scratch_mem *m) {
+    free(m->scratch);
+    free(m->shared);
+}
+
 /* split: hand attention the shared scratch, so batches of one tile on a pool
  * of 2+ threads run in split mode; without it they always run tiled. */
 static void run_mode(pc_pool *pool, pc_isa isa, const pc_kv_list *ctx, const float *q, const int32_t *qpos, int nq,
                      float *out, bool split) {
-    size_t per = (pc_attn_scratch_size(NH, NKV, HD, N) + 63) & ~(size_t)63;
-    void *scratch = NULL, *shared = NULL;
-    if (posix_memalign(&scratch, 64, per * (size_t)pc_pool_size(pool)) ||
-        posix_memalign(&shared, 64, pc_attn_shared_size(NH, NKV, N))) {
-        CHECK_MSG(false, "out of memory");
-        free(scratch);
-        return;
-    }
+    scratch_mem m;
+    if (!scratch_alloc(pool, &m)) return;
     pc_attn_args a = {.q = q, .q_stride = NH * HD, .q_pos = qpos, .n_q = nq, .n_head = NH, .n_head_kv = NKV,
                       .head_dim = HD, .ctx = ctx, .layer = 0, .scale = 0.125f, .out = out, .out_stride = NH * HD,
-                      .scratch = scratch, .scratch_per_thread = per, .shared = split ? shared : NULL, .isa = isa};
+                      .scratch = m.scratch, .scratch_per_thread = m.per, .shared = split ? m.shared : NULL, .isa = isa};
     pc_attention(pool, &a);
-    free(scratch);
-    free(shared);
+    scratch_free(&m);
 }
 
 /* Sequences in one job (pc_attention_batch, as a batch of decodes runs): the
@@ -61,25 +76,18 @@ static void run_mode(pc_pool *pool, pc_isa isa, const pc_kv_list *ctx, const flo
  * with its own positions; every row must be what it is alone (ref). */
 static void run_batch(pc_pool *pool, pc_isa isa, const pc_kv_list *ctx, const float *q, const int32_t *qpos, float *out,
                       const int *cuts, int n_seqs) {
-    size_t per = (pc_attn_scratch_size(NH, NKV, HD, N) + 63) & ~(size_t)63;
-    void *scratch = NULL, *shared = NULL;
-    if (posix_memalign(&scratch, 64, per * (size_t)pc_pool_size(pool)) ||
-        posix_memalign(&shared, 64, pc_attn_shared_size(NH, NKV, N))) {
-        CHECK_MSG(false, "out of memory");
-        free(scratch);
-        return;
-    }
+    scratch_mem m;
+    if (!scratch_alloc(pool, &m)) return;
     pc_attn_args as[NQ];
     for (int i = 0; i < n_seqs; i++) {
         const int q0 = cuts[i], nq = cuts[i + 1] - cuts[i];
         as[i] = (pc_attn_args){.q = q + (size_t)q0 * NH * HD, .q_stride = NH * HD, .q_pos = qpos + q0, .n_q = nq,
                                .n_head = NH, .n_head_kv = NKV, .head_dim = HD, .ctx = ctx, .layer = 0, .scale = 0.125f,
-                               .out = out + (size_t)q0 * NH * HD, .out_stride = NH * HD, .scratch = scratch,
-                               .scratch_per_thread = per, .shared = shared, .isa = isa};
+                               .out = out + (size_t)q0 * NH * HD, .out_stride = NH * HD, .scratch = m.scratch,
+                               .scratch_per_thread = m.per, .shared = m.shared, .isa = isa};
     }
     pc_attention_batch(pool, as, n_seqs);
-    free(scratch);
-    free(shared);
+    scratch_free(&m);
 }
 
 static void run(pc_pool *pool, pc_isa isa, const pc_kv_list *ctx, const float *q, const int32_t *qpos, int nq, float *out) {

@@ -145,6 +145,9 @@ typedef struct pc_backend_ops {
     /* att = attention of each sequence's q over its list, by position */
     void (*attention)(pc_backend *b, int32_t layer);
     void (*swiglu)(pc_backend *b, int32_t n);
+    /* gate = swiglu(x wg^T, x wu^T), the bits of matmul then swiglu in fewer
+     * steps; NULL: the forward runs those two */
+    void (*matmul_swiglu)(pc_backend *b, const pc_weight *wg, const pc_weight *wu, const void *x, int32_t n);
     /* out[i] = (rmsnorm(x[rows[i]]) * norm) head^T for i < n, in host memory */
     pc_status (*logits)(pc_backend *b, const pc_weight *norm, const pc_weight *head, const int32_t *rows, int32_t n,
                         float *out, pc_error *err);

@@ -190,10 +190,11 @@ static void run_split(cpu_backend *c, void (*op)(float *, const float *, int64_t
     pc_pool_run(tasks > 1 ? c->pool : NULL, split_task, &j, (int)((n + j.per - 1) / j.per));
 }
 
+/* The add runs in the product's own pool job (pc_matmul_acc): one barrier less per sublayer. */
 static void cpu_matmul_add(pc_backend *b, const pc_weight *w, const void *x, int32_t n, void *yv) {
     cpu_backend *c = cpu(b);
-    matmul_one(c, w, x, n, c->tmp);
-    run_split(c, pc_add, yv, c->tmp, (int64_t)n * w->ne1);
+    pc_matmul_args a = mm_args(c, w, x, n, c->tmp);
+    if (!pc_matmul_acc(c->pool, &a, yv)) abort(); /* every weight's kernel was checked at creation */
 }
 
 static void add_bias(float *y, const pc_weight *bias, int32_t r0, int32_t r1, int64_t dim) {
@@ -284,6 +285,18 @@ static void cpu_swiglu(pc_backend *b, int32_t n) {
     run_split(c, pc_swiglu, c->gate, c->up, (int64_t)n * c->m->hp.n_ff);
 }
 
+/* Gate and up in one pool job with the swiglu (pc_matmul_swiglu) when their
+ * types share an activation type; else the two steps, with the same bits. */
+static void cpu_matmul_swiglu(pc_backend *b, const pc_weight *wg, const pc_weight *wu, const void *x, int32_t n) {
+    cpu_backend *c = cpu(b);
+    const pc_matmul_args a[2] = {mm_args(c, wg, x, n, c->gate), mm_args(c, wu, x, n, c->up)};
+    if (pc_matmul_swiglu(c->pool, a)) return;
+    const pc_weight *ws[2] = {wg, wu};
+    void *const ys[2] = {c->gate, c->up};
+    cpu_matmul(b, ws, ys, 2, x, n);
+    cpu_swiglu(b, n);
+}
+
 /* Rows that lie side by side are read in place; others are gathered into tmp first. */
 static pc_status cpu_logits(pc_backend *b, const pc_weight *norm, const pc_weight *head, const int32_t *rows,
                             int32_t n, float *out, pc_error *err) {
@@ -311,7 +324,8 @@ static pc_status cpu_end(pc_backend *b, pc_error *err) {
 static const pc_backend_ops cpu_ops = {
     .name = "cpu", .free = cpu_free, .span_new = cpu_span_new, .span_copy = cpu_span_copy, .begin = cpu_begin,
     .embed = cpu_embed, .norm = cpu_norm, .matmul = cpu_matmul, .matmul_add = cpu_matmul_add, .qkv = cpu_qkv,
-    .attention = cpu_attention, .swiglu = cpu_swiglu, .logits = cpu_logits, .end = cpu_end,
+    .attention = cpu_attention, .swiglu = cpu_swiglu,
+    .matmul_swiglu = cpu_matmul_swiglu, .logits = cpu_logits, .end = cpu_end,
 };
 
 static bool alloc_buffers(cpu_backend *c, int32_t nb, int64_t n_ctx, size_t mm) {

@@ -122,10 +122,14 @@ static void ffn_block(pc_forward *f, const pc_layer_weights *w, int32_t n) {
     const pc_backend_ops *op = b->ops;
     const pc_acts *a = &b->acts;
     op->norm(b, a->xn, a->x, &w->ffn_norm, n);
-    const pc_weight *gu[2] = {&w->ffn_gate, &w->ffn_up};
-    void *const gu_out[2] = {a->gate, a->up};
-    op->matmul(b, gu, gu_out, 2, a->xn, n);
-    op->swiglu(b, n);
+    if (op->matmul_swiglu) {
+        op->matmul_swiglu(b, &w->ffn_gate, &w->ffn_up, a->xn, n);
+    } else {
+        const pc_weight *gu[2] = {&w->ffn_gate, &w->ffn_up};
+        void *const gu_out[2] = {a->gate, a->up};
+        op->matmul(b, gu, gu_out, 2, a->xn, n);
+        op->swiglu(b, n);
+    }
     op->matmul_add(b, &w->ffn_down, a->gate, n, a->x);
 }
 

@@ -6,7 +6,8 @@
  *   - a query sees exactly the keys at positions <= its own (keys placed after
  *     it, even in an earlier span, are ignored);
  *   - small batches that run in split mode (the work of a KV head spread over
- *     threads, through the shared scratch) equal the tiled mode. */
+ *     threads, through the shared scratch) or as one job of even shares of
+ *     the heads equal the tiled mode. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +60,8 @@ static void scratch_free(scratch_mem *m) {
 }
 
 /* split: hand attention the shared scratch, so batches of one tile on a pool
- * of 2+ threads run in split mode; without it they always run tiled. */
+ * of 2+ threads run in split mode or as one job of even head shares (by the
+ * pool's size); without it they always run tiled. */
 static void run_mode(pc_pool *pool, pc_isa isa, const pc_kv_list *ctx, const float *q, const int32_t *qpos, int nq,
                      float *out, bool split) {
     scratch_mem m;
@@ -116,7 +118,7 @@ int main(void) {
         parts[i] = make_span(K, V, pos, cuts[i], cuts[i + 1] - cuts[i]);
         pc_kv_list_push(&four, parts[i], NULL);
     }
-    pc_pool *pool = pc_pool_create(2);
+    pc_pool *pool = pc_pool_create(2), *pool4 = pc_pool_create(4);
     const size_t out_n = (size_t)NQ * NH * HD;
     float *ref = malloc(sizeof(float) * out_n), *o = malloc(sizeof(float) * out_n);
 
@@ -160,16 +162,18 @@ int main(void) {
             CHECK_MSG(!memcmp(o + (size_t)qi * NH * HD, ref + (size_t)qi * NH * HD, sizeof(float) * (size_t)nq * NH * HD),
                       "%s: batch of %d at %d differs", pc_isa_name(paths[p]), nq, qi);
         }
-        /* batches of 1, 2 and 5 queries on 2 threads: split mode (one-token
-         * spans and the masked keys of the earlier span included), and tiled */
-        for (int split = 0; split < 2; split++)
+        /* batches of 1, 2 and 5 queries: without the shared scratch (tiled),
+         * with it on 2 threads (one tiled job: the 2 KV heads fall evenly on
+         * the threads) and on 4 (split mode: one-token spans and the masked
+         * keys of the earlier span included) */
+        for (int mode = 0; mode < 3; mode++)
             for (int nq = 1; nq <= 5; nq += nq < 2 ? 1 : 3)
                 for (int qi = 0; qi + nq <= NQ; qi += 7) {
                     const size_t off = (size_t)qi * NH * HD, len = sizeof(float) * (size_t)nq * NH * HD;
                     memset(o + off, 0xff, len);
-                    run_mode(pool, paths[p], &four, Q + off, qpos + qi, nq, o + off, split);
+                    run_mode(mode == 2 ? pool4 : pool, paths[p], &four, Q + off, qpos + qi, nq, o + off, mode > 0);
                     CHECK_MSG(!memcmp(o + off, ref + off, len), "%s: %s batch of %d at %d differs",
-                              pc_isa_name(paths[p]), split ? "split-mode" : "tiled", nq, qi);
+                              pc_isa_name(paths[p]), (const char *[]){"tiled", "even-shares", "split-mode"}[mode], nq, qi);
                 }
         /* one job for many sequences: eight decode rows, then rows and chunks of 1-16 queries */
         static const int decodes[] = {0, 1, 2, 3, 4, 5, 6, 7, 8}, mixed[] = {8, 9, 14, 15, 21};
@@ -180,6 +184,7 @@ int main(void) {
                   pc_isa_name(paths[p]));
     }
     pc_pool_free(pool);
+    pc_pool_free(pool4);
     pc_kv_list_free(&one);
     pc_kv_list_free(&four);
     pc_kv_span_release(whole);

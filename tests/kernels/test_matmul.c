@@ -8,13 +8,15 @@
  * reproduce the scalar dot's canonical float order exactly. And a token's row
  * of y must not change with the batch it was computed in (the Prompt Cache
  * exactness property), nor with the batch of matrices (pc_matmul_batch) it ran
- * in, packed and unpacked members mixed. */
+ * in, packed and unpacked members mixed, nor with the epilogues fused into
+ * its pool job (the residual add, the feed-forward's swiglu). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/ops.h"
 #include "kernels/cpu/pack.h"
 
 static uint64_t rng_state = 0xD1B54A32D192ED03ULL;
@@ -171,6 +173,77 @@ static void check_batch(pc_pool *pool, const pc_type *types, int n, int n_in, pc
     free(scratch);
 }
 
+/* A random n_out x n_in matrix of type wt (packed when asked and possible) for input x. */
+static pc_matmul_args random_member(pc_type wt, int n_in, int n_out, bool pack, const float *x, int n_tok, void *scratch,
+                                    pc_isa isa) {
+    const size_t wrow = pc_row_size(wt, n_in);
+    uint8_t *w = malloc(wrow * (size_t)n_out + 1);
+    float *row = malloc(sizeof(float) * (size_t)n_in);
+    for (int o = 0; o < n_out; o++) {
+        for (int k = 0; k < n_in; k++) row[k] = frand();
+        pc_quantize_row(wt, row, w + o * wrow, n_in);
+    }
+    free(row);
+    void *packed = NULL;
+    if (pack && pc_pack_supported(wt)) {
+        packed = aligned(pc_pack_size(wt, n_in, n_out) + 1);
+        CHECK(pc_pack(wt, w, n_in, n_out, packed));
+    }
+    return (pc_matmul_args){.wt = wt, .w = w, .packed = packed, .n_in = n_in, .n_out = n_out, .x = x, .n_tok = n_tok,
+                            .y = malloc(sizeof(float) * (size_t)(n_out * n_tok) + 1), .scratch = scratch, .isa = isa};
+}
+
+/* The fused epilogues equal the separate steps bitwise: pc_matmul_acc is
+ * pc_matmul then pc_add, pc_matmul_swiglu the two products then pc_swiglu
+ * (gate packed, up not, so a task's rows mix the kernels); both at one token
+ * and at 17, and shapes that cannot pair are refused. */
+static void check_epilogues(pc_pool *pool, pc_type gate_t, pc_type up_t, int n_in, pc_isa isa) {
+    enum { TOK = 17, OUT = 37 };
+    float *x = malloc(sizeof(float) * (size_t)n_in * TOK);
+    for (int i = 0; i < n_in * TOK; i++) x[i] = frand();
+    void *scratch = aligned(pc_matmul_scratch_size(gate_t, n_in, TOK));
+    pc_matmul_args a[2] = {random_member(gate_t, n_in, OUT, true, x, TOK, scratch, isa),
+                           random_member(up_t, n_in, OUT, false, x, TOK, scratch, isa)};
+    float gate[OUT * TOK], up[OUT * TOK], acc[OUT * TOK], want[OUT * TOK];
+    for (int tok = 1; tok <= TOK; tok += TOK - 1) {
+        const size_t bytes = sizeof(float) * (size_t)(OUT * tok);
+        for (int i = 0; i < OUT * tok; i++) acc[i] = want[i] = frand() * 4.f;
+        pc_matmul_args one[2] = {a[0], a[1]};
+        one[0].n_tok = one[1].n_tok = tok;
+        one[0].y = gate;
+        one[1].y = up;
+        CHECK(pc_matmul(NULL, &one[0]) && pc_matmul(NULL, &one[1]));
+        pc_add(want, gate, OUT * tok);
+        pc_matmul_args fused = a[0];
+        fused.n_tok = tok;
+        memset(fused.y, 0xFF, bytes);
+        CHECK(pc_matmul_acc(pool, &fused, acc));
+        CHECK_MSG(!memcmp(acc, want, bytes), "pc_matmul_acc %s on %s, n_tok=%d", pc_type_name(gate_t), pc_isa_name(isa), tok);
+        pc_swiglu(gate, up, OUT * tok);
+        pc_matmul_args pair[2] = {a[0], a[1]};
+        pair[0].n_tok = pair[1].n_tok = tok;
+        memset(pair[0].y, 0xFF, bytes); /* NaN: no row may be left from the runs above */
+        memset(pair[1].y, 0xFF, bytes);
+        CHECK(pc_matmul_swiglu(pool, pair));
+        CHECK_MSG(!memcmp(pair[0].y, gate, bytes) && !memcmp(pair[1].y, up, bytes), "pc_matmul_swiglu %s+%s on %s, n_tok=%d",
+                  pc_type_name(gate_t), pc_type_name(up_t), pc_isa_name(isa), tok);
+    }
+    pc_matmul_args bad[2] = {a[0], a[1]};
+    bad[1].n_out = OUT - 1;
+    CHECK(!pc_matmul_swiglu(pool, bad));
+    bad[1] = a[1];
+    bad[1].y = a[0].y;
+    CHECK(!pc_matmul_swiglu(pool, bad));
+    CHECK(!pc_matmul_acc(pool, &a[0], NULL));
+    for (int i = 0; i < 2; i++) {
+        free((void *)a[i].w);
+        free((void *)a[i].packed);
+        free(a[i].y);
+    }
+    free(x);
+    free(scratch);
+}
+
 /* The layout's contract at its edges: which types pack, sizes in whole groups, bad lengths refused. */
 static void check_pack_api(void) {
     CHECK(pc_pack_supported(PC_TYPE_Q4_K) && pc_pack_supported(PC_TYPE_Q5_0) && pc_pack_supported(PC_TYPE_Q8_0));
@@ -216,6 +289,11 @@ int main(void) {
         check_batch(pools[1], q8_1_set, 2, 736, (pc_isa)isa);
         check_batch(pools[1], q8_0_set, 3, 736, (pc_isa)isa);
         check_batch(pools[0], q8_K_set, 4, 512, (pc_isa)isa);
+        for (int p = 0; p < 2; p++) {
+            check_epilogues(pools[p], PC_TYPE_Q4_K, PC_TYPE_Q6_K, 512, (pc_isa)isa);
+            check_epilogues(pools[p], PC_TYPE_Q4_1, PC_TYPE_Q4_1, 736, (pc_isa)isa);
+            check_epilogues(pools[p], PC_TYPE_Q5_0, PC_TYPE_Q8_0, 736, (pc_isa)isa);
+        }
     }
     pc_pool_free(pools[0]);
     pc_pool_free(pools[1]);

@@ -16,6 +16,7 @@
  * stay in L1 while every token tile passes over them. */
 #include "kernels/cpu/matmul.h"
 
+#include "kernels/cpu/ops.h"
 #include "kernels/cpu/pack.h"
 #include "kernels/cpu/quant_impl.h"
 
@@ -50,6 +51,11 @@ typedef struct mm_ctx {
     int64_t toks_per_task;
     mm_mat mats[PC_MATMUL_MAX_BATCH];
     int n_mats;
+    /* Epilogues, run by the task that wrote the rows, so they cost no pool job
+     * of their own: acc += y (a residual add), or paired mode (two matrices of
+     * the same shape, each task the same rows of both) with gate = swiglu(gate, up). */
+    float *acc;
+    bool paired;
 } mm_ctx;
 
 /* The packed activations follow the quantized rows, 64-byte aligned. */
@@ -116,17 +122,9 @@ static void prefetch_start(const mm_mat *mt, int64_t o0, int64_t o1) {
     for (size_t l = 0; l < bytes && l < PC_PACK_PREFETCH; l += 64) __builtin_prefetch(w + l, 0, 2);
 }
 
-static void mm_task(void *ctx, int task, int n_tasks, int thread) {
-    (void)n_tasks;
-    (void)thread;
-    const mm_ctx *m = ctx;
-    int i = m->n_mats - 1;
-    while (m->mats[i].first_task > task) i--;
-    const mm_mat *mt = &m->mats[i];
+/* Rows [o0, o1) of matrix mt for every token. */
+static void mm_rows(const mm_ctx *m, const mm_mat *mt, int64_t o0, int64_t o1, uint8_t *prep) {
     const int64_t n_tok = m->a->n_tok, tile_r = mt->tile_r, tile_c = mt->tile_c;
-    const int64_t o0 = (task - mt->first_task) * mt->rows_per_task;
-    const int64_t o1 = min64(o0 + mt->rows_per_task, mt->a->n_out);
-    _Alignas(64) uint8_t prep[PREP_BYTES]; /* used only when mt->prep */
     if (mt->group && !mt->prep && o0 < o1) prefetch_start(mt, o0, o1);
     for (int64_t tb = 0; tb < n_tok; tb += TOKEN_BLOCK) {
         const int64_t te = min64(tb + TOKEN_BLOCK, n_tok);
@@ -139,6 +137,31 @@ static void mm_task(void *ctx, int task, int n_tasks, int thread) {
             for (int64_t t = tb; t < te; t += tile_c) mm_tile(m, mt, o, nr, t, (int)min64(tile_c, te - t));
         }
     }
+}
+
+/* Element-wise, so the bits are those of the op run over whole rows afterwards. */
+static void mm_epilogue(const mm_ctx *m, int64_t o0, int64_t o1) {
+    const pc_matmul_args *a = m->mats[0].a;
+    for (int64_t t = 0; t < a->n_tok && o0 < o1; t++) {
+        float *y = a->y + t * a->n_out + o0;
+        if (m->acc) pc_add(m->acc + t * a->n_out + o0, y, o1 - o0);
+        if (m->paired) pc_swiglu(y, m->mats[1].a->y + t * a->n_out + o0, o1 - o0);
+    }
+}
+
+static void mm_task(void *ctx, int task, int n_tasks, int thread) {
+    (void)n_tasks;
+    (void)thread;
+    const mm_ctx *m = ctx;
+    int i = m->paired ? 0 : m->n_mats - 1;
+    while (m->mats[i].first_task > task) i--;
+    const mm_mat *mt = &m->mats[i];
+    const int64_t o0 = (task - mt->first_task) * mt->rows_per_task;
+    const int64_t o1 = min64(o0 + mt->rows_per_task, mt->a->n_out);
+    _Alignas(64) uint8_t prep[PREP_BYTES]; /* used only when mt->prep */
+    mm_rows(m, mt, o0, o1, prep);
+    if (m->paired) mm_rows(m, &m->mats[1], o0, o1, prep);
+    if (m->acc || m->paired) mm_epilogue(m, o0, o1);
 }
 
 static void run(pc_pool *pool, pc_task_fn fn, mm_ctx *m, int n_tasks) {
@@ -185,6 +208,8 @@ static bool mm_setup(mm_ctx *m, const pc_matmul_args *a, int n) {
     m->x_row = pc_row_size(m->xt, a[0].n_in);
     m->xp = NULL;
     m->xp_row = pc_xp_row_size(m->xt, a[0].n_in);
+    m->acc = NULL;
+    m->paired = false;
     if (m->xt == PC_TYPE_COUNT || m->x_row == 0 || a[0].n_in <= 0 || a[0].n_tok < 0) return false;
     for (int i = 0; i < n; i++) {
         mm_mat *mt = &m->mats[i];
@@ -204,12 +229,20 @@ static bool mm_setup(mm_ctx *m, const pc_matmul_args *a, int n) {
     return m->xt == PC_TYPE_F32 || a[0].scratch != NULL;
 }
 
-/* Splits each matrix's rows into whole-tile tasks of about the same size. */
+/* Splits each matrix's rows into whole-tile tasks of about the same size; in
+ * paired mode a task takes the same rows of both matrices. */
 static int mm_plan_tasks(mm_ctx *m, int threads) {
     int64_t total = 0;
     for (int i = 0; i < m->n_mats; i++) total += m->mats[i].a->n_out;
     const int64_t per_thread = m->a->n_tok == 1 ? DECODE_TASKS_PER_THREAD : TASKS_PER_THREAD;
     const int64_t chunk = total > 0 ? ceil_div(total, (int64_t)threads * per_thread) : 1;
+    if (m->paired) {
+        mm_mat *g = &m->mats[0], *u = &m->mats[1];
+        const int64_t tile = g->tile_r > u->tile_r ? g->tile_r : u->tile_r; /* 1 or PC_PACK_ROWS */
+        g->rows_per_task = u->rows_per_task = ceil_div(ceil_div(chunk, 2), tile) * tile;
+        g->first_task = u->first_task = 0;
+        return (int)ceil_div(g->a->n_out, g->rows_per_task);
+    }
     int n_tasks = 0;
     for (int i = 0; i < m->n_mats; i++) {
         mm_mat *mt = &m->mats[i];
@@ -220,16 +253,33 @@ static int mm_plan_tasks(mm_ctx *m, int threads) {
     return n_tasks;
 }
 
-bool pc_matmul_batch(pc_pool *pool, const pc_matmul_args *a, int n) {
-    mm_ctx m;
-    if (!mm_setup(&m, a, n)) return false;
-    if (a[0].n_tok == 0) return true;
+static bool mm_run(pc_pool *pool, mm_ctx *m) {
+    if (m->a->n_tok == 0) return true;
     const int threads = pool ? pc_pool_size(pool) : 1;
-    const int n_tasks = mm_plan_tasks(&m, threads);
+    const int n_tasks = mm_plan_tasks(m, threads);
     if (n_tasks == 0) return true;
-    quantize_x(pool, &m, threads);
-    run(pool, mm_task, &m, n_tasks);
+    quantize_x(pool, m, threads);
+    run(pool, mm_task, m, n_tasks);
     return true;
 }
 
+bool pc_matmul_batch(pc_pool *pool, const pc_matmul_args *a, int n) {
+    mm_ctx m;
+    return mm_setup(&m, a, n) && mm_run(pool, &m);
+}
+
 bool pc_matmul(pc_pool *pool, const pc_matmul_args *a) { return pc_matmul_batch(pool, a, 1); }
+
+bool pc_matmul_acc(pc_pool *pool, const pc_matmul_args *a, float *acc) {
+    mm_ctx m;
+    if (!acc || !mm_setup(&m, a, 1)) return false;
+    m.acc = acc;
+    return mm_run(pool, &m);
+}
+
+bool pc_matmul_swiglu(pc_pool *pool, const pc_matmul_args *a) {
+    mm_ctx m;
+    if (!mm_setup(&m, a, 2) || a[0].n_out != a[1].n_out || a[0].y == a[1].y) return false;
+    m.paired = true;
+    return mm_run(pool, &m);
+}

@@ -44,4 +44,16 @@ bool pc_matmul(pc_pool *pool, const pc_matmul_args *a);
 #define PC_MATMUL_MAX_BATCH 8
 bool pc_matmul_batch(pc_pool *pool, const pc_matmul_args *a, int n);
 
+/* pc_matmul into a->y, then acc[t][o] += y[t][o] (rows of n_out) inside the
+ * task that computed the row: the product and its residual add in one pool
+ * job. acc ends bitwise as pc_matmul then pc_add would leave it. */
+bool pc_matmul_acc(pc_pool *pool, const pc_matmul_args *a, float *acc);
+
+/* The feed-forward input: a[0] (gate) and a[1] (up), the same n_out, as
+ * pc_matmul_batch(pool, a, 2) would, then a[0].y = pc_swiglu(a[0].y, a[1].y);
+ * each task takes the same rows of both matrices, so the swiglu runs in the
+ * same job. Bitwise the same as the two steps. false as pc_matmul_batch, or
+ * when the shapes differ. */
+bool pc_matmul_swiglu(pc_pool *pool, const pc_matmul_args *a);
+
 #endif

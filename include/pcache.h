@@ -429,7 +429,10 @@ pc_status pc_request_from_tokens(pc_engine *e, const int32_t *prompt, size_t n, 
 /* A plain prompt at positions 0..n-1 through the automatic prefix cache: its
  * leading blocks of PC_PREFIX_BLOCK tokens that the module store's memory
  * tier holds for this tenant (NULL or "": the shared namespace) are reused,
- * the blocks it computes are kept there for later prompts. The output is
+ * the blocks it computes and its tail are kept there for later prompts. On
+ * the CPU reuse goes to the token: the first block not held whole may still
+ * share its first tokens with a kept one, whose KV for them is copied, so
+ * only what follows the longest kept common prefix is computed. The output is
  * bitwise the same as pc_request_from_tokens'; the result's cached_tokens
  * counts what was reused. */
 pc_status pc_request_from_prefix(pc_engine *e, const int32_t *prompt, size_t n, const pc_gen_params *p,

@@ -40,8 +40,8 @@ static const pc_cli_opt SERVE_TABLE[] = {
     {"max-body-mb", 0, PC_OPT_INT, S(max_body_mb), "N", "larger bodies get 413 (default 16)", 1, 4096},
     {"max-connections", 0, PC_OPT_INT, S(max_conn), "N", "connections at once (default 256)", 1, 65536},
     {"no-prefix-cache", 0, PC_OPT_FLAG, S(no_prefix_cache), NULL,
-     "plain prompts reuse no blocks of earlier prompts (default: blocks of " PC_STR(PC_PREFIX_BLOCK)
-     " tokens kept in the store's memory tier)", 0, 0},
+     "plain prompts reuse nothing of earlier prompts (default: blocks of " PC_STR(PC_PREFIX_BLOCK)
+     " tokens and prompt tails kept in the store's memory tier, reused to the token)", 0, 0},
     {"drain-timeout", 0, PC_OPT_FLOAT, S(drain_timeout), "S", "on SIGTERM, wait this long for requests in flight (default 60)",
      0.001, 86400},
     {0},

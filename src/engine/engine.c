@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engine/engine_internal.h"
+#include "engine/prefix_index.h"
 #include "util/buf.h"
 #include "util/error.h"
 
@@ -74,6 +75,8 @@ static pc_status open_store(pc_engine *e, const pc_engine_params *p, pc_error *e
     pc_store_config c = {.model_label = e->name, .n_layer = hp->n_layer, .dim = hp->n_head_kv * hp->head_dim,
                          .cache = p->cache, .device = &dev, .device_bytes = device_budget(e, &p->cache)};
     memcpy(c.model, e->model_digest, sizeof c.model);
+    if (!(e->prefix_index = pc_prefix_index_new()))
+        return pc_fail(err, PC_ERR_NOMEM, "out of memory for the prefix cache's index");
     return pc_store_open(&c, &e->store, err);
 }
 
@@ -181,6 +184,7 @@ void pc_engine_free(pc_engine *e) {
     if (!e) return;
     pc_engine_free_schemas(e);
     pc_store_close(e->store);
+    pc_prefix_index_free(e->prefix_index);
     pc_forward_free(e->spare); /* its backend is on e->dev */
     pthread_mutex_destroy(&e->spare_lock);
     pc_backend_shared_free(e->dev); /* after every span it made: the schemas' above, the requests' before */

@@ -36,6 +36,7 @@ struct pc_engine {
     size_t cap_schemas;
     uint8_t model_digest[32];   /* the model fingerprint (pc_model_digest) */
     pc_store *store;            /* the module store: every schema's piece KV; thread-safe (store.h) */
+    struct pc_prefix_index *prefix_index; /* the prefix cache's entries by parent prefix (prefix_index.h); thread-safe */
     pthread_mutex_t spare_lock;
     pc_forward *spare;          /* the last forward state a lone run gave back (pc_engine_take_forward), or NULL */
 };

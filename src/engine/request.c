@@ -200,6 +200,25 @@ pc_status pc_req_prepare(pc_request *r, pc_error *err) {
     return PC_OK;
 }
 
+pc_status pc_req_seed_head(pc_request *r, const pc_kv_span *src, int32_t m, pc_error *err) {
+    if (r->phase != PC_REQ_PREFILL || r->item_done != 0 || r->next_item >= r->n_items)
+        return pc_fail(err, PC_ERR_INVALID, "request: seeded after its prefill started");
+    pc_req_item *it = &r->items[r->next_item];
+    if (m <= 0 || m >= it->n)
+        return pc_fail(err, PC_ERR_RANGE, "request: a head of %d tokens of an item of %d", m, it->n);
+    for (int32_t t = 0; t < m; t++)
+        if (src->pos[t] != it->pos[t])
+            return pc_fail(err, PC_ERR_INVALID, "request: seed token %d is at position %d, not %d", t, src->pos[t],
+                           it->pos[t]);
+    pc_status s = pc_kv_span_copy_head(it->span, src, m, err);
+    if (s != PC_OK) return s;
+    r->item_done = m;
+    r->res.fresh_tokens -= m;
+    r->res.cached_tokens += m;
+    r->res.gen.n_prompt = (size_t)r->res.fresh_tokens;
+    return PC_OK;
+}
+
 int64_t pc_req_prefill_left(const pc_request *r) {
     if (r->phase != PC_REQ_PREFILL) return 0;
     int64_t left = -r->item_done;
@@ -265,8 +284,7 @@ static void free_request(pc_request *r) {
     pc_piece_kv_release(&r->pins, r->e->store); /* after the spans: nothing reads them any more */
     for (int32_t i = 0; i < r->n_prefix_pins; i++) pc_store_release(r->e->store, r->prefix_pins[i]);
     free(r->prefix_pins);
-    free(r->prefix_keys);
-    free(r->prefix_tenant);
+    free(r->prefix_plan);
     free(r);
 }
 

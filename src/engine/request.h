@@ -76,8 +76,7 @@ struct pc_request {
     pc_piece_kv pins;       /* the store entries of its cached spans, pinned until the request is freed */
     pc_store_entry **prefix_pins; /* plain prompts: the prefix blocks it reuses, pinned likewise */
     int32_t n_prefix_pins;
-    pc_store_key *prefix_keys;    /* the keys of its prompt's blocks, for those it computes (prefix_cache.c) */
-    char *prefix_tenant;          /* whose quota those blocks count against (NULL: nobody's) */
+    void *prefix_plan;            /* prefix_cache.c's keys of the prompt's blocks, to keep those it computes (one allocation) */
     pc_status status;
     pc_error err;
     double t0;              /* request start: TTFT counts from here */
@@ -111,6 +110,12 @@ void pc_req_finish(pc_request *r, pc_status s, const pc_error *err);
 /* After a step computed r->logits for the request's last row: chooses the
  * next token (first or later), streams its text and may end the request. */
 void pc_req_take_logits(pc_request *r);
+
+/* After pc_req_prepare: the first m tokens of the first fresh item are the
+ * first m of src (a cached span of the same tokens after the same context),
+ * copied instead of computed; they count as cached. m < the item's length,
+ * so its last rows (and the prompt's logits) are still computed. */
+pc_status pc_req_seed_head(pc_request *r, const pc_kv_span *src, int32_t m, pc_error *err);
 
 /* Rows the request still has to prefill. */
 int64_t pc_req_prefill_left(const pc_request *r);

@@ -94,6 +94,12 @@ void pc_kv_span_release(pc_kv_span *s); /* NULL-safe */
 void pc_kv_span_freeze(pc_kv_span *s);
 /* Makes room for n_more tokens (grows cap, keeping contents). Refuses a frozen span. */
 pc_status pc_kv_span_reserve(pc_kv_span *s, int32_t n_more, pc_error *err);
+/* Copies src's first m tokens (positions, K and V of every layer) into the
+ * empty, writable dst, which then holds m tokens. Both must have the same
+ * shape and K and V the CPU can address (not PC_KV_DEVICE); dst needs room
+ * for m. A token's KV depends only on itself and what precedes it, so the
+ * first m tokens of a span are the KV of a prompt that shares only them. */
+pc_status pc_kv_span_copy_head(pc_kv_span *dst, const pc_kv_span *src, int32_t m, pc_error *err);
 size_t pc_kv_span_bytes(const pc_kv_span *s); /* bytes of K and V for the tokens written */
 size_t pc_kv_span_cap_bytes(const pc_kv_span *s); /* bytes of K and V allocated (cap tokens) */
 

@@ -139,6 +139,38 @@ pc_status pc_kv_span_reserve(pc_kv_span *s, int32_t n_more, pc_error *err) {
     return PC_OK;
 }
 
+static pc_status check_head_copy(const pc_kv_span *dst, const pc_kv_span *src, int32_t m, pc_error *err) {
+    if (atomic_load(&dst->frozen)) return pc_fail(err, PC_ERR_INVALID, "KV span is frozen (cached KV is immutable)");
+    if (dst->n != 0) return pc_fail(err, PC_ERR_INVALID, "KV head copy: the destination already holds %d tokens", dst->n);
+    if (dst->n_layer != src->n_layer || dst->dim != src->dim)
+        return pc_fail(err, PC_ERR_INVALID, "KV head copy: shapes differ (%d x %d vs %d x %d)", dst->n_layer, dst->dim,
+                       src->n_layer, src->dim);
+    if (m < 0 || m > src->n || m > dst->cap)
+        return pc_fail(err, PC_ERR_RANGE, "KV head copy of %d tokens from a span of %d into one of room %d", m, src->n,
+                       dst->cap);
+    if (pc_kv_span_loc(dst) == PC_KV_DEVICE || pc_kv_span_loc(src) == PC_KV_DEVICE)
+        return pc_fail(err, PC_ERR_UNSUPPORTED, "KV head copy: a span is in device memory");
+    return PC_OK;
+}
+
+pc_status pc_kv_span_copy_head(pc_kv_span *dst, const pc_kv_span *src, int32_t m, pc_error *err) {
+    pc_status st = check_head_copy(dst, src, m, err);
+    if (st != PC_OK) return st;
+    memcpy(dst->pos, src->pos, (size_t)m * sizeof *src->pos);
+    const size_t row = (size_t)src->dim * sizeof(pc_f16);
+    const int32_t full = m / PC_KV_BLOCK, rest = m % PC_KV_BLOCK;
+    for (int32_t l = 0; l < src->n_layer; l++) {
+        memcpy(pc_kv_k_block(dst, l, 0), pc_kv_k_block(src, l, 0), (size_t)full * PC_KV_BLOCK * row);
+        /* lanes of the last block past m stay as allocated (zero): they belong to tokens dst has not got */
+        for (int32_t d = 0; rest && d < src->dim; d++)
+            memcpy(pc_kv_k_at(dst, l, full * PC_KV_BLOCK, d), pc_kv_k_at(src, l, full * PC_KV_BLOCK, d),
+                   (size_t)rest * sizeof(pc_f16));
+        memcpy(pc_kv_v(dst, l, 0), pc_kv_v(src, l, 0), (size_t)m * row);
+    }
+    dst->n = m;
+    return PC_OK;
+}
+
 size_t pc_kv_span_bytes(const pc_kv_span *s) {
     return 2u * (size_t)s->n_layer * (size_t)s->n * (size_t)s->dim * sizeof(pc_f16);
 }

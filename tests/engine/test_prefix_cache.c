@@ -4,10 +4,15 @@
  *  1. Exactness: a prompt of 4 blocks and a bit, cold (blocks computed and
  *     kept) and warm (blocks reused), gives bitwise the first-token logits and
  *     the greedy tokens of the same prompt without the cache.
- *  2. Reuse: warm, cached_tokens is every full block before the last token;
- *     a prompt sharing the first 2 blocks and a half reuses exactly 2; one
- *     differing in its first token reuses none (the hash chain).
+ *  2. Reuse to the token, as llama-server's: warm, cached_tokens is every
+ *     token but the last; a prompt sharing the first 2 blocks and a half
+ *     reuses exactly those 2.5 blocks, one sharing 100 tokens exactly 100,
+ *     one sharing the full blocks and 5 tokens of the tail those, one
+ *     differing in its second token only the first (the hash chain); each
+ *     answer bitwise the plain one's.
  *  3. Tenants: another tenant reuses nothing of the first's blocks.
+ *  3b. Stale index: a tenant's entries evicted (its quota lowered) after the
+ *     index noted them: nothing reused, the answer exact.
  *  4. Budget: a memory tier too small for the blocks keeps it within its
  *     budget (once no request pins them) and answers stay exact.
  *  5. Through the scheduler, several requests sharing a prefix at once: the
@@ -109,6 +114,19 @@ static void free_outcome(outcome *o) {
     free(o->first_logits);
 }
 
+/* ids with token `at` changed, under tenant: reuses `want` tokens, answers as without the cache. */
+static void check_fork(pc_engine *e, const int32_t *ids, size_t n, size_t at, const char *tenant, int64_t want) {
+    int32_t *fork = malloc(n * sizeof *fork);
+    memcpy(fork, ids, n * sizeof *fork);
+    fork[at] = ids[at] == 100 ? 101 : 100;
+    outcome f = run(e, fork, n, tenant), fp = run(e, fork, n, NULL);
+    CHECK_MSG(f.cached == want, "fork at %zu: %lld tokens reused, want %lld", at, (long long)f.cached, (long long)want);
+    CHECK_MSG(same(e, &f, &fp), "fork at %zu: the prefix-cached answer differs from the plain one", at);
+    free_outcome(&f);
+    free_outcome(&fp);
+    free(fork);
+}
+
 static void check_exact_and_reuse(void) {
     pc_engine *e = open_engine(0);
     if (!e) return;
@@ -117,30 +135,28 @@ static void check_exact_and_reuse(void) {
     outcome plain = run(e, ids, n, NULL), cold = run(e, ids, n, "a"), warm = run(e, ids, n, "a");
     CHECK_EQ_INT(plain.cached, 0);
     CHECK_EQ_INT(cold.cached, 0);
-    CHECK_EQ_INT(warm.cached, 4 * B);
+    CHECK_EQ_INT(warm.cached, (int64_t)n - 1);
     CHECK_MSG(same(e, &plain, &cold), "cold prefix-cached answer differs from the plain one");
     CHECK_MSG(same(e, &plain, &warm), "warm prefix-cached answer differs from the plain one");
 
-    /* exactly the blocks before the last token: n = 4B + 1 reuses 4, n = 4B reuses 3 */
+    /* every token before the last: n = 4B + 1 reuses 4 blocks, n = 4B 3 blocks and 63 tokens of the 4th */
     outcome o = run(e, ids, 4 * B + 1, "a");
     CHECK_EQ_INT(o.cached, 4 * B);
     free_outcome(&o);
     o = run(e, ids, 4 * B, "a");
-    CHECK_EQ_INT(o.cached, 3 * B);
+    CHECK_EQ_INT(o.cached, 4 * B - 1);
     free_outcome(&o);
 
-    /* a prompt sharing 2.5 blocks reuses 2; one differing in its first token none */
+    /* a prompt sharing 2.5 blocks reuses them (2 whole, the half copied from block 2) */
     int32_t *fork = malloc(n * sizeof *fork);
     memcpy(fork, ids, n * sizeof *fork);
     fork[2 * B + B / 2] = ids[2 * B + B / 2] == 100 ? 101 : 100;
     outcome f = run(e, fork, n, "a"), fp = run(e, fork, n, NULL);
-    CHECK_EQ_INT(f.cached, 2 * B);
+    CHECK_EQ_INT(f.cached, 2 * B + B / 2);
     CHECK_MSG(same(e, &f, &fp), "a partly reused prompt's answer differs from the plain one");
-    memcpy(fork, ids, n * sizeof *fork);
-    fork[1] = ids[1] == 100 ? 101 : 100;
-    o = run(e, fork, n, "a");
-    CHECK_EQ_INT(o.cached, 0);
-    free_outcome(&o);
+    check_fork(e, ids, n, 100, "a", 100);          /* inside block 1: 36 of its tokens copied */
+    check_fork(e, ids, n, 4 * B + 5, "a", 4 * B + 5); /* inside the tail, which was kept */
+    check_fork(e, ids, n, 1, "a", 1);               /* the hash chain: only token 0 is shared */
 
     /* another tenant: nothing of a's */
     o = run(e, ids, n, "b");
@@ -150,6 +166,17 @@ static void check_exact_and_reuse(void) {
     o = run(e, ids, n, ""); /* the shared namespace is another one too */
     CHECK_EQ_INT(o.cached, 0);
     free_outcome(&o);
+
+    /* stale index: q's entries evicted after they were noted */
+    o = run(e, ids, n, "q");
+    free_outcome(&o);
+    check_fork(e, ids, n, 100, "q", 100);
+    pc_error err = {0};
+    CHECK_MSG(pc_engine_set_tenant_quota(e, "q", 1, &err) == PC_OK, "%s", err.msg);
+    size_t held = 0, quota = 0;
+    pc_engine_tenant_usage(e, "q", &held, &quota);
+    CHECK_EQ_INT(held, 0);
+    check_fork(e, ids, n, 100, "q", 0);
 
     pc_cache_stats cs;
     pc_engine_cache_stats(e, &cs);
@@ -222,7 +249,7 @@ static void check_scheduler(void) {
         for (int k = 0; k < K; k++) {
             CHECK_EQ_INT(busy[k].done, 1);
             CHECK_MSG(same(e, &alone[k], &busy[k]), "round %d request %d: batched prefix-cached answer differs", round, k);
-            if (round == 1) CHECK_EQ_INT(busy[k].cached, 3 * B);
+            if (round == 1) CHECK_EQ_INT(busy[k].cached, (int64_t)n - 1); /* 3 blocks and its own tail */
         }
         pc_sched_free(S);
     }

@@ -463,6 +463,7 @@ typedef struct pc_sched_params {
     int32_t max_active;  /* requests prefilling or decoding at once; <= 0: 4 */
     int32_t max_queued;  /* requests waiting for a slot; one more is PC_ERR_BUSY; < 0: 64 */
     int32_t step_tokens; /* rows per step, decodes and prefill chunks together; <= 0: the engine's n_batch */
+    int32_t mix_tokens;  /* prefill rows a step gives requests other than the oldest prefilling one; <= 0: 64 */
 } pc_sched_params;
 
 pc_sched_params pc_sched_default_params(void);
@@ -521,6 +522,7 @@ typedef struct pc_server_params {
     int parallel;             /* requests generating at once; <= 0: 4 */
     int max_queued;           /* requests waiting beyond those; one more gets 503 + Retry-After; < 0: 64 */
     int step_tokens;          /* rows per batch step; <= 0: the engine's n_batch */
+    int mix_tokens;           /* prefill rows a step gives newer requests beside the oldest one's; <= 0: 64 */
     size_t max_body_bytes;    /* larger bodies get 413; 0: 16 MiB */
     int idle_timeout_s;       /* a connection idle this long is closed; <= 0: 600 */
     int upload_timeout_s;     /* a body not whole within this gets 408; <= 0: 30 */

@@ -16,7 +16,7 @@
 
 typedef struct serve_cmd {
     const char *host, *api_key, *api_key_file, *alias;
-    int port, parallel, queue, batch, timeout, upload_timeout, max_body_mb, max_conn;
+    int port, parallel, queue, batch, mix, timeout, upload_timeout, max_body_mb, max_conn;
     float drain_timeout;
     bool no_prefix_cache;
     size_t tenant_quota;
@@ -29,6 +29,9 @@ static const pc_cli_opt SERVE_TABLE[] = {
     {"parallel", 0, PC_OPT_INT, S(parallel), "N", "requests generating at once, batched together (default 4)", 1, 4096},
     {"queue", 0, PC_OPT_INT, S(queue), "N", "requests waiting beyond those; one more gets 503 (default 64)", 0, 1 << 20},
     {"batch", 'b', PC_OPT_INT, S(batch), "N", "rows per batch step: decodes plus prefill chunks (default 512)", 1, 1 << 16},
+    {"batch-mix", 0, PC_OPT_INT, S(mix), "N",
+     "prefill rows a step gives requests other than the oldest new one (default 64): a burst of new requests "
+     "gets its first tokens a few at a time, not all at the end of one long step", 1, 1 << 16},
     {"api-key", 0, PC_OPT_STRING, S(api_key), "KEY", "require this key (one tenant, may share schemas)", 0, 0},
     {"api-key-file", 0, PC_OPT_STRING, S(api_key_file), "FILE",
      "keys and tenants: 'KEY TENANT [share] [quota=BYTES]' per line", 0, 0},
@@ -83,6 +86,7 @@ static int serve(const serve_cmd *o, const pc_cli_engine_opts *eo, const pc_cli_
     p.parallel = o->parallel;
     p.max_queued = o->queue;
     p.step_tokens = o->batch;
+    p.mix_tokens = o->mix;
     p.idle_timeout_s = o->timeout;
     p.upload_timeout_s = o->upload_timeout;
     p.max_body_bytes = (size_t)o->max_body_mb << 20;

@@ -47,7 +47,7 @@ pc_status pc_request_run(pc_request *r, pc_error *err) {
         return s;
     }
     pc_step_buf b = {0};
-    while (r->phase != PC_REQ_DONE) pc_step_run(f, &b, &r, 1, pc_forward_batch_size(f));
+    while (r->phase != PC_REQ_DONE) pc_step_run(f, &b, &r, 1, pc_forward_batch_size(f), 0);
     pc_step_buf_free(&b);
     if (r->status == PC_OK)
         pc_engine_give_forward(r->e, f);

@@ -40,7 +40,7 @@ struct pc_sched {
 };
 
 pc_sched_params pc_sched_default_params(void) {
-    return (pc_sched_params){.max_active = 4, .max_queued = 64, .step_tokens = 0};
+    return (pc_sched_params){.max_active = 4, .max_queued = 64, .step_tokens = 0, .mix_tokens = 0};
 }
 
 /* ---- the scheduler thread ---- */
@@ -134,7 +134,8 @@ static void *sched_main(void *arg) {
         admit(s);
         pthread_mutex_unlock(&s->mu);
         end_unrun(s->gone, g);
-        const int32_t rows = pc_step_run(s->fwd, &s->buf, s->active, s->n_active, s->p.step_tokens);
+        const int32_t rows = pc_step_run(s->fwd, &s->buf, s->active, s->n_active, s->p.step_tokens,
+                                        s->p.mix_tokens);
         pthread_mutex_lock(&s->mu);
         let_go(s, s->gone, g);
         if (rows > 0) {
@@ -171,6 +172,7 @@ pc_status pc_sched_start(pc_engine *e, const pc_sched_params *p, pc_sched **out,
     if (s->p.max_active <= 0) s->p.max_active = 4;
     if (s->p.max_queued < 0) s->p.max_queued = 64;
     if (s->p.step_tokens <= 0) s->p.step_tokens = e->n_batch;
+    if (s->p.mix_tokens <= 0) s->p.mix_tokens = PC_SCHED_MIX_TOKENS;
     /* every active request must get its decode row in every step */
     if (s->p.step_tokens < s->p.max_active) s->p.step_tokens = s->p.max_active;
     pthread_mutex_init(&s->mu, NULL);

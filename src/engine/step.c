@@ -101,12 +101,21 @@ static void end_cancelled(pc_request **reqs, int32_t n) {
         }
 }
 
-static int32_t plan(pc_step_buf *b, pc_request **reqs, int32_t n, int32_t budget) {
+static int32_t plan(pc_step_buf *b, pc_request **reqs, int32_t n, int32_t budget, int32_t mix) {
     int32_t k = 0;
     for (int32_t i = 0; i < n && budget > 0; i++)
         if (reqs[i]->phase == PC_REQ_DECODE && plan_decode(b, &k, reqs[i])) budget--;
-    for (int32_t i = 0; i < n && budget > 0; i++)
-        if (reqs[i]->phase == PC_REQ_PREFILL) plan_prefill(b, &k, reqs[i], &budget);
+    bool oldest = true;
+    for (int32_t i = 0; i < n && budget > 0; i++) {
+        if (reqs[i]->phase != PC_REQ_PREFILL) continue;
+        int32_t rows = oldest ? budget : (budget < mix ? budget : mix);
+        if (rows <= 0) break;
+        const int32_t asked = rows;
+        plan_prefill(b, &k, reqs[i], &rows);
+        budget -= asked - rows;
+        mix -= asked - rows;
+        oldest = false;
+    }
     return k;
 }
 
@@ -116,7 +125,7 @@ static void fail_batch(pc_step_buf *b, int32_t k, pc_status s, const pc_error *e
     for (int32_t i = 0; i < k; i++) pc_req_finish(b->owner[i], s, err);
 }
 
-int32_t pc_step_run(pc_forward *f, pc_step_buf *b, pc_request **reqs, int32_t n, int32_t budget) {
+int32_t pc_step_run(pc_forward *f, pc_step_buf *b, pc_request **reqs, int32_t n, int32_t budget, int32_t mix) {
     end_cancelled(reqs, n);
     /* one sequence per decode, and a prefill splits into at most one per item */
     int32_t most = 0;
@@ -128,7 +137,7 @@ int32_t pc_step_run(pc_forward *f, pc_step_buf *b, pc_request **reqs, int32_t n,
         for (int32_t i = 0; i < n; i++) pc_req_finish(reqs[i], PC_ERR_NOMEM, &err);
         return 0;
     }
-    const int32_t k = plan(b, reqs, n, budget);
+    const int32_t k = plan(b, reqs, n, budget, mix);
     if (k == 0) return 0;
     pc_status s = pc_forward_run_batch(f, b->seqs, k, &err);
     if (s != PC_OK) {

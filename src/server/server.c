@@ -107,7 +107,8 @@ pc_status pc_server_start(pc_engine *e, const pc_server_params *p, pc_server **o
     snprintf(s->model_id, sizeof s->model_id, "%s", p && p->model_alias ? p->model_alias : pc_engine_model_name(e));
     pc_status st = copy_keys(s, p ? p : &s->p, err);
     if (st == PC_OK) st = set_quotas(s, err);
-    pc_sched_params sp = {.max_active = s->p.parallel, .max_queued = s->p.max_queued, .step_tokens = s->p.step_tokens};
+    pc_sched_params sp = {.max_active = s->p.parallel, .max_queued = s->p.max_queued, .step_tokens = s->p.step_tokens,
+                          .mix_tokens = s->p.mix_tokens};
     if (st == PC_OK) st = pc_sched_start(e, &sp, &s->sched, err);
     if (st == PC_OK) st = start_http(s, err);
     if (st != PC_OK) {

@@ -3,9 +3,10 @@
  * product), at Llama-2-7B shapes:
  *   - the small-batch matrix product against cuBLAS, 1..32 tokens, per weight
  *     type (decides where the backend switches, gemv_limit in backend_cuda.c);
- *   - attention: causal prefill (TFLOP/s, the causal half counted), 32 queries
- *     over 8192 keys and decode over 8192 keys (GB/s of K and V read), MMA
- *     and VEC kernels, with and without splits.
+ *   - attention: causal prefill (TFLOP/s, the causal half counted), few queries
+ *     over 1024-32768 keys and decode (GB/s of K and V read), MMA, FEWQ and VEC
+ *     kernels, with and without splits; each timed alone and back to back (as
+ *     in a forward pass).
  * Prints one line per measurement; times are cudaEvent medians. */
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -83,6 +84,23 @@ typedef struct timer {
 static int cmp_f(const void *x, const void *y) {
     float p = *(const float *)x, q = *(const float *)y;
     return p < q ? -1 : p > q;
+}
+
+/* Ms per call of n calls back to back (as in a forward pass, launches queued
+ * behind each other), the median of 5 such runs. */
+static float time_back_to_back(timer *t, void (*fn)(void *), void *ctx, int n) {
+    float ms[5];
+    for (int i = 0; i < 3; i++) fn(ctx);
+    for (int r = 0; r < 5; r++) {
+        CU(cudaEventRecord(t->a, 0));
+        for (int i = 0; i < n; i++) fn(ctx);
+        CU(cudaEventRecord(t->b, 0));
+        CU(cudaEventSynchronize(t->b));
+        CU(cudaEventElapsedTime(&ms[r], t->a, t->b));
+        ms[r] /= (float)n;
+    }
+    qsort(ms, 5, sizeof ms[0], cmp_f);
+    return ms[2];
 }
 
 /* Median ms of `reps` timed calls of fn(ctx) after 3 untimed. */
@@ -234,23 +252,23 @@ static void attention(timer *t, int n_sm) {
     struct { const char *name; int n_ctx, n_q, kernel, split; } cases[] = {
         {"prefill 2048 causal", 2048, 2048, PC_CU_ATTN_MMA, 1},
         {"prefill 8192 causal", 8192, 8192, PC_CU_ATTN_MMA, 1},
-        {"32 over 8192", 8192 + 32, 32, PC_CU_ATTN_MMA, 0},
-        {"32 over 8192 no split", 8192 + 32, 32, PC_CU_ATTN_MMA, 1},
+        {"32 over 8192 mma", 8192 + 32, 32, PC_CU_ATTN_MMA, 0},
+        {"32 over 8192 fewq", 8192 + 32, 32, PC_CU_ATTN_FEWQ, 0},
+        {"16 over 8192 fewq", 8192 + 16, 16, PC_CU_ATTN_FEWQ, 0},
+        {"35 over 8192 mma", 8192 + 35, 35, PC_CU_ATTN_MMA, 0},
+        {"64 over 8192 mma", 8192 + 64, 64, PC_CU_ATTN_MMA, 0},
+        {"32 over 1024 fewq", 1024 + 32, 32, PC_CU_ATTN_FEWQ, 0},
+        {"32 over 32768 mma", 32768 + 32, 32, PC_CU_ATTN_MMA, 0},
+        {"32 over 32768 fewq", 32768 + 32, 32, PC_CU_ATTN_FEWQ, 0},
         {"decode over 8192 vec", 8192 + 1, 1, PC_CU_ATTN_VEC, 0},
-        {"decode over 8192 mma", 8192 + 1, 1, PC_CU_ATTN_MMA, 0},
-        /* the split sweep: is two blocks a multiprocessor the best rule for few queries? */
-        {"32 over 8192 sweep", 8192 + 32, 32, PC_CU_ATTN_MMA, 4},
-        {"32 over 8192 sweep", 8192 + 32, 32, PC_CU_ATTN_MMA, 8},
-        {"32 over 8192 sweep", 8192 + 32, 32, PC_CU_ATTN_MMA, 12},
-        {"32 over 8192 sweep", 8192 + 32, 32, PC_CU_ATTN_MMA, 16},
-        {"32 over 8192 sweep", 8192 + 32, 32, PC_CU_ATTN_MMA, 24},
-        {"32 over 8192 sweep", 8192 + 32, 32, PC_CU_ATTN_MMA, 32},
-        {"32 over 8192 sweep", 8192 + 32, 32, PC_CU_ATTN_MMA, 48},
-        {"32 over 8192 sweep", 8192 + 32, 32, PC_CU_ATTN_MMA, 64},
-        {"decode 8192 vec sweep", 8192 + 1, 1, PC_CU_ATTN_VEC, 8},
+        {"decode over 8192 fewq", 8192 + 1, 1, PC_CU_ATTN_FEWQ, 0},
+        {"decode over 32768 vec", 32768 + 1, 1, PC_CU_ATTN_VEC, 0},
+        /* split sweeps: is one whole wave of resident blocks the best rule? */
+        {"32 over 8192 mma sweep", 8192 + 32, 32, PC_CU_ATTN_MMA, 16},
+        {"32 over 8192 fewq sweep", 8192 + 32, 32, PC_CU_ATTN_FEWQ, 3},
+        {"32 over 8192 fewq sweep", 8192 + 32, 32, PC_CU_ATTN_FEWQ, 8},
+        {"decode 8192 vec sweep", 8192 + 1, 1, PC_CU_ATTN_VEC, 4},
         {"decode 8192 vec sweep", 8192 + 1, 1, PC_CU_ATTN_VEC, 16},
-        {"decode 8192 vec sweep", 8192 + 1, 1, PC_CU_ATTN_VEC, 32},
-        {"decode 8192 vec sweep", 8192 + 1, 1, PC_CU_ATTN_VEC, 64},
     };
     void *po, *pml, *q, *out;
     CU(cudaMalloc(&po, (size_t)4096 * 64 * hd * 4));
@@ -265,20 +283,21 @@ static void attention(timer *t, int n_sm) {
                             .n_head_kv = H, .head_dim = hd, .layer = 0, .n_split = 1, .scale = 0.088f,
                             .kernel = (pc_cu_attn_kernel)cases[i].kernel}};
         const int tiles = (nc + 63) / 64;
-        if (!cases[i].split) { /* the backend's rule: two blocks a multiprocessor, one whole wave */
+        if (!cases[i].split) { /* the backend's rule: one whole wave of resident blocks */
             const int base = pc_cu_attn_q_tiles(&j.a) * H;
-            int s = 2 * n_sm / base;
+            int s = pc_cu_attn_blocks_per_sm(j.a.kernel) * n_sm / base;
             s = s > tiles / 2 ? tiles / 2 : s;
             j.a.n_split = s < 1 ? 1 : s;
         } else {
             j.a.n_split = cases[i].split;
         }
         j.a.tiles_cap = pc_cu_attn_tiles_cap(tiles, j.a.n_split);
-        const float ms = time_it(t, do_attn, &j, 10);
+        const float ms1 = time_it(t, do_attn, &j, 10);
+        const float ms = time_back_to_back(t, do_attn, &j, 20);
         const double kv_bytes = 2.0 * nc * H * hd * 2;
         const double flops = 4.0 * nq * (nq == nc ? nc / 2.0 : nc) * hd * H;
-        printf("attention %-24s split %3d: %8.1f us  %6.1f TFLOP/s  %6.0f GB/s of K+V\n", cases[i].name, j.a.n_split,
-               ms * 1e3, flops / ms / 1e9, kv_bytes / ms / 1e6);
+        printf("attention %-24s split %3d: %8.1f us  %6.1f TFLOP/s  %6.0f GB/s of K+V (alone %.1f us)\n", cases[i].name, j.a.n_split,
+               ms * 1e3, flops / ms / 1e9, kv_bytes / ms / 1e6, ms1 * 1e3);
         for (int b = 0; b < 7; b++) CU(cudaFree(bufs[b]));
         CU(cudaFree(q)); CU(cudaFree(out));
     }

@@ -6,6 +6,8 @@
 #           call right after this one (the machine stays warm) finds it built
 #   check   op-by-op tests against the CPU, the whole forward GPU vs CPU, exactness,
 #           compute-sanitizer (memcheck, racecheck, synccheck, initcheck), kernel benchmark
+#   ops     op-by-op tests and the kernel benchmark alone, with memcheck, racecheck and synccheck on the
+#           op tests (small sizes): the quick call while a kernel changes
 #   models  write the seeded GGUFs bench_gpu.py times
 #   pcache  bench_gpu.py without llama.cpp (pcache and HF transformers)
 #   bench   bench_gpu.py with all three (waits for the llama.cpp build; BENCH_SKIP=small,q4 keeps
@@ -80,6 +82,21 @@ step_check() {
     timeout 240 bin/bench_gpu_ops > /tmp/opsb.txt 2>&1; say "bench_gpu_ops exit $?"
     { echo "### bench_gpu_ops"; cat /tmp/opsb.txt; } >> "$C"
     grep -E "device|ceiling|attention| (1|2|4|8|16|32) tokens" /tmp/opsb.txt | head -70 | tee -a "$SUM"
+}
+
+step_ops() {
+    say "== $(date -u +%H:%M:%S) op-by-op tests, kernel benchmark"
+    timeout 300 bin/test_ops_cuda > /tmp/ops.txt 2>&1; say "test_ops_cuda exit $?"
+    grep -E "CHECK failed|passed|attention|rror" /tmp/ops.txt | head -60 | tee -a "$SUM"
+    for tool in memcheck racecheck synccheck; do
+        PC_TEST_SMALL=1 timeout 200 compute-sanitizer --tool $tool --error-exitcode 9 bin/test_ops_cuda > /tmp/san.txt 2>&1
+        say "$tool test_ops_cuda (small) exit $?"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|Race" /tmp/san.txt | head -5 | tee -a "$SUM"
+    done
+    timeout 420 bin/test_backend_forward > /tmp/fwd.txt 2>&1; say "test_backend_forward exit $?"
+    grep -vE "^$" /tmp/fwd.txt | tail -12 | tee -a "$SUM"
+    timeout 240 bin/bench_gpu_ops > /tmp/opsb.txt 2>&1; say "bench_gpu_ops exit $?"
+    { echo "### test_ops_cuda"; cat /tmp/ops.txt; echo "### test_backend_forward"; cat /tmp/fwd.txt; echo "### bench_gpu_ops"; cat /tmp/opsb.txt; } >> "$OUT/check.txt"
+    grep -E "device|ceiling|attention" /tmp/opsb.txt | tee -a "$SUM"
 }
 
 step_models() {

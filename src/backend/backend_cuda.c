@@ -48,6 +48,7 @@ enum {
     MAX_HOST_SPANS = 64, /* of which streamed from host memory */
     BLAS_WS = 32 << 20,  /* cuBLAS workspace bytes */
     LOGIT_BYTES = 256 << 20,
+    VEC_ROWS = 8, /* query rows up to which attention takes the VEC kernel (else FEWQ up to 32, else MMA) */
 };
 
 _Static_assert(PC_CU_KV_BLOCK == PC_KV_BLOCK, "kernels and kv.h disagree on the key block");
@@ -566,16 +567,15 @@ static void stage_layer(cuda_backend *b, int32_t layer) {
 static void plan_attention(cuda_backend *b, int32_t n, int32_t n_tiles, bool graph) {
     const pc_hparams *hp = &b->m->hp;
     const int32_t G = hp->n_head / hp->n_head_kv, rows = n * G;
-    b->attn_kernel = rows <= 8 ? PC_CU_ATTN_VEC : PC_CU_ATTN_MMA;
-    const int32_t q_tiles = b->attn_kernel == PC_CU_ATTN_VEC ? 1 : (rows + PC_CU_QROWS - 1) / PC_CU_QROWS;
-    const int32_t base = q_tiles * hp->n_head_kv, target = 2 * b->sh->n_sm;
+    b->attn_kernel = rows <= VEC_ROWS ? PC_CU_ATTN_VEC : rows <= 32 ? PC_CU_ATTN_FEWQ : PC_CU_ATTN_MMA;
+    const int32_t q_tiles = b->attn_kernel == PC_CU_ATTN_MMA ? (rows + PC_CU_QROWS - 1) / PC_CU_QROWS : 1;
+    const int32_t base = q_tiles * hp->n_head_kv, target = pc_cu_attn_blocks_per_sm(b->attn_kernel) * b->sh->n_sm;
     /* a graph replays with the split it was captured with, so it is sized for
      * the largest context, not the current one */
     const int32_t tiles = graph ? (int32_t)(b->n_ctx / PC_CU_TILE + 1) : n_tiles;
-    /* two blocks a multiprocessor (measured: VEC at four read 2.36 TB/s, at two 2.67), and no more
-     * blocks than fill them: a split just past a whole wave leaves a second wave nearly empty (32 rows
-     * over 8192 keys, 32 heads, on the H200: split 9, 288 blocks on 264 slots, 93.5 us; split 4 and 16,
-     * 81.7 and 80.9 us) */
+    /* no more blocks than one wave of resident ones: a split just past a whole wave leaves a second
+     * wave nearly empty (32 rows over 8192 keys, 32 heads, MMA on the H200: split 9, 288 blocks on
+     * 264 slots, 93.5 us; split 4 and 16, 81.7 and 80.9 us) */
     int32_t split = target / base;
     if (split > tiles / 2) split = tiles / 2;
     if ((size_t)split * (size_t)base > b->part_blocks) split = (int32_t)(b->part_blocks / (size_t)base);

@@ -8,7 +8,7 @@
  *   - SwiGLU: within 1 bf16 ulp of the CPU's f32 value;
  *   - the small-batch matrix product on every type, 1..8 tokens: relative
  *     error <= 1e-5 (f32 out) against a double product of the same operands;
- *   - attention (MMA with and without splits, and VEC) over several spans with
+ *   - attention (MMA, FEWQ and VEC, with and without splits) over several spans with
  *     random and causal positions, GQA, head dims 64 and 128: relative L2
  *     error <= 6e-3 against the CPU attention (bf16 output rounding alone is
  *     about 1.1e-3), and a query seeing no key placed after it;
@@ -465,8 +465,9 @@ static void run_attn_case(const attn_case *c) {
     float *got = malloc(sizeof(float) * c->n_q * Q);
     const int rows = c->n_q * G;
     const int splits[] = {1, 3, 7};
-    for (int kern = 0; kern < 2; kern++) {
-        if (kern == PC_CU_ATTN_VEC && rows > 8) continue;
+    static const char *const kname[] = {"mma", "vec", "fewq"};
+    for (int kern = 0; kern < 3; kern++) {
+        if ((kern == PC_CU_ATTN_VEC && rows > 8) || (kern == PC_CU_ATTN_FEWQ && rows > 32)) continue;
         for (int si = 0; si < 3; si++) {
             pc_cu_attn_args a = {.step = s.dev, .q16 = dq, .out = dout, .part_o = po, .part_ml = pml, .n = c->n_q,
                                  .n_head = c->n_head, .n_head_kv = c->n_kv, .head_dim = c->hd, .layer = 0,
@@ -478,9 +479,8 @@ static void run_attn_case(const attn_case *c) {
             dget(got16, dout, 2 * (size_t)c->n_q * Q);
             for (int i = 0; i < c->n_q * Q; i++) got[i] = bf16f(got16[i]);
             const double e = rel_l2(got, want, (size_t)c->n_q * Q);
-            CHECK_MSG(e <= 6e-3, "attention %s (%s, split %d): relative error %.3g", c->name, kern ? "vec" : "mma",
-                      splits[si], e);
-            printf("attention %-28s %s split %d: relative error %.3g\n", c->name, kern ? "vec" : "mma", splits[si], e);
+            CHECK_MSG(e <= 6e-3, "attention %s (%s, split %d): relative error %.3g", c->name, kname[kern], splits[si], e);
+            printf("attention %-28s %s split %d: relative error %.3g\n", c->name, kname[kern], splits[si], e);
         }
     }
     step_free(&s);
@@ -502,6 +502,9 @@ static void test_attention(bool small) {
         {"prefill 200 random hd64", 9, 3, 64, 400, 200, 3, 0},
         {"prefill 129 GQA 6 hd128", 12, 2, 128, 129, 129, 1, 1},
         {"decode GQA 8 rows hd64", 16, 2, 64, 333, 1, 2, 0},
+        {"33 rows GQA 3 hd64", 9, 3, 64, 390, 11, 2, 1},
+        {"48 rows GQA 4, random pos", 8, 2, 128, 900, 12, 3, 0},
+        {"64 rows GQA 4", 8, 2, 128, 380, 16, 2, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         if (!small || cases[i].n_ctx <= 400) run_attn_case(&cases[i]);
@@ -548,7 +551,8 @@ static void test_attention_masks(void) {
     CU(cudaMalloc(&dout, sizeof out16));
     CU(cudaMalloc(&po, 64 * 64 * 16 * sizeof(float)));
     CU(cudaMalloc(&pml, 64 * 16 * 2 * sizeof(float)));
-    for (int kern = 0; kern < 2; kern++) {
+    static const char *const kname[] = {"mma", "vec", "fewq"};
+    for (int kern = 0; kern < 3; kern++) {
         pc_cu_attn_args ar = {.step = s.dev, .q16 = dq, .out = dout, .part_o = po, .part_ml = pml, .n = 1,
                               .n_head = n_head, .n_head_kv = n_head, .head_dim = hd, .layer = 0, .n_split = 2,
                               .tiles_cap = pc_cu_attn_tiles_cap(4, 2), .scale = 0.125f, .kernel = (pc_cu_attn_kernel)kern};
@@ -556,7 +560,7 @@ static void test_attention_masks(void) {
         dget(out16, dout, sizeof out16);
         float worst = 0;
         for (int i = 0; i < KV; i++) worst = fmaxf(worst, fabsf(bf16f(out16[i])));
-        CHECK_MSG(worst < 2.0f, "%s: a key after the query leaked into the output (|out| up to %g)", kern ? "vec" : "mma", worst);
+        CHECK_MSG(worst < 2.0f, "%s: a key after the query leaked into the output (|out| up to %g)", kname[kern], worst);
     }
     step_free(&s);
     CU(cudaFree(dq)); CU(cudaFree(dout)); CU(cudaFree(po)); CU(cudaFree(pml));

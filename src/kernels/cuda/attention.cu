@@ -17,9 +17,13 @@
  * VEC (decode: at most 8 rows per KV head): a warp takes a key block of 8
  * (each lane 16 bytes of it), reduces the 8 scores across the warp in 9
  * shuffles (reduce-scatter), and accumulates P V on its slice of dims.
- * Either kernel can split the tiles of the context into n_split slices; each
+ * FEWQ (cached prompts' fresh suffixes: at most 32 rows per KV head): the MMA
+ * kernel's products with each tile's keys split over four warps (below).
+ * Each kernel can split the tiles of the context into n_split slices; each
  * slice writes an unnormalized partial (o, max, sum) and combine_kernel merges
- * them by log-sum-exp. */
+ * them by log-sum-exp. Each kernel is launched as a programmatic dependent of
+ * the kernel before it (grid_dep_wait), and combine_kernel of the attention
+ * kernel: their launches and table loads overlap the previous kernel's tail. */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <stdint.h>
@@ -74,6 +78,15 @@ __device__ __forceinline__ uint32_t pack_h2(float lo, float hi) {
     const __half2 h = __floats2half2_rn(lo, hi);
     return *reinterpret_cast<const uint32_t *>(&h);
 }
+
+/* Waits for the kernel before this one on the stream (it wrote the queries and
+ * the fresh keys and values) when launched as its programmatic dependent; a no-op
+ * otherwise. Everything before it may only read the step's tables (uploaded
+ * before that kernel started) so that it overlaps that kernel's tail. */
+__device__ __forceinline__ void grid_dep_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
+/* Lets the next kernel on the stream (combine_kernel) launch now; it waits
+ * for this grid to finish before reading anything. */
+__device__ __forceinline__ void grid_dep_launch() { asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory"); }
 
 /* The split's slice [t0, t1) of n tiles. */
 __device__ __forceinline__ void split_range(int n, int split, int n_split, int *t0, int *t1) {
@@ -150,6 +163,7 @@ template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile(
  * <D, 4, 2>: two blocks a multiprocessor. */
 template <int D, int QWARPS, int ST>
 __global__ void __launch_bounds__(NW * 32) attn_mma_kernel(pc_cu_attn_args a) {
+    grid_dep_launch();
     constexpr int QR = 16 * QWARPS;
     using S = mma_smem<D, QR, ST>;
     extern __shared__ __align__(16) unsigned char smem[];
@@ -171,15 +185,6 @@ __global__ void __launch_bounds__(NW * 32) attn_mma_kernel(pc_cu_attn_args a) {
     const bool qwarp = warp < QWARPS;
     const __half *q16 = static_cast<const __half *>(a.q16);
 
-    /* queries of the tile */
-    for (int c = tid; c < QR * (D / 8); c += NW * 32) {
-        const int r = c / (D / 8), cc = c % (D / 8), rho = qtile * QR + r;
-        const bool ok = rho < rows;
-        const __half *src = ok ? q16 + (int64_t)(rho / G) * QW + (hk * G + rho % G) * D + cc * 8 : q16;
-        cp_async16(Qs + r * S::QS + cc * 8, src, ok);
-    }
-    cp_async_commit();
-
     /* this thread's two rows (lane / 4 and lane / 4 + 8 of its warp's 16) */
     const int ra = warp * 16 + lane / 4, rb = ra + 8;
     const int rho_a = qtile * QR + ra, rho_b = qtile * QR + rb;
@@ -196,6 +201,16 @@ __global__ void __launch_bounds__(NW * 32) attn_mma_kernel(pc_cu_attn_args a) {
     if (t1 - t0 > a.tiles_cap) t1 = t0 + a.tiles_cap; /* the launcher sized tiles_cap; never hit */
     load_meta(st, st->spans + (int64_t)a.layer * st->n_spans, t0, t1, Mt, Ms);
     const int nv = list_visible(Mt, t1 - t0, qmax, Vis, &s_nv);
+    grid_dep_wait();
+
+    /* queries of the tile */
+    for (int c = tid; c < QR * (D / 8); c += NW * 32) {
+        const int r = c / (D / 8), cc = c % (D / 8), rho = qtile * QR + r;
+        const bool ok = rho < rows;
+        const __half *src = ok ? q16 + (int64_t)(rho / G) * QW + (hk * G + rho % G) * D + cc * 8 : q16;
+        cp_async16(Qs + r * S::QS + cc * 8, src, ok);
+    }
+    cp_async_commit();
 
     auto load_tile = [&](int ti, int stage) { /* ti: local index into the split's tiles */
         const pc_cu_tile tl = Mt[ti];
@@ -319,7 +334,6 @@ __global__ void __launch_bounds__(NW * 32) attn_mma_kernel(pc_cu_attn_args a) {
         }
     }
     cp_async_wait<0>();
-    if (!qwarp) return;
 
 #pragma unroll
     for (int off = 1; off <= 2; off <<= 1) {
@@ -330,7 +344,7 @@ __global__ void __launch_bounds__(NW * 32) attn_mma_kernel(pc_cu_attn_args a) {
 #pragma unroll
     for (int half = 0; half < 2; half++) {
         const int rho = half ? rho_b : rho_a;
-        if (rho >= rows) continue;
+        if (!qwarp || rho >= rows) continue;
         const float l = half ? l_b : l_a, m = half ? m_b : m_a;
         if (a.n_split == 1) {
             const float inv = l > 0.f ? 1.f / l : 0.f;
@@ -352,6 +366,239 @@ __global__ void __launch_bounds__(NW * 32) attn_mma_kernel(pc_cu_attn_args a) {
             if (lane % 4 == 0) *reinterpret_cast<float2 *>(a.part_ml + pr * 2) = make_float2(m, l);
         }
     }
+}
+
+/* ---- FEWQ kernel: at most 16 RG <= 32 query rows (cached prompts' fresh suffixes) ----
+ *
+ * With 32 rows the MMA kernel's 64-row blocks compute half on padding. Here the four
+ * key groups of a tile (16 keys each) go to four warps, so RG x 4 warps share one
+ * block; a block is alone on its multiprocessor and keeps ST - 1 tiles (36 KB each)
+ * in flight. Each warp keeps its own running (max, sum, o) over its key group; the
+ * block merges the four by log-sum-exp at the end, in a fixed order. Measured on the
+ * H200 (bench_gpu_ops, 32 rows over 8192 keys, launches back to back): 63-65 us
+ * against the MMA kernel's 64-68 us; in the whole cached 8192 + 32 prompt about
+ * 0.05 ms. What limits both is not the products: K/V stream at 2.1-2.6 TB/s (DRAM
+ * 48% busy under ncu, against 73% for the VEC kernel's register loads), and about
+ * 15 us a launch do not scale with the context (32 over 1024 keys: 19 us). Tried and
+ * not kept (same benchmark): 2 stages at two blocks a multiprocessor (73-76 us), 5
+ * stages (69 us), an L2::256B prefetch hint on the tile loads (68 us). */
+constexpr int KG = 4; /* key groups of a tile: warps sharing one set of query rows */
+
+/* The FEWQ block's end: the KG warps of each row group hold (max, sum, o) over
+ * their key groups; merged by log-sum-exp in key-group order through shared memory
+ * (ow: the stage buffers, free once every warp is past the loop), then written out
+ * normalized (one split) or as the split's partial. */
+template <int D, int RG>
+__device__ __forceinline__ void fewq_merge(const pc_cu_attn_args &a, float o[D / 8][4], float m_a, float m_b, float l_a,
+                                           float l_b, float *ow, float (*s_ml)[16][2]) {
+    constexpr int NT = RG * KG * 32;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, rg = warp / KG;
+    const int G = a.n_head / a.n_head_kv, rows = a.n * G, QW = a.n_head * D, hk = blockIdx.y, split = blockIdx.z;
+    if (lane % 4 == 0) {
+        s_ml[warp][lane / 4][0] = m_a, s_ml[warp][lane / 4][1] = l_a;
+        s_ml[warp][lane / 4 + 8][0] = m_b, s_ml[warp][lane / 4 + 8][1] = l_b;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int half = 0; half < 2; half++) {
+        const int r = lane / 4 + 8 * half;
+        float M = -INFINITY;
+#pragma unroll
+        for (int g = 0; g < KG; g++) M = fmaxf(M, s_ml[rg * KG + g][r][0]);
+        const float f = ex2((half ? m_b : m_a) - (M == -INFINITY ? 0.f : M));
+        float *dst = ow + ((int64_t)warp * 16 + r) * D;
+#pragma unroll
+        for (int i = 0; i < D / 8; i++)
+            *reinterpret_cast<float2 *>(dst + i * 8 + (lane % 4) * 2) = make_float2(o[i][2 * half] * f, o[i][2 * half + 1] * f);
+    }
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < RG * 16 * D; idx += NT) {
+        const int rho = idx / D, d = idx % D, g0 = (rho / 16) * KG, r = rho % 16;
+        if (rho >= rows) continue;
+        float M = -INFINITY;
+#pragma unroll
+        for (int g = 0; g < KG; g++) M = fmaxf(M, s_ml[g0 + g][r][0]);
+        const float base = M == -INFINITY ? 0.f : M;
+        float L = 0.f, O = 0.f;
+#pragma unroll
+        for (int g = 0; g < KG; g++) {
+            L += ex2(s_ml[g0 + g][r][0] - base) * s_ml[g0 + g][r][1];
+            O += ow[((int64_t)(g0 + g) * 16 + r) * D + d];
+        }
+        if (a.n_split == 1) {
+            __nv_bfloat16 *out = static_cast<__nv_bfloat16 *>(a.out) + (int64_t)(rho / G) * QW + (hk * G + rho % G) * D;
+            out[d] = __float2bfloat16_rn(L > 0.f ? O / L : 0.f);
+        } else {
+            const int64_t pr = part_row(split, 1, 0, a.n_head_kv, hk, rho);
+            a.part_o[pr * D + d] = O;
+            if (d == 0) *reinterpret_cast<float2 *>(a.part_ml + pr * 2) = make_float2(M, L);
+        }
+    }
+}
+
+template <int D, int RG, int ST>
+__global__ void __launch_bounds__(RG * KG * 32, 1) attn_fewq_kernel(pc_cu_attn_args a) {
+    grid_dep_launch();
+    constexpr int QR = 16 * RG, NT = RG * KG * 32;
+    using S = mma_smem<D, QR, ST>;
+    extern __shared__ __align__(16) unsigned char smem[];
+    __half *Qs = reinterpret_cast<__half *>(smem);
+    __half *Ks = reinterpret_cast<__half *>(smem + S::q_bytes);
+    __half *Vs = reinterpret_cast<__half *>(smem + S::q_bytes + ST * S::k_bytes);
+    int *Ps = reinterpret_cast<int *>(smem + S::q_bytes + ST * (S::k_bytes + S::v_bytes));
+    pc_cu_tile *Mt = reinterpret_cast<pc_cu_tile *>(smem + S::fixed);
+    pc_cu_span_layer *Ms = reinterpret_cast<pc_cu_span_layer *>(smem + S::fixed + (size_t)a.tiles_cap * sizeof(pc_cu_tile));
+    int *Vis = reinterpret_cast<int *>(smem + S::fixed + (size_t)a.tiles_cap * (sizeof(pc_cu_tile) + sizeof(pc_cu_span_layer)));
+    __shared__ int s_qmax, s_nv;
+    __shared__ float s_ml[RG * KG][16][2];
+
+    const pc_cu_step *st = a.step;
+    const int G = a.n_head / a.n_head_kv, rows = a.n * G, DA = a.n_head_kv * D, QW = a.n_head * D;
+    const int hk = blockIdx.y, split = blockIdx.z;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, kg = warp % KG, rg = warp / KG;
+    const __half *q16 = static_cast<const __half *>(a.q16);
+
+    const int ra = rg * 16 + lane / 4, rb = ra + 8;
+    const int qp_a = ra < rows ? st->qpos[ra / G] : -1;
+    const int qp_b = rb < rows ? st->qpos[rb / G] : -1;
+    if (tid == 0) s_qmax = -1;
+    __syncthreads();
+    atomicMax(&s_qmax, max(qp_a, qp_b));
+    __syncthreads();
+    const int qmax = s_qmax;
+
+    int t0, t1;
+    split_range(st->n_tiles, split, a.n_split, &t0, &t1);
+    if (t1 - t0 > a.tiles_cap) t1 = t0 + a.tiles_cap; /* the launcher sized tiles_cap; never hit */
+    load_meta(st, st->spans + (int64_t)a.layer * st->n_spans, t0, t1, Mt, Ms);
+    const int nv = list_visible(Mt, t1 - t0, qmax, Vis, &s_nv);
+    grid_dep_wait();
+
+    for (int c = tid; c < QR * (D / 8); c += NT) {
+        const int r = c / (D / 8), cc = c % (D / 8);
+        const bool ok = r < rows;
+        const __half *src = ok ? q16 + (int64_t)(r / G) * QW + (hk * G + r % G) * D + cc * 8 : q16;
+        cp_async16(Qs + r * S::QS + cc * 8, src, ok);
+    }
+    cp_async_commit();
+
+    auto load_tile = [&](int ti, int stage) {
+        const pc_cu_tile tl = Mt[ti];
+        const pc_cu_span_layer sl = Ms[ti];
+        const __half *kb = static_cast<const __half *>(sl.k) + ((int64_t)(tl.row0 / KB) * DA + hk * D) * KB;
+        const __half *vb = static_cast<const __half *>(sl.v) + (int64_t)tl.row0 * DA + hk * D;
+        const int nblk = (tl.n + KB - 1) / KB;
+        __half *kd = Ks + stage * (S::k_bytes / 2);
+        __half *vd = Vs + stage * (S::v_bytes / 2);
+#pragma unroll
+        for (int c = tid; c < D * (BC / KB); c += NT) {
+            const int j = c / D, d = c % D;
+            const bool ok = j < nblk;
+            cp_async16(kd + d * S::KS + j * KB, ok ? kb + (int64_t)j * DA * KB + d * KB : kb, ok);
+        }
+#pragma unroll
+        for (int c = tid; c < BC * (D / 8); c += NT) {
+            const int r = c / (D / 8), cc = c % (D / 8);
+            const bool ok = r < tl.n;
+            cp_async16(vd + r * S::VS + cc * 8, ok ? vb + (int64_t)r * DA + cc * 8 : vb, ok);
+        }
+        if (tid < BC / 4) cp_async16(Ps + stage * BC + tid * 4, st->kpos + (int64_t)(t0 + ti) * BC + tid * 4, true);
+    };
+
+#pragma unroll
+    for (int s = 0; s < ST - 1; s++) {
+        if (s < nv) load_tile(Vis[s], s);
+        cp_async_commit();
+    }
+
+    const float sl2 = a.scale * LOG2E;
+    float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
+    float o[D / 8][4];
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+    uint32_t qf[D / 16][4];
+    bool have_q = false;
+
+    for (int i = 0; i < nv; i++) {
+        cp_async_wait<ST - 2>();
+        __syncthreads();
+        if (i + ST - 1 < nv) load_tile(Vis[i + ST - 1], (i + ST - 1) % ST);
+        cp_async_commit();
+        if (!have_q) {
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++)
+                ldsm_x4(qf[kk], Qs + (rg * 16 + lane % 16) * S::QS + kk * 16 + (lane / 16) * 8);
+            have_q = true;
+        }
+        const int stage = i % ST;
+        const __half *kd = Ks + stage * (S::k_bytes / 2);
+        const __half *vd = Vs + stage * (S::v_bytes / 2);
+        const int *pd = Ps + stage * BC + kg * 16;
+        float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            uint32_t b[4];
+            ldsm_x4_t(b, kd + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S::KS + kg * 16 + (lane >> 4) * 8);
+            mma16816(s[0], qf[kk], b[0], b[1]);
+            mma16816(s[1], qf[kk], b[2], b[3]);
+        }
+        float mx_a = -INFINITY, mx_b = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int kp = pd[j * 8 + (lane % 4) * 2 + e];
+                s[j][e] = kp <= qp_a ? s[j][e] * sl2 : -INFINITY;
+                s[j][2 + e] = kp <= qp_b ? s[j][2 + e] * sl2 : -INFINITY;
+                mx_a = fmaxf(mx_a, s[j][e]);
+                mx_b = fmaxf(mx_b, s[j][2 + e]);
+            }
+        }
+#pragma unroll
+        for (int off = 1; off <= 2; off <<= 1) {
+            mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, off));
+            mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, off));
+        }
+        const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
+        const float base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
+        const float al_a = ex2(m_a - base_a), al_b = ex2(m_b - base_b);
+        m_a = mn_a;
+        m_b = mn_b;
+        float ps_a = 0.f, ps_b = 0.f;
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                s[j][e] = ex2(s[j][e] - base_a);
+                s[j][2 + e] = ex2(s[j][2 + e] - base_b);
+                ps_a += s[j][e];
+                ps_b += s[j][2 + e];
+            }
+        }
+        l_a = l_a * al_a + ps_a;
+        l_b = l_b * al_b + ps_b;
+#pragma unroll
+        for (int d = 0; d < D / 8; d++) {
+            o[d][0] *= al_a, o[d][1] *= al_a;
+            o[d][2] *= al_b, o[d][3] *= al_b;
+        }
+        const uint32_t pa[4] = {pack_h2(s[0][0], s[0][1]), pack_h2(s[0][2], s[0][3]), pack_h2(s[1][0], s[1][1]),
+                                pack_h2(s[1][2], s[1][3])};
+#pragma unroll
+        for (int dp = 0; dp < D / 16; dp++) {
+            uint32_t b[4];
+            ldsm_x4_t(b, vd + (kg * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S::VS + dp * 16 + (lane >> 4) * 8);
+            mma16816(o[2 * dp], pa, b[0], b[1]);
+            mma16816(o[2 * dp + 1], pa, b[2], b[3]);
+        }
+    }
+    cp_async_wait<0>();
+#pragma unroll
+    for (int off = 1; off <= 2; off <<= 1) {
+        l_a += __shfl_xor_sync(0xffffffffu, l_a, off);
+        l_b += __shfl_xor_sync(0xffffffffu, l_b, off);
+    }
+    fewq_merge<D, RG>(a, o, m_a, m_b, l_a, l_b, reinterpret_cast<float *>(smem + S::q_bytes), s_ml);
 }
 
 /* ---- VEC kernel: R <= 8 rows of one KV head, a warp per key block of 8 ---- */
@@ -399,6 +646,7 @@ template <int DL> __device__ __forceinline__ void cvt_v(uint2 u, float out[DL]) 
 
 template <int D, int R>
 __global__ void __launch_bounds__(NW * 32) attn_vec_kernel(pc_cu_attn_args a) {
+    grid_dep_launch();
     constexpr int DL = D / 32; /* dims per lane */
     __shared__ float sm_m[NW][R], sm_l[NW][R], sm_o[NW][R][D];
     extern __shared__ __align__(16) unsigned char vsmem[];
@@ -409,18 +657,12 @@ __global__ void __launch_bounds__(NW * 32) attn_vec_kernel(pc_cu_attn_args a) {
     const int hk = blockIdx.y, split = blockIdx.z, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const __half *q16 = static_cast<const __half *>(a.q16);
 
-    /* q[r][i]: dim lane + 32 i (matches the key block's per-lane dims) */
-    float q[R][DL];
     int qp[R];
     int qmax = -1;
 #pragma unroll
     for (int r = 0; r < R; r++) {
-        const bool ok = r < rows;
-        qp[r] = ok ? st->qpos[r / G] : -1;
+        qp[r] = r < rows ? st->qpos[r / G] : -1;
         qmax = max(qmax, qp[r]);
-        const __half *src = q16 + (int64_t)(r / G) * QW + (hk * G + r % G) * D;
-#pragma unroll
-        for (int i = 0; i < DL; i++) q[r][i] = ok ? __half2float(src[lane + 32 * i]) : 0.f;
     }
     float m[R], l[R], acc[R][DL];
 #pragma unroll
@@ -435,6 +677,15 @@ __global__ void __launch_bounds__(NW * 32) attn_vec_kernel(pc_cu_attn_args a) {
     if (t1 - t0 > a.tiles_cap) t1 = t0 + a.tiles_cap; /* the launcher sized tiles_cap; never hit */
     const int nt = t1 - t0;
     load_meta(st, st->spans + (int64_t)a.layer * st->n_spans, t0, t1, Mt, Ms);
+    grid_dep_wait();
+    /* q[r][i]: dim lane + 32 i (matches the key block's per-lane dims) */
+    float q[R][DL];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const __half *src = q16 + (int64_t)(r / G) * QW + (hk * G + r % G) * D;
+#pragma unroll
+        for (int i = 0; i < DL; i++) q[r][i] = r < rows ? __half2float(src[lane + 32 * i]) : 0.f;
+    }
     const int my_key = key_of_lane(lane);
     for (int ti = next_visible_s(Mt, 0, nt, qmax); ti < nt; ti = next_visible_s(Mt, ti + 1, nt, qmax)) {
         const pc_cu_tile tl = Mt[ti];
@@ -531,6 +782,7 @@ template <int D>
 __global__ void combine_kernel(pc_cu_attn_args a, int q_tiles) {
     const int G = a.n_head / a.n_head_kv, rows = a.n * G, QW = a.n_head * D;
     const int rho = blockIdx.x * NW + threadIdx.x / 32, hk = blockIdx.y, lane = threadIdx.x % 32;
+    grid_dep_wait(); /* the partials come from the attention kernel */
     if (rho >= rows) return;
     const int qtile = rho / BR, r = rho % BR;
     float M = -INFINITY;
@@ -552,6 +804,24 @@ __global__ void combine_kernel(pc_cu_attn_args a, int q_tiles) {
     for (int i = 0; i < D / 32; i++) out[lane + 32 * i] = __float2bfloat16_rn(o[i] * inv);
 }
 
+/* Launched as a programmatic dependent of the kernel before it on the stream
+ * (pc_cu_qkv), so its start and the step tables' loads overlap that kernel. */
+template <typename... P, typename... A>
+cudaError_t launch_dependent(void (*kernel)(P...), dim3 grid, int threads, size_t smem, cudaStream_t s, A... args) {
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3((unsigned)threads);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = s;
+    cfg.attrs = at;
+    cfg.numAttrs = 1;
+    return cudaLaunchKernelEx(&cfg, kernel, args...);
+}
+
+constexpr int FEWQ_ST = 4; /* stages: three 36 KB tiles in flight for one block a multiprocessor */
 constexpr int MAX_DYN_SMEM = 200 * 1024; /* the kernels' opt-in limit; the H100/H200 allow 227 KB */
 
 template <int D> cudaError_t allow_smem() {
@@ -560,6 +830,9 @@ template <int D> cudaError_t allow_smem() {
                          (const void *)attn_vec_kernel<D, 4>, (const void *)attn_vec_kernel<D, 8>};
     for (int i = 0; i < 4 && e == cudaSuccess; i++)
         e = cudaFuncSetAttribute(vec[i], cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024);
+    const void *fewq[] = {(const void *)attn_fewq_kernel<D, 1, FEWQ_ST>, (const void *)attn_fewq_kernel<D, 2, FEWQ_ST>};
+    for (int i = 0; i < 2 && e == cudaSuccess; i++)
+        e = cudaFuncSetAttribute(fewq[i], cudaFuncAttributeMaxDynamicSharedMemorySize, MAX_DYN_SMEM);
     return e;
 }
 
@@ -567,8 +840,7 @@ template <int D, int QWARPS, int ST> cudaError_t launch_mma_cfg(const pc_cu_attn
     const size_t smem = mma_smem<D, 16 * QWARPS, ST>::fixed + meta_bytes(a->tiles_cap);
     if (smem > (size_t)MAX_DYN_SMEM) return cudaErrorInvalidValue;
     const int q_blocks = (rows + 16 * QWARPS - 1) / (16 * QWARPS);
-    attn_mma_kernel<D, QWARPS, ST><<<dim3(q_blocks, a->n_head_kv, a->n_split), NW * 32, smem, s>>>(*a);
-    return cudaGetLastError();
+    return launch_dependent(attn_mma_kernel<D, QWARPS, ST>, dim3(q_blocks, a->n_head_kv, a->n_split), NW * 32, smem, s, *a);
 }
 
 /* One configuration for all row counts: measured on the H200 (bench_gpu_ops, 32
@@ -583,24 +855,38 @@ template <int D> cudaError_t launch_vec(const pc_cu_attn_args *a, int rows, cuda
     const dim3 grid(1, a->n_head_kv, a->n_split);
     const size_t smem = meta_bytes(a->tiles_cap);
     if (smem > 48 * 1024) return cudaErrorInvalidValue;
-    if (rows <= 1)
-        attn_vec_kernel<D, 1><<<grid, NW * 32, smem, s>>>(*a);
-    else if (rows <= 2)
-        attn_vec_kernel<D, 2><<<grid, NW * 32, smem, s>>>(*a);
-    else if (rows <= 4)
-        attn_vec_kernel<D, 4><<<grid, NW * 32, smem, s>>>(*a);
-    else
-        attn_vec_kernel<D, 8><<<grid, NW * 32, smem, s>>>(*a);
-    return cudaGetLastError();
+    if (rows <= 1) return launch_dependent(attn_vec_kernel<D, 1>, grid, NW * 32, smem, s, *a);
+    if (rows <= 2) return launch_dependent(attn_vec_kernel<D, 2>, grid, NW * 32, smem, s, *a);
+    if (rows <= 4) return launch_dependent(attn_vec_kernel<D, 4>, grid, NW * 32, smem, s, *a);
+    return launch_dependent(attn_vec_kernel<D, 8>, grid, NW * 32, smem, s, *a);
+}
+
+template <int D, int RG> size_t fewq_smem(const pc_cu_attn_args *a) {
+    using S = mma_smem<D, 16 * RG, FEWQ_ST>;
+    static_assert((size_t)RG * KG * 16 * D * sizeof(float) <= FEWQ_ST * (S::k_bytes + S::v_bytes),
+                  "the merge's buffer must fit in the stages");
+    return S::fixed + meta_bytes(a->tiles_cap);
+}
+
+template <int D, int RG> cudaError_t launch_fewq_cfg(const pc_cu_attn_args *a, int rows, cudaStream_t s) {
+    const size_t smem = fewq_smem<D, RG>(a);
+    /* a long context in few slices has more tile metadata than fits beside the stages */
+    if (smem > (size_t)MAX_DYN_SMEM) return launch_mma<D>(a, rows, s);
+    return launch_dependent(attn_fewq_kernel<D, RG, FEWQ_ST>, dim3(1, a->n_head_kv, a->n_split), RG * KG * 32, smem, s, *a);
+}
+
+template <int D> cudaError_t launch_fewq(const pc_cu_attn_args *a, int rows, cudaStream_t s) {
+    return rows <= 16 ? launch_fewq_cfg<D, 1>(a, rows, s) : launch_fewq_cfg<D, 2>(a, rows, s);
 }
 
 template <int D> cudaError_t launch(const pc_cu_attn_args *a, cudaStream_t s) {
     const int rows = a->n * (a->n_head / a->n_head_kv);
-    const int q_tiles = a->kernel == PC_CU_ATTN_VEC ? 1 : (rows + BR - 1) / BR;
-    cudaError_t e = a->kernel == PC_CU_ATTN_VEC ? launch_vec<D>(a, rows, s) : launch_mma<D>(a, rows, s);
-    if (e != cudaSuccess || (a->kernel == PC_CU_ATTN_MMA && a->n_split == 1)) return e;
-    combine_kernel<D><<<dim3((rows + NW - 1) / NW, a->n_head_kv), NW * 32, 0, s>>>(*a, q_tiles);
-    return cudaGetLastError();
+    const int q_tiles = a->kernel == PC_CU_ATTN_MMA ? (rows + BR - 1) / BR : 1;
+    cudaError_t e = a->kernel == PC_CU_ATTN_VEC    ? launch_vec<D>(a, rows, s)
+                    : a->kernel == PC_CU_ATTN_FEWQ ? launch_fewq<D>(a, rows, s)
+                                                   : launch_mma<D>(a, rows, s);
+    if (e != cudaSuccess || (a->kernel != PC_CU_ATTN_VEC && a->n_split == 1)) return e;
+    return launch_dependent(combine_kernel<D>, dim3((rows + NW - 1) / NW, a->n_head_kv), NW * 32, 0, s, *a, q_tiles);
 }
 
 } // namespace
@@ -615,11 +901,16 @@ extern "C" int32_t pc_cu_attn_q_tiles(const pc_cu_attn_args *a) {
     return (a->n * (a->n_head / a->n_head_kv) + BR - 1) / BR;
 }
 
+/* FEWQ: one 4-8 warp block with ~150 KB of stages (two at 2 stages were slower); the
+ * others two (measured: VEC at four read 2.36 TB/s, at two 2.67). */
+extern "C" int32_t pc_cu_attn_blocks_per_sm(pc_cu_attn_kernel k) { return k == PC_CU_ATTN_FEWQ ? 1 : 2; }
+
 extern "C" cudaError_t pc_cu_attention(const pc_cu_attn_args *a, cudaStream_t s) {
     if (a->n <= 0 || a->n_head_kv <= 0 || a->n_head % a->n_head_kv || a->n_split <= 0 || a->n_split > 65535 ||
         a->tiles_cap <= 0)
         return cudaErrorInvalidValue;
     if (a->kernel == PC_CU_ATTN_VEC && a->n * (a->n_head / a->n_head_kv) > 8) return cudaErrorInvalidValue;
+    if (a->kernel == PC_CU_ATTN_FEWQ && a->n * (a->n_head / a->n_head_kv) > 32) return cudaErrorInvalidValue;
     if ((a->kernel == PC_CU_ATTN_VEC || a->n_split > 1) && (!a->part_o || !a->part_ml)) return cudaErrorInvalidValue;
     if (a->head_dim == 128) return launch<128>(a, s);
     if (a->head_dim == 64) return launch<64>(a, s);

@@ -115,7 +115,7 @@ cudaError_t pc_cu_gemv(pc_type t, const void *w, int64_t n_in, int64_t n_out, co
 
 /* ---- attention ---- */
 
-typedef enum pc_cu_attn_kernel { PC_CU_ATTN_MMA = 0, PC_CU_ATTN_VEC = 1 } pc_cu_attn_kernel;
+typedef enum pc_cu_attn_kernel { PC_CU_ATTN_MMA = 0, PC_CU_ATTN_VEC = 1, PC_CU_ATTN_FEWQ = 2 } pc_cu_attn_kernel;
 
 typedef struct pc_cu_attn_args {
     const pc_cu_step *step;
@@ -124,10 +124,11 @@ typedef struct pc_cu_attn_args {
     float *part_o;            /* split partials [n_split][q_tiles][n_head_kv][64][head_dim] */
     float *part_ml;           /* [n_split][q_tiles][n_head_kv][64][2]: running max (log2 units), sum */
     int32_t n, n_head, n_head_kv, head_dim, layer;
-    int32_t n_split;          /* slices of the key tiles, merged by log-sum-exp; 1: MMA writes out directly */
+    int32_t n_split;          /* slices of the key tiles, merged by log-sum-exp; 1: MMA and FEWQ write out directly */
     int32_t tiles_cap;        /* >= the tiles of any slice: ceil(step->n_tiles / n_split) + 1 (pc_cu_attn_tiles_cap) */
     float scale;              /* usually 1/sqrt(head_dim) */
-    pc_cu_attn_kernel kernel; /* MMA: tensor-core tiles of 64 query rows; VEC: n * G <= 8 rows */
+    pc_cu_attn_kernel kernel; /* MMA: tensor-core tiles of 64 query rows; VEC: n * G <= 8 rows;
+                                 FEWQ: n * G <= 32 rows, each tile's keys split over 4 warps */
 } pc_cu_attn_args;
 /* Query rows are (token, head of the KV head's group): a query at position p
  * sees exactly the keys at positions <= p, in whatever span and order they lie.
@@ -138,8 +139,11 @@ cudaError_t pc_cu_attention(const pc_cu_attn_args *a, cudaStream_t s);
 cudaError_t pc_cu_attention_init(void);
 /* The tiles_cap that n_tiles tiles in n_split slices need. */
 static inline int32_t pc_cu_attn_tiles_cap(int32_t n_tiles, int32_t n_split) { return (n_tiles + n_split - 1) / n_split + 1; }
-/* Query tiles of the MMA kernel (and 1 for VEC) for n tokens. */
+/* Query tiles of the MMA kernel (and 1 for VEC and FEWQ) for n tokens. */
 int32_t pc_cu_attn_q_tiles(const pc_cu_attn_args *a);
+/* Blocks of the kernel resident on one multiprocessor: a split that fills
+ * n_sm times this many blocks is one whole wave. */
+int32_t pc_cu_attn_blocks_per_sm(pc_cu_attn_kernel k);
 
 #ifdef __cplusplus
 }

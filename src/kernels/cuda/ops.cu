@@ -61,6 +61,9 @@ __device__ __forceinline__ void rope_pair(int i, int half, int rope_dim, int rop
 }
 
 __global__ void qkv_kernel(pc_cu_qkv_args a) {
+    /* attention, next on the stream, may start now: it reads only the step's tables
+     * until it waits for this grid to finish (griddepcontrol.wait) */
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
     const pc_cu_step *st = a.step;
     const int t = blockIdx.x, hd = a.head_dim, half = a.rope_dim / 2, slots = hd / 2;
     const int Q = a.n_head * hd, KV = a.n_head_kv * hd;

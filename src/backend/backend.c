@@ -30,60 +30,47 @@ static pc_backend_kind resolve(pc_backend_kind k) {
     return k == PC_BACKEND_AUTO ? (pc_backend_cuda_available(NULL, 0) ? PC_BACKEND_CUDA : PC_BACKEND_CPU) : k;
 }
 
+/* The CPU keeps KV in ordinary host memory and has no device copies. */
+static void cpu_shared_free(pc_backend_shared *s) { free(s); }
+static pc_kv_span *cpu_shared_span_new(pc_backend_shared *s, int32_t cap) { return pc_kv_span_for_model(s->m, cap); }
+static pc_kv_span *cpu_shared_no_copy(pc_backend_shared *s, const pc_kv_span *src) {
+    (void)s, (void)src;
+    return NULL;
+}
+static size_t cpu_shared_device_free(pc_backend_shared *s) {
+    (void)s;
+    return 0;
+}
+static const pc_backend_shared_ops cpu_shared_ops = {.free = cpu_shared_free, .span_new = cpu_shared_span_new,
+                                                     .device_copy = cpu_shared_no_copy, .host_copy = cpu_shared_no_copy,
+                                                     .device_free = cpu_shared_device_free};
+
 pc_status pc_backend_shared_create(const pc_model *m, const pc_backend_params *p, pc_backend_shared **out,
                                    pc_error *err) {
     *out = NULL;
     if (resolve(p->kind) == PC_BACKEND_CUDA) return pc_backend_cuda_shared_create(m, p, out, err);
     pc_backend_shared *s = calloc(1, sizeof *s);
     if (!s) return pc_fail(err, PC_ERR_NOMEM, "out of memory for the CPU backend's shared state");
-    *s = (pc_backend_shared){.kind = PC_BACKEND_CPU, .m = m};
+    *s = (pc_backend_shared){.kind = PC_BACKEND_CPU, .ops = &cpu_shared_ops, .m = m};
     *out = s;
     return PC_OK;
 }
 
 void pc_backend_shared_free(pc_backend_shared *s) {
-    if (!s) return;
-#ifdef PC_CUDA
-    if (s->kind == PC_BACKEND_CUDA) {
-        pc_backend_cuda_shared_free(s);
-        return;
-    }
-#endif
-    free(s);
+    if (s) s->ops->free(s);
 }
 
 pc_backend_kind pc_backend_shared_kind(const pc_backend_shared *s) { return s->kind; }
 
-pc_kv_span *pc_backend_shared_span_new(pc_backend_shared *s, int32_t cap) {
-#ifdef PC_CUDA
-    if (s->kind == PC_BACKEND_CUDA) return pc_backend_cuda_shared_span_new(s, cap);
-#endif
-    return pc_kv_span_for_model(s->m, cap);
-}
+pc_kv_span *pc_backend_shared_span_new(pc_backend_shared *s, int32_t cap) { return s->ops->span_new(s, cap); }
 
 pc_kv_span *pc_backend_shared_device_copy(pc_backend_shared *s, const pc_kv_span *src) {
-#ifdef PC_CUDA
-    if (s->kind == PC_BACKEND_CUDA) return pc_backend_cuda_shared_device_copy(s, src);
-#endif
-    (void)s, (void)src;
-    return NULL;
+    return s->ops->device_copy(s, src);
 }
 
-pc_kv_span *pc_backend_shared_host_copy(pc_backend_shared *s, const pc_kv_span *src) {
-#ifdef PC_CUDA
-    if (s->kind == PC_BACKEND_CUDA) return pc_backend_cuda_shared_host_copy(s, src);
-#endif
-    (void)s, (void)src;
-    return NULL;
-}
+pc_kv_span *pc_backend_shared_host_copy(pc_backend_shared *s, const pc_kv_span *src) { return s->ops->host_copy(s, src); }
 
-size_t pc_backend_shared_device_free(pc_backend_shared *s) {
-#ifdef PC_CUDA
-    if (s->kind == PC_BACKEND_CUDA) return pc_backend_cuda_shared_device_free(s);
-#endif
-    (void)s;
-    return 0;
-}
+size_t pc_backend_shared_device_free(pc_backend_shared *s) { return s->ops->device_free(s); }
 
 #ifndef PC_CUDA
 bool pc_backend_cuda_available(char *why, size_t why_cap) {

@@ -52,12 +52,26 @@ const char *pc_backend_kind_name(pc_backend_kind k);
  * why (may be NULL) receives a one-line reason when it is not. */
 bool pc_backend_cuda_available(char *why, size_t why_cap);
 
-/* The kind of every shared state, and its model; a backend's own state
- * follows it (the CPU's is only this). */
-typedef struct pc_backend_shared {
+typedef struct pc_backend_shared pc_backend_shared;
+
+/* What a kind of shared state does (the pc_backend_shared_* functions below
+ * call through it). device_copy and host_copy return NULL, device_free 0,
+ * on a backend without device memory. */
+typedef struct pc_backend_shared_ops {
+    void (*free)(pc_backend_shared *s);
+    pc_kv_span *(*span_new)(pc_backend_shared *s, int32_t cap);
+    pc_kv_span *(*device_copy)(pc_backend_shared *s, const pc_kv_span *src);
+    pc_kv_span *(*host_copy)(pc_backend_shared *s, const pc_kv_span *src);
+    size_t (*device_free)(pc_backend_shared *s);
+} pc_backend_shared_ops;
+
+/* The kind of every shared state, its operations and its model; a backend's
+ * own state follows it (the CPU's is only this). */
+struct pc_backend_shared {
     pc_backend_kind kind;
+    const pc_backend_shared_ops *ops;
     const pc_model *m;
-} pc_backend_shared;
+};
 
 typedef struct pc_backend_params {
     pc_backend_kind kind;   /* AUTO: CUDA when available, else CPU */
@@ -177,10 +191,5 @@ pc_status pc_backend_cuda_create(const pc_model *m, const pc_backend_params *p, 
 /* The CUDA shared state (pc_backend_shared_create picks it). */
 pc_status pc_backend_cuda_shared_create(const pc_model *m, const pc_backend_params *p, pc_backend_shared **out,
                                         pc_error *err);
-void pc_backend_cuda_shared_free(pc_backend_shared *s);
-pc_kv_span *pc_backend_cuda_shared_span_new(pc_backend_shared *s, int32_t cap);
-pc_kv_span *pc_backend_cuda_shared_device_copy(pc_backend_shared *s, const pc_kv_span *src);
-pc_kv_span *pc_backend_cuda_shared_host_copy(pc_backend_shared *s, const pc_kv_span *src);
-size_t pc_backend_cuda_shared_device_free(pc_backend_shared *s);
 
 #endif

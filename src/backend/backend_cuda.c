@@ -797,8 +797,31 @@ static pc_kv_span *shared_span_at(cuda_shared *sh, int32_t cap, pc_kv_loc loc) {
     return pc_kv_span_create_in(mem, hp->n_layer, hp->n_head_kv * hp->head_dim, cap);
 }
 
-pc_kv_span *pc_backend_cuda_shared_span_new(pc_backend_shared *s, int32_t cap) {
+static pc_kv_span *shared_span_new(pc_backend_shared *s, int32_t cap) {
     return shared_span_at((cuda_shared *)s, cap, PC_KV_DEVICE);
+}
+
+/* Copies src's rows of K and V (keys in whole blocks of 8, kv.h) into d, layer
+ * by layer on stream s, then waits for them (always: nothing may still write d
+ * after a failure); on success d takes src's positions and count and is frozen.
+ * Returns the first error. */
+static cudaError_t copy_span_rows(pc_kv_span *d, const pc_kv_span *src, cudaStream_t s) {
+    const size_t D = (size_t)src->dim, rows8 = (size_t)(src->n + PC_KV_BLOCK - 1) / PC_KV_BLOCK * PC_KV_BLOCK;
+    cudaError_t e = cudaSuccess;
+    for (int32_t l = 0; e == cudaSuccess && l < src->n_layer; l++) {
+        e = cudaMemcpyAsync(d->k + (size_t)l * d->cap * D, src->k + (size_t)l * src->cap * D, rows8 * D * sizeof(pc_f16),
+                            cudaMemcpyDefault, s);
+        if (e == cudaSuccess)
+            e = cudaMemcpyAsync(d->v + (size_t)l * d->cap * D, src->v + (size_t)l * src->cap * D,
+                                (size_t)src->n * D * sizeof(pc_f16), cudaMemcpyDefault, s);
+    }
+    const cudaError_t w = cudaStreamSynchronize(s);
+    if (e == cudaSuccess) e = w;
+    if (e != cudaSuccess) return e;
+    memcpy(d->pos, src->pos, (size_t)src->n * sizeof *d->pos);
+    d->n = src->n;
+    pc_kv_span_freeze(d);
+    return cudaSuccess;
 }
 
 /* Not through CK: a copy that fails (out of device memory, say) is a NULL for
@@ -806,34 +829,23 @@ pc_kv_span *pc_backend_cuda_shared_span_new(pc_backend_shared *s, int32_t cap) {
 static pc_kv_span *shared_copy_at(cuda_shared *sh, const pc_kv_span *src, pc_kv_loc loc) {
     pc_kv_span *d = shared_span_at(sh, src->n, loc);
     if (!d) return NULL;
-    const size_t D = (size_t)src->dim, rows8 = (size_t)(src->n + PC_KV_BLOCK - 1) / PC_KV_BLOCK * PC_KV_BLOCK;
-    bool ok = cudaSetDevice(sh->device) == cudaSuccess;
-    for (int32_t l = 0; ok && l < src->n_layer; l++)
-        ok = cudaMemcpyAsync(d->k + (size_t)l * d->cap * D, src->k + (size_t)l * src->cap * D, rows8 * D * sizeof(pc_f16),
-                             cudaMemcpyDefault, sh->stream) == cudaSuccess &&
-             cudaMemcpyAsync(d->v + (size_t)l * d->cap * D, src->v + (size_t)l * src->cap * D,
-                             (size_t)src->n * D * sizeof(pc_f16), cudaMemcpyDefault, sh->stream) == cudaSuccess;
-    ok = cudaStreamSynchronize(sh->stream) == cudaSuccess && ok; /* always wait: nothing may still write d */
-    if (!ok) {
+    if (cudaSetDevice(sh->device) != cudaSuccess || copy_span_rows(d, src, sh->stream) != cudaSuccess) {
         (void)cudaGetLastError();
         pc_kv_span_release(d);
         return NULL;
     }
-    memcpy(d->pos, src->pos, (size_t)src->n * sizeof *d->pos);
-    d->n = src->n;
-    pc_kv_span_freeze(d);
     return d;
 }
 
-pc_kv_span *pc_backend_cuda_shared_device_copy(pc_backend_shared *s, const pc_kv_span *src) {
+static pc_kv_span *shared_device_copy(pc_backend_shared *s, const pc_kv_span *src) {
     return shared_copy_at((cuda_shared *)s, src, PC_KV_DEVICE);
 }
 
-pc_kv_span *pc_backend_cuda_shared_host_copy(pc_backend_shared *s, const pc_kv_span *src) {
+static pc_kv_span *shared_host_copy(pc_backend_shared *s, const pc_kv_span *src) {
     return shared_copy_at((cuda_shared *)s, src, PC_KV_PINNED);
 }
 
-size_t pc_backend_cuda_shared_device_free(pc_backend_shared *s) {
+static size_t shared_device_free(pc_backend_shared *s) {
     size_t free_b = 0, total = 0;
     if (cudaSetDevice(((cuda_shared *)s)->device) != cudaSuccess || cudaMemGetInfo(&free_b, &total) != cudaSuccess) {
         (void)cudaGetLastError();
@@ -850,27 +862,16 @@ static pc_kv_span *cuda_span_copy(pc_backend *bb, const pc_kv_span *src, pc_kv_l
     cuda_backend *b = cub(bb);
     pc_kv_span *s = cuda_span_new(bb, src->n, loc);
     if (!s) return NULL;
-    const size_t D = (size_t)b->KV, rows8 = (size_t)(src->n + PC_KV_BLOCK - 1) / PC_KV_BLOCK * PC_KV_BLOCK;
-    for (int32_t l = 0; l < src->n_layer; l++) {
-        CK(b, cudaMemcpyAsync(s->k + (size_t)l * s->cap * D, src->k + (size_t)l * src->cap * D, rows8 * D * sizeof(pc_f16),
-                              cudaMemcpyDefault, b->stream));
-        CK(b, cudaMemcpyAsync(s->v + (size_t)l * s->cap * D, src->v + (size_t)l * src->cap * D,
-                              (size_t)src->n * D * sizeof(pc_f16), cudaMemcpyDefault, b->stream));
-    }
-    CK(b, cudaStreamSynchronize(b->stream));
-    if (b->core.err != cudaSuccess) {
+    if (!CK(b, copy_span_rows(s, src, b->stream)) || b->core.err != cudaSuccess) {
         pc_kv_span_release(s);
         return NULL;
     }
-    memcpy(s->pos, src->pos, (size_t)src->n * sizeof *s->pos);
-    s->n = src->n;
-    pc_kv_span_freeze(s);
     return s;
 }
 
 /* ---- create / free ---- */
 
-void pc_backend_cuda_shared_free(pc_backend_shared *s) {
+static void shared_free(pc_backend_shared *s) {
     cuda_shared *sh = (cuda_shared *)s;
     if (!sh) return;
     if (sh->stream) (void)cudaStreamSynchronize(sh->stream);
@@ -879,6 +880,10 @@ void pc_backend_cuda_shared_free(pc_backend_shared *s) {
     free(sh->w);
     free(sh);
 }
+
+static const pc_backend_shared_ops cuda_shared_ops = {.free = shared_free, .span_new = shared_span_new,
+                                                      .device_copy = shared_device_copy, .host_copy = shared_host_copy,
+                                                      .device_free = shared_device_free};
 
 static void cuda_free(pc_backend *bb) {
     cuda_backend *b = cub(bb);
@@ -894,7 +899,7 @@ static void cuda_free(pc_backend *bb) {
     if (b->logits_h) (void)cudaFreeHost(b->logits_h);
     if (b->copy_stream) (void)cudaStreamDestroy(b->copy_stream);
     if (b->stream) (void)cudaStreamDestroy(b->stream);
-    if (b->own_shared) pc_backend_cuda_shared_free(&b->sh->base);
+    if (b->own_shared) shared_free(&b->sh->base);
     free(b);
 }
 
@@ -1021,7 +1026,7 @@ pc_status pc_backend_cuda_shared_create(const pc_model *m, const pc_backend_para
     if (s != PC_OK) return s;
     cuda_shared *sh = calloc(1, sizeof *sh);
     if (!sh) return pc_fail(err, PC_ERR_NOMEM, "out of memory creating the CUDA backend");
-    sh->base = (pc_backend_shared){.kind = PC_BACKEND_CUDA, .m = m};
+    sh->base = (pc_backend_shared){.kind = PC_BACKEND_CUDA, .ops = &cuda_shared_ops, .m = m};
     sh->device = p->device;
     sh->no_copies = p->no_weight_copies;
     sh->mem_device = (pc_kv_mem){.loc = PC_KV_DEVICE, .alloc = dev_span_alloc, .free = dev_span_free, .copy = dev_span_copy, .ctx = sh};
@@ -1035,7 +1040,7 @@ pc_status pc_backend_cuda_shared_create(const pc_model *m, const pc_backend_para
         s = REPORT(sh, err);
     }
     if (s != PC_OK) {
-        pc_backend_cuda_shared_free(&sh->base);
+        shared_free(&sh->base);
         return s;
     }
     *out = &sh->base;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "docs_trip_schemas.h"
 #include "default_model.h"
 #include "engine/engine_internal.h"
 #include "schema/schema.h"
@@ -45,20 +46,6 @@ static pc_status run(const char *xml, bool cache, int n, float *logits, pc_run_r
 
 /* ---------------- 1. exactness ---------------- */
 
-static const char *DOCS =
-    "<schema name=\"docs\"><system>You answer questions about the documents.</system><user>"
-    "<module name=\"rhine\">The Rhine rises in the Swiss Alps and flows north through Germany and the "
-    "Netherlands into the North Sea.</module>"
-    "<module name=\"etna\">Mount Etna, on the east coast of Sicily, is one of the most active volcanoes in the "
-    "world.</module></user></schema>";
-static const char *DOCS_P = "<prompt schema=\"docs\"><rhine/><etna/><user>Where does the Rhine rise?</user></prompt>";
-
-static const char *TRIP =
-    "<schema name=\"trip\"><user><module name=\"plan\">I travel for <parameter name=\"days\" length=\"4\" "
-    "scaffold=\"three days\"/>.<union scaffold=\"home\"><module name=\"home\">I stay home in <parameter "
-    "name=\"city\" length=\"6\"/>.</module><module name=\"abroad\">I go abroad to see the world.</module></union>"
-    " Then I rest.</module><module name=\"clock\" cache=\"false\">The time now is noon.</module>"
-    "<module name=\"after\">Pack light and bring a good book.</module></user></schema>";
 static const char *TRIP_P =
     "<prompt schema=\"trip\"><plan><home/></plan><clock/><after/><user>What should I do?</user></prompt>";
 

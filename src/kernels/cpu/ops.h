@@ -20,6 +20,11 @@ void pc_rope_apply(float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot, c
 
 /* gate[i] = silu(gate[i]) * up[i] */
 void pc_swiglu(float *gate, const float *up, int64_t n);
+/* pc_swiglu with AVX2 and FMA, the same bits (swiglu_avx2.c says why; where it
+ * cannot promise them it is pc_swiglu). Only where pc_isa_detect() >= PC_ISA_AVX2. */
+void pc_swiglu_avx2(float *gate, const float *up, int64_t n);
+/* y[i] = expf(x[i]), the same bits, as pc_swiglu_avx2 computes it (for its test). */
+void pc_expf_avx2(float *y, const float *x, int64_t n);
 /* x[i] += y[i] */
 void pc_add(float *x, const float *y, int64_t n);
 

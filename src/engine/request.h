@@ -40,8 +40,10 @@ typedef struct pc_req_item {
 
 typedef enum pc_req_phase { PC_REQ_NEW = 0, PC_REQ_PREFILL, PC_REQ_DECODE, PC_REQ_DONE } pc_req_phase;
 
-/* Called on the stepping thread when the last prompt row is computed, before
- * the first token is chosen: the request's prompt spans are complete. */
+/* Called on the stepping thread once the last prompt row is computed, right
+ * after the first token is chosen and streamed (before, when n_predict is 1;
+ * step.c says why): the request's prompt spans are complete and hold no
+ * generated row yet. */
 typedef void (*pc_req_prefilled_fn)(void *user, pc_request *r);
 
 struct pc_request {

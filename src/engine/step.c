@@ -125,6 +125,19 @@ static void fail_batch(pc_step_buf *b, int32_t k, pc_status s, const pc_error *e
     for (int32_t i = 0; i < k; i++) pc_req_finish(b->owner[i], s, err);
 }
 
+/* The prompt is computed: its first token goes out before on_prefilled keeps
+ * the prompt's blocks for later requests (about a millisecond of the first
+ * token's wait on the 1.5B model), unless that token is the request's last:
+ * then the blocks are kept first, so that a client sending its next request
+ * at once finds them. (A first token that is EOS still ends one early: its
+ * follow-up may miss what is being stored, and computes it.) */
+static void first_token(pc_request *r) {
+    const bool keep_first = r->on_prefilled && r->gp.n_predict <= 1;
+    if (keep_first) r->on_prefilled(r->prefilled_user, r);
+    pc_req_take_logits(r);
+    if (r->on_prefilled && !keep_first) r->on_prefilled(r->prefilled_user, r);
+}
+
 int32_t pc_step_run(pc_forward *f, pc_step_buf *b, pc_request **reqs, int32_t n, int32_t budget, int32_t mix) {
     end_cancelled(reqs, n);
     /* one sequence per decode, and a prefill splits into at most one per item */
@@ -154,9 +167,7 @@ int32_t pc_step_run(pc_forward *f, pc_step_buf *b, pc_request **reqs, int32_t n,
             continue;
         }
         advance_prefill(r, b->seqs[i].n);
-        if (!b->ends_prefill[i]) continue;
-        if (r->on_prefilled) r->on_prefilled(r->prefilled_user, r);
-        pc_req_take_logits(r);
+        if (b->ends_prefill[i]) first_token(r);
     }
     return rows;
 }

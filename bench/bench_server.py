@@ -36,6 +36,7 @@ import http.client
 import json
 import os
 import random
+import resource
 import signal
 import statistics
 import subprocess
@@ -298,8 +299,19 @@ def measure_case(args, model_path, case, work_args, max_tokens, per_client):
     return results
 
 
+def cpu_seconds(pid=None):
+    """CPU time (user + system) of this process, or of process pid, so far."""
+    if pid is None:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def batched_decode(args, model_path, max_tokens):
-    """pcache alone: aggregate tokens/s of 1 and 8 clients on short prompts (decode-bound)."""
+    """pcache alone: aggregate tokens/s of 1 and 8 clients on short prompts (decode-bound). Also the CPU the client
+    (this script) and the server used in the round: the client shares the machine, so it must stay light."""
     eng = Engine("pcache", args, model_path, 4096)
     out = {}
     try:
@@ -308,9 +320,13 @@ def batched_decode(args, model_path, max_tokens):
                                 "max_tokens": max_tokens * 2, "temperature": 0, "stream": True, "ignore_eos": True}]
                               for c in range(C)]
             run_round(eng, mk("warm"))
+            c0, s0 = cpu_seconds(), cpu_seconds(eng.proc.pid)
             recs, wall = run_round(eng, mk("run"))
             out[C] = summarize(recs, wall)
-            log(f"pcache batched decode C={C}: {out[C]['tok_s']:.1f} tok/s")
+            out[C]["client_cores"] = (cpu_seconds() - c0) / wall
+            out[C]["server_cores"] = (cpu_seconds(eng.proc.pid) - s0) / wall
+            log(f"pcache batched decode C={C}: {out[C]['tok_s']:.1f} tok/s (CPU: client {out[C]['client_cores']:.2f}"
+                f" cores, server {out[C]['server_cores']:.2f})")
     finally:
         eng.stop()
     return out
@@ -405,6 +421,14 @@ def run_stamp(fname):
     return fname.rsplit("_", 1)[1][:-len(".json")]
 
 
+def client_cpu(b):
+    """What the benchmark's own client took of the 2 cores in a batched round (recorded since 2026-12-01 06:35)."""
+    if "client_cores" not in b["8"]:
+        return ""
+    return (f" (CPU of the client / the server: 1 client {b['1']['client_cores']:.2f} / {b['1']['server_cores']:.2f} "
+            f"cores, 8 clients {b['8']['client_cores']:.2f} / {b['8']['server_cores']:.2f})")
+
+
 def report(model, out_dir, since=""):
     stem = os.path.join(out_dir, f"server_{model}")
     files = sorted(f for f in os.listdir(out_dir) if f.startswith(f"server_{model}_") and f.endswith(".json")
@@ -428,7 +452,8 @@ def report(model, out_dir, since=""):
           "shared by other work (2 cores): load averages per run below.", "",
           table(runs), "", "Batched decode (pcache alone, short prompts): " +
           "; ".join(f"1 client {x['batched_decode']['1']['tok_s']:.1f} tok/s, 8 clients "
-                    f"{x['batched_decode']['8']['tok_s']:.1f} tok/s" for x in runs) + ".", "",
+                    f"{x['batched_decode']['8']['tok_s']:.1f} tok/s" + client_cpu(x['batched_decode']) for x in runs) +
+          ".", "",
           "Load average (1, 5, 15 min) before / after each run: " +
           "; ".join(f"{x['started']}: {x['load_before']} / {x['load_after']}" for x in runs) + ".", "",
           "Servers as run:", ""]
@@ -452,7 +477,9 @@ def batched_only(args, model_path, max_tokens, data):
         json.dump(data, f, indent=1)
     rs = [b["8"]["tok_s"] / b["1"]["tok_s"] for b in data["batched_decode"]]
     print(f"{data['model']}: batched decode, {2 * max_tokens} tokens per answer: " +
-          "; ".join(f"1 client {b['1']['tok_s']:.1f} tok/s, 8 clients {b['8']['tok_s']:.1f} tok/s ({r:.2f}x)"
+          "; ".join(f"1 client {b['1']['tok_s']:.1f} tok/s, 8 clients {b['8']['tok_s']:.1f} tok/s ({r:.2f}x; client CPU "
+                    f"{b['1']['client_cores']:.2f} / {b['8']['client_cores']:.2f} cores, server "
+                    f"{b['1']['server_cores']:.2f} / {b['8']['server_cores']:.2f})"
                     for b, r in zip(data["batched_decode"], rs)) +
           f"; median {statistics.median(rs):.2f}x (target {TARGETS['batched_decode_min']}x); load before / after "
           f"{data['load_before']} / {data['load_after']}")

@@ -9,7 +9,7 @@
  * double, with its table and coefficients, and the same fused multiply-adds
  * its compiled code uses (read off its disassembly: the reduction is
  * fma(x, 32/ln2, shift) and fma(x, 32/ln2, -kd), not a rounded product).
- * tests/kernels/test_ops.c checks it against expf bitwise over a sweep of all
+ * tests/kernels/test_swiglu.c checks it against expf bitwise over a sweep of all
  * floats; lanes with |x| >= 88 or NaN (overflow, underflow, errno) take the
  * scalar loop. With another libm the test says so, and pc_swiglu_kernel then
  * must hand out the scalar loop on that platform. */

@@ -244,6 +244,36 @@ static void check_epilogues(pc_pool *pool, pc_type gate_t, pc_type up_t, int n_i
     free(scratch);
 }
 
+/* Rows as long as a feed-forward's down projection, so n_tok rows of
+ * activations exceed what one token block holds: the packed matmul over
+ * several blocks (each prepared, or direct when short) equals the dot per
+ * output bitwise, at one and two threads. */
+static void check_long_rows(pc_pool *pool, pc_type wt, pc_isa isa) {
+    enum { N_IN = 8960, OUT = 21, TOK = 150 };
+    float *x = malloc(sizeof(float) * (size_t)N_IN * TOK);
+    for (int i = 0; i < N_IN * TOK; i++) x[i] = frand();
+    void *scratch = aligned(pc_matmul_scratch_size(wt, N_IN, TOK));
+    pc_matmul_args a = random_member(wt, N_IN, OUT, true, x, TOK, scratch, isa);
+    float *want = malloc(sizeof(float) * OUT * TOK);
+    pc_matmul_args dots = a;
+    dots.packed = NULL;
+    dots.y = want;
+    CHECK(pc_matmul(NULL, &dots));
+    for (int tok = TOK - 1; tok <= TOK; tok++) { /* a block tail of one token, and none */
+        a.n_tok = tok;
+        memset(a.y, 0xFF, sizeof(float) * OUT * TOK);
+        CHECK(pc_matmul(pool, &a));
+        CHECK_MSG(!memcmp(a.y, want, sizeof(float) * (size_t)(OUT * tok)), "long rows %s on %s, n_tok=%d",
+                  pc_type_name(wt), pc_isa_name(isa), tok);
+    }
+    free((void *)a.w);
+    free((void *)a.packed);
+    free(a.y);
+    free(want);
+    free(x);
+    free(scratch);
+}
+
 /* The layout's contract at its edges: which types pack, sizes in whole groups, bad lengths refused. */
 static void check_pack_api(void) {
     CHECK(pc_pack_supported(PC_TYPE_Q4_K) && pc_pack_supported(PC_TYPE_Q5_0) && pc_pack_supported(PC_TYPE_Q8_0));
@@ -267,7 +297,7 @@ int main(void) {
     static const pc_type types[] = {PC_TYPE_Q4_1, PC_TYPE_Q8_0, PC_TYPE_Q4_0, PC_TYPE_Q5_0, PC_TYPE_Q5_1,
                                     PC_TYPE_Q4_K, PC_TYPE_Q6_K, PC_TYPE_Q2_K, PC_TYPE_Q3_K, PC_TYPE_Q5_K,
                                     PC_TYPE_F16,  PC_TYPE_BF16, PC_TYPE_F32};
-    static const int n_toks[] = {1, 3, 4, 5, 17, 64, 70};
+    static const int n_toks[] = {1, 3, 4, 5, 17, 24, 26, 64, 70};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         fixture f;
         fixture_init(&f, types[ti]);
@@ -294,6 +324,8 @@ int main(void) {
             check_epilogues(pools[p], PC_TYPE_Q4_1, PC_TYPE_Q4_1, 736, (pc_isa)isa);
             check_epilogues(pools[p], PC_TYPE_Q5_0, PC_TYPE_Q8_0, 736, (pc_isa)isa);
         }
+        check_long_rows(pools[1], PC_TYPE_Q4_K, (pc_isa)isa);
+        check_long_rows(pools[1], PC_TYPE_Q6_K, (pc_isa)isa);
     }
     pc_pool_free(pools[0]);
     pc_pool_free(pools[1]);

@@ -150,7 +150,9 @@ PC_INLINE vi dot4s(vi acc, vi w, const int8_t *x) {
  * fewer misses in flight than a plain read does). So the direct kernels ask
  * for the lines PF_AHEAD bytes past the block they work on, into L2: on this
  * machine a plain 2-thread read streams 13.6 GB/s and one prefetching 4 KiB
- * ahead into L2 19.6 (25.8 over huge pages); nearer, or into L1, was slower. */
+ * ahead into L2 19.6 (25.8 over huge pages); nearer, or into L1, was slower.
+ * The prep_* functions read a packed group once from memory too, so they ask
+ * ahead the same way. */
 enum { PF_AHEAD = PC_PACK_PREFETCH };
 PC_INLINE void prefetch_ahead(const uint8_t *block, size_t bytes) {
     for (size_t l = 0; l < bytes; l += 64) _mm_prefetch((const char *)block + PF_AHEAD + l, _MM_HINT_T1);
@@ -276,6 +278,7 @@ PC_INLINE void prep32(pc_type t, int64_t n, const uint8_t *w, pc_prep_32 *out) {
     const size_t pb = pack32_size(t);
     for (int64_t b = 0; b < n / 32; b++, out++) {
         const uint8_t *p = w + b * pb;
+        prefetch_ahead(p, pb);
         for (int h = 0; h < PC_PACK_ROWS / LANES; h++) {
             vf_put(out->d + LANES * h, vf_f16((const pc_f16 *)p + LANES * h));
             if (has_min(t)) vf_put(out->m + LANES * h, vf_f16((const pc_f16 *)p + 16 + LANES * h));
@@ -390,6 +393,7 @@ PC_INLINE void prep_k4(bool five, int64_t n, const uint8_t *w, pc_prep_k4 *out) 
     for (int64_t i = 0; i < n / PC_QK_K; i++, out++) {
         const uint8_t *blk = w + i * pb;
         const pc_pack_q4_K *p4 = (const pc_pack_q4_K *)blk;
+        prefetch_ahead(blk, pb);
         for (int h = 0; h < PC_PACK_ROWS / LANES; h++) {
             vi sw[3];
             k4_scale_words(p4, h, sw);
@@ -468,6 +472,7 @@ PC_INLINE void gemm_q6(const bool PREP, int64_t n, const uint8_t *w, const uint8
 PC_INLINE void prep_q6(int64_t n, const uint8_t *w, pc_prep_k6 *out) {
     for (int64_t i = 0; i < n / PC_QK_K; i++, out++) {
         const pc_pack_q6_K *p = (const pc_pack_q6_K *)(w + i * sizeof(pc_pack_q6_K));
+        prefetch_ahead((const uint8_t *)p, sizeof *p);
         for (int h = 0; h < PC_PACK_ROWS / LANES; h++)
             for (int j = 0; j < 16; j++) {
                 vf_put(out->dsc[j] + LANES * h, q6_dsc(p, j, h));

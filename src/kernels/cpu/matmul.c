@@ -21,11 +21,15 @@
 #include "kernels/cpu/quant_impl.h"
 
 enum {
-    TOKEN_BLOCK = 64,     /* tokens per block: 64 quantized rows of n_in = 1536 are ~130 KB */
+    TOKEN_BLOCK = 64,     /* the fewest tokens per block (when X_BLOCK_BYTES holds fewer rows) */
+    X_BLOCK_BYTES = 1 << 20, /* a block's activations, L2-resident beside the prepared group: every
+                              * block re-reads (and re-prepares) all the weights, so blocks go as long
+                              * as L2 allows; 136 tokens of n_in = 8960 are 2 blocks, not 3 */
     TASKS_PER_THREAD = 4, /* enough tasks that an unlucky thread does not finish last by much */
     DECODE_TASKS_PER_THREAD = 8, /* one token: a thread's last task is all the other waits for, and a pool
                                   * job is short; more tasks cost an atomic claim and a prefetch start each */
-    PREP_MIN_TOKENS = 16, /* a token block this long pays for preparing a row group (two token tiles or more) */
+    PREP_MIN_TOKENS = 16, /* a token block this long may pay for preparing a row group (prep_pays) */
+    PREP_MIN_TILES = 4,   /* and one of this many token tiles (see prep_pays) */
     PREP_BYTES = 256 << 10 /* the largest prepared row group, on the task's stack: 16 rows of n_in <= ~12k */
 };
 
@@ -49,6 +53,7 @@ typedef struct mm_ctx {
     uint8_t *xp;             /* n_tok rows of xp_row bytes (pack.h's pc_xp_*); NULL: no member is packed */
     size_t xp_row;
     int64_t toks_per_task;
+    int64_t tok_block;       /* tokens per block, a multiple of the token tile where there are several */
     mm_mat mats[PC_MATMUL_MAX_BATCH];
     int n_mats;
     /* Epilogues, run by the task that wrote the rows, so they cost no pool job
@@ -103,6 +108,16 @@ static void mm_tile(const mm_ctx *m, const mm_mat *mt, int64_t o, int nr, int64_
         for (int r = 0; r < nr; r++) mt->k.dot(a->n_in, y + c * a->n_out + r, w + r * mt->w_row, x + c * m->x_row);
 }
 
+/* Whether preparing a row group pays for a block of n tokens. Preparing
+ * reads the packed group from memory and stores its unpacked copy, and the
+ * tiles then compute from cache; the direct kernel streams the group with its
+ * prefetch and unpacks it again for every tile. On the 1.5B model beside a
+ * 540-token prefix (pcache run, 2 threads, AVX-512) 24 fresh tokens (3 tiles)
+ * ran ~15% faster direct, 35 and 52 (5 and 7 tiles) ~5% faster prepared. */
+static bool prep_pays(const mm_mat *mt, int64_t n) {
+    return n >= PREP_MIN_TOKENS && n >= (int64_t)(PREP_MIN_TILES - 1) * mt->k.gemm_tokens + 1;
+}
+
 /* Rows [o, o+nr) of a packed matrix for the tokens [tb, te) of a block:
  * prepared once, then every token tile reads the prepared group. */
 static void mm_prepared(const mm_ctx *m, const mm_mat *mt, int64_t o, int nr, int64_t tb, int64_t te, uint8_t *prep) {
@@ -126,11 +141,11 @@ static void prefetch_start(const mm_mat *mt, int64_t o0, int64_t o1) {
 static void mm_rows(const mm_ctx *m, const mm_mat *mt, int64_t o0, int64_t o1, uint8_t *prep) {
     const int64_t n_tok = m->a->n_tok, tile_r = mt->tile_r, tile_c = mt->tile_c;
     if (mt->group && !mt->prep && o0 < o1) prefetch_start(mt, o0, o1);
-    for (int64_t tb = 0; tb < n_tok; tb += TOKEN_BLOCK) {
-        const int64_t te = min64(tb + TOKEN_BLOCK, n_tok);
+    for (int64_t tb = 0; tb < n_tok; tb += m->tok_block) {
+        const int64_t te = min64(tb + m->tok_block, n_tok);
         for (int64_t o = o0; o < o1; o += tile_r) {
             const int nr = (int)min64(tile_r, o1 - o);
-            if (mt->prep && te - tb >= PREP_MIN_TOKENS) {
+            if (mt->prep && prep_pays(mt, te - tb)) {
                 mm_prepared(m, mt, o, nr, tb, te, prep);
                 continue;
             }
@@ -197,7 +212,7 @@ static void mm_choose(mm_mat *mt) {
     mt->tile_r = PC_PACK_ROWS;
     mt->tile_c = mt->k.gemm_tokens;
     const size_t prep = mt->k.prep_block * (size_t)(a->n_in / pc_type_get(a->wt)->block_size);
-    if (mt->k.prep && a->n_tok >= PREP_MIN_TOKENS && prep <= PREP_BYTES) mt->prep = prep;
+    if (mt->k.prep && prep_pays(mt, a->n_tok) && prep <= PREP_BYTES) mt->prep = prep;
 }
 
 /* Fills m from the batch; false if any member is unusable or they disagree on x. */
@@ -254,8 +269,24 @@ static int mm_plan_tasks(mm_ctx *m, int threads) {
     return n_tasks;
 }
 
+/* Blocks of about equal length, as long as X_BLOCK_BYTES of activations
+ * allow: a short last block would re-read every weight for a few tokens and
+ * run them unprepared. */
+static int64_t token_block(const mm_ctx *m) {
+    const int64_t n_tok = m->a->n_tok;
+    const size_t row = m->xp ? m->xp_row : m->x_row;
+    const int64_t most = row ? (int64_t)(X_BLOCK_BYTES / row) : n_tok;
+    const int64_t n_blocks = ceil_div(n_tok, most > TOKEN_BLOCK ? most : TOKEN_BLOCK);
+    if (n_blocks <= 1) return n_tok;
+    int64_t tile = 1;
+    for (int i = 0; i < m->n_mats; i++)
+        if (m->mats[i].tile_c > tile) tile = m->mats[i].tile_c;
+    return ceil_div(ceil_div(n_tok, n_blocks), tile) * tile;
+}
+
 static bool mm_run(pc_pool *pool, mm_ctx *m) {
     if (m->a->n_tok == 0) return true;
+    m->tok_block = token_block(m);
     const int threads = pool ? pc_pool_size(pool) : 1;
     const int n_tasks = mm_plan_tasks(m, threads);
     if (n_tasks == 0) return true;

@@ -651,7 +651,9 @@ static int64_t stride_of(const cuda_backend *b, const void *p) {
 static void mm_rows(cuda_backend *b, const dweight *d, int64_t n_in, int64_t rows, const void *x, int32_t n, void *y,
                     pc_cu_out out) {
     const int64_t xs = stride_of(b, x), ys = stride_of(b, y);
-    const int32_t gemv_max = d->mm_type == PC_TYPE_BF16 || d->bf ? 2 : PC_CU_GEMV_MAX;
+    /* bf16: cuBLAS is faster from 2 rows (bench/gemv_sandbox.cu); a quantized matrix
+     * with a bf16 copy: its blocks are fewer bytes up to 2 rows */
+    const int32_t gemv_max = d->mm_type == PC_TYPE_BF16 ? 1 : d->bf ? 2 : PC_CU_GEMV_MAX;
     if (n <= gemv_max) {
         CK(b, pc_cu_gemv(d->mm_type, d->mm, n_in, rows, x, xs, n, y, ys, out, b->stream));
         return;

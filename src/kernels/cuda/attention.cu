@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/launch.cuh"
 
 namespace {
 
@@ -79,14 +80,11 @@ __device__ __forceinline__ uint32_t pack_h2(float lo, float hi) {
     return *reinterpret_cast<const uint32_t *>(&h);
 }
 
-/* Waits for the kernel before this one on the stream (it wrote the queries and
- * the fresh keys and values) when launched as its programmatic dependent; a no-op
- * otherwise. Everything before it may only read the step's tables (uploaded
- * before that kernel started) so that it overlaps that kernel's tail. */
-__device__ __forceinline__ void grid_dep_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
-/* Lets the next kernel on the stream (combine_kernel) launch now; it waits
- * for this grid to finish before reading anything. */
-__device__ __forceinline__ void grid_dep_launch() { asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory"); }
+/* PDL (launch.cuh): every attention kernel lets the next one (combine_kernel)
+ * launch at once, and before pcl::grid_dep_wait reads only the step's tables
+ * (uploaded before pc_cu_qkv started), so that it overlaps that kernel's tail. */
+using pcl::grid_dep_launch;
+using pcl::grid_dep_wait;
 
 /* The split's slice [t0, t1) of n tiles. */
 __device__ __forceinline__ void split_range(int n, int split, int n_split, int *t0, int *t1) {
@@ -782,7 +780,8 @@ template <int D>
 __global__ void combine_kernel(pc_cu_attn_args a, int q_tiles) {
     const int G = a.n_head / a.n_head_kv, rows = a.n * G, QW = a.n_head * D;
     const int rho = blockIdx.x * NW + threadIdx.x / 32, hk = blockIdx.y, lane = threadIdx.x % 32;
-    grid_dep_wait(); /* the partials come from the attention kernel */
+    grid_dep_launch(); /* the product after attention may start: it waits for this grid */
+    grid_dep_wait();   /* the partials come from the attention kernel */
     if (rho >= rows) return;
     const int qtile = rho / BR, r = rho % BR;
     float M = -INFINITY;
@@ -804,22 +803,7 @@ __global__ void combine_kernel(pc_cu_attn_args a, int q_tiles) {
     for (int i = 0; i < D / 32; i++) out[lane + 32 * i] = __float2bfloat16_rn(o[i] * inv);
 }
 
-/* Launched as a programmatic dependent of the kernel before it on the stream
- * (pc_cu_qkv), so its start and the step tables' loads overlap that kernel. */
-template <typename... P, typename... A>
-cudaError_t launch_dependent(void (*kernel)(P...), dim3 grid, int threads, size_t smem, cudaStream_t s, A... args) {
-    cudaLaunchAttribute at[1];
-    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[0].val.programmaticStreamSerializationAllowed = 1;
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = grid;
-    cfg.blockDim = dim3((unsigned)threads);
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = s;
-    cfg.attrs = at;
-    cfg.numAttrs = 1;
-    return cudaLaunchKernelEx(&cfg, kernel, args...);
-}
+using pcl::launch_dependent;
 
 constexpr int FEWQ_ST = 4; /* stages: three 36 KB tiles in flight for one block a multiprocessor */
 constexpr int MAX_DYN_SMEM = 200 * 1024; /* the kernels' opt-in limit; the H100/H200 allow 227 KB */

@@ -4,9 +4,11 @@
  * pc_cu_gemv: one warp per output row; each lane dequantizes 32-element units
  * of the row (dequant.cuh) and multiplies them with up to NT token rows of x,
  * so a decode step or a short fresh suffix reads the weights exactly once, in
- * their stored type, with no bf16 copy. The warp then sums its lanes. */
+ * their stored type, with no bf16 copy. The warp then sums its lanes. bf16
+ * rows (the decode step of f16/bf16 models) have their own streaming kernel. */
 #include "kernels/cuda/dequant.cuh"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/launch.cuh"
 
 namespace {
 
@@ -129,46 +131,69 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_kernel(const uint8_t *w, int6
     gemv_store<NT>(acc, lane, o, n_tok, y, y_stride, out);
 }
 
-/* bf16 rows: each lane keeps 4 units (256 bytes of weights) in flight before using them. */
+/* A 16-byte chunk of weights, streamed past L1 (each is read once; x stays there). */
+__device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
+    uint4 r;
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+        : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+        : "l"(p));
+    return r;
+}
+
+/* acc + w . x over 8 bf16 pairs (bf16 to f32 is exact: a shift) */
+__device__ __forceinline__ float dot8(uint4 w, uint4 x, float acc) {
+    const uint32_t a[4] = {w.x, w.y, w.z, w.w}, b[4] = {x.x, x.y, x.z, x.w};
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        acc = fmaf(__uint_as_float(a[j] << 16), __uint_as_float(b[j] << 16), acc);
+        acc = fmaf(__uint_as_float(a[j] & 0xFFFF0000u), __uint_as_float(b[j] & 0xFFFF0000u), acc);
+    }
+    return acc;
+}
+
+/* chunks c0, c0 + 32, ... (B of them) of a row of nc; zeros past its end */
+template <int B>
+__device__ __forceinline__ void load_chunks(const uint4 *row, int c0, int nc, uint4 v[B]) {
+#pragma unroll
+    for (int k = 0; k < B; k++) v[k] = c0 + 32 * k < nc ? ld_stream(row + c0 + 32 * k) : make_uint4(0, 0, 0, 0);
+}
+
+/* bf16 rows: a warp per output row, lane l reading 16-byte chunks l, l + 32, ...
+ * so that each load of the warp covers 512 contiguous bytes; BF16_B chunks a
+ * lane are requested before the previous BF16_B are used. Launched as a PDL
+ * dependent (launch.cuh): the first weights, which no kernel writes, are on
+ * their way before it waits for the kernel that wrote x. bench/gemv_sandbox.cu
+ * times this against 2, 4, 8 and 16 chunks in flight and 8- and 16-warp blocks
+ * (all slower: fewer registers, more warps resident, win). The order of the
+ * sums does not depend on n_tok. */
+constexpr int BF16_B = 1;
 template <int NT>
-__global__ void __launch_bounds__(WARPS * 32) gemv_bf16_kernel(const uint4 *w, int64_t n_in, int64_t n_out,
-                                                               const __nv_bfloat16 *x, int64_t x_stride, int n_tok,
-                                                               void *y, int64_t y_stride, int out) {
-    constexpr int U = 4;
+__global__ void __launch_bounds__(WARPS * 32) gemv_bf16_kernel(const uint4 *w, int nc, int64_t n_out, const uint4 *x,
+                                                               int64_t x_stride, int n_tok, void *y, int64_t y_stride,
+                                                               int out) {
+    pcl::grid_dep_launch();
     const int lane = threadIdx.x % 32;
     const int64_t o = (int64_t)blockIdx.x * WARPS + threadIdx.x / 32;
     if (o >= n_out) return;
-    const uint4 *row = w + o * (n_in / 8);
-    const int64_t units = n_in / 32;
+    const uint4 *row = w + o * nc;
+    uint4 cur[BF16_B];
+    load_chunks<BF16_B>(row, lane, nc, cur);
+    pcl::grid_dep_wait();
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = 0.f;
-    int64_t u = lane;
-    for (; u + 32 * (U - 1) < units; u += 32 * U) {
-        uint4 raw[U][4];
+    for (int c0 = lane; c0 < nc; c0 += 32 * BF16_B) {
+        uint4 nxt[BF16_B];
+        load_chunks<BF16_B>(row, c0 + 32 * BF16_B, nc, nxt);
 #pragma unroll
-        for (int k = 0; k < U; k++)
+        for (int k = 0; k < BF16_B; k++) {
+            if (c0 + 32 * k >= nc) break;
 #pragma unroll
-            for (int i = 0; i < 4; i++) raw[k][i] = __ldg(row + (u + 32 * k) * 4 + i);
-#pragma unroll
-        for (int k = 0; k < U; k++) {
-            float wv[32];
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const uint32_t q[4] = {raw[k][i].x, raw[k][i].y, raw[k][i].z, raw[k][i].w};
-#pragma unroll
-                for (int j = 0; j < 4; j++) {
-                    wv[8 * i + 2 * j] = __uint_as_float(q[j] << 16);
-                    wv[8 * i + 2 * j + 1] = __uint_as_float(q[j] & 0xFFFF0000u);
-                }
-            }
-            dot32<NT>(acc, wv, x + (u + 32 * k) * 32, x_stride, n_tok);
+            for (int t = 0; t < NT; t++)
+                if (t < n_tok) acc[t] = dot8(cur[k], __ldg(x + t * x_stride + c0 + 32 * k), acc[t]);
         }
-    }
-    for (; u < units; u += 32) {
-        float wv[32];
-        pcq::deq32<PC_TYPE_BF16>(reinterpret_cast<const uint8_t *>(row), u, wv);
-        dot32<NT>(acc, wv, x + u * 32, x_stride, n_tok);
+#pragma unroll
+        for (int k = 0; k < BF16_B; k++) cur[k] = nxt[k];
     }
     gemv_store<NT>(acc, lane, o, n_tok, y, y_stride, out);
 }
@@ -220,12 +245,14 @@ extern "C" cudaError_t pc_cu_embed(pc_type t, const void *table, int64_t n_embd,
 }
 
 template <int T, int NT>
-static void gemv_one(unsigned grid, const void *w, int64_t n_in, int64_t n_out, const __nv_bfloat16 *x, int64_t xs,
-                     int32_t n_tok, void *y, int64_t ys, pc_cu_out out, cudaStream_t s) {
+static cudaError_t gemv_one(unsigned grid, const void *w, int64_t n_in, int64_t n_out, const __nv_bfloat16 *x, int64_t xs,
+                            int32_t n_tok, void *y, int64_t ys, pc_cu_out out, cudaStream_t s) {
     if (T == PC_TYPE_BF16)
-        gemv_bf16_kernel<NT><<<grid, WARPS * 32, 0, s>>>(static_cast<const uint4 *>(w), n_in, n_out, x, xs, n_tok, y, ys, out);
-    else
-        gemv_kernel<T, NT><<<grid, WARPS * 32, 0, s>>>(static_cast<const uint8_t *>(w), n_in, n_out, x, xs, n_tok, y, ys, out);
+        return pcl::launch_dependent(gemv_bf16_kernel<NT>, dim3(grid), WARPS * 32, 0, s, static_cast<const uint4 *>(w),
+                                     (int)(n_in / 8), n_out, reinterpret_cast<const uint4 *>(x), xs / 8, (int)n_tok, y,
+                                     ys, (int)out);
+    gemv_kernel<T, NT><<<grid, WARPS * 32, 0, s>>>(static_cast<const uint8_t *>(w), n_in, n_out, x, xs, n_tok, y, ys, out);
+    return cudaGetLastError();
 }
 
 template <int T>
@@ -234,15 +261,10 @@ static cudaError_t gemv_launch(const void *w, int64_t n_in, int64_t n_out, const
     if (n_in % pcq::tinfo<T>::QK) return cudaErrorInvalidValue;
     const unsigned grid = blocks_for(n_out, WARPS);
     const __nv_bfloat16 *xb = static_cast<const __nv_bfloat16 *>(x);
-    if (n_tok == 1)
-        gemv_one<T, 1>(grid, w, n_in, n_out, xb, xs, n_tok, y, ys, out, s);
-    else if (n_tok == 2)
-        gemv_one<T, 2>(grid, w, n_in, n_out, xb, xs, n_tok, y, ys, out, s);
-    else if (n_tok <= 4)
-        gemv_one<T, 4>(grid, w, n_in, n_out, xb, xs, n_tok, y, ys, out, s);
-    else
-        gemv_one<T, 8>(grid, w, n_in, n_out, xb, xs, n_tok, y, ys, out, s);
-    return cudaGetLastError();
+    if (n_tok == 1) return gemv_one<T, 1>(grid, w, n_in, n_out, xb, xs, n_tok, y, ys, out, s);
+    if (n_tok == 2) return gemv_one<T, 2>(grid, w, n_in, n_out, xb, xs, n_tok, y, ys, out, s);
+    if (n_tok <= 4) return gemv_one<T, 4>(grid, w, n_in, n_out, xb, xs, n_tok, y, ys, out, s);
+    return gemv_one<T, 8>(grid, w, n_in, n_out, xb, xs, n_tok, y, ys, out, s);
 }
 
 extern "C" cudaError_t pc_cu_gemv(pc_type t, const void *w, int64_t n_in, int64_t n_out, const void *x, int64_t x_stride,

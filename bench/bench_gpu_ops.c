@@ -2,7 +2,9 @@
  * measured in the same run (a device-to-device copy and a large cuBLAS bf16
  * product), at Llama-2-7B shapes:
  *   - the small-batch matrix product against cuBLAS, 1..32 tokens, per weight
- *     type (decides where the backend switches, gemv_limit in backend_cuda.c);
+ *     type, at the 7B layer's four products, weights rotated over 512 MB and
+ *     launched back to back (decides where the backend switches: gemv_max in
+ *     backend_cuda.c);
  *   - attention: causal prefill (TFLOP/s, the causal half counted), few queries
  *     over 1024-32768 keys and decode (GB/s of K and V read), MMA, FEWQ and VEC
  *     kernels, with and without splits; each timed alone and back to back (as
@@ -161,48 +163,69 @@ static void ceilings(timer *t, cublasHandle_t h) {
 
 /* ---- matrix products ---- */
 
+/* A product's weights in as many copies as fill 512 MB, used in turn: each call
+ * reads its weights from device memory, not from the 60 MB L2, as in a forward. */
+enum { MM_COPIES_MAX = 16 };
 typedef struct mm_job {
     pc_type t;
-    const void *w, *x;
+    const void *w[MM_COPIES_MAX];
+    const void *x;
     void *y, *scratch;
     int64_t n_in, n_out;
-    int n;
+    int n, copies, next;
     gemm_job g;
 } mm_job;
+static const void *next_w(mm_job *j) {
+    const void *w = j->w[j->next];
+    j->next = (j->next + 1) % j->copies;
+    return w;
+}
 static void do_gemv(void *c) {
     mm_job *j = c;
-    CU(pc_cu_gemv(j->t, j->w, j->n_in, j->n_out, j->x, j->n_in, j->n, j->y, j->n_out, PC_CU_OUT_F32, 0));
+    CU(pc_cu_gemv(j->t, next_w(j), j->n_in, j->n_out, j->x, j->n_in, j->n, j->y, j->n_out, PC_CU_OUT_F32, 0));
 }
 static void do_deq_gemm(void *c) {
     mm_job *j = c;
-    if (j->t != PC_TYPE_BF16) CU(pc_cu_dequant_rows(j->t, j->w, j->n_in, j->n_out, j->scratch, 1, 0));
+    const void *w = next_w(j);
+    if (j->t != PC_TYPE_BF16)
+        CU(pc_cu_dequant_rows(j->t, w, j->n_in, j->n_out, j->scratch, 1, 0));
+    else
+        j->g.w = w;
     do_gemm(&j->g);
 }
 
+/* Llama-2-7B's products: q|k|v fused, o, gate|up fused, down; timed back to back. */
 static void matmuls(timer *t, cublasHandle_t h) {
     const pc_type types[] = {PC_TYPE_BF16, PC_TYPE_Q4_0, PC_TYPE_Q8_0};
-    const int64_t shapes[][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096}};
+    const int64_t shapes[][2] = {{4096, 12288}, {4096, 4096}, {4096, 22016}, {11008, 4096}};
     const int ns[] = {1, 2, 4, 8, 16, 32};
     void *x = drandom_bf16(11008 * 32, 1.0f), *y, *scratch;
-    CU(cudaMalloc(&y, sizeof(float) * 11008 * 32));
-    CU(cudaMalloc(&scratch, 2 * 11008 * 4096));
+    CU(cudaMalloc(&y, sizeof(float) * 22016 * 32));
+    CU(cudaMalloc(&scratch, 2 * (size_t)22016 * 4096));
     for (int ti = 0; ti < 3; ti++)
-        for (int si = 0; si < 3; si++) {
+        for (int si = 0; si < 4; si++) {
             mm_job j = {.t = types[ti], .x = x, .y = y, .scratch = scratch, .n_in = shapes[si][0], .n_out = shapes[si][1]};
-            j.w = drandom_weights(j.t, j.n_in, j.n_out);
-            j.g = (gemm_job){.h = h, .w = j.t == PC_TYPE_BF16 ? j.w : scratch, .x = x, .y = y, .n_in = (int)j.n_in,
-                             .n_out = (int)j.n_out, .yt = CUDA_R_32F};
-            const double wbytes = (double)pc_row_size(j.t, j.n_in) * (double)j.n_out;
+            const size_t wb = pc_row_size(j.t, j.n_in) * (size_t)j.n_out;
+            j.w[0] = drandom_weights(j.t, j.n_in, j.n_out);
+            j.copies = (int)((((size_t)512 << 20) + wb - 1) / wb);
+            if (j.copies > MM_COPIES_MAX) j.copies = MM_COPIES_MAX;
+            for (int c = 1; c < j.copies; c++) {
+                void *d;
+                CU(cudaMalloc(&d, wb));
+                CU(cudaMemcpy(d, j.w[0], wb, cudaMemcpyDeviceToDevice));
+                j.w[c] = d;
+            }
+            j.g = (gemm_job){.h = h, .w = j.t == PC_TYPE_BF16 ? j.w[0] : scratch, .x = x, .y = y, .n_in = (int)j.n_in, .n_out = (int)j.n_out, .yt = CUDA_R_32F};
             for (int ni = 0; ni < 6; ni++) {
                 j.n = j.g.n = ns[ni];
-                const float mg = j.n <= PC_CU_GEMV_MAX ? time_it(t, do_gemv, &j, 20) : NAN;
-                const float mb = time_it(t, do_deq_gemm, &j, 20);
+                const float mg = j.n <= PC_CU_GEMV_MAX ? time_back_to_back(t, do_gemv, &j, 20) : NAN;
+                const float mb = time_back_to_back(t, do_deq_gemm, &j, 20);
                 printf("matmul %-4s %5lld -> %5lld, %2d tokens: gemv %7.1f us (%5.0f GB/s)  %s %7.1f us (%5.0f GB/s of "
                        "the stored weights)\n",
-                       pc_type_name(j.t), (long long)j.n_in, (long long)j.n_out, j.n, mg * 1e3, wbytes / mg / 1e6,
-                       j.t == PC_TYPE_BF16 ? "cuBLAS" : "dequant+cuBLAS", mb * 1e3, wbytes / mb / 1e6);
+                       pc_type_name(j.t), (long long)j.n_in, (long long)j.n_out, j.n, mg * 1e3, wb / mg / 1e6,
+                       j.t == PC_TYPE_BF16 ? "cuBLAS" : "dequant+cuBLAS", mb * 1e3, wb / mb / 1e6);
             }
-            CU(cudaFree((void *)j.w));
+            for (int c = 0; c < j.copies; c++) CU(cudaFree((void *)j.w[c]));
         }
     CU(cudaFree(x)); CU(cudaFree(y)); CU(cudaFree(scratch));
 }

@@ -17,6 +17,10 @@
 #   serve   pcache serve --backend cuda on a seeded SmolLM2-shaped model: one plain prompt twice (the
 #           second reuses the prefix cache's blocks), then the GPU tier's counters in /metrics and /v1/cache
 #   run     bench_gpu.py, pcache alone on the 7B f16 shape, with `pcache run` (the product path)
+#   ab      this build's bench_gpu against other builds' (ab.tar.xz: gpu_stage.sh AB_FROM="NAME=DIR ...")
+#           on the 7B f16 shape in one call, ROUNDS (3) rounds in turn: the spread between machines is
+#           larger than most effects, so versions are compared on one
+#   sandbox bench/gemv_sandbox.cu: the bf16 decode product's versions, checked and timed
 # Logs go to $OUT (few files: a call brings back 8): summary.txt, check.txt, bench.txt,
 # bench.json, bench_log.txt, and llama-bench.xz* (the static binary, for a later call to
 # carry instead of building again).
@@ -96,7 +100,7 @@ step_ops() {
     grep -vE "^$" /tmp/fwd.txt | tail -12 | tee -a "$SUM"
     timeout 240 bin/bench_gpu_ops > /tmp/opsb.txt 2>&1; say "bench_gpu_ops exit $?"
     { echo "### test_ops_cuda"; cat /tmp/ops.txt; echo "### test_backend_forward"; cat /tmp/fwd.txt; echo "### bench_gpu_ops"; cat /tmp/opsb.txt; } >> "$OUT/check.txt"
-    grep -E "device|ceiling|attention" /tmp/opsb.txt | tee -a "$SUM"
+    grep -E "device|ceiling|attention|matmul BF16" /tmp/opsb.txt | tee -a "$SUM"
 }
 
 step_models() {
@@ -199,6 +203,44 @@ step_run() {
     timeout 560 python3 bench_gpu.py --bin bin --models "$MODELS" --skip llama,hf,small,q4 --json "$OUT/bench.json" > "$OUT/bench.txt" 2>> "$OUT/bench_log.txt"
     say "bench_gpu.py exit $?"; head -9 "$OUT/bench.txt" | tee -a "$SUM"
     grep -E "run_gpu|run_host|gpu tier" "$OUT/bench_log.txt" | tee -a "$SUM"
+}
+
+step_ab() {
+    say "== $(date -u +%H:%M:%S) A/B: other builds (AB_FROM) against this one (new), 7B f16, cached 8192 + 32 and decode"
+    [ -f ab.tar.xz ] || { say "no ab.tar.xz (gpu_stage.sh AB_FROM=...)"; return; }
+    rm -rf ab && mkdir ab && tar xJf ab.tar.xz -C ab
+    local m=$MODELS/llama2-7b-f16.gguf
+    mkdir -p "$MODELS"
+    [ -f "$m" ] || timeout 300 bin/pc_write_model --shape llama2-7b --type f16 --out "$m" >> "$OUT/bench_log.txt" 2>&1
+    for r in $(seq 1 "${ROUNDS:-3}"); do
+        for v in $(ls ab) new; do
+            local exe=bin/bench_gpu
+            [ $v = new ] || exe=ab/$v/bench_gpu
+            timeout 150 $exe "$m" --cached 8192 --fresh 32 --decode 32 --reps 7 2>> "$OUT/bench_log.txt" |
+                sed "s/^/$v $r /" >> "$OUT/ab.txt"
+        done
+    done
+    python3 - "$OUT/ab.txt" <<'PY' | tee -a "$SUM"
+import collections, json, statistics, sys
+rows = collections.defaultdict(list)
+names = []
+for line in open(sys.argv[1]):
+    name, rnd, js = line.split(" ", 2)
+    r = json.loads(js)
+    rows[(name, r["case"])].append(r["ms"])
+    if name not in names:
+        names.append(name)
+for case in ("cached_gpu", "cached_pinned", "decode"):
+    for n in names:
+        v = rows[(n, case)]
+        print(f"{case:14s} {n:5s} {' / '.join(f'{x:.2f}' for x in v)}  median {statistics.median(v):.3f}")
+PY
+}
+
+step_sandbox() {
+    say "== $(date -u +%H:%M:%S) bf16 decode product, versions side by side (gemv_sandbox)"
+    timeout 240 bin/gemv_sandbox 7 > /tmp/sandbox.txt 2>&1; say "gemv_sandbox exit $?"
+    cat /tmp/sandbox.txt | tee -a "$SUM"
 }
 
 for s in "$@"; do "step_$s"; done

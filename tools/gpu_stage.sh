@@ -25,6 +25,17 @@ mkdir -p "$tmp/lib"
 for l in $(ldd "$BUILD/pcache" | awk '/libxml2|libicu|libjansson|libhiredis|libxxhash|libcrypto|libmicrohttpd|libgnutls|libp11-kit|libidn2|libunistring|libtasn1|libnettle|libhogweed|libgmp|libffi/ {print $3}'); do
     cp "$l" "$tmp/lib/"
 done
+# AB_FROM="NAME=DIR ...": other builds' bench_gpu (ab.tar.xz, NAME/bench_gpu), for gpu_check.sh ab
+# to time beside this one (named "new")
+rm -f "$DEST/ab.tar.xz" "$DEST/binA.tar.xz"
+if [ -n "${AB_FROM:-}" ]; then
+    abt=$(mktemp -d)
+    for nd in $AB_FROM; do mkdir -p "$abt/${nd%%=*}" && cp "${nd#*=}/bench_gpu" "$abt/${nd%%=*}/"; done
+    tar cJf "$DEST/ab.tar.xz" -C "$abt" .
+    rm -rf "$abt"
+fi
+# the bf16 decode product's versions side by side (bench/gemv_sandbox.cu), where built
+[ -x "$BUILD/gemv_sandbox" ] && cp "$BUILD/gemv_sandbox" "$tmp/bin/"
 cp "$REPO/../shared/pml-examples/mbti.xml" "$REPO/tests/data/prompts/mbti_intj.xml" "$DEST/"
 tar cJf "$DEST/bin.tar.xz" -C "$tmp" bin lib
 rm -rf "$tmp" "$DEST/bin"

@@ -156,6 +156,99 @@ __device__ __forceinline__ int list_visible(const pc_cu_tile *mt, int n, int qma
 
 template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
+/* The largest query position among the block's rows (each thread's qp_a, qp_b;
+ * -1 for none), to every thread. */
+__device__ __forceinline__ int block_qmax(int qp_a, int qp_b, int *s_qmax) {
+    if (threadIdx.x == 0) *s_qmax = -1;
+    __syncthreads();
+    atomicMax(s_qmax, max(qp_a, qp_b));
+    __syncthreads();
+    return *s_qmax;
+}
+
+/* What the two tensor-core kernels (MMA, FEWQ) share: shared memory carved into
+ * QR query rows, ST stages of K^T, V and key positions, and the split's tile
+ * metadata; the split's visible tiles; the cp.async loads of the queries and of
+ * one tile. NT threads (the whole block) take part in every call. */
+template <int D, int QR, int ST, int NT> struct tile_pipe {
+    using S = mma_smem<D, QR, ST>;
+    __half *Qs, *Ks, *Vs;
+    int *Ps, *Vis;
+    pc_cu_tile *Mt;
+    pc_cu_span_layer *Ms;
+    int t0 = 0, nv = 0;
+
+    __device__ __forceinline__ tile_pipe(unsigned char *smem, int tiles_cap) {
+        Qs = reinterpret_cast<__half *>(smem);
+        Ks = reinterpret_cast<__half *>(smem + S::q_bytes);
+        Vs = reinterpret_cast<__half *>(smem + S::q_bytes + ST * S::k_bytes);
+        Ps = reinterpret_cast<int *>(smem + S::q_bytes + ST * (S::k_bytes + S::v_bytes));
+        Mt = reinterpret_cast<pc_cu_tile *>(smem + S::fixed);
+        Ms = reinterpret_cast<pc_cu_span_layer *>(smem + S::fixed + (size_t)tiles_cap * sizeof(pc_cu_tile));
+        Vis = reinterpret_cast<int *>(smem + S::fixed + (size_t)tiles_cap * (sizeof(pc_cu_tile) + sizeof(pc_cu_span_layer)));
+    }
+
+    /* The split's tiles that a query at qmax sees any key of (Vis[0, nv)), from
+     * the step's tables alone; then waits for the kernel before (PDL), after
+     * which the queries and the fresh keys and values may be read. */
+    __device__ __forceinline__ void plan(const pc_cu_attn_args &a, int split, int qmax, int *s_nv) {
+        const pc_cu_step *st = a.step;
+        int t1;
+        split_range(st->n_tiles, split, a.n_split, &t0, &t1);
+        if (t1 - t0 > a.tiles_cap) t1 = t0 + a.tiles_cap; /* the launcher sized tiles_cap; never hit */
+        load_meta(st, st->spans + (int64_t)a.layer * st->n_spans, t0, t1, Mt, Ms);
+        nv = list_visible(Mt, t1 - t0, qmax, Vis, s_nv);
+        grid_dep_wait();
+    }
+
+    /* Query rows rho0 .. rho0 + QR of KV head hk (their own commit group). */
+    __device__ __forceinline__ void load_q(const pc_cu_attn_args &a, int rho0, int hk) {
+        const int G = a.n_head / a.n_head_kv, rows = a.n * G, QW = a.n_head * D;
+        const __half *q16 = static_cast<const __half *>(a.q16);
+        for (int c = threadIdx.x; c < QR * (D / 8); c += NT) {
+            const int r = c / (D / 8), cc = c % (D / 8), rho = rho0 + r;
+            const bool ok = rho < rows;
+            const __half *src = ok ? q16 + (int64_t)(rho / G) * QW + (hk * G + rho % G) * D + cc * 8 : q16;
+            cp_async16(Qs + r * S::QS + cc * 8, src, ok);
+        }
+        cp_async_commit();
+    }
+
+    /* Keys, values and key positions of the split's tile ti into stage. */
+    __device__ __forceinline__ void load_tile(const pc_cu_attn_args &a, int hk, int ti, int stage) {
+        const int DA = a.n_head_kv * D, tid = threadIdx.x;
+        const pc_cu_tile tl = Mt[ti];
+        const pc_cu_span_layer sl = Ms[ti];
+        const __half *kb = static_cast<const __half *>(sl.k) + ((int64_t)(tl.row0 / KB) * DA + hk * D) * KB;
+        const __half *vb = static_cast<const __half *>(sl.v) + (int64_t)tl.row0 * DA + hk * D;
+        const int nblk = (tl.n + KB - 1) / KB;
+        __half *kd = Ks + stage * (S::k_bytes / 2);
+        __half *vd = Vs + stage * (S::v_bytes / 2);
+#pragma unroll
+        for (int c = tid; c < D * (BC / KB); c += NT) { /* block j of 8 keys, dim d: 16 bytes */
+            const int j = c / D, d = c % D;
+            const bool ok = j < nblk;
+            cp_async16(kd + d * S::KS + j * KB, ok ? kb + (int64_t)j * DA * KB + d * KB : kb, ok);
+        }
+#pragma unroll
+        for (int c = tid; c < BC * (D / 8); c += NT) {
+            const int r = c / (D / 8), cc = c % (D / 8);
+            const bool ok = r < tl.n;
+            cp_async16(vd + r * S::VS + cc * 8, ok ? vb + (int64_t)r * DA + cc * 8 : vb, ok);
+        }
+        if (tid < BC / 4) cp_async16(Ps + stage * BC + tid * 4, a.step->kpos + (int64_t)(t0 + ti) * BC + tid * 4, true);
+    }
+
+    /* The first ST - 1 visible tiles, one commit group each (empty or not). */
+    __device__ __forceinline__ void prologue(const pc_cu_attn_args &a, int hk) {
+#pragma unroll
+        for (int s = 0; s < ST - 1; s++) {
+            if (s < nv) load_tile(a, hk, Vis[s], s);
+            cp_async_commit();
+        }
+    }
+};
+
 /* QWARPS warps hold 16 query rows each (QR = 16 QWARPS rows); all NW warps load
  * tiles; ST stages of K/V, ST - 1 in flight while one is used. Launched as
  * <D, 4, 2>: two blocks a multiprocessor. */
@@ -165,78 +258,28 @@ __global__ void __launch_bounds__(NW * 32) attn_mma_kernel(pc_cu_attn_args a) {
     constexpr int QR = 16 * QWARPS;
     using S = mma_smem<D, QR, ST>;
     extern __shared__ __align__(16) unsigned char smem[];
-    __half *Qs = reinterpret_cast<__half *>(smem);
-    __half *Ks = reinterpret_cast<__half *>(smem + S::q_bytes);
-    __half *Vs = reinterpret_cast<__half *>(smem + S::q_bytes + ST * S::k_bytes);
-    int *Ps = reinterpret_cast<int *>(smem + S::q_bytes + ST * (S::k_bytes + S::v_bytes));
-    pc_cu_tile *Mt = reinterpret_cast<pc_cu_tile *>(smem + S::fixed);
-    pc_cu_span_layer *Ms = reinterpret_cast<pc_cu_span_layer *>(smem + S::fixed + (size_t)a.tiles_cap * sizeof(pc_cu_tile));
-    int *Vis = reinterpret_cast<int *>(smem + S::fixed + (size_t)a.tiles_cap * (sizeof(pc_cu_tile) + sizeof(pc_cu_span_layer)));
+    tile_pipe<D, QR, ST, NW * 32> pipe(smem, a.tiles_cap);
+    __half *const Qs = pipe.Qs, *const Ks = pipe.Ks, *const Vs = pipe.Vs;
+    const int *const Ps = pipe.Ps, *const Vis = pipe.Vis;
     __shared__ int s_qmax, s_nv;
 
     const pc_cu_step *st = a.step;
-    const int G = a.n_head / a.n_head_kv, rows = a.n * G, DA = a.n_head_kv * D, QW = a.n_head * D;
+    const int G = a.n_head / a.n_head_kv, rows = a.n * G, QW = a.n_head * D;
     /* the last query tiles see the most keys (causal prefill): start them first, so the
      * short ones fill the tail of the grid instead of the long ones */
     const int qtile = gridDim.x - 1 - blockIdx.x, hk = blockIdx.y, split = blockIdx.z;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const bool qwarp = warp < QWARPS;
-    const __half *q16 = static_cast<const __half *>(a.q16);
 
     /* this thread's two rows (lane / 4 and lane / 4 + 8 of its warp's 16) */
     const int ra = warp * 16 + lane / 4, rb = ra + 8;
     const int rho_a = qtile * QR + ra, rho_b = qtile * QR + rb;
     const int qp_a = qwarp && rho_a < rows ? st->qpos[rho_a / G] : -1;
     const int qp_b = qwarp && rho_b < rows ? st->qpos[rho_b / G] : -1;
-    if (tid == 0) s_qmax = -1;
-    __syncthreads();
-    atomicMax(&s_qmax, max(qp_a, qp_b));
-    __syncthreads();
-    const int qmax = s_qmax;
-
-    int t0, t1;
-    split_range(st->n_tiles, split, a.n_split, &t0, &t1);
-    if (t1 - t0 > a.tiles_cap) t1 = t0 + a.tiles_cap; /* the launcher sized tiles_cap; never hit */
-    load_meta(st, st->spans + (int64_t)a.layer * st->n_spans, t0, t1, Mt, Ms);
-    const int nv = list_visible(Mt, t1 - t0, qmax, Vis, &s_nv);
-    grid_dep_wait();
-
-    /* queries of the tile */
-    for (int c = tid; c < QR * (D / 8); c += NW * 32) {
-        const int r = c / (D / 8), cc = c % (D / 8), rho = qtile * QR + r;
-        const bool ok = rho < rows;
-        const __half *src = ok ? q16 + (int64_t)(rho / G) * QW + (hk * G + rho % G) * D + cc * 8 : q16;
-        cp_async16(Qs + r * S::QS + cc * 8, src, ok);
-    }
-    cp_async_commit();
-
-    auto load_tile = [&](int ti, int stage) { /* ti: local index into the split's tiles */
-        const pc_cu_tile tl = Mt[ti];
-        const pc_cu_span_layer sl = Ms[ti];
-        const __half *kb = static_cast<const __half *>(sl.k) + ((int64_t)(tl.row0 / KB) * DA + hk * D) * KB;
-        const __half *vb = static_cast<const __half *>(sl.v) + (int64_t)tl.row0 * DA + hk * D;
-        const int nblk = (tl.n + KB - 1) / KB;
-        __half *kd = Ks + stage * (S::k_bytes / 2);
-        __half *vd = Vs + stage * (S::v_bytes / 2);
-        for (int c = tid; c < D * (BC / KB); c += NW * 32) { /* block j of 8 keys, dim d: 16 bytes */
-            const int j = c / D, d = c % D;
-            const bool ok = j < nblk;
-            cp_async16(kd + d * S::KS + j * KB, ok ? kb + (int64_t)j * DA * KB + d * KB : kb, ok);
-        }
-        for (int c = tid; c < BC * (D / 8); c += NW * 32) {
-            const int r = c / (D / 8), cc = c % (D / 8);
-            const bool ok = r < tl.n;
-            cp_async16(vd + r * S::VS + cc * 8, ok ? vb + (int64_t)r * DA + cc * 8 : vb, ok);
-        }
-        if (tid < BC / 4) cp_async16(Ps + stage * BC + tid * 4, st->kpos + (int64_t)(t0 + ti) * BC + tid * 4, true);
-    };
-
-    /* prologue: the first ST - 1 visible tiles (one commit group each, empty or not) */
-#pragma unroll
-    for (int s = 0; s < ST - 1; s++) {
-        if (s < nv) load_tile(Vis[s], s);
-        cp_async_commit();
-    }
+    pipe.plan(a, split, block_qmax(qp_a, qp_b, &s_qmax), &s_nv);
+    const int nv = pipe.nv;
+    pipe.load_q(a, qtile * QR, hk);
+    pipe.prologue(a, hk);
 
     const float sl2 = a.scale * LOG2E;
     float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
@@ -249,7 +292,7 @@ __global__ void __launch_bounds__(NW * 32) attn_mma_kernel(pc_cu_attn_args a) {
     for (int i = 0; i < nv; i++) {
         cp_async_wait<ST - 2>(); /* groups: Q, then tiles 0..i+ST-2: tile i (and Q) have landed */
         __syncthreads();         /* ... for every thread, and stage (i - 1) % ST is free again */
-        if (i + ST - 1 < nv) load_tile(Vis[i + ST - 1], (i + ST - 1) % ST);
+        if (i + ST - 1 < nv) pipe.load_tile(a, hk, Vis[i + ST - 1], (i + ST - 1) % ST);
         cp_async_commit();
         if (!qwarp) continue;
         if (!have_q) {
@@ -440,74 +483,24 @@ __global__ void __launch_bounds__(RG * KG * 32, 1) attn_fewq_kernel(pc_cu_attn_a
     constexpr int QR = 16 * RG, NT = RG * KG * 32;
     using S = mma_smem<D, QR, ST>;
     extern __shared__ __align__(16) unsigned char smem[];
-    __half *Qs = reinterpret_cast<__half *>(smem);
-    __half *Ks = reinterpret_cast<__half *>(smem + S::q_bytes);
-    __half *Vs = reinterpret_cast<__half *>(smem + S::q_bytes + ST * S::k_bytes);
-    int *Ps = reinterpret_cast<int *>(smem + S::q_bytes + ST * (S::k_bytes + S::v_bytes));
-    pc_cu_tile *Mt = reinterpret_cast<pc_cu_tile *>(smem + S::fixed);
-    pc_cu_span_layer *Ms = reinterpret_cast<pc_cu_span_layer *>(smem + S::fixed + (size_t)a.tiles_cap * sizeof(pc_cu_tile));
-    int *Vis = reinterpret_cast<int *>(smem + S::fixed + (size_t)a.tiles_cap * (sizeof(pc_cu_tile) + sizeof(pc_cu_span_layer)));
+    tile_pipe<D, QR, ST, NT> pipe(smem, a.tiles_cap);
+    __half *const Qs = pipe.Qs, *const Ks = pipe.Ks, *const Vs = pipe.Vs;
+    const int *const Ps = pipe.Ps, *const Vis = pipe.Vis;
     __shared__ int s_qmax, s_nv;
     __shared__ float s_ml[RG * KG][16][2];
 
     const pc_cu_step *st = a.step;
-    const int G = a.n_head / a.n_head_kv, rows = a.n * G, DA = a.n_head_kv * D, QW = a.n_head * D;
+    const int G = a.n_head / a.n_head_kv, rows = a.n * G;
     const int hk = blockIdx.y, split = blockIdx.z;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, kg = warp % KG, rg = warp / KG;
-    const __half *q16 = static_cast<const __half *>(a.q16);
 
     const int ra = rg * 16 + lane / 4, rb = ra + 8;
     const int qp_a = ra < rows ? st->qpos[ra / G] : -1;
     const int qp_b = rb < rows ? st->qpos[rb / G] : -1;
-    if (tid == 0) s_qmax = -1;
-    __syncthreads();
-    atomicMax(&s_qmax, max(qp_a, qp_b));
-    __syncthreads();
-    const int qmax = s_qmax;
-
-    int t0, t1;
-    split_range(st->n_tiles, split, a.n_split, &t0, &t1);
-    if (t1 - t0 > a.tiles_cap) t1 = t0 + a.tiles_cap; /* the launcher sized tiles_cap; never hit */
-    load_meta(st, st->spans + (int64_t)a.layer * st->n_spans, t0, t1, Mt, Ms);
-    const int nv = list_visible(Mt, t1 - t0, qmax, Vis, &s_nv);
-    grid_dep_wait();
-
-    for (int c = tid; c < QR * (D / 8); c += NT) {
-        const int r = c / (D / 8), cc = c % (D / 8);
-        const bool ok = r < rows;
-        const __half *src = ok ? q16 + (int64_t)(r / G) * QW + (hk * G + r % G) * D + cc * 8 : q16;
-        cp_async16(Qs + r * S::QS + cc * 8, src, ok);
-    }
-    cp_async_commit();
-
-    auto load_tile = [&](int ti, int stage) {
-        const pc_cu_tile tl = Mt[ti];
-        const pc_cu_span_layer sl = Ms[ti];
-        const __half *kb = static_cast<const __half *>(sl.k) + ((int64_t)(tl.row0 / KB) * DA + hk * D) * KB;
-        const __half *vb = static_cast<const __half *>(sl.v) + (int64_t)tl.row0 * DA + hk * D;
-        const int nblk = (tl.n + KB - 1) / KB;
-        __half *kd = Ks + stage * (S::k_bytes / 2);
-        __half *vd = Vs + stage * (S::v_bytes / 2);
-#pragma unroll
-        for (int c = tid; c < D * (BC / KB); c += NT) {
-            const int j = c / D, d = c % D;
-            const bool ok = j < nblk;
-            cp_async16(kd + d * S::KS + j * KB, ok ? kb + (int64_t)j * DA * KB + d * KB : kb, ok);
-        }
-#pragma unroll
-        for (int c = tid; c < BC * (D / 8); c += NT) {
-            const int r = c / (D / 8), cc = c % (D / 8);
-            const bool ok = r < tl.n;
-            cp_async16(vd + r * S::VS + cc * 8, ok ? vb + (int64_t)r * DA + cc * 8 : vb, ok);
-        }
-        if (tid < BC / 4) cp_async16(Ps + stage * BC + tid * 4, st->kpos + (int64_t)(t0 + ti) * BC + tid * 4, true);
-    };
-
-#pragma unroll
-    for (int s = 0; s < ST - 1; s++) {
-        if (s < nv) load_tile(Vis[s], s);
-        cp_async_commit();
-    }
+    pipe.plan(a, split, block_qmax(qp_a, qp_b, &s_qmax), &s_nv);
+    const int nv = pipe.nv;
+    pipe.load_q(a, 0, hk);
+    pipe.prologue(a, hk);
 
     const float sl2 = a.scale * LOG2E;
     float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
@@ -520,7 +513,7 @@ __global__ void __launch_bounds__(RG * KG * 32, 1) attn_fewq_kernel(pc_cu_attn_a
     for (int i = 0; i < nv; i++) {
         cp_async_wait<ST - 2>();
         __syncthreads();
-        if (i + ST - 1 < nv) load_tile(Vis[i + ST - 1], (i + ST - 1) % ST);
+        if (i + ST - 1 < nv) pipe.load_tile(a, hk, Vis[i + ST - 1], (i + ST - 1) % ST);
         cp_async_commit();
         if (!have_q) {
 #pragma unroll

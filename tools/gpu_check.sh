@@ -18,7 +18,8 @@
 #           second reuses the prefix cache's blocks), then the GPU tier's counters in /metrics and /v1/cache
 #   run     bench_gpu.py, pcache alone on the 7B f16 shape, with `pcache run` (the product path)
 #   ab      this build's bench_gpu against other builds' (ab.tar.xz: gpu_stage.sh AB_FROM="NAME=DIR ...")
-#           on the 7B f16 shape in one call, ROUNDS (3) rounds in turn: the spread between machines is
+#           on the 7B f16 shape in one call, ROUNDS (3) rounds in turn, the order rotated each round
+#           (AB_ARGS="--prefill 2048,8192" adds full prefills; AB_BUDGET_S stops starting rounds): the spread between machines is
 #           larger than most effects, so versions are compared on one
 #   sandbox bench/gemv_sandbox.cu: the bf16 decode product's versions, checked and timed
 # Logs go to $OUT (few files: a call brings back 8): summary.txt, check.txt, bench.txt,
@@ -212,11 +213,17 @@ step_ab() {
     local m=$MODELS/llama2-7b-f16.gguf
     mkdir -p "$MODELS"
     [ -f "$m" ] || timeout 300 bin/pc_write_model --shape llama2-7b --type f16 --out "$m" >> "$OUT/bench_log.txt" 2>&1
+    local names=($(ls ab) new) n r i v t0=$(date +%s)
+    n=${#names[@]}
     for r in $(seq 1 "${ROUNDS:-3}"); do
-        for v in $(ls ab) new; do
+        [ $(( $(date +%s) - t0 )) -gt "${AB_BUDGET_S:-100000}" ] && { say "AB_BUDGET_S reached before round $r"; break; }
+        # the order rotates each round, so no build always runs first on a cold or warm GPU
+        for i in $(seq 0 $((n - 1))); do
+            v=${names[$(( (i + r - 1) % n ))]}
             local exe=bin/bench_gpu
             [ $v = new ] || exe=ab/$v/bench_gpu
-            timeout 150 $exe "$m" --cached 8192 --fresh 32 --decode 32 --reps 7 2>> "$OUT/bench_log.txt" |
+            # AB_ARGS adds cases, e.g. "--prefill 2048,8192" for full prefills
+            timeout 150 $exe "$m" ${AB_ARGS:-} --cached 8192 --fresh 32 --decode 32 --reps 7 2>> "$OUT/bench_log.txt" |
                 sed "s/^/$v $r /" >> "$OUT/ab.txt"
         done
     done
@@ -227,13 +234,16 @@ names = []
 for line in open(sys.argv[1]):
     name, rnd, js = line.split(" ", 2)
     r = json.loads(js)
-    rows[(name, r["case"])].append(r["ms"])
+    key = r["case"] + (str(r["n_new"]) if r["case"] == "prefill" else "")
+    rows[(name, key)].append(r["ms"])
     if name not in names:
         names.append(name)
-for case in ("cached_gpu", "cached_pinned", "decode"):
+for case in ("prefill2048", "prefill8192", "cached_gpu", "cached_pinned", "decode"):
     for n in names:
         v = rows[(n, case)]
-        print(f"{case:14s} {n:5s} {' / '.join(f'{x:.2f}' for x in v)}  median {statistics.median(v):.3f}")
+        if v:
+            print(f"{case:14s} {n:8s} {' / '.join(f'{x:.2f}' for x in v)}  median {statistics.median(v):.3f}"
+                  f" spread {max(v) - min(v):.2f}")
 PY
 }
 

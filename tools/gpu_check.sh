@@ -207,7 +207,7 @@ step_run() {
 }
 
 step_ab() {
-    say "== $(date -u +%H:%M:%S) A/B: other builds (AB_FROM) against this one (new), 7B f16, cached 8192 + 32 and decode"
+    say "== $(date -u +%H:%M:%S) A/B: other builds (AB_FROM) against this one (new), 7B f16, cached 8192 + 32 and decode ${AB_ARGS:-}"
     [ -f ab.tar.xz ] || { say "no ab.tar.xz (gpu_stage.sh AB_FROM=...)"; return; }
     rm -rf ab && mkdir ab && tar xJf ab.tar.xz -C ab
     local m=$MODELS/llama2-7b-f16.gguf

@@ -282,7 +282,7 @@ static void cpu_attention(pc_backend *b, int32_t layer) {
 
 static void cpu_swiglu(pc_backend *b, int32_t n) {
     cpu_backend *c = cpu(b);
-    run_split(c, c->isa >= PC_ISA_AVX2 ? pc_swiglu_avx2 : pc_swiglu, c->gate, c->up, (int64_t)n * c->m->hp.n_ff);
+    run_split(c, pc_swiglu_for(c->isa), c->gate, c->up, (int64_t)n * c->m->hp.n_ff);
 }
 
 /* Gate and up in one pool job with the swiglu (pc_matmul_swiglu) when their

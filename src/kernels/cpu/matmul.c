@@ -157,7 +157,7 @@ static void mm_rows(const mm_ctx *m, const mm_mat *mt, int64_t o0, int64_t o1, u
 /* Element-wise, so the bits are those of the op run over whole rows afterwards. */
 static void mm_epilogue(const mm_ctx *m, int64_t o0, int64_t o1) {
     const pc_matmul_args *a = m->mats[0].a;
-    void (*swiglu)(float *, const float *, int64_t) = a->isa >= PC_ISA_AVX2 ? pc_swiglu_avx2 : pc_swiglu;
+    const pc_swiglu_fn swiglu = pc_swiglu_for(a->isa);
     for (int64_t t = 0; t < a->n_tok && o0 < o1; t++) {
         float *y = a->y + t * a->n_out + o0;
         if (m->acc) pc_add(m->acc + t * a->n_out + o0, y, o1 - o0);

@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+#include "kernels/cpu/quant.h"
+
 /* y = x / sqrt(mean(x^2) + eps) * w, n elements (sum of squares in double, as llama.cpp). */
 void pc_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps);
 
@@ -23,6 +25,9 @@ void pc_swiglu(float *gate, const float *up, int64_t n);
 /* pc_swiglu with AVX2 and FMA, the same bits (swiglu_avx2.c says why; where it
  * cannot promise them it is pc_swiglu). Only where pc_isa_detect() >= PC_ISA_AVX2. */
 void pc_swiglu_avx2(float *gate, const float *up, int64_t n);
+typedef void (*pc_swiglu_fn)(float *gate, const float *up, int64_t n);
+/* The fastest swiglu of those isa allows (isa <= pc_isa_detect()); all give the same bits. */
+pc_swiglu_fn pc_swiglu_for(pc_isa isa);
 /* y[i] = expf(x[i]), the same bits, as pc_swiglu_avx2 computes it (for its test). */
 void pc_expf_avx2(float *y, const float *x, int64_t n);
 /* x[i] += y[i] */

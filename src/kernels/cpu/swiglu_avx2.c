@@ -11,7 +11,7 @@
  * fma(x, 32/ln2, shift) and fma(x, 32/ln2, -kd), not a rounded product).
  * tests/kernels/test_swiglu.c checks it against expf bitwise over a sweep of all
  * floats; lanes with |x| >= 88 or NaN (overflow, underflow, errno) take the
- * scalar loop. With another libm the test says so, and pc_swiglu_kernel then
+ * scalar loop. With another libm the test says so, and pc_swiglu_for then
  * must hand out the scalar loop on that platform. */
 #include <math.h>
 #include <stdbool.h>
@@ -113,3 +113,5 @@ void pc_expf_avx2(float *y, const float *x, int64_t n) {
 void pc_swiglu_avx2(float *gate, const float *up, int64_t n) { pc_swiglu(gate, up, n); }
 
 #endif
+
+pc_swiglu_fn pc_swiglu_for(pc_isa isa) { return isa >= PC_ISA_AVX2 ? pc_swiglu_avx2 : pc_swiglu; }

@@ -161,6 +161,22 @@ static void unit_scores(const pc_attn_args *a, const tile *t, const float *q, co
     for (int32_t i = 0; i < RG; i++) memcpy(dst + i * ps, blk + i * KU, (size_t)nb * sizeof(float));
 }
 
+/* unit_scores for a tile of at most RG rows, from the stored f16 keys (no
+ * f32 copy of the unit): a tile that small reads each key once anyway. */
+static void unit_scores_h(const pc_attn_args *a, const tile *t, const float *q, const pc_kv_span *sp, int32_t r0,
+                          int32_t nb, float *dst, int64_t ps, const pc_attn_kernels *k) {
+    const pc_f16 *b0 = pc_kv_k_block(sp, a->layer, r0 / KB) + (int64_t)t->kvh * t->hd * KB;
+    const int64_t bstride = (int64_t)sp->dim * KB;
+    const int32_t nblk = (nb + KB - 1) / KB;
+    if (nb == KU) {
+        k->scores_h(dst, ps, q, b0, bstride, nblk, t->hd, a->scale, t->rows);
+        return;
+    }
+    float blk[RG * KU];
+    k->scores_h(blk, KU, q, b0, bstride, nblk, t->hd, a->scale, t->rows);
+    for (int32_t i = 0; i < t->rows; i++) memcpy(dst + i * ps, blk + i * KU, (size_t)nb * sizeof(float));
+}
+
 /* Pass 1: scores of the visible units with index in [u0, u1), in context order,
  * into rows ps apart (q: the tile's rows of f16-rounded queries); returns the
  * number of visible keys before unit u1. */
@@ -170,9 +186,13 @@ static int64_t score_keys(const pc_attn_args *a, const tile *t, const float *q, 
     block_iter it = {0};
     for (; u < u1 && next_block(a, t, &it); u++, j += it.nb) {
         if (u < u0) continue;
-        load_k_unit(a, t, it.sp, it.r0, it.nb, kt, k);
-        for (int32_t rg = 0; rg < t->rows; rg += RG)
-            unit_scores(a, t, q + (int64_t)rg * t->hd, kt, it.nb, scores + (int64_t)rg * ps + j, ps, k);
+        if (t->rows <= RG) {
+            unit_scores_h(a, t, q, it.sp, it.r0, it.nb, scores + j, ps, k);
+        } else {
+            load_k_unit(a, t, it.sp, it.r0, it.nb, kt, k);
+            for (int32_t rg = 0; rg < t->rows; rg += RG)
+                unit_scores(a, t, q + (int64_t)rg * t->hd, kt, it.nb, scores + (int64_t)rg * ps + j, ps, k);
+        }
         if (a->alibi_slopes || !block_all_visible(it.sp, it.r0, it.nb, t->min_pos))
             for (int32_t row = 0; row < t->rows; row++)
                 mask_scores(a, t, it.sp, it.r0, it.nb, row, scores + (int64_t)row * ps + j);
@@ -196,7 +216,12 @@ static void weight_values(const pc_attn_args *a, const tile *t, const float *p, 
     int64_t j = 0;
     block_iter it = {0};
     for (; next_block(a, t, &it); j += it.nb) {
-        k->v_unit(vb, pc_kv_v(it.sp, a->layer, it.r0) + (int64_t)t->kvh * t->hd + d0, it.sp->dim, it.nb, dc);
+        const pc_f16 *v = pc_kv_v(it.sp, a->layer, it.r0) + (int64_t)t->kvh * t->hd + d0;
+        if (t->rows <= RG) { /* a few rows (decode): each value row is used once, convert it in registers */
+            k->pv_h(acc, p + j, ps, v, it.sp->dim, it.nb, t->rows, dc);
+            continue;
+        }
+        k->v_unit(vb, v, it.sp->dim, it.nb, dc);
         k->pv(acc, p + j, ps, vb, it.nb, t->rows, dc);
     }
 }

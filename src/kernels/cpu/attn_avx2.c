@@ -42,6 +42,35 @@ static void scores_avx2(float *dst, int64_t ds, const float *q, const float *kt,
     }
 }
 
+/* Row pairs of scores_h: the keys of row d converted in registers for each pair. */
+static inline __attribute__((always_inline)) void scores_h_rows_avx2(float *dst, int64_t ds, const float *q,
+                                                                     const pc_f16 *b0, int64_t bstride, int32_t nblk,
+                                                                     int32_t hd, float scale, const int NR) {
+    __m256 acc[2][KU / KB];
+    for (int i = 0; i < NR; i++)
+        for (int c = 0; c < KU / KB; c++) acc[i][c] = _mm256_setzero_ps();
+    for (int32_t d = 0; d < hd; d++) {
+        __m256 k[KU / KB];
+        for (int32_t b = 0; b < KU / KB; b++)
+            k[b] = b < nblk ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b0 + b * bstride + d * KB)))
+                            : _mm256_setzero_ps();
+        for (int i = 0; i < NR; i++) {
+            const __m256 qv = _mm256_broadcast_ss(q + i * hd + d);
+            for (int c = 0; c < KU / KB; c++) acc[i][c] = _mm256_fmadd_ps(qv, k[c], acc[i][c]);
+        }
+    }
+    const __m256 vs = _mm256_set1_ps(scale);
+    for (int i = 0; i < NR; i++)
+        for (int c = 0; c < KU / KB; c++) _mm256_storeu_ps(dst + i * ds + 8 * c, _mm256_mul_ps(acc[i][c], vs));
+}
+
+static void scores_h_avx2(float *dst, int64_t ds, const float *q, const pc_f16 *b0, int64_t bstride, int32_t nblk,
+                          int32_t hd, float scale, int32_t rows) {
+    int32_t r = 0;
+    for (; r + 2 <= rows; r += 2) scores_h_rows_avx2(dst + r * ds, ds, q + r * hd, b0, bstride, nblk, hd, scale, 2);
+    if (r < rows) scores_h_rows_avx2(dst + r * ds, ds, q + r * hd, b0, bstride, nblk, hd, scale, 1);
+}
+
 static void k_unit_avx2(float *kt, const pc_f16 *b0, int64_t bstride, int32_t nblk, int32_t hd) {
     for (int32_t d = 0; d < hd; d++)
         for (int32_t b = 0; b < KU / KB; b++)
@@ -91,6 +120,38 @@ static void pv_avx2(float *acc, const float *p, int64_t ps, const float *vb, int
         int32_t r = 0;
         for (; r + 2 <= rows; r += 2) pv_rows_avx2(acc + r * hd, p + r * ps, ps, vb, nb, hd, d0, 2);
         if (r < rows) pv_rows_avx2(acc + r * hd, p + r * ps, ps, vb, nb, hd, d0, 1);
+    }
+}
+
+/* pv_rows_avx2 with each f16 value row converted in registers. */
+static inline __attribute__((always_inline)) void pv_h_rows_avx2(float *acc, const float *p, int64_t ps,
+                                                                 const pc_f16 *v, int64_t stride, int32_t nb,
+                                                                 int32_t hd, int32_t d0, const int NR) {
+    __m256 a[2][4], x[4];
+    for (int i = 0; i < NR; i++)
+        for (int c = 0; c < 4; c++) a[i][c] = _mm256_loadu_ps(acc + i * hd + d0 + 8 * c);
+    for (int32_t l = 0; l < nb; l++) {
+        for (int c = 0; c < 4; c++)
+            x[c] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + l * stride + d0 + 8 * c)));
+        for (int i = 0; i < NR; i++) {
+            const __m256 pl = _mm256_broadcast_ss(p + i * ps + l);
+            for (int c = 0; c < 4; c++) a[i][c] = _mm256_fmadd_ps(pl, x[c], a[i][c]);
+        }
+    }
+    for (int i = 0; i < NR; i++)
+        for (int c = 0; c < 4; c++) _mm256_storeu_ps(acc + i * hd + d0 + 8 * c, a[i][c]);
+}
+
+static void pv_h_avx2(float *acc, const float *p, int64_t ps, const pc_f16 *v, int64_t stride, int32_t nb,
+                      int32_t rows, int32_t hd) {
+    if (hd % 32 != 0) {
+        pc_attn_pv_h_scalar(acc, p, ps, v, stride, nb, rows, hd);
+        return;
+    }
+    for (int32_t d0 = 0; d0 < hd; d0 += 32) {
+        int32_t r = 0;
+        for (; r + 2 <= rows; r += 2) pv_h_rows_avx2(acc + r * hd, p + r * ps, ps, v, stride, nb, hd, d0, 2);
+        if (r < rows) pv_h_rows_avx2(acc + r * hd, p + r * ps, ps, v, stride, nb, hd, d0, 1);
     }
 }
 
@@ -166,7 +227,15 @@ static int64_t exp_sum_avx2(float *s, int64_t n, float mx) {
 #endif
 
 pc_attn_kernels pc_attn_kernels_avx2(void) {
-    return (pc_attn_kernels){scores_avx2, k_unit_avx2, v_unit_avx2, pv_avx2, max_avx2, exp_sum_avx2, scale_round_avx2};
+    return (pc_attn_kernels){.scores = scores_avx2,
+                             .k_unit = k_unit_avx2,
+                             .v_unit = v_unit_avx2,
+                             .pv = pv_avx2,
+                             .scores_h = scores_h_avx2,
+                             .pv_h = pv_h_avx2,
+                             .max = max_avx2,
+                             .exp_sum = exp_sum_avx2,
+                             .scale_round = scale_round_avx2};
 }
 
 #else

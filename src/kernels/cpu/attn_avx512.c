@@ -38,6 +38,56 @@ static void scores_avx512(float *dst, int64_t ds, const float *q, const float *k
     }
 }
 
+/* Row d of the unit's stored blocks as two zmm of 16 keys; the lanes of
+ * missing blocks (past nblk) are zero, as k_unit leaves them. */
+static inline __attribute__((always_inline)) void key_row_avx512(__m512 *k0, __m512 *k1, const pc_f16 *b0,
+                                                                 int64_t bstride, int32_t nblk, int32_t d) {
+    __m128i h[KU / KB];
+    for (int32_t b = 0; b < KU / KB; b++)
+        h[b] = b < nblk ? _mm_loadu_si128((const __m128i *)(b0 + b * bstride + d * KB)) : _mm_setzero_si128();
+    *k0 = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(h[0]), h[1], 1));
+    *k1 = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(h[2]), h[3], 1));
+}
+
+/* NR rows x KU lanes with the keys converted in registers (scores_h). */
+static inline __attribute__((always_inline)) void scores_h_rows_avx512(float *dst, int64_t ds, const float *q,
+                                                                       const pc_f16 *b0, int64_t bstride, int32_t nblk,
+                                                                       int32_t hd, float scale, const int NR) {
+    __m512 lo[RG], hi[RG];
+    for (int i = 0; i < NR; i++) lo[i] = hi[i] = _mm512_setzero_ps();
+    for (int32_t d = 0; d < hd; d++) {
+        __m512 k0, k1;
+        if (nblk == KU / KB)
+            key_row_avx512(&k0, &k1, b0, bstride, KU / KB, d);
+        else
+            key_row_avx512(&k0, &k1, b0, bstride, nblk, d);
+        for (int i = 0; i < NR; i++) {
+            const __m512 qv = _mm512_set1_ps(q[i * hd + d]);
+            lo[i] = _mm512_fmadd_ps(qv, k0, lo[i]);
+            hi[i] = _mm512_fmadd_ps(qv, k1, hi[i]);
+        }
+    }
+    const __m512 vs = _mm512_set1_ps(scale);
+    for (int i = 0; i < NR; i++) {
+        _mm512_storeu_ps(dst + i * ds, _mm512_mul_ps(lo[i], vs));
+        _mm512_storeu_ps(dst + i * ds + 16, _mm512_mul_ps(hi[i], vs));
+    }
+}
+
+static void scores_h_avx512(float *dst, int64_t ds, const float *q, const pc_f16 *b0, int64_t bstride, int32_t nblk,
+                            int32_t hd, float scale, int32_t rows) {
+    switch (rows) {
+    case 1: scores_h_rows_avx512(dst, ds, q, b0, bstride, nblk, hd, scale, 1); break;
+    case 2: scores_h_rows_avx512(dst, ds, q, b0, bstride, nblk, hd, scale, 2); break;
+    case 3: scores_h_rows_avx512(dst, ds, q, b0, bstride, nblk, hd, scale, 3); break;
+    case 4: scores_h_rows_avx512(dst, ds, q, b0, bstride, nblk, hd, scale, 4); break;
+    case 5: scores_h_rows_avx512(dst, ds, q, b0, bstride, nblk, hd, scale, 5); break;
+    case 6: scores_h_rows_avx512(dst, ds, q, b0, bstride, nblk, hd, scale, 6); break;
+    case 7: scores_h_rows_avx512(dst, ds, q, b0, bstride, nblk, hd, scale, 7); break;
+    default: scores_h_rows_avx512(dst, ds, q, b0, bstride, nblk, hd, scale, RG); break;
+    }
+}
+
 /* Two stored blocks (8 keys each) make one zmm of 16 lanes. */
 static void k_unit_avx512(float *kt, const pc_f16 *b0, int64_t bstride, int32_t nblk, int32_t hd) {
     for (int32_t d = 0; d < hd; d++)
@@ -108,6 +158,53 @@ static void pv_avx512(float *acc, const float *p, int64_t ps, const float *vb, i
         pc_attn_kernels_avx2().pv(acc, p, ps, vb, nb, rows, hd);
 }
 
+/* pv_rows_avx512 with each f16 value row converted in registers. */
+static inline __attribute__((always_inline)) void pv_h_rows_avx512(float *acc, const float *p, int64_t ps,
+                                                                   const pc_f16 *v, int64_t stride, int32_t nb,
+                                                                   int32_t hd, int32_t d0, const int NR, const int W) {
+    __m512 a[PV_ROWS][4], x[4];
+    for (int i = 0; i < NR; i++)
+        for (int c = 0; c < W; c++) a[i][c] = _mm512_loadu_ps(acc + i * hd + d0 + 16 * c);
+    for (int32_t l = 0; l < nb; l++) {
+        for (int c = 0; c < W; c++)
+            x[c] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + l * stride + d0 + 16 * c)));
+        for (int i = 0; i < NR; i++) {
+            const __m512 pl = _mm512_set1_ps(p[i * ps + l]);
+            for (int c = 0; c < W; c++) a[i][c] = _mm512_fmadd_ps(pl, x[c], a[i][c]);
+        }
+    }
+    for (int i = 0; i < NR; i++)
+        for (int c = 0; c < W; c++) _mm512_storeu_ps(acc + i * hd + d0 + 16 * c, a[i][c]);
+}
+
+static inline __attribute__((always_inline)) void pv_h_cols_avx512(float *acc, const float *p, int64_t ps,
+                                                                   const pc_f16 *v, int64_t stride, int32_t nb,
+                                                                   int32_t rows, int32_t hd, int32_t d0, const int W) {
+    int32_t r = 0;
+    for (; r + PV_ROWS <= rows; r += PV_ROWS)
+        pv_h_rows_avx512(acc + r * hd, p + r * ps, ps, v, stride, nb, hd, d0, PV_ROWS, W);
+    float *ar = acc + r * hd;
+    const float *pr = p + r * ps;
+    switch (rows - r) {
+    case 5: pv_h_rows_avx512(ar, pr, ps, v, stride, nb, hd, d0, 5, W); break;
+    case 4: pv_h_rows_avx512(ar, pr, ps, v, stride, nb, hd, d0, 4, W); break;
+    case 3: pv_h_rows_avx512(ar, pr, ps, v, stride, nb, hd, d0, 3, W); break;
+    case 2: pv_h_rows_avx512(ar, pr, ps, v, stride, nb, hd, d0, 2, W); break;
+    case 1: pv_h_rows_avx512(ar, pr, ps, v, stride, nb, hd, d0, 1, W); break;
+    default: break;
+    }
+}
+
+static void pv_h_avx512(float *acc, const float *p, int64_t ps, const pc_f16 *v, int64_t stride, int32_t nb,
+                        int32_t rows, int32_t hd) {
+    if (hd % 64 == 0)
+        for (int32_t d0 = 0; d0 < hd; d0 += 64) pv_h_cols_avx512(acc, p, ps, v, stride, nb, rows, hd, d0, 4);
+    else if (hd % 32 == 0)
+        for (int32_t d0 = 0; d0 < hd; d0 += 32) pv_h_cols_avx512(acc, p, ps, v, stride, nb, rows, hd, d0, 2);
+    else
+        pc_attn_kernels_avx2().pv_h(acc, p, ps, v, stride, nb, rows, hd);
+}
+
 static float max_avx512(const float *s, int64_t n) {
     __m512 m = _mm512_set1_ps(-INFINITY);
     int64_t j = 0;
@@ -175,8 +272,15 @@ static int64_t exp_sum_avx512(float *s, int64_t n, float mx) {
 #endif
 
 pc_attn_kernels pc_attn_kernels_avx512(void) {
-    return (pc_attn_kernels){scores_avx512, k_unit_avx512,  v_unit_avx512,     pv_avx512,
-                             max_avx512,    exp_sum_avx512, scale_round_avx512};
+    return (pc_attn_kernels){.scores = scores_avx512,
+                             .k_unit = k_unit_avx512,
+                             .v_unit = v_unit_avx512,
+                             .pv = pv_avx512,
+                             .scores_h = scores_h_avx512,
+                             .pv_h = pv_h_avx512,
+                             .max = max_avx512,
+                             .exp_sum = exp_sum_avx512,
+                             .scale_round = scale_round_avx512};
 }
 
 #else

@@ -38,6 +38,16 @@ typedef struct pc_attn_kernels {
     void (*v_unit)(float *vb, const pc_f16 *v, int64_t stride, int32_t nb, int32_t hd);
     /* acc[r * hd + d] += p[r * ps + l] * vb[l * hd + d] over l < nb in order, for r < rows. */
     void (*pv)(float *acc, const float *p, int64_t ps, const float *vb, int32_t nb, int32_t rows, int32_t hd);
+    /* Small tiles (decode): the same as k_unit then scores, but the keys go
+     * from the stored f16 blocks straight into registers and only rows
+     * (1..RG) query rows are computed and written: a tile of a few rows reads
+     * each key once either way, and the f32 copy cost more than the products. */
+    void (*scores_h)(float *dst, int64_t ds, const float *q, const pc_f16 *b0, int64_t bstride, int32_t nblk,
+                     int32_t hd, float scale, int32_t rows);
+    /* The same as v_unit then pv, from the f16 value rows (stride elements
+     * apart) directly; for rows <= RG, where each value row is converted once. */
+    void (*pv_h)(float *acc, const float *p, int64_t ps, const pc_f16 *v, int64_t stride, int32_t nb, int32_t rows,
+                 int32_t hd);
     float (*max)(const float *s, int64_t n);
     /* s[j] = exp(s[j] - mx) in place; returns the fixed-point sum. */
     int64_t (*exp_sum)(float *s, int64_t n, float mx);
@@ -57,5 +67,7 @@ pc_attn_kernels pc_attn_kernels_avx512(void);
  * paths use for tails and odd head sizes. */
 float pc_attn_exp_neg(float x);
 void pc_attn_pv_scalar(float *acc, const float *p, int64_t ps, const float *vb, int32_t nb, int32_t rows, int32_t hd);
+void pc_attn_pv_h_scalar(float *acc, const float *p, int64_t ps, const pc_f16 *v, int64_t stride, int32_t nb,
+                         int32_t rows, int32_t hd);
 
 #endif

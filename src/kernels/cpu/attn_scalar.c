@@ -32,6 +32,18 @@ static void scores_scalar(float *dst, int64_t ds, const float *q, const float *k
         }
 }
 
+static void scores_h_scalar(float *dst, int64_t ds, const float *q, const pc_f16 *b0, int64_t bstride, int32_t nblk,
+                            int32_t hd, float scale, int32_t rows) {
+    for (int32_t i = 0; i < rows; i++)
+        for (int32_t l = 0; l < KU; l++) {
+            const int32_t b = l / KB;
+            float acc = 0.0f;
+            for (int32_t d = 0; d < hd; d++)
+                acc = fmaf(q[i * hd + d], b < nblk ? pc_f16_to_f32(b0[b * bstride + d * KB + l % KB]) : 0.0f, acc);
+            dst[i * ds + l] = acc * scale;
+        }
+}
+
 static void k_unit_scalar(float *kt, const pc_f16 *b0, int64_t bstride, int32_t nblk, int32_t hd) {
     for (int32_t b = 0; b < KU / KB; b++)
         for (int32_t d = 0; d < hd; d++)
@@ -48,6 +60,14 @@ void pc_attn_pv_scalar(float *acc, const float *p, int64_t ps, const float *vb, 
     for (int32_t r = 0; r < rows; r++)
         for (int32_t l = 0; l < nb; l++)
             for (int32_t d = 0; d < hd; d++) acc[r * hd + d] = fmaf(p[r * ps + l], vb[l * hd + d], acc[r * hd + d]);
+}
+
+void pc_attn_pv_h_scalar(float *acc, const float *p, int64_t ps, const pc_f16 *v, int64_t stride, int32_t nb,
+                         int32_t rows, int32_t hd) {
+    for (int32_t r = 0; r < rows; r++)
+        for (int32_t l = 0; l < nb; l++)
+            for (int32_t d = 0; d < hd; d++)
+                acc[r * hd + d] = fmaf(p[r * ps + l], pc_f16_to_f32(v[l * stride + d]), acc[r * hd + d]);
 }
 
 /* Max is exact in any order, so the vector versions agree with this one. */
@@ -72,8 +92,15 @@ static void scale_round_scalar(float *s, int64_t n, float inv) {
 }
 
 pc_attn_kernels pc_attn_kernels_scalar(void) {
-    return (pc_attn_kernels){scores_scalar,   k_unit_scalar,  v_unit_scalar,     pc_attn_pv_scalar,
-                             max_scalar,      exp_sum_scalar, scale_round_scalar};
+    return (pc_attn_kernels){.scores = scores_scalar,
+                             .k_unit = k_unit_scalar,
+                             .v_unit = v_unit_scalar,
+                             .pv = pc_attn_pv_scalar,
+                             .scores_h = scores_h_scalar,
+                             .pv_h = pc_attn_pv_h_scalar,
+                             .max = max_scalar,
+                             .exp_sum = exp_sum_scalar,
+                             .scale_round = scale_round_scalar};
 }
 
 pc_attn_kernels pc_attn_kernels_get(pc_isa isa) {

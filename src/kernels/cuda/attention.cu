@@ -9,7 +9,8 @@
  *
  * MMA (prefill, and any number of rows): FlashAttention-2 on mma.sync
  * m16n8k16 (f16 in, f32 accumulate). A block is 4 warps, 64 query rows of one
- * KV head; key tiles stream through shared memory with cp.async, double
+ * KV head, or 128 above 128 rows (each warp two blocks of 16 rows, so that every
+ * K and V fragment read from shared memory feeds two products); key tiles stream through shared memory with cp.async, double
  * buffered. Keys are stored transposed in blocks of 8 ([dim][8], kv.h), which
  * is K^T: ldmatrix.trans turns it into mma's B operand as it lies; values are
  * rows, also read with ldmatrix.trans. Scores are scaled to log2 units and
@@ -249,13 +250,17 @@ template <int D, int QR, int ST, int NT> struct tile_pipe {
     }
 };
 
-/* QWARPS warps hold 16 query rows each (QR = 16 QWARPS rows); all NW warps load
- * tiles; ST stages of K/V, ST - 1 in flight while one is used. Launched as
- * <D, 4, 2>: two blocks a multiprocessor. */
-template <int D, int QWARPS, int ST>
-__global__ void __launch_bounds__(NW * 32) attn_mma_kernel(pc_cu_attn_args a) {
+/* QWARPS warps hold MT x 16 query rows each (QR = 16 QWARPS MT rows); all NW warps
+ * load tiles; ST stages of K/V, ST - 1 in flight while one is used. With MT = 2 each
+ * K and V fragment read from shared memory feeds two row blocks' products, half the
+ * ldmatrix traffic a FLOP (what limits MT = 1 at long prefills), and the queries are
+ * read again from shared memory each tile instead of held in registers. Launched as
+ * <D, 4, MT, 2>: two blocks a multiprocessor. */
+template <int D, int QWARPS, int MT, int ST>
+__global__ void __launch_bounds__(NW * 32, 2) attn_mma_kernel(pc_cu_attn_args a) {
     grid_dep_launch();
-    constexpr int QR = 16 * QWARPS;
+    constexpr int QR = 16 * QWARPS * MT;
+    constexpr bool QREG = MT == 1; /* queries in registers */
     using S = mma_smem<D, QR, ST>;
     extern __shared__ __align__(16) unsigned char smem[];
     tile_pipe<D, QR, ST, NW * 32> pipe(smem, a.tiles_cap);
@@ -271,22 +276,31 @@ __global__ void __launch_bounds__(NW * 32) attn_mma_kernel(pc_cu_attn_args a) {
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const bool qwarp = warp < QWARPS;
 
-    /* this thread's two rows (lane / 4 and lane / 4 + 8 of its warp's 16) */
-    const int ra = warp * 16 + lane / 4, rb = ra + 8;
-    const int rho_a = qtile * QR + ra, rho_b = qtile * QR + rb;
-    const int qp_a = qwarp && rho_a < rows ? st->qpos[rho_a / G] : -1;
-    const int qp_b = qwarp && rho_b < rows ? st->qpos[rho_b / G] : -1;
-    pipe.plan(a, split, block_qmax(qp_a, qp_b, &s_qmax), &s_nv);
+    /* this thread's rows: lane / 4 and lane / 4 + 8 of each of its warp's MT blocks of 16 */
+    const int rho0 = qtile * QR + warp * MT * 16 + lane / 4; /* row a of block m: rho0 + 16 m; row b: + 8 */
+    int qp_a[MT], qp_b[MT], qmax = -1;
+#pragma unroll
+    for (int m = 0; m < MT; m++) {
+        const int ra = rho0 + 16 * m, rb = ra + 8;
+        qp_a[m] = qwarp && ra < rows ? st->qpos[ra / G] : -1;
+        qp_b[m] = qwarp && rb < rows ? st->qpos[rb / G] : -1;
+        qmax = max(qmax, max(qp_a[m], qp_b[m]));
+    }
+    pipe.plan(a, split, block_qmax(qmax, -1, &s_qmax), &s_nv);
     const int nv = pipe.nv;
     pipe.load_q(a, qtile * QR, hk);
     pipe.prologue(a, hk);
 
     const float sl2 = a.scale * LOG2E;
-    float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
-    float o[D / 8][4];
+    float m_a[MT], m_b[MT], l_a[MT], l_b[MT];
+    float o[MT][D / 8][4];
 #pragma unroll
-    for (int i = 0; i < D / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
-    uint32_t qf[D / 16][4];
+    for (int m = 0; m < MT; m++) {
+        m_a[m] = m_b[m] = -INFINITY, l_a[m] = l_b[m] = 0.f;
+#pragma unroll
+        for (int i = 0; i < D / 8; i++) o[m][i][0] = o[m][i][1] = o[m][i][2] = o[m][i][3] = 0.f;
+    }
+    uint32_t qf[QREG ? D / 16 : 1][4];
     bool have_q = false;
 
     for (int i = 0; i < nv; i++) {
@@ -295,116 +309,144 @@ __global__ void __launch_bounds__(NW * 32) attn_mma_kernel(pc_cu_attn_args a) {
         if (i + ST - 1 < nv) pipe.load_tile(a, hk, Vis[i + ST - 1], (i + ST - 1) % ST);
         cp_async_commit();
         if (!qwarp) continue;
-        if (!have_q) {
+        if (QREG && !have_q) {
 #pragma unroll
             for (int kk = 0; kk < D / 16; kk++)
-                ldsm_x4(qf[kk], Qs + (warp * 16 + lane % 16) * S::QS + kk * 16 + (lane / 16) * 8);
+                ldsm_x4(qf[QREG ? kk : 0], Qs + (warp * 16 + lane % 16) * S::QS + kk * 16 + (lane / 16) * 8);
             have_q = true;
         }
         const int stage = i % ST;
         const __half *kd = Ks + stage * (S::k_bytes / 2);
         const __half *vd = Vs + stage * (S::v_bytes / 2);
         const int *pd = Ps + stage * BC;
-        float s[BC / 8][4];
+        float s[MT][BC / 8][4];
 #pragma unroll
-        for (int j = 0; j < BC / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+        for (int m = 0; m < MT; m++)
+#pragma unroll
+            for (int j = 0; j < BC / 8; j++) s[m][j][0] = s[m][j][1] = s[m][j][2] = s[m][j][3] = 0.f;
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) {
+            uint32_t qa[MT][4];
+#pragma unroll
+            for (int m = 0; m < MT; m++) {
+                if (QREG)
+#pragma unroll
+                    for (int r = 0; r < 4; r++) qa[m][r] = qf[QREG ? kk : 0][r];
+                else
+                    ldsm_x4(qa[m], Qs + ((warp * MT + m) * 16 + lane % 16) * S::QS + kk * 16 + (lane / 16) * 8);
+            }
 #pragma unroll
             for (int np = 0; np < BC / 16; np++) {
                 uint32_t b[4];
                 ldsm_x4_t(b, kd + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S::KS + np * 16 + (lane >> 4) * 8);
-                mma16816(s[2 * np], qf[kk], b[0], b[1]);
-                mma16816(s[2 * np + 1], qf[kk], b[2], b[3]);
+#pragma unroll
+                for (int m = 0; m < MT; m++) {
+                    mma16816(s[m][2 * np], qa[m], b[0], b[1]);
+                    mma16816(s[m][2 * np + 1], qa[m], b[2], b[3]);
+                }
             }
         }
-        /* mask by position, scale to log2 units, row maxima */
-        float mx_a = -INFINITY, mx_b = -INFINITY;
+        uint32_t pa[MT][BC / 16][4]; /* probabilities as f16, mma's A operand */
 #pragma unroll
-        for (int j = 0; j < BC / 8; j++) {
+        for (int m = 0; m < MT; m++) {
+            /* mask by position, scale to log2 units, row maxima */
+            float mx_a = -INFINITY, mx_b = -INFINITY;
 #pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const int kp = pd[j * 8 + (lane % 4) * 2 + e];
-                s[j][e] = kp <= qp_a ? s[j][e] * sl2 : -INFINITY;
-                s[j][2 + e] = kp <= qp_b ? s[j][2 + e] * sl2 : -INFINITY;
-                mx_a = fmaxf(mx_a, s[j][e]);
-                mx_b = fmaxf(mx_b, s[j][2 + e]);
+            for (int j = 0; j < BC / 8; j++) {
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int kp = pd[j * 8 + (lane % 4) * 2 + e];
+                    s[m][j][e] = kp <= qp_a[m] ? s[m][j][e] * sl2 : -INFINITY;
+                    s[m][j][2 + e] = kp <= qp_b[m] ? s[m][j][2 + e] * sl2 : -INFINITY;
+                    mx_a = fmaxf(mx_a, s[m][j][e]);
+                    mx_b = fmaxf(mx_b, s[m][j][2 + e]);
+                }
             }
-        }
 #pragma unroll
-        for (int off = 1; off <= 2; off <<= 1) {
-            mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, off));
-            mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, off));
-        }
-        const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
-        const float base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
-        const float al_a = ex2(m_a - base_a), al_b = ex2(m_b - base_b);
-        m_a = mn_a;
-        m_b = mn_b;
-        float ps_a = 0.f, ps_b = 0.f;
-#pragma unroll
-        for (int j = 0; j < BC / 8; j++) {
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                s[j][e] = ex2(s[j][e] - base_a);
-                s[j][2 + e] = ex2(s[j][2 + e] - base_b);
-                ps_a += s[j][e];
-                ps_b += s[j][2 + e];
+            for (int off = 1; off <= 2; off <<= 1) {
+                mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, off));
+                mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, off));
             }
-        }
-        l_a = l_a * al_a + ps_a;
-        l_b = l_b * al_b + ps_b;
+            const float mn_a = fmaxf(m_a[m], mx_a), mn_b = fmaxf(m_b[m], mx_b);
+            const float base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
+            const float al_a = ex2(m_a[m] - base_a), al_b = ex2(m_b[m] - base_b);
+            m_a[m] = mn_a;
+            m_b[m] = mn_b;
+            float ps_a = 0.f, ps_b = 0.f;
 #pragma unroll
-        for (int d = 0; d < D / 8; d++) {
-            o[d][0] *= al_a, o[d][1] *= al_a;
-            o[d][2] *= al_b, o[d][3] *= al_b;
+            for (int j = 0; j < BC / 8; j++) {
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    s[m][j][e] = ex2(s[m][j][e] - base_a);
+                    s[m][j][2 + e] = ex2(s[m][j][2 + e] - base_b);
+                    ps_a += s[m][j][e];
+                    ps_b += s[m][j][2 + e];
+                }
+            }
+            l_a[m] = l_a[m] * al_a + ps_a;
+            l_b[m] = l_b[m] * al_b + ps_b;
+#pragma unroll
+            for (int d = 0; d < D / 8; d++) {
+                o[m][d][0] *= al_a, o[m][d][1] *= al_a;
+                o[m][d][2] *= al_b, o[m][d][3] *= al_b;
+            }
+#pragma unroll
+            for (int kk = 0; kk < BC / 16; kk++) {
+                pa[m][kk][0] = pack_h2(s[m][2 * kk][0], s[m][2 * kk][1]);
+                pa[m][kk][1] = pack_h2(s[m][2 * kk][2], s[m][2 * kk][3]);
+                pa[m][kk][2] = pack_h2(s[m][2 * kk + 1][0], s[m][2 * kk + 1][1]);
+                pa[m][kk][3] = pack_h2(s[m][2 * kk + 1][2], s[m][2 * kk + 1][3]);
+            }
         }
         /* o += P V */
 #pragma unroll
         for (int kk = 0; kk < BC / 16; kk++) {
-            const uint32_t pa[4] = {pack_h2(s[2 * kk][0], s[2 * kk][1]), pack_h2(s[2 * kk][2], s[2 * kk][3]),
-                                    pack_h2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                                    pack_h2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
 #pragma unroll
             for (int dp = 0; dp < D / 16; dp++) {
                 uint32_t b[4];
                 ldsm_x4_t(b, vd + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S::VS + dp * 16 + (lane >> 4) * 8);
-                mma16816(o[2 * dp], pa, b[0], b[1]);
-                mma16816(o[2 * dp + 1], pa, b[2], b[3]);
+#pragma unroll
+                for (int m = 0; m < MT; m++) {
+                    mma16816(o[m][2 * dp], pa[m][kk], b[0], b[1]);
+                    mma16816(o[m][2 * dp + 1], pa[m][kk], b[2], b[3]);
+                }
             }
         }
     }
     cp_async_wait<0>();
 
-#pragma unroll
-    for (int off = 1; off <= 2; off <<= 1) {
-        l_a += __shfl_xor_sync(0xffffffffu, l_a, off);
-        l_b += __shfl_xor_sync(0xffffffffu, l_b, off);
-    }
     const int q_tiles = (rows + BR - 1) / BR; /* partials are indexed in tiles of BR = 64 rows */
 #pragma unroll
-    for (int half = 0; half < 2; half++) {
-        const int rho = half ? rho_b : rho_a;
-        if (!qwarp || rho >= rows) continue;
-        const float l = half ? l_b : l_a, m = half ? m_b : m_a;
-        if (a.n_split == 1) {
-            const float inv = l > 0.f ? 1.f / l : 0.f;
-            __nv_bfloat16 *out = static_cast<__nv_bfloat16 *>(a.out) + (int64_t)(rho / G) * QW + (hk * G + rho % G) * D;
+    for (int m = 0; m < MT; m++) {
 #pragma unroll
-            for (int i = 0; i < D / 8; i++) {
-                const int d = i * 8 + (lane % 4) * 2;
-                *reinterpret_cast<__nv_bfloat162 *>(out + d) =
-                    __floats2bfloat162_rn(o[i][2 * half] * inv, o[i][2 * half + 1] * inv);
-            }
-        } else {
-            const int64_t pr = part_row(split, q_tiles, rho / BR, a.n_head_kv, hk, rho % BR);
-            float *po = a.part_o + pr * D;
+        for (int off = 1; off <= 2; off <<= 1) {
+            l_a[m] += __shfl_xor_sync(0xffffffffu, l_a[m], off);
+            l_b[m] += __shfl_xor_sync(0xffffffffu, l_b[m], off);
+        }
 #pragma unroll
-            for (int i = 0; i < D / 8; i++) {
-                const int d = i * 8 + (lane % 4) * 2;
-                *reinterpret_cast<float2 *>(po + d) = make_float2(o[i][2 * half], o[i][2 * half + 1]);
+        for (int half = 0; half < 2; half++) {
+            const int rho = rho0 + 16 * m + 8 * half;
+            if (!qwarp || rho >= rows) continue;
+            const float l = half ? l_b[m] : l_a[m], mm = half ? m_b[m] : m_a[m];
+            if (a.n_split == 1) {
+                const float inv = l > 0.f ? 1.f / l : 0.f;
+                __nv_bfloat16 *out = static_cast<__nv_bfloat16 *>(a.out) + (int64_t)(rho / G) * QW + (hk * G + rho % G) * D;
+#pragma unroll
+                for (int i = 0; i < D / 8; i++) {
+                    const int d = i * 8 + (lane % 4) * 2;
+                    *reinterpret_cast<__nv_bfloat162 *>(out + d) =
+                        __floats2bfloat162_rn(o[m][i][2 * half] * inv, o[m][i][2 * half + 1] * inv);
+                }
+            } else {
+                const int64_t pr = part_row(split, q_tiles, rho / BR, a.n_head_kv, hk, rho % BR);
+                float *po = a.part_o + pr * D;
+#pragma unroll
+                for (int i = 0; i < D / 8; i++) {
+                    const int d = i * 8 + (lane % 4) * 2;
+                    *reinterpret_cast<float2 *>(po + d) = make_float2(o[m][i][2 * half], o[m][i][2 * half + 1]);
+                }
+                if (lane % 4 == 0) *reinterpret_cast<float2 *>(a.part_ml + pr * 2) = make_float2(mm, l);
             }
-            if (lane % 4 == 0) *reinterpret_cast<float2 *>(a.part_ml + pr * 2) = make_float2(m, l);
         }
     }
 }
@@ -800,9 +842,13 @@ using pcl::launch_dependent;
 
 constexpr int FEWQ_ST = 4; /* stages: three 36 KB tiles in flight for one block a multiprocessor */
 constexpr int MAX_DYN_SMEM = 200 * 1024; /* the kernels' opt-in limit; the H100/H200 allow 227 KB */
+/* MMA blocks of 128 rows (MT = 2) above this many rows, of 64 below */
+constexpr int MMA_MT2_ROWS = 128;
 
 template <int D> cudaError_t allow_smem() {
-    cudaError_t e = cudaFuncSetAttribute(attn_mma_kernel<D, 4, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, MAX_DYN_SMEM);
+    cudaError_t e = cudaFuncSetAttribute(attn_mma_kernel<D, 4, 1, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, MAX_DYN_SMEM);
+    if (e == cudaSuccess)
+        e = cudaFuncSetAttribute(attn_mma_kernel<D, 4, 2, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, MAX_DYN_SMEM);
     const void *vec[] = {(const void *)attn_vec_kernel<D, 1>, (const void *)attn_vec_kernel<D, 2>,
                          (const void *)attn_vec_kernel<D, 4>, (const void *)attn_vec_kernel<D, 8>};
     for (int i = 0; i < 4 && e == cudaSuccess; i++)
@@ -813,11 +859,14 @@ template <int D> cudaError_t allow_smem() {
     return e;
 }
 
-template <int D, int QWARPS, int ST> cudaError_t launch_mma_cfg(const pc_cu_attn_args *a, int rows, cudaStream_t s) {
-    const size_t smem = mma_smem<D, 16 * QWARPS, ST>::fixed + meta_bytes(a->tiles_cap);
+template <int D, int QWARPS, int MT, int ST>
+cudaError_t launch_mma_cfg(const pc_cu_attn_args *a, int rows, cudaStream_t s) {
+    constexpr int QR = 16 * QWARPS * MT;
+    const size_t smem = mma_smem<D, QR, ST>::fixed + meta_bytes(a->tiles_cap);
     if (smem > (size_t)MAX_DYN_SMEM) return cudaErrorInvalidValue;
-    const int q_blocks = (rows + 16 * QWARPS - 1) / (16 * QWARPS);
-    return launch_dependent(attn_mma_kernel<D, QWARPS, ST>, dim3(q_blocks, a->n_head_kv, a->n_split), NW * 32, smem, s, *a);
+    const int q_blocks = (rows + QR - 1) / QR;
+    return launch_dependent(attn_mma_kernel<D, QWARPS, MT, ST>, dim3(q_blocks, a->n_head_kv, a->n_split), NW * 32, smem, s,
+                            *a);
 }
 
 /* One configuration for all row counts: measured on the H200 (bench_gpu_ops, 32
@@ -825,7 +874,7 @@ template <int D, int QWARPS, int ST> cudaError_t launch_mma_cfg(const pc_cu_attn
  * read K/V at 1.05 TB/s against this one's 1.29: two compute warps a
  * multiprocessor are too few, whatever is in flight. */
 template <int D> cudaError_t launch_mma(const pc_cu_attn_args *a, int rows, cudaStream_t s) {
-    return launch_mma_cfg<D, 4, 2>(a, rows, s);
+    return rows > MMA_MT2_ROWS ? launch_mma_cfg<D, 4, 2, 2>(a, rows, s) : launch_mma_cfg<D, 4, 1, 2>(a, rows, s);
 }
 
 template <int D> cudaError_t launch_vec(const pc_cu_attn_args *a, int rows, cudaStream_t s) {

@@ -278,14 +278,17 @@ __global__ void __launch_bounds__(NW * 32, 2) attn_mma_kernel(pc_cu_attn_args a)
 
     /* this thread's rows: lane / 4 and lane / 4 + 8 of each of its warp's MT blocks of 16 */
     const int rho0 = qtile * QR + warp * MT * 16 + lane / 4; /* row a of block m: rho0 + 16 m; row b: + 8 */
-    int qp_a[MT], qp_b[MT], qmax = -1;
+    int qp_a[MT], qp_b[MT], qmax = -1, qmin = INT32_MAX; /* qmin: the warp's smallest query position */
 #pragma unroll
     for (int m = 0; m < MT; m++) {
         const int ra = rho0 + 16 * m, rb = ra + 8;
         qp_a[m] = qwarp && ra < rows ? st->qpos[ra / G] : -1;
         qp_b[m] = qwarp && rb < rows ? st->qpos[rb / G] : -1;
         qmax = max(qmax, max(qp_a[m], qp_b[m]));
+        qmin = min(qmin, min(ra < rows ? qp_a[m] : INT32_MAX, rb < rows ? qp_b[m] : INT32_MAX));
     }
+#pragma unroll
+    for (int off = 1; off < 32; off <<= 1) qmin = min(qmin, __shfl_xor_sync(0xffffffffu, qmin, off));
     pipe.plan(a, split, block_qmax(qmax, -1, &s_qmax), &s_nv);
     const int nv = pipe.nv;
     pipe.load_q(a, qtile * QR, hk);
@@ -319,6 +322,8 @@ __global__ void __launch_bounds__(NW * 32, 2) attn_mma_kernel(pc_cu_attn_args a)
         const __half *kd = Ks + stage * (S::k_bytes / 2);
         const __half *vd = Vs + stage * (S::v_bytes / 2);
         const int *pd = Ps + stage * BC;
+        /* does any key of the tile lie after one of the warp's queries? */
+        const bool masked = __any_sync(0xffffffffu, max(pd[lane], pd[lane + 32]) > qmin);
         float s[MT][BC / 8][4];
 #pragma unroll
         for (int m = 0; m < MT; m++)
@@ -349,25 +354,31 @@ __global__ void __launch_bounds__(NW * 32, 2) attn_mma_kernel(pc_cu_attn_args a)
         uint32_t pa[MT][BC / 16][4]; /* probabilities as f16, mma's A operand */
 #pragma unroll
         for (int m = 0; m < MT; m++) {
-            /* mask by position, scale to log2 units, row maxima */
+            /* mask by position (tiles every row of the warp sees whole skip it), row
+             * maxima; scores go to log2 units inside the exponent */
             float mx_a = -INFINITY, mx_b = -INFINITY;
+            if (masked) {
+#pragma unroll
+                for (int j = 0; j < BC / 8; j++) {
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const int kp = pd[j * 8 + (lane % 4) * 2 + e];
+                        if (kp > qp_a[m]) s[m][j][e] = -INFINITY;
+                        if (kp > qp_b[m]) s[m][j][2 + e] = -INFINITY;
+                    }
+                }
+            }
 #pragma unroll
             for (int j = 0; j < BC / 8; j++) {
-#pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const int kp = pd[j * 8 + (lane % 4) * 2 + e];
-                    s[m][j][e] = kp <= qp_a[m] ? s[m][j][e] * sl2 : -INFINITY;
-                    s[m][j][2 + e] = kp <= qp_b[m] ? s[m][j][2 + e] * sl2 : -INFINITY;
-                    mx_a = fmaxf(mx_a, s[m][j][e]);
-                    mx_b = fmaxf(mx_b, s[m][j][2 + e]);
-                }
+                mx_a = fmaxf(mx_a, fmaxf(s[m][j][0], s[m][j][1]));
+                mx_b = fmaxf(mx_b, fmaxf(s[m][j][2], s[m][j][3]));
             }
 #pragma unroll
             for (int off = 1; off <= 2; off <<= 1) {
                 mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, off));
                 mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, off));
             }
-            const float mn_a = fmaxf(m_a[m], mx_a), mn_b = fmaxf(m_b[m], mx_b);
+            const float mn_a = fmaxf(m_a[m], mx_a * sl2), mn_b = fmaxf(m_b[m], mx_b * sl2);
             const float base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
             const float al_a = ex2(m_a[m] - base_a), al_b = ex2(m_b[m] - base_b);
             m_a[m] = mn_a;
@@ -377,8 +388,8 @@ __global__ void __launch_bounds__(NW * 32, 2) attn_mma_kernel(pc_cu_attn_args a)
             for (int j = 0; j < BC / 8; j++) {
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
-                    s[m][j][e] = ex2(s[m][j][e] - base_a);
-                    s[m][j][2 + e] = ex2(s[m][j][2 + e] - base_b);
+                    s[m][j][e] = ex2(fmaf(s[m][j][e], sl2, -base_a));
+                    s[m][j][2 + e] = ex2(fmaf(s[m][j][2 + e], sl2, -base_b));
                     ps_a += s[m][j][e];
                     ps_b += s[m][j][2 + e];
                 }

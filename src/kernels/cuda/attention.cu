@@ -83,7 +83,8 @@ __device__ __forceinline__ uint32_t pack_h2(float lo, float hi) {
 
 /* PDL (launch.cuh): every attention kernel lets the next one (combine_kernel)
  * launch at once, and before pcl::grid_dep_wait reads only the step's tables
- * (uploaded before pc_cu_qkv started), so that it overlaps that kernel's tail. */
+ * (uploaded before pc_cu_qkv started) and the keys and values of spans other than
+ * the one being written, so that it overlaps that kernel's tail. */
 using pcl::grid_dep_launch;
 using pcl::grid_dep_wait;
 
@@ -178,6 +179,7 @@ template <int D, int QR, int ST, int NT> struct tile_pipe {
     pc_cu_tile *Mt;
     pc_cu_span_layer *Ms;
     int t0 = 0, nv = 0;
+    bool early = false; /* the prologue's tiles were requested before grid_dep_wait */
 
     __device__ __forceinline__ tile_pipe(unsigned char *smem, int tiles_cap) {
         Qs = reinterpret_cast<__half *>(smem);
@@ -192,13 +194,20 @@ template <int D, int QR, int ST, int NT> struct tile_pipe {
     /* The split's tiles that a query at qmax sees any key of (Vis[0, nv)), from
      * the step's tables alone; then waits for the kernel before (PDL), after
      * which the queries and the fresh keys and values may be read. */
-    __device__ __forceinline__ void plan(const pc_cu_attn_args &a, int split, int qmax, int *s_nv) {
+    __device__ __forceinline__ void plan(const pc_cu_attn_args &a, int split, int hk, int qmax, int *s_nv) {
         const pc_cu_step *st = a.step;
         int t1;
         split_range(st->n_tiles, split, a.n_split, &t0, &t1);
         if (t1 - t0 > a.tiles_cap) t1 = t0 + a.tiles_cap; /* the launcher sized tiles_cap; never hit */
         load_meta(st, st->spans + (int64_t)a.layer * st->n_spans, t0, t1, Mt, Ms);
         nv = list_visible(Mt, t1 - t0, qmax, Vis, s_nv);
+        /* no kernel of this step writes the keys and values of a span other than the one
+         * being written (host spans' stages are waited for before the launch): when the
+         * prologue's tiles all lie there, they are requested before waiting */
+        const __half *dk = static_cast<const __half *>(st->dst_k) + (int64_t)a.layer * st->dst_layer_stride;
+        early = true;
+        for (int s = 0; s < ST - 1 && s < nv; s++) early = early && Ms[Vis[s]].k != dk;
+        if (early) prologue(a, hk);
         grid_dep_wait();
     }
 
@@ -289,10 +298,10 @@ __global__ void __launch_bounds__(NW * 32, 2) attn_mma_kernel(pc_cu_attn_args a)
     }
 #pragma unroll
     for (int off = 1; off < 32; off <<= 1) qmin = min(qmin, __shfl_xor_sync(0xffffffffu, qmin, off));
-    pipe.plan(a, split, block_qmax(qmax, -1, &s_qmax), &s_nv);
+    pipe.plan(a, split, hk, block_qmax(qmax, -1, &s_qmax), &s_nv);
     const int nv = pipe.nv;
     pipe.load_q(a, qtile * QR, hk);
-    pipe.prologue(a, hk);
+    if (!pipe.early) pipe.prologue(a, hk);
 
     const float sl2 = a.scale * LOG2E;
     float m_a[MT], m_b[MT], l_a[MT], l_b[MT];
@@ -307,8 +316,12 @@ __global__ void __launch_bounds__(NW * 32, 2) attn_mma_kernel(pc_cu_attn_args a)
     bool have_q = false;
 
     for (int i = 0; i < nv; i++) {
-        cp_async_wait<ST - 2>(); /* groups: Q, then tiles 0..i+ST-2: tile i (and Q) have landed */
-        __syncthreads();         /* ... for every thread, and stage (i - 1) % ST is free again */
+        /* groups: Q, then tiles 0..i+ST-2 (or, early, the prologue's tiles before Q): tile i (and Q) have landed */
+        if (pipe.early && i == 0)
+            cp_async_wait<0>();
+        else
+            cp_async_wait<ST - 2>();
+        __syncthreads(); /* ... for every thread, and stage (i - 1) % ST is free again */
         if (i + ST - 1 < nv) pipe.load_tile(a, hk, Vis[i + ST - 1], (i + ST - 1) % ST);
         cp_async_commit();
         if (!qwarp) continue;
@@ -550,10 +563,10 @@ __global__ void __launch_bounds__(RG * KG * 32, 1) attn_fewq_kernel(pc_cu_attn_a
     const int ra = rg * 16 + lane / 4, rb = ra + 8;
     const int qp_a = ra < rows ? st->qpos[ra / G] : -1;
     const int qp_b = rb < rows ? st->qpos[rb / G] : -1;
-    pipe.plan(a, split, block_qmax(qp_a, qp_b, &s_qmax), &s_nv);
+    pipe.plan(a, split, hk, block_qmax(qp_a, qp_b, &s_qmax), &s_nv);
     const int nv = pipe.nv;
     pipe.load_q(a, 0, hk);
-    pipe.prologue(a, hk);
+    if (!pipe.early) pipe.prologue(a, hk);
 
     const float sl2 = a.scale * LOG2E;
     float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
@@ -564,7 +577,10 @@ __global__ void __launch_bounds__(RG * KG * 32, 1) attn_fewq_kernel(pc_cu_attn_a
     bool have_q = false;
 
     for (int i = 0; i < nv; i++) {
-        cp_async_wait<ST - 2>();
+        if (pipe.early && i == 0)
+            cp_async_wait<0>();
+        else
+            cp_async_wait<ST - 2>();
         __syncthreads();
         if (i + ST - 1 < nv) pipe.load_tile(a, hk, Vis[i + ST - 1], (i + ST - 1) % ST);
         cp_async_commit();

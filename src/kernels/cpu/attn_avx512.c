@@ -205,13 +205,15 @@ static void pv_h_avx512(float *acc, const float *p, int64_t ps, const pc_f16 *v,
         pc_attn_kernels_avx2().pv_h(acc, p, ps, v, stride, nb, rows, hd);
 }
 
+/* The first k (1..15) of 16 lanes: the tails of the row loops below. */
+static __mmask16 tail_mask(int64_t k) { return (__mmask16)((1u << k) - 1u); }
+
 static float max_avx512(const float *s, int64_t n) {
     __m512 m = _mm512_set1_ps(-INFINITY);
     int64_t j = 0;
     for (; j + 16 <= n; j += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(s + j));
-    float mx = _mm512_reduce_max_ps(m);
-    for (; j < n; j++) mx = s[j] > mx ? s[j] : mx;
-    return mx;
+    if (j < n) m = _mm512_max_ps(m, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail_mask(n - j), s + j));
+    return _mm512_reduce_max_ps(m);
 }
 
 static void scale_round_avx512(float *s, int64_t n, float inv) {
@@ -221,7 +223,11 @@ static void scale_round_avx512(float *s, int64_t n, float inv) {
         const __m256i h = _mm512_cvtps_ph(_mm512_mul_ps(_mm512_loadu_ps(s + j), vi), _MM_FROUND_TO_NEAREST_INT);
         _mm512_storeu_ps(s + j, _mm512_cvtph_ps(h));
     }
-    for (; j < n; j++) s[j] = pc_f16_to_f32(pc_f32_to_f16(s[j] * inv));
+    if (j < n) {
+        const __mmask16 t = tail_mask(n - j);
+        const __m256i h = _mm512_cvtps_ph(_mm512_mul_ps(_mm512_maskz_loadu_ps(t, s + j), vi), _MM_FROUND_TO_NEAREST_INT);
+        _mm512_mask_storeu_ps(s + j, t, _mm512_cvtph_ps(h));
+    }
 }
 
 static __m512 exp_neg_avx512(__m512 x) {
@@ -256,13 +262,15 @@ static int64_t exp_sum_avx512(float *s, int64_t n, float mx) {
         sum = _mm512_add_epi64(sum, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(q)));
         sum = _mm512_add_epi64(sum, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(q, 1)));
     }
-    int64_t total = _mm512_reduce_add_epi64(sum);
-    for (; j < n; j++) {
-        const float e = pc_attn_exp_neg(s[j] - mx);
-        s[j] = e;
-        total += (int64_t)(int32_t)(e * PC_ATTN_FIX_SCALE);
+    if (j < n) { /* the same lanes' arithmetic under a mask: the scalar loop's values, not a libm call each */
+        const __mmask16 t = tail_mask(n - j);
+        const __m512 e = exp_neg_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, s + j), vmx));
+        _mm512_mask_storeu_ps(s + j, t, e);
+        const __m512i q = _mm512_maskz_mov_epi32(t, _mm512_cvttps_epi32(_mm512_mul_ps(e, fix)));
+        sum = _mm512_add_epi64(sum, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(q)));
+        sum = _mm512_add_epi64(sum, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(q, 1)));
     }
-    return total;
+    return _mm512_reduce_add_epi64(sum);
 }
 
 #if defined(__clang__)

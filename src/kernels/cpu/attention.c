@@ -408,11 +408,33 @@ static void multi_task(void *ctx, int task, int n_tasks, int thread) {
     attn_task((void *)&m->job[i], task - (i ? m->end[i - 1] : 0), n_tasks, thread);
 }
 
+static void seq_task(void *ctx, int task, int n_tasks, int thread) {
+    const attn_multi *m = ctx;
+    for (int32_t h = 0; h < m->job[task].a->n_head_kv; h++) attn_task((void *)&m->job[task], h, n_tasks, thread);
+}
+
+/* A batch of decodes only (tiles of at most RG rows), at least two per
+ * thread: one task per sequence, its KV heads one after the other, so that a
+ * thread streams one sequence's keys and values alone instead of every third
+ * kilobyte of them beside another thread (measured: 15% less time for 8
+ * decodes on 2 threads, bench_attention 2 100 1 200 8). Each head is the same
+ * attn_task call as in the per-head split: the same bits. */
+static bool whole_seqs(pc_pool *pool, const pc_attn_args *a, int32_t n) {
+    if (n < 2 * pc_pool_size(pool)) return false;
+    for (int32_t i = 0; i < n; i++)
+        if (a[i].n_q * (a[i].n_head / a[i].n_head_kv) > RG) return false;
+    attn_multi m = {.n = n};
+    for (int32_t i = 0; i < n; i++) m.job[i] = (attn_job){.a = &a[i], .splits = 1};
+    pc_pool_run(pool, seq_task, &m, n);
+    return true;
+}
+
 void pc_attention_batch(pc_pool *pool, const pc_attn_args *a, int32_t n) {
     if (n == 1) {
         pc_attention(pool, a);
         return;
     }
+    if (whole_seqs(pool, a, n)) return;
     attn_multi m = {.n = n};
     int32_t groups = 0; /* tasks with every KV head's G query heads together */
     for (int32_t i = 0; i < n; i++) groups += (a[i].n_q + TILE_Q - 1) / TILE_Q * a[i].n_head_kv;

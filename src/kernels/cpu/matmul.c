@@ -26,8 +26,8 @@ enum {
                               * block re-reads (and re-prepares) all the weights, so blocks go as long
                               * as L2 allows; 136 tokens of n_in = 8960 are 2 blocks, not 3 */
     TASKS_PER_THREAD = 4, /* enough tasks that an unlucky thread does not finish last by much */
-    DECODE_TASKS_PER_THREAD = 8, /* one token: a thread's last task is all the other waits for, and a pool
-                                  * job is short; more tasks cost an atomic claim and a prefetch start each */
+    DECODE_TASKS_PER_THREAD = 8, /* one token, the most: a thread's last task is all the other waits for */
+    DECODE_TASK_BYTES = 256 << 10, /* one token, the fewest weight bytes a task is given (decode_tasks) */
     PREP_MIN_TOKENS = 16, /* a token block this long may pay for preparing a row group (prep_pays) */
     PREP_MIN_TILES = 4,   /* and one of this many token tiles (see prep_pays) */
     PREP_BYTES = 256 << 10 /* the largest prepared row group, on the task's stack: 16 rows of n_in <= ~12k */
@@ -245,12 +245,25 @@ static bool mm_setup(mm_ctx *m, const pc_matmul_args *a, int n) {
     return m->xt == PC_TYPE_F32 || a[0].scratch != NULL;
 }
 
+/* Tasks per thread of a one-token job: one per DECODE_TASK_BYTES of weights,
+ * 1 to DECODE_TASKS_PER_THREAD. Each task costs a claim on a line both cores
+ * write and a cold start of its stream; more tasks shorten the wait for the
+ * last one. SmolLM2's jobs (0.2-1.1 MB, from L3) decoded 342 tok/s at 8 tasks
+ * per thread, 349 at 4 and 358 at 2 (6 rounds alternating, 2 threads); the
+ * 1.5B model's jobs (1.3-15 MB, from memory) kept 8 within the noise. */
+static int64_t decode_tasks(const mm_ctx *m, int threads) {
+    int64_t bytes = 0;
+    for (int i = 0; i < m->n_mats; i++) bytes += m->mats[i].a->n_out * (int64_t)m->mats[i].w_row;
+    const int64_t per = bytes / ((int64_t)threads * DECODE_TASK_BYTES);
+    return per < 1 ? 1 : per > DECODE_TASKS_PER_THREAD ? DECODE_TASKS_PER_THREAD : per;
+}
+
 /* Splits each matrix's rows into whole-tile tasks of about the same size; in
  * paired mode a task takes the same rows of both matrices. */
 static int mm_plan_tasks(mm_ctx *m, int threads) {
     int64_t total = 0;
     for (int i = 0; i < m->n_mats; i++) total += m->mats[i].a->n_out;
-    const int64_t per_thread = m->a->n_tok == 1 ? DECODE_TASKS_PER_THREAD : TASKS_PER_THREAD;
+    const int64_t per_thread = m->a->n_tok == 1 ? decode_tasks(m, threads) : TASKS_PER_THREAD;
     const int64_t chunk = total > 0 ? ceil_div(total, (int64_t)threads * per_thread) : 1;
     if (m->paired) {
         mm_mat *g = &m->mats[0], *u = &m->mats[1];

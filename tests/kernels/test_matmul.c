@@ -274,6 +274,42 @@ static void check_long_rows(pc_pool *pool, pc_type wt, pc_isa isa) {
     free(scratch);
 }
 
+/* One token over matrices big enough that matmul splits the job into
+ * several tasks a thread (one per 256 KiB of weights, up to 8): the row
+ * ranges of every split equal the dot per output bitwise, and the same
+ * token's row in a 3-token batch (which is split another way). */
+static void check_decode_tasks(pc_pool *pool, pc_type wt, int n_out, pc_isa isa) {
+    enum { N_IN = 8960, TOK = 3 };
+    float *x = malloc(sizeof(float) * N_IN * TOK);
+    for (int i = 0; i < N_IN * TOK; i++) x[i] = frand();
+    void *scratch = aligned(pc_matmul_scratch_size(wt, N_IN, TOK));
+    pc_matmul_args a = random_member(wt, N_IN, n_out, true, x, 1, scratch, isa);
+    float *want = malloc(sizeof(float) * (size_t)n_out * TOK);
+    pc_matmul_args dots = a;
+    dots.packed = NULL;
+    dots.y = want;
+    dots.n_tok = TOK;
+    CHECK(pc_matmul(NULL, &dots));
+    float *one = a.y;
+    memset(one, 0xFF, sizeof(float) * (size_t)n_out);
+    CHECK(pc_matmul(pool, &a));
+    CHECK_MSG(!memcmp(one, want, sizeof(float) * (size_t)n_out), "decode tasks %s on %s, n_out=%d",
+              pc_type_name(wt), pc_isa_name(isa), n_out);
+    float *batch = malloc(sizeof(float) * (size_t)n_out * TOK);
+    a.n_tok = TOK;
+    a.y = batch;
+    CHECK(pc_matmul(pool, &a));
+    CHECK_MSG(!memcmp(batch, want, sizeof(float) * (size_t)n_out * TOK), "decode tasks %s on %s, n_out=%d, %d tokens",
+              pc_type_name(wt), pc_isa_name(isa), n_out, TOK);
+    free((void *)a.w);
+    free((void *)a.packed);
+    free(one);
+    free(want);
+    free(batch);
+    free(x);
+    free(scratch);
+}
+
 /* The layout's contract at its edges: which types pack, sizes in whole groups, bad lengths refused. */
 static void check_pack_api(void) {
     CHECK(pc_pack_supported(PC_TYPE_Q4_K) && pc_pack_supported(PC_TYPE_Q5_0) && pc_pack_supported(PC_TYPE_Q8_0));
@@ -326,6 +362,10 @@ int main(void) {
         }
         check_long_rows(pools[1], PC_TYPE_Q4_K, (pc_isa)isa);
         check_long_rows(pools[1], PC_TYPE_Q6_K, (pc_isa)isa);
+        /* Q4_K rows of 8960 are 5040 B: 300 rows make 3 tasks a thread, 1000 the most (8) */
+        check_decode_tasks(pools[1], PC_TYPE_Q4_K, 300, (pc_isa)isa);
+        check_decode_tasks(pools[1], PC_TYPE_Q4_K, 1000, (pc_isa)isa);
+        check_decode_tasks(pools[1], PC_TYPE_Q6_K, 700, (pc_isa)isa);
     }
     pc_pool_free(pools[0]);
     pc_pool_free(pools[1]);

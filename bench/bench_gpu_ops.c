@@ -37,15 +37,14 @@
         }                                                                                                              \
     } while (0)
 
-static uint64_t rs = 0x1234567;
-static float frand(void) {
-    rs = rs * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (float)((rs >> 40) & 0xffffff) / (float)0x1000000 * 2.0f - 1.0f;
+static float frand(uint64_t *rng) {
+    *rng = *rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((*rng >> 40) & 0xffffff) / (float)0x1000000 * 2.0f - 1.0f;
 }
 
-static void *drandom_f16(size_t n, float scale) {
+static void *drandom_f16(uint64_t *rng, size_t n, float scale) {
     uint16_t *h = malloc(2 * n);
-    for (size_t i = 0; i < n; i++) h[i] = pc_f32_to_f16(frand() * scale);
+    for (size_t i = 0; i < n; i++) h[i] = pc_f32_to_f16(frand(rng) * scale);
     void *d;
     CU(cudaMalloc(&d, 2 * n));
     CU(cudaMemcpy(d, h, 2 * n, cudaMemcpyHostToDevice));
@@ -53,9 +52,9 @@ static void *drandom_f16(size_t n, float scale) {
     return d;
 }
 
-static void *drandom_bf16(size_t n, float scale) {
+static void *drandom_bf16(uint64_t *rng, size_t n, float scale) {
     uint16_t *h = malloc(2 * n);
-    for (size_t i = 0; i < n; i++) h[i] = pc_f32_to_bf16(frand() * scale);
+    for (size_t i = 0; i < n; i++) h[i] = pc_f32_to_bf16(frand(rng) * scale);
     void *d;
     CU(cudaMalloc(&d, 2 * n));
     CU(cudaMemcpy(d, h, 2 * n, cudaMemcpyHostToDevice));
@@ -64,12 +63,12 @@ static void *drandom_bf16(size_t n, float scale) {
 }
 
 /* Random weights of type t, quantized on the host (rows of n_in). */
-static void *drandom_weights(pc_type t, int64_t n_in, int64_t rows) {
+static void *drandom_weights(uint64_t *rng, pc_type t, int64_t n_in, int64_t rows) {
     const size_t rb = pc_row_size(t, n_in);
     char *h = malloc(rb * (size_t)rows);
     float *f = malloc(sizeof(float) * (size_t)n_in);
     for (int64_t r = 0; r < rows; r++) {
-        for (int64_t i = 0; i < n_in; i++) f[i] = frand() * 0.02f;
+        for (int64_t i = 0; i < n_in; i++) f[i] = frand(rng) * 0.02f;
         pc_quantize_row(t, f, h + (size_t)r * rb, n_in);
     }
     void *d;
@@ -142,7 +141,7 @@ static void do_gemm(void *c) {
                     CUDA_R_16BF, j->n_in, &zero, j->y, j->yt, j->n_out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
-static void ceilings(timer *t, cublasHandle_t h) {
+static void ceilings(uint64_t *rng, timer *t, cublasHandle_t h) {
     const size_t bytes = (size_t)4 << 30;
     copy_job c = {.bytes = bytes};
     CU(cudaMalloc(&c.dst, bytes));
@@ -153,8 +152,8 @@ static void ceilings(timer *t, cublasHandle_t h) {
     CU(cudaFree(c.dst)); CU(cudaFree(c.src));
     const int N = 8192;
     gemm_job g = {.h = h, .n_in = N, .n_out = N, .n = N, .yt = CUDA_R_16BF};
-    g.w = drandom_bf16((size_t)N * N, 1.0f);
-    g.x = drandom_bf16((size_t)N * N, 1.0f);
+    g.w = drandom_bf16(rng, (size_t)N * N, 1.0f);
+    g.x = drandom_bf16(rng, (size_t)N * N, 1.0f);
     CU(cudaMalloc(&g.y, (size_t)N * N * 2));
     const float gm = time_it(t, do_gemm, &g, 10);
     printf("ceiling cuBLAS bf16 %d^3: %.0f TFLOP/s\n", N, 2.0 * N * (double)N * N / gm / 1e9);
@@ -195,18 +194,18 @@ static void do_deq_gemm(void *c) {
 }
 
 /* Llama-2-7B's products: q|k|v fused, o, gate|up fused, down; timed back to back. */
-static void matmuls(timer *t, cublasHandle_t h) {
+static void matmuls(uint64_t *rng, timer *t, cublasHandle_t h) {
     const pc_type types[] = {PC_TYPE_BF16, PC_TYPE_Q4_0, PC_TYPE_Q8_0};
     const int64_t shapes[][2] = {{4096, 12288}, {4096, 4096}, {4096, 22016}, {11008, 4096}};
     const int ns[] = {1, 2, 4, 8, 16, 32};
-    void *x = drandom_bf16(11008 * 32, 1.0f), *y, *scratch;
+    void *x = drandom_bf16(rng, 11008 * 32, 1.0f), *y, *scratch;
     CU(cudaMalloc(&y, sizeof(float) * 22016 * 32));
     CU(cudaMalloc(&scratch, 2 * (size_t)22016 * 4096));
     for (int ti = 0; ti < 3; ti++)
         for (int si = 0; si < 4; si++) {
             mm_job j = {.t = types[ti], .x = x, .y = y, .scratch = scratch, .n_in = shapes[si][0], .n_out = shapes[si][1]};
             const size_t wb = pc_row_size(j.t, j.n_in) * (size_t)j.n_out;
-            j.w[0] = drandom_weights(j.t, j.n_in, j.n_out);
+            j.w[0] = drandom_weights(rng, j.t, j.n_in, j.n_out);
             j.copies = (int)((((size_t)512 << 20) + wb - 1) / wb);
             if (j.copies > MM_COPIES_MAX) j.copies = MM_COPIES_MAX;
             for (int c = 1; c < j.copies; c++) {
@@ -238,9 +237,9 @@ typedef struct attn_job {
 static void do_attn(void *c) { CU(pc_cu_attention(&((attn_job *)c)->a, 0)); }
 
 /* A device step: one span of n_ctx keys at positions 0.., queries at the last n_q positions. */
-static pc_cu_step *make_step(int n_ctx, int n_q, int n_kv, int hd, void **bufs) {
+static pc_cu_step *make_step(uint64_t *rng, int n_ctx, int n_q, int n_kv, int hd, void **bufs) {
     const size_t elems = (size_t)(n_ctx + 64) * n_kv * hd;
-    void *k = drandom_f16(elems, 1.0f), *v = drandom_f16(elems, 1.0f);
+    void *k = drandom_f16(rng, elems, 1.0f), *v = drandom_f16(rng, elems, 1.0f);
     const int n_tiles = (n_ctx + 63) / 64;
     pc_cu_tile *tiles = malloc(sizeof *tiles * n_tiles);
     int32_t *kpos = malloc(sizeof(int32_t) * 64 * n_tiles), *qpos = malloc(sizeof(int32_t) * n_q);
@@ -270,7 +269,7 @@ static pc_cu_step *make_step(int n_ctx, int n_q, int n_kv, int hd, void **bufs) 
     return dst;
 }
 
-static void attention(timer *t, int n_sm) {
+static void attention(uint64_t *rng, timer *t, int n_sm) {
     const int H = 32, hd = 128;
     struct { const char *name; int n_ctx, n_q, kernel, split; } cases[] = {
         {"prefill 2048 causal", 2048, 2048, PC_CU_ATTN_MMA, 1},
@@ -299,8 +298,8 @@ static void attention(timer *t, int n_sm) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         void *bufs[7];
         const int nq = cases[i].n_q, nc = cases[i].n_ctx;
-        pc_cu_step *st = make_step(nc, nq, H, hd, bufs);
-        q = drandom_f16((size_t)nq * H * hd, 1.0f);
+        pc_cu_step *st = make_step(rng, nc, nq, H, hd, bufs);
+        q = drandom_f16(rng, (size_t)nq * H * hd, 1.0f);
         CU(cudaMalloc(&out, (size_t)nq * H * hd * 2));
         attn_job j = {.a = {.step = st, .q16 = q, .out = out, .part_o = po, .part_ml = pml, .n = nq, .n_head = H,
                             .n_head_kv = H, .head_dim = hd, .layer = 0, .n_split = 1, .scale = 0.088f,
@@ -338,14 +337,15 @@ int main(void) {
     CU(cudaGetDeviceProperties(&p, 0));
     printf("device: %s, %d multiprocessors, %.0f MB L2\n", p.name, p.multiProcessorCount, p.l2CacheSize / 1e6);
     CU(pc_cu_attention_init());
+    uint64_t rng = 0x1234567;
     timer t;
     CU(cudaEventCreate(&t.a));
     CU(cudaEventCreate(&t.b));
     cublasHandle_t h;
     CB(cublasCreate(&h));
-    ceilings(&t, h);
-    matmuls(&t, h);
-    attention(&t, p.multiProcessorCount);
+    ceilings(&rng, &t, h);
+    matmuls(&rng, &t, h);
+    attention(&rng, &t, p.multiProcessorCount);
     cublasDestroy(h);
     return 0;
 }

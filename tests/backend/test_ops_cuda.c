@@ -36,15 +36,14 @@
         }                                                                                                              \
     } while (0)
 
-static uint64_t rng_state = 0x243F6A8885A308D3ULL;
-static float frand(void) { /* uniform in [-1, 1) */
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+static float frand(uint64_t *rng) { /* uniform in [-1, 1) */
+    uint64_t z = (*rng += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     z ^= z >> 31;
     return (float)(z >> 40) / (float)(1ULL << 23) - 1.0f;
 }
-static int irand(int n) { return (int)((frand() + 1.0f) * 0.5f * (float)n) % n; }
+static int irand(uint64_t *rng, int n) { return (int)((frand(rng) + 1.0f) * 0.5f * (float)n) % n; }
 
 static void *dput(const void *h, size_t bytes) {
     void *d = NULL;
@@ -95,23 +94,23 @@ static const pc_type weight_types[] = {PC_TYPE_F32,  PC_TYPE_F16,  PC_TYPE_BF16,
 enum { N_TYPES = sizeof weight_types / sizeof weight_types[0] };
 
 /* rows x n random weights of type t (quantized by the CPU's reference quantizer). */
-static void *random_weights(pc_type t, int64_t n, int64_t rows) {
+static void *random_weights(uint64_t *rng, pc_type t, int64_t n, int64_t rows) {
     const size_t rb = pc_row_size(t, n);
     char *w = malloc(rb * (size_t)rows);
     float *f = malloc(sizeof(float) * (size_t)n);
     for (int64_t r = 0; r < rows; r++) {
-        for (int64_t i = 0; i < n; i++) f[i] = frand() * (1.0f + (float)(r % 7));
+        for (int64_t i = 0; i < n; i++) f[i] = frand(rng) * (1.0f + (float)(r % 7));
         pc_quantize_row(t, f, w + (size_t)r * rb, n);
     }
     free(f);
     return w;
 }
 
-static void test_dequant(void) {
+static void test_dequant(uint64_t *rng) {
     const int64_t n = 512, rows = 37;
     for (int i = 0; i < N_TYPES; i++) {
         const pc_type t = weight_types[i];
-        void *w = random_weights(t, n, rows);
+        void *w = random_weights(rng, t, n, rows);
         const size_t rb = pc_row_size(t, n), cnt = (size_t)(n * rows);
         float *want = malloc(cnt * sizeof(float)), *got = malloc(cnt * sizeof(float));
         uint16_t *got16 = malloc(cnt * sizeof(uint16_t));
@@ -134,7 +133,7 @@ static void test_dequant(void) {
 
         /* embedding lookup of shuffled rows */
         int32_t toks[9];
-        for (int k = 0; k < 9; k++) toks[k] = irand((int)rows);
+        for (int k = 0; k < 9; k++) toks[k] = irand(rng, (int)rows);
         host_step s = {0};
         s.st.n = 9;
         s.st.tokens = step_put(&s, toks, sizeof toks);
@@ -164,14 +163,14 @@ static int ulp_diff(float a, float b) {
     return abs(x - y);
 }
 
-static void test_rmsnorm(void) {
+static void test_rmsnorm(uint64_t *rng) {
     const int dims[] = {576, 4096, 1536};
     for (int di = 0; di < 3; di++) {
         const int dim = dims[di], rows = 7;
         float *x = malloc(sizeof(float) * rows * dim), *w = malloc(sizeof(float) * dim);
         float *want = malloc(sizeof(float) * rows * dim), *got = malloc(sizeof(float) * rows * dim);
-        for (int i = 0; i < rows * dim; i++) x[i] = frand() * 3.0f;
-        for (int i = 0; i < dim; i++) w[i] = 1.0f + 0.2f * frand();
+        for (int i = 0; i < rows * dim; i++) x[i] = frand(rng) * 3.0f;
+        for (int i = 0; i < dim; i++) w[i] = 1.0f + 0.2f * frand(rng);
         for (int r = 0; r < rows; r++) pc_rmsnorm(want + r * dim, x + r * dim, w, dim, 1e-5f);
         float *dx = dput(x, sizeof(float) * rows * dim), *dw = dput(w, sizeof(float) * dim), *dy = NULL;
         CU(cudaMalloc((void **)&dy, sizeof(float) * rows * dim));
@@ -190,10 +189,10 @@ static void test_rmsnorm(void) {
     }
 }
 
-static void test_swiglu(void) {
+static void test_swiglu(uint64_t *rng) {
     const int n = 10000;
     uint16_t *g = malloc(2 * n), *u = malloc(2 * n), *got = malloc(2 * n);
-    for (int i = 0; i < n; i++) g[i] = pc_f32_to_bf16(frand() * 8.0f), u[i] = pc_f32_to_bf16(frand() * 4.0f);
+    for (int i = 0; i < n; i++) g[i] = pc_f32_to_bf16(frand(rng) * 8.0f), u[i] = pc_f32_to_bf16(frand(rng) * 4.0f);
     void *dg = dput(g, 2 * n), *du = dput(u, 2 * n);
     CU(pc_cu_swiglu(dg, du, dg, 10, n / 10, n / 10, 0));
     dget(got, dg, 2 * n);
@@ -210,19 +209,19 @@ static void test_swiglu(void) {
 }
 
 /* Biases, RoPE and the K/V writes into a span's layout, against the CPU's code path. */
-static void test_qkv(int rope, int n_head, int n_kv, int hd, int rope_dim) {
+static void test_qkv(uint64_t *rng, int rope, int n_head, int n_kv, int hd, int rope_dim) {
     const int n = 13, Q = n_head * hd, KV = n_kv * hd, R = rope_dim / 2, layer = 1, n_layer = 2, row0 = 5;
     const int cap = 24;
     float *q = malloc(sizeof(float) * n * Q), *k = malloc(sizeof(float) * n * KV), *v = malloc(sizeof(float) * n * KV);
     float *bq = malloc(sizeof(float) * Q), *bk = malloc(sizeof(float) * KV), *bv = malloc(sizeof(float) * KV);
     float *rc = malloc(sizeof(float) * n * R), *rs = malloc(sizeof(float) * n * R);
     int32_t pos[13];
-    for (int i = 0; i < n * Q; i++) q[i] = frand();
-    for (int i = 0; i < n * KV; i++) k[i] = frand(), v[i] = frand();
-    for (int i = 0; i < Q; i++) bq[i] = frand();
-    for (int i = 0; i < KV; i++) bk[i] = frand(), bv[i] = frand();
+    for (int i = 0; i < n * Q; i++) q[i] = frand(rng);
+    for (int i = 0; i < n * KV; i++) k[i] = frand(rng), v[i] = frand(rng);
+    for (int i = 0; i < Q; i++) bq[i] = frand(rng);
+    for (int i = 0; i < KV; i++) bk[i] = frand(rng), bv[i] = frand(rng);
     for (int t = 0; t < n; t++) {
-        pos[t] = irand(30000);
+        pos[t] = irand(rng, 30000);
         pc_rope_cache(rc + t * R, rs + t * R, pos[t], rope_dim, 1e6f, 1.0f, NULL);
     }
     host_step s = {0};
@@ -290,17 +289,17 @@ static void test_qkv(int rope, int n_head, int n_kv, int hd, int rope_dim) {
 
 /* ---- small-batch matrix product ---- */
 
-static void test_gemv(void) {
+static void test_gemv(uint64_t *rng) {
     const int64_t n_in = 768, n_out = 203;
     for (int i = 0; i < N_TYPES; i++) {
         const pc_type t = weight_types[i];
         if (!pc_cu_type_supported(t)) continue;
-        void *w = random_weights(t, n_in, n_out);
+        void *w = random_weights(rng, t, n_in, n_out);
         const size_t rb = pc_row_size(t, n_in);
         float *wf = malloc(sizeof(float) * (size_t)(n_in * n_out));
         for (int64_t r = 0; r < n_out; r++) pc_dequantize_row(t, (char *)w + r * rb, wf + r * n_in, n_in);
         uint16_t *x = malloc(2 * 8 * (size_t)n_in);
-        for (int64_t j = 0; j < 8 * n_in; j++) x[j] = pc_f32_to_bf16(frand());
+        for (int64_t j = 0; j < 8 * n_in; j++) x[j] = pc_f32_to_bf16(frand(rng));
         void *dw = dput(w, rb * (size_t)n_out), *dx = dput(x, 2 * 8 * (size_t)n_in), *dy = NULL;
         CU(cudaMalloc(&dy, sizeof(float) * 8 * (size_t)n_out));
         double worst = 0;
@@ -332,12 +331,12 @@ static void test_gemv(void) {
 }
 
 /* Row 0 of x W^T through cuBLAS for m = 1.. rows: equal bits for every m? */
-static void report_gemm_invariance(void) {
+static void report_gemm_invariance(uint64_t *rng) {
     const int n_in = 4096, n_out = 4096, ms[] = {1, 2, 3, 7, 8, 16, 31, 32, 33, 64, 100, 128, 256, 512, 1024, 2048, 4096, 8192};
     const int max_m = 8192;
     uint16_t *w = malloc(2 * (size_t)n_in * n_out), *x = malloc(2 * (size_t)n_in * max_m);
-    for (size_t i = 0; i < (size_t)n_in * n_out; i++) w[i] = pc_f32_to_bf16(frand() * 0.02f);
-    for (size_t i = 0; i < (size_t)n_in * max_m; i++) x[i] = pc_f32_to_bf16(frand());
+    for (size_t i = 0; i < (size_t)n_in * n_out; i++) w[i] = pc_f32_to_bf16(frand(rng) * 0.02f);
+    for (size_t i = 0; i < (size_t)n_in * max_m; i++) x[i] = pc_f32_to_bf16(frand(rng));
     void *dw = dput(w, 2 * (size_t)n_in * n_out), *dx = dput(x, 2 * (size_t)n_in * max_m), *dy = NULL;
     CU(cudaMalloc(&dy, sizeof(float) * (size_t)n_out * max_m));
     cublasHandle_t h;
@@ -376,7 +375,7 @@ typedef struct attn_case {
 } attn_case;
 
 /* Spans with random K/V; returns the list (spans owned by the caller). */
-static void make_context(const attn_case *c, pc_kv_span **spans, int32_t *all_pos) {
+static void make_context(uint64_t *rng, const attn_case *c, pc_kv_span **spans, int32_t *all_pos) {
     const int KV = c->n_kv * c->hd;
     int base = 0;
     for (int s = 0; s < c->n_spans; s++) {
@@ -389,8 +388,8 @@ static void make_context(const attn_case *c, pc_kv_span **spans, int32_t *all_po
         for (int i = 0; i < n; i++) {
             sp->pos[i] = all_pos[base + i];
             for (int d = 0; d < KV; d++) {
-                *pc_kv_k_at(sp, 0, i, d) = pc_f32_to_f16(frand());
-                pc_kv_v(sp, 0, i)[d] = pc_f32_to_f16(frand());
+                *pc_kv_k_at(sp, 0, i, d) = pc_f32_to_f16(frand(rng));
+                pc_kv_v(sp, 0, i)[d] = pc_f32_to_f16(frand(rng));
             }
         }
         sp->n = n;
@@ -399,19 +398,19 @@ static void make_context(const attn_case *c, pc_kv_span **spans, int32_t *all_po
     }
 }
 
-static void run_attn_case(const attn_case *c) {
+static void run_attn_case(uint64_t *rng, const attn_case *c) {
     const int Q = c->n_head * c->hd, KV = c->n_kv * c->hd, G = c->n_head / c->n_kv;
     int32_t *all_pos = malloc(sizeof(int32_t) * c->n_ctx), *qpos = malloc(sizeof(int32_t) * c->n_q);
-    for (int i = 0; i < c->n_ctx; i++) all_pos[i] = c->causal ? i : irand(c->n_ctx * 2);
-    for (int t = 0; t < c->n_q; t++) qpos[t] = c->causal ? c->n_ctx - c->n_q + t : irand(c->n_ctx * 2);
+    for (int i = 0; i < c->n_ctx; i++) all_pos[i] = c->causal ? i : irand(rng, c->n_ctx * 2);
+    for (int t = 0; t < c->n_q; t++) qpos[t] = c->causal ? c->n_ctx - c->n_q + t : irand(rng, c->n_ctx * 2);
     pc_kv_span *spans[4];
-    make_context(c, spans, all_pos);
+    make_context(rng, c, spans, all_pos);
     pc_kv_list list = {0};
     for (int s = 0; s < c->n_spans; s++) pc_kv_list_push(&list, spans[s], NULL);
     float *q = malloc(sizeof(float) * c->n_q * Q), *want = malloc(sizeof(float) * c->n_q * Q);
     uint16_t *q16 = malloc(2 * (size_t)c->n_q * Q);
     for (int i = 0; i < c->n_q * Q; i++) {
-        q16[i] = pc_f32_to_f16(frand());
+        q16[i] = pc_f32_to_f16(frand(rng));
         q[i] = pc_f16_to_f32(q16[i]);
     }
     /* CPU reference */
@@ -492,7 +491,7 @@ static void run_attn_case(const attn_case *c) {
     free(got16), free(got);
 }
 
-static void test_attention(bool small) {
+static void test_attention(uint64_t *rng, bool small) {
     const attn_case cases[] = {
         {"decode 7B-like, 3 spans", 32, 32, 128, 1000, 1, 3, 1},
         {"decode GQA 6, 2 spans", 12, 2, 128, 777, 1, 2, 1},
@@ -507,11 +506,11 @@ static void test_attention(bool small) {
         {"64 rows GQA 4", 8, 2, 128, 380, 16, 2, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        if (!small || cases[i].n_ctx <= 400) run_attn_case(&cases[i]);
+        if (!small || cases[i].n_ctx <= 400) run_attn_case(rng, &cases[i]);
 }
 
 /* A query sees no key placed after it, even in an earlier span: poison such keys. */
-static void test_attention_masks(void) {
+static void test_attention_masks(uint64_t *rng) {
     const int n_head = 4, hd = 64, KV = n_head * hd, n = 128;
     pc_kv_span *a = pc_kv_span_create(1, KV, n), *b = pc_kv_span_create(1, KV, n);
     pc_kv_span_reserve(a, n, NULL), pc_kv_span_reserve(b, n, NULL);
@@ -521,8 +520,8 @@ static void test_attention_masks(void) {
         for (int d = 0; d < KV; d++) {
             *pc_kv_k_at(a, 0, i, d) = pc_f32_to_f16(5.0f);
             pc_kv_v(a, 0, i)[d] = pc_f32_to_f16(1000.0f);
-            *pc_kv_k_at(b, 0, i, d) = pc_f32_to_f16(frand());
-            pc_kv_v(b, 0, i)[d] = pc_f32_to_f16(frand());
+            *pc_kv_k_at(b, 0, i, d) = pc_f32_to_f16(frand(rng));
+            pc_kv_v(b, 0, i)[d] = pc_f32_to_f16(frand(rng));
         }
     }
     a->n = b->n = n;
@@ -546,7 +545,7 @@ static void test_attention_masks(void) {
     s.st.spans = step_put(&s, tab, sizeof tab);
     step_finish(&s);
     uint16_t q16[4 * 64], out16[4 * 64];
-    for (int i = 0; i < KV; i++) q16[i] = pc_f32_to_f16(frand());
+    for (int i = 0; i < KV; i++) q16[i] = pc_f32_to_f16(frand(rng));
     void *dq = dput(q16, sizeof q16), *dout = NULL, *po = NULL, *pml = NULL;
     CU(cudaMalloc(&dout, sizeof out16));
     CU(cudaMalloc(&po, 64 * 64 * 16 * sizeof(float)));
@@ -578,16 +577,17 @@ int main(void) {
     const char *small_env = getenv("PC_TEST_SMALL");
     const bool small = small_env && *small_env == '1';
     CU(pc_cu_attention_init());
-    test_dequant();
-    test_rmsnorm();
-    test_swiglu();
-    test_qkv(1, 8, 4, 128, 128);
-    test_qkv(2, 14, 2, 64, 64);
-    test_qkv(2, 6, 2, 128, 64);
-    test_qkv(1, 4, 4, 64, 32);
-    test_gemv();
-    test_attention(small);
-    test_attention_masks();
-    if (!small) report_gemm_invariance();
+    uint64_t rng = 0x243F6A8885A308D3ULL;
+    test_dequant(&rng);
+    test_rmsnorm(&rng);
+    test_swiglu(&rng);
+    test_qkv(&rng, 1, 8, 4, 128, 128);
+    test_qkv(&rng, 2, 14, 2, 64, 64);
+    test_qkv(&rng, 2, 6, 2, 128, 64);
+    test_qkv(&rng, 1, 4, 4, 64, 32);
+    test_gemv(&rng);
+    test_attention(&rng, small);
+    test_attention_masks(&rng);
+    if (!small) report_gemm_invariance(&rng);
     return check_report();
 }

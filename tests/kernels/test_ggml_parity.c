@@ -19,6 +19,7 @@
 
 #include "check.h"
 #include "kernels/cpu/quant.h"
+#include "test_rng.h"
 
 /* The peer's default places, relative to the source tree (both git-ignored). */
 static const char *const peer_dirs[] = {".peer/bin", ".venv-peer/lib/python3*/site-packages/llama_cpp/lib"};
@@ -33,15 +34,6 @@ typedef struct ggml_traits_cpu {
 } ggml_traits_cpu;
 typedef void (*ggml_dequantize)(const void *x, float *y, int64_t k);
 
-static uint64_t rng_state = 0x8CB92BA72F3D8DD7ULL;
-static uint32_t urand(void) {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 2685821657736338717ULL) >> 32);
-}
-static float frand(void) { return (float)(urand() >> 8) / (float)(1 << 24) * 2.f - 1.f; }
-
 /* Byte offsets of a block's f16 scale fields: random bytes there could be inf or NaN. */
 static int f16_fields(pc_type t, int off[2]) {
     switch (t) {
@@ -54,14 +46,14 @@ static int f16_fields(pc_type t, int off[2]) {
     }
 }
 
-static void random_weights(pc_type t, uint8_t *w, int64_t n) {
+static void random_weights(test_rng *rng, pc_type t, uint8_t *w, int64_t n) {
     const pc_type_info *ti = pc_type_get(t);
-    for (size_t i = 0; i < pc_row_size(t, n); i++) w[i] = (uint8_t)urand();
+    for (size_t i = 0; i < pc_row_size(t, n); i++) w[i] = (uint8_t)test_rng_u32(rng);
     for (int64_t b = 0; b < n / ti->block_size; b++) {
         int off[2];
         const int k = f16_fields(t, off);
         for (int i = 0; i < k; i++) {
-            const pc_f16 h = pc_f32_to_f16(frand() * 0.05f);
+            const pc_f16 h = pc_f32_to_f16(test_rng_float(rng) * 0.05f);
             memcpy(w + b * ti->type_size + off[i], &h, sizeof h);
         }
     }
@@ -101,10 +93,10 @@ static bool peer_open(peer *p) {
     return false;
 }
 
-static void check_type(const peer *p, pc_type t, const char *deq_name, int64_t n) {
+static void check_type(test_rng *rng, const peer *p, pc_type t, const char *deq_name, int64_t n) {
     uint8_t *w = malloc(pc_row_size(t, n)), *ours = malloc((size_t)n * 2), *theirs = malloc((size_t)n * 2);
     float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
-    random_weights(t, w, n);
+    random_weights(rng, t, w, n);
 
     ggml_dequantize deq = (ggml_dequantize)dlsym(p->base, deq_name);
     CHECK_MSG(deq != NULL, "%s missing", deq_name);
@@ -119,7 +111,7 @@ static void check_type(const peer *p, pc_type t, const char *deq_name, int64_t n
     const pc_type xt = pc_vec_dot_type(t);
     const ggml_traits_cpu *tw = p->traits((int)t), *tx = p->traits((int)xt);
     CHECK_EQ_INT(tw->vec_dot_type, xt);
-    for (int64_t i = 0; i < n; i++) a[i] = frand() * (i % 29 == 0 ? 6.f : 1.f);
+    for (int64_t i = 0; i < n; i++) a[i] = test_rng_float(rng) * (i % 29 == 0 ? 6.f : 1.f);
     tx->from_float(a, theirs, n);
     CHECK(pc_quantize_row(xt, a, ours, n));
     CHECK_MSG(memcmp(ours, theirs, pc_row_size(xt, n)) == 0, "%s activations differ from ggml's", pc_type_name(xt));
@@ -153,9 +145,10 @@ int main(void) {
         {PC_TYPE_Q3_K, "dequantize_row_q3_K"}, {PC_TYPE_Q4_K, "dequantize_row_q4_K"},
         {PC_TYPE_Q5_K, "dequantize_row_q5_K"}, {PC_TYPE_Q6_K, "dequantize_row_q6_K"},
     };
+    test_rng rng = {0x8CB92BA72F3D8DD7ULL};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        check_type(&p, types[i].t, types[i].deq, 1024);
-        check_type(&p, types[i].t, types[i].deq, 2304);
+        check_type(&rng, &p, types[i].t, types[i].deq, 1024);
+        check_type(&rng, &p, types[i].t, types[i].deq, 2304);
     }
     return check_report();
 }

@@ -18,14 +18,7 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/pack.h"
-
-static uint64_t rng_state = 0xD1B54A32D192ED03ULL;
-static float frand(void) {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (float)((rng_state * 2685821657736338717ULL) >> 40) / (float)(1 << 23) - 1.f;
-}
+#include "test_rng.h"
 
 enum { N_OUT = 37, MAX_TOK = 70 };
 
@@ -42,7 +35,7 @@ typedef struct fixture {
 
 static void *aligned(size_t n) { return aligned_alloc(64, (n + 63) / 64 * 64); }
 
-static void fixture_init(fixture *f, pc_type wt) {
+static void fixture_init(test_rng *rng, fixture *f, pc_type wt) {
     const pc_type xt = pc_vec_dot_type(wt);
     f->wt = wt;
     f->n_in = pc_type_get(wt)->block_size == PC_QK_K ? 768 : 736;
@@ -51,7 +44,7 @@ static void fixture_init(fixture *f, pc_type wt) {
     float *row = malloc(n_in * sizeof *row);
     f->w = malloc(wrow * N_OUT);
     for (int o = 0; o < N_OUT; o++) {
-        for (int i = 0; i < n_in; i++) row[i] = frand();
+        for (int i = 0; i < n_in; i++) row[i] = test_rng_float(rng);
         pc_quantize_row(wt, row, (uint8_t *)f->w + o * wrow, n_in);
     }
     f->packed = NULL;
@@ -60,7 +53,7 @@ static void fixture_init(fixture *f, pc_type wt) {
         CHECK(pc_pack(wt, f->w, n_in, N_OUT, f->packed));
     }
     f->x = malloc(sizeof(float) * n_in * MAX_TOK);
-    for (int i = 0; i < n_in * MAX_TOK; i++) f->x[i] = frand() * 3.f;
+    for (int i = 0; i < n_in * MAX_TOK; i++) f->x[i] = test_rng_float(rng) * 3.f;
     f->xq = malloc(xrow * MAX_TOK);
     for (int t = 0; t < MAX_TOK; t++) pc_quantize_row(xt, f->x + t * n_in, (uint8_t *)f->xq + t * xrow, n_in);
     f->scratch = aligned(pc_matmul_scratch_size(wt, n_in, MAX_TOK) + 1);
@@ -120,11 +113,11 @@ static void check_rejects(fixture *f) {
 }
 
 /* A batch over one x equals its members run alone, bitwise; mismatched batches are refused. */
-static void check_batch(pc_pool *pool, const pc_type *types, int n, int n_in, pc_isa isa) {
+static void check_batch(test_rng *rng, pc_pool *pool, const pc_type *types, int n, int n_in, pc_isa isa) {
     enum { TOK = 17 };
     static const int n_outs[4] = {37, 5, 64, 0};
     float *x = malloc(sizeof(float) * (size_t)n_in * TOK), *row = malloc(sizeof(float) * (size_t)n_in);
-    for (int i = 0; i < n_in * TOK; i++) x[i] = frand();
+    for (int i = 0; i < n_in * TOK; i++) x[i] = test_rng_float(rng);
     void *scratch = aligned(pc_matmul_scratch_size(types[0], n_in, TOK));
     pc_matmul_args a[4];
     float *alone[4];
@@ -132,7 +125,7 @@ static void check_batch(pc_pool *pool, const pc_type *types, int n, int n_in, pc
         const size_t wrow = pc_row_size(types[i], n_in);
         uint8_t *w = malloc(wrow * (size_t)n_outs[i] + 1);
         for (int o = 0; o < n_outs[i]; o++) {
-            for (int k = 0; k < n_in; k++) row[k] = frand();
+            for (int k = 0; k < n_in; k++) row[k] = test_rng_float(rng);
             pc_quantize_row(types[i], row, w + o * wrow, n_in);
         }
         void *packed = NULL; /* members 0 and 2 packed, 1 and 3 not: a batch may mix them */
@@ -174,13 +167,13 @@ static void check_batch(pc_pool *pool, const pc_type *types, int n, int n_in, pc
 }
 
 /* A random n_out x n_in matrix of type wt (packed when asked and possible) for input x. */
-static pc_matmul_args random_member(pc_type wt, int n_in, int n_out, bool pack, const float *x, int n_tok, void *scratch,
-                                    pc_isa isa) {
+static pc_matmul_args random_member(test_rng *rng, pc_type wt, int n_in, int n_out, bool pack, const float *x,
+                                    int n_tok, void *scratch, pc_isa isa) {
     const size_t wrow = pc_row_size(wt, n_in);
     uint8_t *w = malloc(wrow * (size_t)n_out + 1);
     float *row = malloc(sizeof(float) * (size_t)n_in);
     for (int o = 0; o < n_out; o++) {
-        for (int k = 0; k < n_in; k++) row[k] = frand();
+        for (int k = 0; k < n_in; k++) row[k] = test_rng_float(rng);
         pc_quantize_row(wt, row, w + o * wrow, n_in);
     }
     free(row);
@@ -197,17 +190,17 @@ static pc_matmul_args random_member(pc_type wt, int n_in, int n_out, bool pack, 
  * pc_matmul then pc_add, pc_matmul_swiglu the two products then pc_swiglu
  * (gate packed, up not, so a task's rows mix the kernels); both at one token
  * and at 17, and shapes that cannot pair are refused. */
-static void check_epilogues(pc_pool *pool, pc_type gate_t, pc_type up_t, int n_in, pc_isa isa) {
+static void check_epilogues(test_rng *rng, pc_pool *pool, pc_type gate_t, pc_type up_t, int n_in, pc_isa isa) {
     enum { TOK = 17, OUT = 37 };
     float *x = malloc(sizeof(float) * (size_t)n_in * TOK);
-    for (int i = 0; i < n_in * TOK; i++) x[i] = frand();
+    for (int i = 0; i < n_in * TOK; i++) x[i] = test_rng_float(rng);
     void *scratch = aligned(pc_matmul_scratch_size(gate_t, n_in, TOK));
-    pc_matmul_args a[2] = {random_member(gate_t, n_in, OUT, true, x, TOK, scratch, isa),
-                           random_member(up_t, n_in, OUT, false, x, TOK, scratch, isa)};
+    pc_matmul_args a[2] = {random_member(rng, gate_t, n_in, OUT, true, x, TOK, scratch, isa),
+                           random_member(rng, up_t, n_in, OUT, false, x, TOK, scratch, isa)};
     float gate[OUT * TOK], up[OUT * TOK], acc[OUT * TOK], want[OUT * TOK];
     for (int tok = 1; tok <= TOK; tok += TOK - 1) {
         const size_t bytes = sizeof(float) * (size_t)(OUT * tok);
-        for (int i = 0; i < OUT * tok; i++) acc[i] = want[i] = frand() * 4.f;
+        for (int i = 0; i < OUT * tok; i++) acc[i] = want[i] = test_rng_float(rng) * 4.f;
         pc_matmul_args one[2] = {a[0], a[1]};
         one[0].n_tok = one[1].n_tok = tok;
         one[0].y = gate;
@@ -248,12 +241,12 @@ static void check_epilogues(pc_pool *pool, pc_type gate_t, pc_type up_t, int n_i
  * activations exceed what one token block holds: the packed matmul over
  * several blocks (each prepared, or direct when short) equals the dot per
  * output bitwise, at one and two threads. */
-static void check_long_rows(pc_pool *pool, pc_type wt, pc_isa isa) {
+static void check_long_rows(test_rng *rng, pc_pool *pool, pc_type wt, pc_isa isa) {
     enum { N_IN = 8960, OUT = 21, TOK = 150 };
     float *x = malloc(sizeof(float) * (size_t)N_IN * TOK);
-    for (int i = 0; i < N_IN * TOK; i++) x[i] = frand();
+    for (int i = 0; i < N_IN * TOK; i++) x[i] = test_rng_float(rng);
     void *scratch = aligned(pc_matmul_scratch_size(wt, N_IN, TOK));
-    pc_matmul_args a = random_member(wt, N_IN, OUT, true, x, TOK, scratch, isa);
+    pc_matmul_args a = random_member(rng, wt, N_IN, OUT, true, x, TOK, scratch, isa);
     float *want = malloc(sizeof(float) * OUT * TOK);
     pc_matmul_args dots = a;
     dots.packed = NULL;
@@ -278,12 +271,12 @@ static void check_long_rows(pc_pool *pool, pc_type wt, pc_isa isa) {
  * several tasks a thread (one per 256 KiB of weights, up to 8): the row
  * ranges of every split equal the dot per output bitwise, and the same
  * token's row in a 3-token batch (which is split another way). */
-static void check_decode_tasks(pc_pool *pool, pc_type wt, int n_out, pc_isa isa) {
+static void check_decode_tasks(test_rng *rng, pc_pool *pool, pc_type wt, int n_out, pc_isa isa) {
     enum { N_IN = 8960, TOK = 3 };
     float *x = malloc(sizeof(float) * N_IN * TOK);
-    for (int i = 0; i < N_IN * TOK; i++) x[i] = frand();
+    for (int i = 0; i < N_IN * TOK; i++) x[i] = test_rng_float(rng);
     void *scratch = aligned(pc_matmul_scratch_size(wt, N_IN, TOK));
-    pc_matmul_args a = random_member(wt, N_IN, n_out, true, x, 1, scratch, isa);
+    pc_matmul_args a = random_member(rng, wt, N_IN, n_out, true, x, 1, scratch, isa);
     float *want = malloc(sizeof(float) * (size_t)n_out * TOK);
     pc_matmul_args dots = a;
     dots.packed = NULL;
@@ -325,6 +318,7 @@ static void check_pack_api(void) {
 }
 
 int main(void) {
+    test_rng rng = {0xD1B54A32D192ED03ULL};
     check_pack_api();
     const pc_isa best = pc_isa_detect();
     pc_pool *pools[2] = {pc_pool_create(1), pc_pool_create(2)};
@@ -336,7 +330,7 @@ int main(void) {
     static const int n_toks[] = {1, 3, 4, 5, 17, 24, 26, 64, 70};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         fixture f;
-        fixture_init(&f, types[ti]);
+        fixture_init(&rng, &f, types[ti]);
         for (int isa = PC_ISA_SCALAR; isa <= (int)best; isa++)
             for (int packed = 0; packed <= (f.packed != NULL); packed++) {
                 for (int p = 0; p < 2; p++)
@@ -352,20 +346,20 @@ int main(void) {
     static const pc_type q8_0_set[3] = {PC_TYPE_Q4_0, PC_TYPE_Q8_0, PC_TYPE_Q5_0};
     static const pc_type q8_K_set[4] = {PC_TYPE_Q4_K, PC_TYPE_Q6_K, PC_TYPE_Q5_K, PC_TYPE_Q2_K};
     for (int isa = PC_ISA_SCALAR; isa <= (int)best; isa++) {
-        check_batch(pools[1], q8_1_set, 2, 736, (pc_isa)isa);
-        check_batch(pools[1], q8_0_set, 3, 736, (pc_isa)isa);
-        check_batch(pools[0], q8_K_set, 4, 512, (pc_isa)isa);
+        check_batch(&rng, pools[1], q8_1_set, 2, 736, (pc_isa)isa);
+        check_batch(&rng, pools[1], q8_0_set, 3, 736, (pc_isa)isa);
+        check_batch(&rng, pools[0], q8_K_set, 4, 512, (pc_isa)isa);
         for (int p = 0; p < 2; p++) {
-            check_epilogues(pools[p], PC_TYPE_Q4_K, PC_TYPE_Q6_K, 512, (pc_isa)isa);
-            check_epilogues(pools[p], PC_TYPE_Q4_1, PC_TYPE_Q4_1, 736, (pc_isa)isa);
-            check_epilogues(pools[p], PC_TYPE_Q5_0, PC_TYPE_Q8_0, 736, (pc_isa)isa);
+            check_epilogues(&rng, pools[p], PC_TYPE_Q4_K, PC_TYPE_Q6_K, 512, (pc_isa)isa);
+            check_epilogues(&rng, pools[p], PC_TYPE_Q4_1, PC_TYPE_Q4_1, 736, (pc_isa)isa);
+            check_epilogues(&rng, pools[p], PC_TYPE_Q5_0, PC_TYPE_Q8_0, 736, (pc_isa)isa);
         }
-        check_long_rows(pools[1], PC_TYPE_Q4_K, (pc_isa)isa);
-        check_long_rows(pools[1], PC_TYPE_Q6_K, (pc_isa)isa);
+        check_long_rows(&rng, pools[1], PC_TYPE_Q4_K, (pc_isa)isa);
+        check_long_rows(&rng, pools[1], PC_TYPE_Q6_K, (pc_isa)isa);
         /* Q4_K rows of 8960 are 5040 B: 300 rows make 3 tasks a thread, 1000 the most (8) */
-        check_decode_tasks(pools[1], PC_TYPE_Q4_K, 300, (pc_isa)isa);
-        check_decode_tasks(pools[1], PC_TYPE_Q4_K, 1000, (pc_isa)isa);
-        check_decode_tasks(pools[1], PC_TYPE_Q6_K, 700, (pc_isa)isa);
+        check_decode_tasks(&rng, pools[1], PC_TYPE_Q4_K, 300, (pc_isa)isa);
+        check_decode_tasks(&rng, pools[1], PC_TYPE_Q4_K, 1000, (pc_isa)isa);
+        check_decode_tasks(&rng, pools[1], PC_TYPE_Q6_K, 700, (pc_isa)isa);
     }
     pc_pool_free(pools[0]);
     pc_pool_free(pools[1]);

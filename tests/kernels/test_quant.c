@@ -11,14 +11,7 @@
 #include "check.h"
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/quant_impl.h"
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
-static float frand(void) { /* uniform in [-1, 1), xorshift64* */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (float)((rng_state * 2685821657736338717ULL) >> 40) / (float)(1 << 23) - 1.f;
-}
+#include "test_rng.h"
 
 static pc_f16 h(float f) { return pc_f32_to_f16(f); }
 
@@ -249,7 +242,7 @@ static void test_activation_q8_K(void) {
 }
 
 /* Round trip on random data: RMS error relative to the data's RMS, per type. */
-static void test_round_trip(void) {
+static void test_round_trip(test_rng *rng) {
     static const struct { pc_type t; double max_rel_rms; } cases[] = {
         /* bounds ~25% above the uniform-grid rms step/sqrt(12) these grids give */
         {PC_TYPE_F32, 0.0},    {PC_TYPE_F16, 3e-4},   {PC_TYPE_BF16, 2e-3},  {PC_TYPE_Q8_0, 7e-3},
@@ -260,7 +253,7 @@ static void test_round_trip(void) {
     enum { N = 4096 };
     static float x[N], y[N];
     static uint8_t q[N * 4];
-    for (int i = 0; i < N; i++) x[i] = frand() * (i % 97 == 0 ? 4.f : 1.f);
+    for (int i = 0; i < N; i++) x[i] = test_rng_float(rng) * (i % 97 == 0 ? 4.f : 1.f);
     double ss = 0;
     for (int i = 0; i < N; i++) ss += (double)x[i] * x[i];
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -283,11 +276,11 @@ static void test_round_trip(void) {
 }
 
 /* The SIMD activation quantizers the matmul uses write pc_quantize_row's bytes. */
-static void test_simd_quantizers(void) {
+static void test_simd_quantizers(test_rng *rng) {
     enum { N = 1024 };
     static float x[N];
     static uint8_t a[N * 2], b[N * 2];
-    for (int i = 0; i < N; i++) x[i] = frand() * (i % 53 == 0 ? 9.f : 1.f);
+    for (int i = 0; i < N; i++) x[i] = test_rng_float(rng) * (i % 53 == 0 ? 9.f : 1.f);
     for (int i = 256; i < 288; i++) x[i] = (float)(i % 9) - 4.5f; /* exact ties after scaling */
     for (int i = 512; i < 768; i++) x[i] = 0.f;                   /* zero blocks */
     x[300] = 20.f; /* equal magnitudes, opposite signs: the first one sets Q8_K's sign */
@@ -309,6 +302,7 @@ static void test_simd_quantizers(void) {
 }
 
 int main(void) {
+    test_rng rng = {0x9E3779B97F4A7C15ULL};
     test_q4_0_q4_1();
     test_q5();
     test_q8();
@@ -319,7 +313,7 @@ int main(void) {
     test_float_types();
     test_activation_q8_0_q8_1();
     test_activation_q8_K();
-    test_round_trip();
-    test_simd_quantizers();
+    test_round_trip(&rng);
+    test_simd_quantizers(&rng);
     return check_report();
 }

@@ -12,14 +12,8 @@
 
 #include "check.h"
 #include "kernels/cpu/quant.h"
+#include "test_rng.h"
 
-static uint64_t rng_state = 0x2545F4914F6CDD1DULL;
-static float frand(void) {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (float)((rng_state * 2685821657736338717ULL) >> 40) / (float)(1 << 23) - 1.f;
-}
 
 /* The double reference, and sum |w_i x_i| for the tolerance. */
 static double ref_dot(pc_type wt, const void *wq, const void *xq, int64_t n, double *mag) {
@@ -49,7 +43,7 @@ static double ref_dot(pc_type wt, const void *wq, const void *xq, int64_t n, dou
     return sum;
 }
 
-static void check_type(pc_type wt, int64_t n, pc_isa best) {
+static void check_type(test_rng *rng, pc_type wt, int64_t n, pc_isa best) {
     const pc_type xt = pc_vec_dot_type(wt);
     CHECK(xt != PC_TYPE_COUNT);
     float *wf = malloc((size_t)n * sizeof *wf), *xf = malloc((size_t)n * sizeof *xf);
@@ -57,8 +51,8 @@ static void check_type(pc_type wt, int64_t n, pc_isa best) {
     for (int trial = 0; trial < 4; trial++) {
         const float wscale = trial == 3 ? 1e-3f : 1.f, xoff = trial == 2 ? 0.5f : 0.f; /* tiny, one-sided */
         for (int64_t i = 0; i < n; i++) {
-            wf[i] = frand() * wscale;
-            xf[i] = frand() * (i % 61 == 0 ? 8.f : 1.f) + xoff;
+            wf[i] = test_rng_float(rng) * wscale;
+            xf[i] = test_rng_float(rng) * (i % 61 == 0 ? 8.f : 1.f) + xoff;
         }
         CHECK(pc_quantize_row(wt, wf, wq, n));
         CHECK(pc_quantize_row(xt, xf, xq, n));
@@ -81,6 +75,7 @@ static void check_type(pc_type wt, int64_t n, pc_isa best) {
 }
 
 int main(void) {
+    test_rng rng = {0x2545F4914F6CDD1DULL};
     const pc_isa best = pc_isa_detect();
     printf("isa: %s\n", pc_isa_name(best));
     static const pc_type types[] = {PC_TYPE_F32,  PC_TYPE_F16,  PC_TYPE_BF16, PC_TYPE_Q4_0, PC_TYPE_Q4_1,
@@ -88,10 +83,10 @@ int main(void) {
                                     PC_TYPE_Q4_K, PC_TYPE_Q5_K, PC_TYPE_Q6_K};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         const int64_t bs = pc_type_get(types[i])->block_size;
-        check_type(types[i], bs == 1 ? 1000 : 1024, best); /* 1000: the float kernels' tails */
-        check_type(types[i], bs == 1 ? 7 : bs, best);      /* one block, or all tail */
-        check_type(types[i], bs == 1 ? 576 + 19 : 2304, best);
-        if (bs == 32) check_type(types[i], 32 * 19, best); /* an odd block count: the AVX-512 pair tail */
+        check_type(&rng, types[i], bs == 1 ? 1000 : 1024, best); /* 1000: the float kernels' tails */
+        check_type(&rng, types[i], bs == 1 ? 7 : bs, best);      /* one block, or all tail */
+        check_type(&rng, types[i], bs == 1 ? 576 + 19 : 2304, best);
+        if (bs == 32) check_type(&rng, types[i], 32 * 19, best); /* an odd block count: the AVX-512 pair tail */
     }
     CHECK(pc_vec_dot_get(PC_TYPE_Q8_K, PC_ISA_SCALAR) == NULL); /* activations only */
     CHECK(pc_vec_dot_type(PC_TYPE_I8) == PC_TYPE_COUNT);

@@ -27,7 +27,6 @@
 #include "tcp_proxy.h"
 
 static redis_fixture RF;
-static int prefix_no;
 
 typedef struct rs {
     char prefix[96];
@@ -35,9 +34,10 @@ typedef struct rs {
     t_clock clk;
 } rs;
 
-static void rs_init(rs *R) {
+/* A key prefix of its own for each check: they all share one Redis. */
+static void rs_init(rs *R, int *prefix_no) {
     memset(R, 0, sizeof *R);
-    snprintf(R->prefix, sizeof R->prefix, "pctest:%d:%d:", (int)getpid(), ++prefix_no);
+    snprintf(R->prefix, sizeof R->prefix, "pctest:%d:%d:", (int)getpid(), ++*prefix_no);
     R->clk.ms = 1e6;
 }
 
@@ -104,9 +104,9 @@ static void part_name(const rs *R, const t_piece *p, int i, char *out, size_t ca
 
 static const long N_PARTS = 4; /* a 60-token entry: 12544 bytes in 4096-byte parts */
 
-static void check_roundtrip(void) {
+static void check_roundtrip(int *prefix_no) {
     rs R;
-    rs_init(&R);
+    rs_init(&R, prefix_no);
     t_piece p = t_piece_make(0, 60, "");
     pc_store *a = open_redis(&R, RF.addr, 2000, 0);
     t_put(a, &p, false);
@@ -127,7 +127,7 @@ static void check_roundtrip(void) {
     pc_store_close(b);
     redis_fixture_clear(&RF, R.prefix);
 
-    rs_init(&R);
+    rs_init(&R, prefix_no);
     a = open_redis(&R, RF.addr, 2000, 100);
     t_put(a, &p, false);
     key_name(&R, &p, mkey, sizeof mkey);
@@ -138,9 +138,9 @@ static void check_roundtrip(void) {
     redis_fixture_clear(&RF, R.prefix);
 }
 
-static void check_two_processes(void) {
+static void check_two_processes(int *prefix_no) {
     rs R;
-    rs_init(&R);
+    rs_init(&R, prefix_no);
     t_piece p = t_piece_make(7, 50, "");
     pid_t pid = fork();
     if (pid == 0) {
@@ -159,9 +159,10 @@ static void check_two_processes(void) {
 
 /* ---------------- 3. damage ---------------- */
 
-static void check_damage(const char *what, void (*damage)(rs *R, const t_piece *p), bool checksum, const char *why) {
+static void check_damage(int *prefix_no, const char *what, void (*damage)(rs *R, const t_piece *p), bool checksum,
+                         const char *why) {
     rs R;
-    rs_init(&R);
+    rs_init(&R, prefix_no);
     t_piece p = t_piece_make(1, 60, "");
     pc_store *s = open_redis(&R, RF.addr, 2000, 0);
     t_put(s, &p, false);
@@ -243,19 +244,20 @@ static void d_oversized_manifest(rs *R, const t_piece *p) {
     if (c) redisFree(c);
 }
 
-static void check_all_damage(void) {
-    check_damage("manifest without one of its parts", d_missing_part, false, "part 2 of 4 is missing");
-    check_damage("corrupt part", d_corrupt_part, true, "part 1 checksum mismatch");
-    check_damage("corrupt manifest", d_corrupt_manifest, true, "manifest checksum mismatch");
-    check_damage("another entry's manifest", d_other_manifest, false, "names another key");
-    check_damage("a manifest stating another size", d_oversized_manifest, false, "states 16640 bytes, an entry of 60 tokens has 12544");
+static void check_all_damage(int *prefix_no) {
+    check_damage(prefix_no, "manifest without one of its parts", d_missing_part, false, "part 2 of 4 is missing");
+    check_damage(prefix_no, "corrupt part", d_corrupt_part, true, "part 1 checksum mismatch");
+    check_damage(prefix_no, "corrupt manifest", d_corrupt_manifest, true, "manifest checksum mismatch");
+    check_damage(prefix_no, "another entry's manifest", d_other_manifest, false, "names another key");
+    check_damage(prefix_no, "a manifest stating another size", d_oversized_manifest, false,
+                 "states 16640 bytes, an entry of 60 tokens has 12544");
 }
 
 /* ---------------- 4. failures ---------------- */
 
-static void check_unreachable(void) {
+static void check_unreachable(int *prefix_no) {
     rs R;
-    rs_init(&R);
+    rs_init(&R, prefix_no);
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", rf_free_port()); /* nobody listens there */
     pc_store *s = open_redis(&R, addr, 500, 0);
@@ -275,9 +277,9 @@ static void check_unreachable(void) {
     pc_store_close(s);
 }
 
-static void check_dies_mid_write(void) {
+static void check_dies_mid_write(int *prefix_no) {
     rs R;
-    rs_init(&R);
+    rs_init(&R, prefix_no);
     tcp_proxy px;
     CHECK(tcp_proxy_start(&px, RF.port) == 0);
     pc_store *s = open_redis(&R, px.addr, 2000, 0);
@@ -302,9 +304,9 @@ static void check_dies_mid_write(void) {
     redis_fixture_clear(&RF, R.prefix);
 }
 
-static void check_dies_mid_read(void) {
+static void check_dies_mid_read(int *prefix_no) {
     rs R;
-    rs_init(&R);
+    rs_init(&R, prefix_no);
     t_piece p = t_piece_make(6, 60, "");
     pc_store *w = open_redis(&R, RF.addr, 2000, 0);
     t_put(w, &p, false);
@@ -325,9 +327,9 @@ static void check_dies_mid_read(void) {
     redis_fixture_clear(&RF, R.prefix);
 }
 
-static void check_hangs(void) {
+static void check_hangs(int *prefix_no) {
     rs R;
-    rs_init(&R);
+    rs_init(&R, prefix_no);
     t_piece p = t_piece_make(8, 60, "");
     pc_store *w = open_redis(&R, RF.addr, 2000, 0);
     t_put(w, &p, false);
@@ -372,9 +374,9 @@ static void *write_one(void *arg) {
     return NULL;
 }
 
-static void check_racing_writers(void) {
+static void check_racing_writers(int *prefix_no) {
     rs R;
-    rs_init(&R);
+    rs_init(&R, prefix_no);
     t_piece p = t_piece_make(9, 60, "");
     for (int round = 0; round < 5; round++) {
         pthread_t th[2];
@@ -417,9 +419,9 @@ static bool list_one(void *user, const pc_cache_entry_info *e) {
     return true;
 }
 
-static void check_listing(void) {
+static void check_listing(int *prefix_no) {
     rs R;
-    rs_init(&R);
+    rs_init(&R, prefix_no);
     t_piece p = t_piece_make(1, 60, ""), q = t_piece_make(2, 9, "");
     pc_store *s = open_redis(&R, RF.addr, 2000, 0);
     t_put(s, &p, false);
@@ -453,15 +455,16 @@ int main(void) {
         printf("skipped: %s\n", RF.why);
         return CHECK_SKIP;
     }
-    check_roundtrip();
-    check_two_processes();
-    check_all_damage();
-    check_unreachable();
-    check_dies_mid_write();
-    check_dies_mid_read();
-    check_hangs();
-    check_racing_writers();
-    check_listing();
+    int prefix_no = 0;
+    check_roundtrip(&prefix_no);
+    check_two_processes(&prefix_no);
+    check_all_damage(&prefix_no);
+    check_unreachable(&prefix_no);
+    check_dies_mid_write(&prefix_no);
+    check_dies_mid_read(&prefix_no);
+    check_hangs(&prefix_no);
+    check_racing_writers(&prefix_no);
+    check_listing(&prefix_no);
     redis_fixture_stop(&RF);
     return check_report();
 }

@@ -26,19 +26,25 @@
 #include "store_testlib.h"
 #include "tcp_proxy.h"
 
-static redis_fixture RF;
+/* The Redis every check shares, and the count behind each check's key prefix. */
+typedef struct suite {
+    redis_fixture rf;
+    int prefix_no;
+} suite;
 
 typedef struct rs {
     char prefix[96];
     t_log log;
     t_clock clk;
+    const redis_fixture *rf;
 } rs;
 
 /* A key prefix of its own for each check: they all share one Redis. */
-static void rs_init(rs *R, int *prefix_no) {
+static void rs_init(rs *R, suite *S) {
     memset(R, 0, sizeof *R);
-    snprintf(R->prefix, sizeof R->prefix, "pctest:%d:%d:", (int)getpid(), ++*prefix_no);
+    snprintf(R->prefix, sizeof R->prefix, "pctest:%d:%d:", (int)getpid(), ++S->prefix_no);
     R->clk.ms = 1e6;
+    R->rf = &S->rf;
 }
 
 static pc_store *open_redis(rs *R, const char *addr, int timeout_ms, int ttl_s) {
@@ -62,8 +68,8 @@ static void key_name(const rs *R, const t_piece *p, char *out, size_t cap) {
     snprintf(out, cap, "%s%s", R->prefix, hex);
 }
 
-static long long pttl(const char *key) {
-    redisContext *c = rf_connect(&RF);
+static long long pttl(const rs *R, const char *key) {
+    redisContext *c = rf_connect(R->rf);
     redisReply *r = c ? redisCommand(c, "PTTL %s", key) : NULL;
     long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -100;
     if (r) freeReplyObject(r);
@@ -72,8 +78,8 @@ static long long pttl(const char *key) {
 }
 
 /* Runs a command on the test's own connection. */
-static void raw(const char *fmt, const char *a, const char *b) {
-    redisContext *c = rf_connect(&RF);
+static void raw(const rs *R, const char *fmt, const char *a, const char *b) {
+    redisContext *c = rf_connect(R->rf);
     redisReply *r = c ? redisCommand(c, fmt, a, b) : NULL;
     CHECK_MSG(r && r->type != REDIS_REPLY_ERROR, "%s on %s", fmt, a);
     if (r) freeReplyObject(r);
@@ -81,8 +87,8 @@ static void raw(const char *fmt, const char *a, const char *b) {
 }
 
 /* Names of keys under a pattern (up to cap). */
-static int list_keys(const char *pattern, char names[][160], int cap) {
-    redisContext *c = rf_connect(&RF);
+static int list_keys(const rs *R, const char *pattern, char names[][160], int cap) {
+    redisContext *c = rf_connect(R->rf);
     redisReply *r = c ? redisCommand(c, "KEYS %s", pattern) : NULL;
     int n = 0;
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements && n < cap; i++)
@@ -97,24 +103,24 @@ static void part_name(const rs *R, const t_piece *p, int i, char *out, size_t ca
     key_name(R, p, mkey, sizeof mkey);
     snprintf(pattern, sizeof pattern, "%s:*:%d", mkey, i);
     out[0] = '\0';
-    if (list_keys(pattern, names, 16) == 1) snprintf(out, cap, "%s", names[0]);
+    if (list_keys(R, pattern, names, 16) == 1) snprintf(out, cap, "%s", names[0]);
 }
 
 /* ---------------- 1, 2. round trip, TTL, two processes ---------------- */
 
 static const long N_PARTS = 4; /* a 60-token entry: 12544 bytes in 4096-byte parts */
 
-static void check_roundtrip(int *prefix_no) {
+static void check_roundtrip(suite *S) {
     rs R;
-    rs_init(&R, prefix_no);
+    rs_init(&R, S);
     t_piece p = t_piece_make(0, 60, "");
-    pc_store *a = open_redis(&R, RF.addr, 2000, 0);
+    pc_store *a = open_redis(&R, R.rf->addr, 2000, 0);
     t_put(a, &p, false);
-    CHECK_EQ_INT(redis_fixture_count(&RF, R.prefix), 1 + N_PARTS);
+    CHECK_EQ_INT(redis_fixture_count(R.rf, R.prefix), 1 + N_PARTS);
     pc_cache_tier_stats rt = t_tier_stats(a, PC_SOURCE_REMOTE);
     CHECK(rt.enabled && rt.writes == 1 && rt.bytes_written == 12544);
     pc_store_close(a);
-    pc_store *b = open_redis(&R, RF.addr, 2000, 0);
+    pc_store *b = open_redis(&R, R.rf->addr, 2000, 0);
     CHECK_EQ_INT(t_fetch(b, &p), PC_SOURCE_REMOTE);
     CHECK_EQ_INT(t_fetch(b, &p), PC_SOURCE_MEMORY);
     rt = t_tier_stats(b, PC_SOURCE_REMOTE);
@@ -122,53 +128,54 @@ static void check_roundtrip(int *prefix_no) {
     char mkey[160], part[160];
     key_name(&R, &p, mkey, sizeof mkey);
     part_name(&R, &p, 0, part, sizeof part);
-    CHECK_MSG(pttl(mkey) == -1 && pttl(part) == -1, "manifest %lld, part %lld: not persistent", pttl(mkey), pttl(part));
+    CHECK_MSG(pttl(&R, mkey) == -1 && pttl(&R, part) == -1, "manifest %lld, part %lld: not persistent", pttl(&R, mkey),
+              pttl(&R, part));
     CHECK_EQ_INT(R.log.lines, 0);
     pc_store_close(b);
-    redis_fixture_clear(&RF, R.prefix);
+    redis_fixture_clear(R.rf, R.prefix);
 
-    rs_init(&R, prefix_no);
-    a = open_redis(&R, RF.addr, 2000, 100);
+    rs_init(&R, S);
+    a = open_redis(&R, R.rf->addr, 2000, 100);
     t_put(a, &p, false);
     key_name(&R, &p, mkey, sizeof mkey);
     part_name(&R, &p, 3, part, sizeof part);
-    long long tm = pttl(mkey), tp = pttl(part);
+    long long tm = pttl(&R, mkey), tp = pttl(&R, part);
     CHECK_MSG(tm > 0 && tm <= 100000 && tp > tm, "TTL: manifest %lld ms, part %lld ms", tm, tp);
     pc_store_close(a);
-    redis_fixture_clear(&RF, R.prefix);
+    redis_fixture_clear(R.rf, R.prefix);
 }
 
-static void check_two_processes(int *prefix_no) {
+static void check_two_processes(suite *S) {
     rs R;
-    rs_init(&R, prefix_no);
+    rs_init(&R, S);
     t_piece p = t_piece_make(7, 50, "");
     pid_t pid = fork();
     if (pid == 0) {
-        pc_store *s = open_redis(&R, RF.addr, 2000, 0);
+        pc_store *s = open_redis(&R, R.rf->addr, 2000, 0);
         t_put(s, &p, false);
         pc_store_close(s);
         _exit(check_state()->failed ? 1 : 0);
     }
     int status = 0;
     CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    pc_store *s = open_redis(&R, RF.addr, 2000, 0);
+    pc_store *s = open_redis(&R, R.rf->addr, 2000, 0);
     CHECK_EQ_INT(t_fetch(s, &p), PC_SOURCE_REMOTE);
     pc_store_close(s);
-    redis_fixture_clear(&RF, R.prefix);
+    redis_fixture_clear(R.rf, R.prefix);
 }
 
 /* ---------------- 3. damage ---------------- */
 
-static void check_damage(int *prefix_no, const char *what, void (*damage)(rs *R, const t_piece *p), bool checksum,
+static void check_damage(suite *S, const char *what, void (*damage)(rs *R, const t_piece *p), bool checksum,
                          const char *why) {
     rs R;
-    rs_init(&R, prefix_no);
+    rs_init(&R, S);
     t_piece p = t_piece_make(1, 60, "");
-    pc_store *s = open_redis(&R, RF.addr, 2000, 0);
+    pc_store *s = open_redis(&R, R.rf->addr, 2000, 0);
     t_put(s, &p, false);
     pc_store_close(s);
     damage(&R, &p);
-    s = open_redis(&R, RF.addr, 2000, 0);
+    s = open_redis(&R, R.rf->addr, 2000, 0);
     CHECK_MSG(t_fetch(s, &p) == -1, "%s: served", what);
     pc_cache_tier_stats rt = t_tier_stats(s, PC_SOURCE_REMOTE);
     CHECK_MSG(rt.checksum_failures == (checksum ? 1u : 0u) && rt.rejected == (checksum ? 0u : 1u),
@@ -177,43 +184,43 @@ static void check_damage(int *prefix_no, const char *what, void (*damage)(rs *R,
     CHECK_MSG(strstr(R.log.all, why) && strstr(R.log.all, "dropped"), "%s: log lacks '%s': %s", what, why, R.log.all);
     char mkey[160];
     key_name(&R, &p, mkey, sizeof mkey);
-    CHECK_MSG(pttl(mkey) == -2, "%s: the manifest is still there", what);
+    CHECK_MSG(pttl(&R, mkey) == -2, "%s: the manifest is still there", what);
     t_put(s, &p, false); /* encoded afresh and written again */
     pc_store_close(s);
-    s = open_redis(&R, RF.addr, 2000, 0);
+    s = open_redis(&R, R.rf->addr, 2000, 0);
     CHECK_MSG(t_fetch(s, &p) == PC_SOURCE_REMOTE, "%s: not served after being written again", what);
     pc_store_close(s);
-    redis_fixture_clear(&RF, R.prefix);
+    redis_fixture_clear(R.rf, R.prefix);
 }
 
 static void d_missing_part(rs *R, const t_piece *p) {
     char part[160];
     part_name(R, p, 2, part, sizeof part);
-    raw("DEL %s%s", part, "");
+    raw(R, "DEL %s%s", part, "");
 }
 
 static void d_corrupt_part(rs *R, const t_piece *p) {
     char part[160];
     part_name(R, p, 1, part, sizeof part);
-    raw("SETRANGE %s 100 %s", part, "X");
+    raw(R, "SETRANGE %s 100 %s", part, "X");
 }
 
 static void d_corrupt_manifest(rs *R, const t_piece *p) {
     char mkey[160];
     key_name(R, p, mkey, sizeof mkey);
-    raw("SETRANGE %s 70 %s", mkey, "Z");
+    raw(R, "SETRANGE %s 70 %s", mkey, "Z");
 }
 
 /* The manifest of another piece, under this piece's key. */
 static void d_other_manifest(rs *R, const t_piece *p) {
     t_piece q = t_piece_make(2, 60, "");
-    pc_store *s = open_redis(R, RF.addr, 2000, 0);
+    pc_store *s = open_redis(R, R->rf->addr, 2000, 0);
     t_put(s, &q, false);
     pc_store_close(s);
     char mine[160], theirs[160];
     key_name(R, p, mine, sizeof mine);
     key_name(R, &q, theirs, sizeof theirs);
-    raw("RENAME %s %s", theirs, mine);
+    raw(R, "RENAME %s %s", theirs, mine);
 }
 
 /* A well-formed manifest (its checksum right) that states a size no entry of
@@ -221,7 +228,7 @@ static void d_other_manifest(rs *R, const t_piece *p) {
 static void d_oversized_manifest(rs *R, const t_piece *p) {
     char mkey[160];
     key_name(R, p, mkey, sizeof mkey);
-    redisContext *c = rf_connect(&RF);
+    redisContext *c = rf_connect(R->rf);
     redisReply *r = c ? redisCommand(c, "GET %s", mkey) : NULL;
     pc_manifest m = {0};
     CHECK(r && r->type == REDIS_REPLY_STRING &&
@@ -244,20 +251,20 @@ static void d_oversized_manifest(rs *R, const t_piece *p) {
     if (c) redisFree(c);
 }
 
-static void check_all_damage(int *prefix_no) {
-    check_damage(prefix_no, "manifest without one of its parts", d_missing_part, false, "part 2 of 4 is missing");
-    check_damage(prefix_no, "corrupt part", d_corrupt_part, true, "part 1 checksum mismatch");
-    check_damage(prefix_no, "corrupt manifest", d_corrupt_manifest, true, "manifest checksum mismatch");
-    check_damage(prefix_no, "another entry's manifest", d_other_manifest, false, "names another key");
-    check_damage(prefix_no, "a manifest stating another size", d_oversized_manifest, false,
+static void check_all_damage(suite *S) {
+    check_damage(S, "manifest without one of its parts", d_missing_part, false, "part 2 of 4 is missing");
+    check_damage(S, "corrupt part", d_corrupt_part, true, "part 1 checksum mismatch");
+    check_damage(S, "corrupt manifest", d_corrupt_manifest, true, "manifest checksum mismatch");
+    check_damage(S, "another entry's manifest", d_other_manifest, false, "names another key");
+    check_damage(S, "a manifest stating another size", d_oversized_manifest, false,
                  "states 16640 bytes, an entry of 60 tokens has 12544");
 }
 
 /* ---------------- 4. failures ---------------- */
 
-static void check_unreachable(int *prefix_no) {
+static void check_unreachable(suite *S) {
     rs R;
-    rs_init(&R, prefix_no);
+    rs_init(&R, S);
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", rf_free_port()); /* nobody listens there */
     pc_store *s = open_redis(&R, addr, 500, 0);
@@ -277,11 +284,11 @@ static void check_unreachable(int *prefix_no) {
     pc_store_close(s);
 }
 
-static void check_dies_mid_write(int *prefix_no) {
+static void check_dies_mid_write(suite *S) {
     rs R;
-    rs_init(&R, prefix_no);
+    rs_init(&R, S);
     tcp_proxy px;
-    CHECK(tcp_proxy_start(&px, RF.port) == 0);
+    CHECK(tcp_proxy_start(&px, R.rf->port) == 0);
     pc_store *s = open_redis(&R, px.addr, 2000, 0);
     t_piece p = t_piece_make(5, 60, "");
     tcp_proxy_cut_up(&px, 6000); /* the EXISTS, then part 0, then half of part 1 */
@@ -290,29 +297,30 @@ static void check_dies_mid_write(int *prefix_no) {
     CHECK_MSG(strstr(R.log.all, "writing failed"), "log: %s", R.log.all);
     char mkey[160], names[16][160], pattern[200];
     key_name(&R, &p, mkey, sizeof mkey);
-    CHECK_MSG(pttl(mkey) == -2, "a manifest became visible after a failed write");
+    CHECK_MSG(pttl(&R, mkey) == -2, "a manifest became visible after a failed write");
     snprintf(pattern, sizeof pattern, "%s*", R.prefix);
-    int n = list_keys(pattern, names, 16);
+    int n = list_keys(&R, pattern, names, 16);
     CHECK_MSG(n >= 1, "part 0 should have been written before the cut");
-    for (int i = 0; i < n; i++) CHECK_MSG(pttl(names[i]) > 0, "%s: a part without a lease would never go", names[i]);
+    for (int i = 0; i < n; i++)
+        CHECK_MSG(pttl(&R, names[i]) > 0, "%s: a part without a lease would never go", names[i]);
     tcp_proxy_heal(&px);
-    pc_store *fresh = open_redis(&R, RF.addr, 2000, 0);
+    pc_store *fresh = open_redis(&R, R.rf->addr, 2000, 0);
     CHECK_EQ_INT(t_fetch(fresh, &p), -1);
     pc_store_close(fresh);
     pc_store_close(s);
     tcp_proxy_stop(&px);
-    redis_fixture_clear(&RF, R.prefix);
+    redis_fixture_clear(R.rf, R.prefix);
 }
 
-static void check_dies_mid_read(int *prefix_no) {
+static void check_dies_mid_read(suite *S) {
     rs R;
-    rs_init(&R, prefix_no);
+    rs_init(&R, S);
     t_piece p = t_piece_make(6, 60, "");
-    pc_store *w = open_redis(&R, RF.addr, 2000, 0);
+    pc_store *w = open_redis(&R, R.rf->addr, 2000, 0);
     t_put(w, &p, false);
     pc_store_close(w);
     tcp_proxy px;
-    CHECK(tcp_proxy_start(&px, RF.port) == 0);
+    CHECK(tcp_proxy_start(&px, R.rf->port) == 0);
     pc_store *s = open_redis(&R, px.addr, 2000, 0);
     tcp_proxy_cut_down(&px, 3000); /* the manifest's reply, then part of part 0 */
     CHECK_EQ_INT(t_fetch(s, &p), -1);
@@ -324,18 +332,18 @@ static void check_dies_mid_read(int *prefix_no) {
     CHECK_MSG(strstr(R.log.last, "reachable again"), "log: %s", R.log.all);
     pc_store_close(s);
     tcp_proxy_stop(&px);
-    redis_fixture_clear(&RF, R.prefix);
+    redis_fixture_clear(R.rf, R.prefix);
 }
 
-static void check_hangs(int *prefix_no) {
+static void check_hangs(suite *S) {
     rs R;
-    rs_init(&R, prefix_no);
+    rs_init(&R, S);
     t_piece p = t_piece_make(8, 60, "");
-    pc_store *w = open_redis(&R, RF.addr, 2000, 0);
+    pc_store *w = open_redis(&R, R.rf->addr, 2000, 0);
     t_put(w, &p, false);
     pc_store_close(w);
     tcp_proxy px;
-    CHECK(tcp_proxy_start(&px, RF.port) == 0);
+    CHECK(tcp_proxy_start(&px, R.rf->port) == 0);
     pc_store *s = open_redis(&R, px.addr, 200, 0);
     CHECK(pc_store_exists(s, &p.key)); /* connected and answering */
     tcp_proxy_stall(&px);
@@ -349,7 +357,7 @@ static void check_hangs(int *prefix_no) {
     tcp_proxy_heal(&px);
     pc_store_close(s);
     tcp_proxy_stop(&px);
-    redis_fixture_clear(&RF, R.prefix);
+    redis_fixture_clear(R.rf, R.prefix);
 }
 
 /* ---------------- 5. two writers of one key ---------------- */
@@ -363,7 +371,7 @@ typedef struct writer {
 static void *write_one(void *arg) {
     writer *w = arg;
     pc_store_config c = t_config(NULL);
-    c.cache.redis = RF.addr;
+    c.cache.redis = w->R->rf->addr;
     c.cache.redis_prefix = w->R->prefix;
     c.redis_part_bytes = 4096;
     pc_store *s = NULL;
@@ -374,9 +382,9 @@ static void *write_one(void *arg) {
     return NULL;
 }
 
-static void check_racing_writers(int *prefix_no) {
+static void check_racing_writers(suite *S) {
     rs R;
-    rs_init(&R, prefix_no);
+    rs_init(&R, S);
     t_piece p = t_piece_make(9, 60, "");
     for (int round = 0; round < 5; round++) {
         pthread_t th[2];
@@ -384,15 +392,15 @@ static void check_racing_writers(int *prefix_no) {
         for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, write_one, &w[i]);
         for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
         CHECK(w[0].st == PC_OK && w[1].st == PC_OK);
-        CHECK_EQ_INT(redis_fixture_count(&RF, R.prefix), 1 + N_PARTS);
+        CHECK_EQ_INT(redis_fixture_count(R.rf, R.prefix), 1 + N_PARTS);
         char names[16][160], pattern[200];
         snprintf(pattern, sizeof pattern, "%s*", R.prefix);
-        int n = list_keys(pattern, names, 16);
-        for (int i = 0; i < n; i++) CHECK_MSG(pttl(names[i]) == -1, "%s: not persistent", names[i]);
-        pc_store *s = open_redis(&R, RF.addr, 2000, 0);
+        int n = list_keys(&R, pattern, names, 16);
+        for (int i = 0; i < n; i++) CHECK_MSG(pttl(&R, names[i]) == -1, "%s: not persistent", names[i]);
+        pc_store *s = open_redis(&R, R.rf->addr, 2000, 0);
         CHECK_EQ_INT(t_fetch(s, &p), PC_SOURCE_REMOTE);
         pc_store_close(s);
-        redis_fixture_clear(&RF, R.prefix);
+        redis_fixture_clear(R.rf, R.prefix);
     }
 }
 
@@ -419,15 +427,15 @@ static bool list_one(void *user, const pc_cache_entry_info *e) {
     return true;
 }
 
-static void check_listing(int *prefix_no) {
+static void check_listing(suite *S) {
     rs R;
-    rs_init(&R, prefix_no);
+    rs_init(&R, S);
     t_piece p = t_piece_make(1, 60, ""), q = t_piece_make(2, 9, "");
-    pc_store *s = open_redis(&R, RF.addr, 2000, 0);
+    pc_store *s = open_redis(&R, R.rf->addr, 2000, 0);
     t_put(s, &p, false);
     t_put(s, &q, false);
     pc_store_close(s);
-    pc_cache_params cp = {.redis = RF.addr, .redis_prefix = R.prefix};
+    pc_cache_params cp = {.redis = R.rf->addr, .redis_prefix = R.prefix};
     listing L = {0};
     pc_error err = {0};
     CHECK_MSG(pc_cache_scan(&cp, true, list_one, &L, &err) == PC_OK, "%s", err.msg);
@@ -441,30 +449,30 @@ static void check_listing(int *prefix_no) {
     CHECK_MSG(L.bad == 1 && strstr(L.why, "part 1 checksum"), "%d bad: %s", L.bad, L.why);
     memset(&L, 0, sizeof L);
     CHECK(pc_cache_scan(&cp, false, list_one, &L, &err) == PC_OK && L.n == 2);
-    long before = redis_fixture_count(&RF, R.prefix);
+    long before = redis_fixture_count(R.rf, R.prefix);
     CHECK(pc_cache_remove(&cp, &L.last, &err) == PC_OK);
-    long after = redis_fixture_count(&RF, R.prefix);
+    long after = redis_fixture_count(R.rf, R.prefix);
     CHECK_MSG(before - after == 1 + (strstr(L.last.label, "#1") ? N_PARTS : 2), "removed %ld keys", before - after); /* 9 tokens: 6208 bytes, 2 parts */
-    redis_fixture_clear(&RF, R.prefix);
+    redis_fixture_clear(R.rf, R.prefix);
 }
 
 int main(void) {
+    suite S = {0};
     /* SIGPIPE keeps its default (death): a cut connection must be an error
      * return from the tier, which blocks the signal itself. */
-    if (redis_fixture_start(&RF) != 0) {
-        printf("skipped: %s\n", RF.why);
+    if (redis_fixture_start(&S.rf) != 0) {
+        printf("skipped: %s\n", S.rf.why);
         return CHECK_SKIP;
     }
-    int prefix_no = 0;
-    check_roundtrip(&prefix_no);
-    check_two_processes(&prefix_no);
-    check_all_damage(&prefix_no);
-    check_unreachable(&prefix_no);
-    check_dies_mid_write(&prefix_no);
-    check_dies_mid_read(&prefix_no);
-    check_hangs(&prefix_no);
-    check_racing_writers(&prefix_no);
-    check_listing(&prefix_no);
-    redis_fixture_stop(&RF);
+    check_roundtrip(&S);
+    check_two_processes(&S);
+    check_all_damage(&S);
+    check_unreachable(&S);
+    check_dies_mid_write(&S);
+    check_dies_mid_read(&S);
+    check_hangs(&S);
+    check_racing_writers(&S);
+    check_listing(&S);
+    redis_fixture_stop(&S.rf);
     return check_report();
 }

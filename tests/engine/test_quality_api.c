@@ -21,8 +21,6 @@
 #include "check.h"
 #include "pcache.h"
 
-static pc_engine *E;
-
 /* ---------------- 1. KL by hand ---------------- */
 
 static void check_kl_by_hand(void) {
@@ -58,8 +56,8 @@ static void keep(void *user, size_t step, const float *logits, int32_t n_vocab) 
     L->calls++;
 }
 
-static logits_log log_new(size_t cap) {
-    const int32_t V = pc_engine_n_vocab(E);
+static logits_log log_new(const pc_engine *eng, size_t cap) {
+    const int32_t V = pc_engine_n_vocab(eng);
     return (logits_log){.v = calloc(cap * (size_t)V, sizeof(float)), .cap = cap, .n_vocab = V, .in_order = true};
 }
 
@@ -70,10 +68,10 @@ static int32_t argmax(const float *x, int32_t n) {
     return best;
 }
 
-static int32_t *tokens(const char *text, size_t *n) {
+static int32_t *tokens(const pc_engine *eng, const char *text, size_t *n) {
     int32_t *ids = NULL;
     pc_error err = {0};
-    if (pc_engine_tokenize(E, text, strlen(text), false, false, &ids, n, &err) != PC_OK) {
+    if (pc_engine_tokenize(eng, text, strlen(text), false, false, &ids, n, &err) != PC_OK) {
         fprintf(stderr, "tokenize: %s\n", err.msg);
         return NULL;
     }
@@ -90,27 +88,27 @@ static pc_gen_params greedy(int n) {
 
 /* ---------------- 2. forcing, 3. on_logits ---------------- */
 
-static void check_forcing_and_observer(void) {
+static void check_forcing_and_observer(pc_engine *eng) {
     size_t np = 0, nf = 0;
-    int32_t *prompt = tokens("The weather today is", &np);
+    int32_t *prompt = tokens(eng, "The weather today is", &np);
     const char *forced_text = " purple elephants dancing on the moon";
-    int32_t *forced = tokens(forced_text, &nf);
+    int32_t *forced = tokens(eng, forced_text, &nf);
     if (!prompt || !forced) {
         CHECK(0);
         return;
     }
-    const int32_t V = pc_engine_n_vocab(E);
+    const int32_t V = pc_engine_n_vocab(eng);
     pc_error err = {0};
 
     /* Forced tokens are emitted as given, even unlikely ones. */
-    logits_log L = log_new(nf);
+    logits_log L = log_new(eng, nf);
     pc_gen_params g = greedy((int)nf);
     g.force_tokens = forced;
     g.n_force = nf;
     g.on_logits = keep;
     g.logits_user = &L;
     pc_gen_result r = {0};
-    CHECK_MSG(pc_engine_generate(E, prompt, np, &g, NULL, NULL, &r, &err) == PC_OK, "%s", err.msg);
+    CHECK_MSG(pc_engine_generate(eng, prompt, np, &g, NULL, NULL, &r, &err) == PC_OK, "%s", err.msg);
     CHECK_EQ_INT(r.n_tokens, nf);
     CHECK(r.n_tokens == nf && memcmp(r.tokens, forced, nf * sizeof *forced) == 0);
     CHECK_STR(r.text ? r.text : "", forced_text);
@@ -120,14 +118,14 @@ static void check_forcing_and_observer(void) {
 
     /* Greedy run, observed: one call per token, step 0 = first_logits, tokens = argmax. */
     const int n = 12;
-    logits_log G = log_new((size_t)n);
+    logits_log G = log_new(eng, (size_t)n);
     float *first = malloc(sizeof(float) * V);
     g = greedy(n);
     g.first_logits = first;
     g.on_logits = keep;
     g.logits_user = &G;
     pc_gen_result gr = {0};
-    CHECK_MSG(pc_engine_generate(E, prompt, np, &g, NULL, NULL, &gr, &err) == PC_OK, "%s", err.msg);
+    CHECK_MSG(pc_engine_generate(eng, prompt, np, &g, NULL, NULL, &gr, &err) == PC_OK, "%s", err.msg);
     CHECK_EQ_INT(gr.n_tokens, n);
     CHECK_EQ_INT(G.calls, n);
     CHECK(G.in_order);
@@ -137,13 +135,13 @@ static void check_forcing_and_observer(void) {
     CHECK_EQ_INT(argmax_ok, n);
 
     /* Forcing the greedy answer recomputes the very same logits at every step. */
-    logits_log F = log_new((size_t)n);
+    logits_log F = log_new(eng, (size_t)n);
     g = greedy(n);
     g.force_tokens = gr.tokens;
     g.n_force = gr.n_tokens;
     g.on_logits = keep;
     g.logits_user = &F;
-    CHECK_MSG(pc_engine_generate(E, prompt, np, &g, NULL, NULL, &r, &err) == PC_OK, "%s", err.msg);
+    CHECK_MSG(pc_engine_generate(eng, prompt, np, &g, NULL, NULL, &r, &err) == PC_OK, "%s", err.msg);
     CHECK(r.n_tokens == gr.n_tokens && memcmp(r.tokens, gr.tokens, gr.n_tokens * sizeof *gr.tokens) == 0);
     CHECK_EQ_INT(F.calls, n);
     CHECK(memcmp(F.v, G.v, sizeof(float) * V * (size_t)n) == 0);
@@ -154,19 +152,19 @@ static void check_forcing_and_observer(void) {
     {
         size_t ne = 0;
         int32_t *im_end = NULL;
-        if (pc_engine_tokenize(E, "<|im_end|>", 10, false, true, &im_end, &ne, &err) == PC_OK && ne == 1)
+        if (pc_engine_tokenize(eng, "<|im_end|>", 10, false, true, &im_end, &ne, &err) == PC_OK && ne == 1)
             eog_force[1] = im_end[0];
         pc_free(im_end);
     }
     CHECK(eog_force[1] >= 0);
-    logits_log S = log_new(8);
+    logits_log S = log_new(eng, 8);
     g = greedy(8);
     g.ignore_eos = false;
     g.force_tokens = eog_force;
     g.n_force = 2;
     g.on_logits = keep;
     g.logits_user = &S;
-    CHECK_MSG(pc_engine_generate(E, prompt, np, &g, NULL, NULL, &r, &err) == PC_OK, "%s", err.msg);
+    CHECK_MSG(pc_engine_generate(eng, prompt, np, &g, NULL, NULL, &r, &err) == PC_OK, "%s", err.msg);
     CHECK_EQ_INT(r.n_tokens, 2);
     CHECK(r.stop == PC_STOP_EOG);
     CHECK_EQ_INT(S.calls, 2);
@@ -177,7 +175,7 @@ static void check_forcing_and_observer(void) {
     g = greedy(2);
     g.force_tokens = &bad;
     g.n_force = 1;
-    CHECK(pc_engine_generate(E, prompt, np, &g, NULL, NULL, &r, &err) == PC_ERR_RANGE);
+    CHECK(pc_engine_generate(eng, prompt, np, &g, NULL, NULL, &r, &err) == PC_ERR_RANGE);
 
     pc_gen_result_free(&gr);
     free(first);
@@ -206,22 +204,23 @@ typedef struct kl_stats {
 } kl_stats;
 
 /* Uncached greedy answer (logits kept), then forced through the cached context. */
-static void cached_vs_uncached(const char *prompt, int n, kl_stats *k, bool *identical) {
-    const int32_t V = pc_engine_n_vocab(E);
+static void cached_vs_uncached(pc_engine *eng, const char *prompt, int n, kl_stats *k, bool *identical) {
+    const int32_t V = pc_engine_n_vocab(eng);
     pc_error err = {0};
     pc_run_params rp = {.gen = greedy(n), .use_cache = false};
-    logits_log U = log_new((size_t)n), C = log_new((size_t)n);
+    logits_log U = log_new(eng, (size_t)n), C = log_new(eng, (size_t)n);
     rp.gen.on_logits = keep;
     rp.gen.logits_user = &U;
     pc_run_result ru = {0}, rc = {0}, rf = {0};
-    CHECK_MSG(pc_engine_run(E, prompt, strlen(prompt), "uncached", &rp, NULL, NULL, &ru, &err) == PC_OK, "%s", err.msg);
+    CHECK_MSG(pc_engine_run(eng, prompt, strlen(prompt), "uncached", &rp, NULL, NULL, &ru, &err) == PC_OK, "%s",
+              err.msg);
     rp = (pc_run_params){.gen = greedy(n), .use_cache = true};
-    CHECK_MSG(pc_engine_run(E, prompt, strlen(prompt), "cached", &rp, NULL, NULL, &rc, &err) == PC_OK, "%s", err.msg);
+    CHECK_MSG(pc_engine_run(eng, prompt, strlen(prompt), "cached", &rp, NULL, NULL, &rc, &err) == PC_OK, "%s", err.msg);
     rp.gen.force_tokens = ru.gen.tokens;
     rp.gen.n_force = ru.gen.n_tokens;
     rp.gen.on_logits = keep;
     rp.gen.logits_user = &C;
-    CHECK_MSG(pc_engine_run(E, prompt, strlen(prompt), "forced", &rp, NULL, NULL, &rf, &err) == PC_OK, "%s", err.msg);
+    CHECK_MSG(pc_engine_run(eng, prompt, strlen(prompt), "forced", &rp, NULL, NULL, &rf, &err) == PC_OK, "%s", err.msg);
     CHECK(rc.cached_tokens > 0);
     CHECK_EQ_INT(U.calls, n);
     CHECK_EQ_INT(C.calls, n);
@@ -243,24 +242,24 @@ static void cached_vs_uncached(const char *prompt, int n, kl_stats *k, bool *ide
     free(C.v);
 }
 
-static void check_quality(void) {
+static void check_quality(pc_engine *eng) {
     pc_error err = {0};
     pc_schema_params sp = {0};
-    if (pc_engine_schema_load(E, DOCS, strlen(DOCS), "qdocs.xml", &sp, NULL, &err) != PC_OK) {
+    if (pc_engine_schema_load(eng, DOCS, strlen(DOCS), "qdocs.xml", &sp, NULL, &err) != PC_OK) {
         CHECK_MSG(0, "%s", err.msg);
         return;
     }
     kl_stats k;
     bool same = false;
-    cached_vs_uncached("<prompt schema=\"qdocs\"><rhine/><trip><home/></trip><user>Where does the Rhine rise?</user>"
-                       "</prompt>",
+    cached_vs_uncached(eng, "<prompt schema=\"qdocs\"><rhine/><trip><home/></trip><user>Where does the Rhine rise?"
+                            "</user></prompt>",
                        12, &k, &same);
     CHECK_EQ_INT(k.steps, 12);
     CHECK(k.first == 0.0 && k.max == 0.0 && k.sum == 0.0);
     CHECK(same);
 
-    cached_vs_uncached("<prompt schema=\"qdocs\"><rhine/><trip days=\"a week\"><abroad/></trip><user>What do we "
-                       "climb?</user></prompt>",
+    cached_vs_uncached(eng, "<prompt schema=\"qdocs\"><rhine/><trip days=\"a week\"><abroad/></trip><user>What do we "
+                            "climb?</user></prompt>",
                        12, &k, &same);
     CHECK_EQ_INT(k.steps, 12);
     CHECK(k.finite);
@@ -281,12 +280,13 @@ int main(void) {
     p.model_path = PC_MODEL_PATH;
     p.n_ctx = 1024;
     pc_error err = {0};
-    if (pc_engine_open(&p, &E, &err) != PC_OK) {
+    pc_engine *eng = NULL;
+    if (pc_engine_open(&p, &eng, &err) != PC_OK) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    check_forcing_and_observer();
-    check_quality();
-    pc_engine_free(E);
+    check_forcing_and_observer(eng);
+    check_quality(eng);
+    pc_engine_free(eng);
     return check_report();
 }

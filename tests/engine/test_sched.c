@@ -22,9 +22,6 @@
 #include "check.h"
 #include "pcache.h"
 
-static pc_engine *E;
-static int V;
-
 /* What a request left behind: written on the scheduler thread, read after
  * drain (the scheduler's lock orders the two). */
 typedef struct outcome {
@@ -40,11 +37,11 @@ typedef struct outcome {
     float *first_logits;
 } outcome;
 
-static void outcome_init(outcome *o) {
+static void outcome_init(outcome *o, int n_vocab) {
     memset(o, 0, sizeof *o);
     pthread_mutex_init(&o->mu, NULL);
     pthread_cond_init(&o->cv, NULL);
-    o->first_logits = calloc((size_t)V, sizeof(float));
+    o->first_logits = calloc((size_t)n_vocab, sizeof(float));
 }
 
 static void outcome_free(outcome *o) {
@@ -123,7 +120,7 @@ static pc_gen_params gen_of(const req_spec *s, float *first_logits) {
     return g;
 }
 
-static int32_t *plain_tokens(const req_spec *s, size_t *n) {
+static int32_t *plain_tokens(const pc_engine *eng, const req_spec *s, size_t *n) {
     const int repeat = s->repeat;
     size_t len = strlen(s->user) * (size_t)repeat + 1;
     char *user = malloc(len), *text = NULL;
@@ -131,33 +128,33 @@ static int32_t *plain_tokens(const req_spec *s, size_t *n) {
     for (int i = 0; i < repeat; i++) strcat(user, s->user);
     pc_error err = {0};
     int32_t *ids = NULL;
-    CHECK_MSG(pc_engine_chat_prompt(E, NULL, user, &text, &err) == PC_OK, "%s", err.msg);
-    CHECK_MSG(pc_engine_tokenize(E, text, strlen(text), true, true, &ids, n, &err) == PC_OK, "%s", err.msg);
+    CHECK_MSG(pc_engine_chat_prompt(eng, NULL, user, &text, &err) == PC_OK, "%s", err.msg);
+    CHECK_MSG(pc_engine_tokenize(eng, text, strlen(text), true, true, &ids, n, &err) == PC_OK, "%s", err.msg);
     free(user);
     pc_free(text);
     return ids;
 }
 
-static pc_request *make_request(const req_spec *s, float *first_logits) {
+static pc_request *make_request(pc_engine *eng, const req_spec *s, float *first_logits) {
     pc_error err = {0};
     pc_request *r = NULL;
     if (s->user) {
         size_t n = 0;
-        int32_t *ids = plain_tokens(s, &n);
+        int32_t *ids = plain_tokens(eng, s, &n);
         pc_gen_params g = gen_of(s, first_logits);
-        CHECK_MSG(pc_request_from_tokens(E, ids, n, &g, &r, &err) == PC_OK, "%s", err.msg);
+        CHECK_MSG(pc_request_from_tokens(eng, ids, n, &g, &r, &err) == PC_OK, "%s", err.msg);
         pc_free(ids);
     } else {
         pc_run_params rp = {.gen = gen_of(s, first_logits), .use_cache = true};
-        CHECK_MSG(pc_request_from_pml(E, s->pml, strlen(s->pml), "test", &rp, &r, &err) == PC_OK, "%s", err.msg);
+        CHECK_MSG(pc_request_from_pml(eng, s->pml, strlen(s->pml), "test", &rp, &r, &err) == PC_OK, "%s", err.msg);
     }
     return r;
 }
 
 /* ---------------- 1. batching is invisible ---------------- */
 
-static void run_alone(const req_spec *s, outcome *o) {
-    pc_request *r = make_request(s, o->first_logits);
+static void run_alone(pc_engine *eng, const req_spec *s, outcome *o) {
+    pc_request *r = make_request(eng, s, o->first_logits);
     if (!r) return;
     pc_request_set_callbacks(r, on_text, on_done, o);
     pc_error err = {0};
@@ -165,21 +162,21 @@ static void run_alone(const req_spec *s, outcome *o) {
     pc_request_release(r);
 }
 
-static void check_batched_equals_alone(void) {
+static void check_batched_equals_alone(pc_engine *eng, int n_vocab) {
     outcome alone[N_REQ], busy[N_REQ];
     for (int i = 0; i < N_REQ; i++) {
-        outcome_init(&alone[i]);
-        outcome_init(&busy[i]);
-        run_alone(&SPECS[i], &alone[i]);
+        outcome_init(&alone[i], n_vocab);
+        outcome_init(&busy[i], n_vocab);
+        run_alone(eng, &SPECS[i], &alone[i]);
     }
     /* fewer slots than requests, steps shorter than the long prompt */
     pc_sched_params sp = {.max_active = 5, .max_queued = 16, .step_tokens = 48};
     pc_sched *S = NULL;
     pc_error err = {0};
-    CHECK_MSG(pc_sched_start(E, &sp, &S, &err) == PC_OK, "%s", err.msg);
+    CHECK_MSG(pc_sched_start(eng, &sp, &S, &err) == PC_OK, "%s", err.msg);
     if (!S) return;
     for (int i = 0; i < N_REQ; i++) {
-        pc_request *r = make_request(&SPECS[i], busy[i].first_logits);
+        pc_request *r = make_request(eng, &SPECS[i], busy[i].first_logits);
         if (!r) continue;
         pc_request_set_callbacks(r, on_text, on_done, &busy[i]);
         CHECK_MSG(pc_sched_submit(S, r, &err) == PC_OK, "%s", err.msg);
@@ -200,7 +197,7 @@ static void check_batched_equals_alone(void) {
         CHECK_MSG(a->n_tokens > 0 && a->n_tokens == b->n_tokens &&
                       memcmp(a->tokens, b->tokens, a->n_tokens * sizeof(int32_t)) == 0,
                   "request %d: tokens differ batched (%zu) and alone (%zu)", i, b->n_tokens, a->n_tokens);
-        CHECK_MSG(memcmp(a->first_logits, b->first_logits, sizeof(float) * (size_t)V) == 0,
+        CHECK_MSG(memcmp(a->first_logits, b->first_logits, sizeof(float) * (size_t)n_vocab) == 0,
                   "request %d: first-token logits differ batched and alone", i);
         CHECK_MSG(strcmp(a->text, b->text) == 0, "request %d: text differs", i);
         CHECK_MSG(b->streamed_len == strlen(b->text) && memcmp(b->streamed, b->text, b->streamed_len) == 0,
@@ -214,11 +211,11 @@ static void check_batched_equals_alone(void) {
 
 /* ---------------- 2. cancel; 3. limits; 4. stop ---------------- */
 
-static pc_request *long_request(outcome *o) {
+static pc_request *long_request(pc_engine *eng, outcome *o) {
     /* Its 200 tokens are never all generated: it is cancelled or stopped. Past the end-of-generation token,
      * or a fast decode could finish it (EOG) before a drain's deadline that the test expects it to outlive. */
     static const req_spec s = {"Count from one to one hundred, one number per line.", NULL, 200, 0, 1, true};
-    pc_request *r = make_request(&s, NULL);
+    pc_request *r = make_request(eng, &s, NULL);
     pc_request_set_callbacks(r, on_text, on_done, o);
     return r;
 }
@@ -235,17 +232,17 @@ static void wait_done(outcome *o) {
     pthread_mutex_unlock(&o->mu);
 }
 
-static void check_cancel_and_limits(void) {
+static void check_cancel_and_limits(pc_engine *eng, int n_vocab) {
     pc_sched_params sp = {.max_active = 1, .max_queued = 1, .step_tokens = 64};
     pc_sched *S = NULL;
     pc_error err = {0};
-    CHECK_MSG(pc_sched_start(E, &sp, &S, &err) == PC_OK, "%s", err.msg);
+    CHECK_MSG(pc_sched_start(eng, &sp, &S, &err) == PC_OK, "%s", err.msg);
     if (!S) return;
     outcome a, b, c;
-    outcome_init(&a);
-    outcome_init(&b);
-    outcome_init(&c);
-    pc_request *ra = long_request(&a), *rb = long_request(&b), *rc = long_request(&c);
+    outcome_init(&a, n_vocab);
+    outcome_init(&b, n_vocab);
+    outcome_init(&c, n_vocab);
+    pc_request *ra = long_request(eng, &a), *rb = long_request(eng, &b), *rc = long_request(eng, &c);
     CHECK(pc_sched_submit(S, ra, &err) == PC_OK);
     CHECK(pc_sched_submit(S, rb, &err) == PC_OK);
     CHECK(pc_sched_submit(S, rc, &err) == PC_ERR_BUSY); /* one slot, one place in the queue */
@@ -265,8 +262,8 @@ static void check_cancel_and_limits(void) {
     CHECK_EQ_INT(a.done_calls, 1);
     CHECK_EQ_INT(c.done_calls, 0); /* never accepted */
     outcome e;
-    outcome_init(&e);
-    pc_request *re = long_request(&e);
+    outcome_init(&e, n_vocab);
+    pc_request *re = long_request(eng, &e);
     CHECK(pc_sched_submit(S, re, &err) == PC_ERR_BUSY); /* stopped, not yet freed: refused */
     pc_sched_free(S);
     pc_request_release(re);
@@ -279,11 +276,11 @@ static void check_cancel_and_limits(void) {
     outcome_free(&c);
 
     /* 3. a draining scheduler refuses new work */
-    CHECK(pc_sched_start(E, &sp, &S, &err) == PC_OK);
+    CHECK(pc_sched_start(eng, &sp, &S, &err) == PC_OK);
     CHECK(pc_sched_drain(S, 100));
     outcome d;
-    outcome_init(&d);
-    pc_request *rd = long_request(&d);
+    outcome_init(&d, n_vocab);
+    pc_request *rd = long_request(eng, &d);
     CHECK(pc_sched_submit(S, rd, &err) == PC_ERR_BUSY);
     pc_sched_free(S);
     CHECK_EQ_INT(d.done_calls, 0);
@@ -300,14 +297,15 @@ int main(void) {
     p.model_path = PC_MODEL_PATH;
     p.n_ctx = 2048;
     pc_error err = {0};
-    if (pc_engine_open(&p, &E, &err) != PC_OK) {
+    pc_engine *eng = NULL;
+    if (pc_engine_open(&p, &eng, &err) != PC_OK) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    V = pc_engine_n_vocab(E);
-    CHECK_MSG(pc_engine_schema_load(E, SCHEMA, strlen(SCHEMA), "desk.xml", NULL, NULL, &err) == PC_OK, "%s", err.msg);
-    check_batched_equals_alone();
-    check_cancel_and_limits();
-    pc_engine_free(E);
+    const int n_vocab = pc_engine_n_vocab(eng);
+    CHECK_MSG(pc_engine_schema_load(eng, SCHEMA, strlen(SCHEMA), "desk.xml", NULL, NULL, &err) == PC_OK, "%s", err.msg);
+    check_batched_equals_alone(eng, n_vocab);
+    check_cancel_and_limits(eng, n_vocab);
+    pc_engine_free(eng);
     return check_report();
 }

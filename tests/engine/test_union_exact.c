@@ -30,8 +30,6 @@
 #include "schema/schema.h"
 #include "util/buf.h"
 
-static pc_engine *E;
-
 static const char *SCHEMAS[] = {
     "<schema name=\"travel\"><system>You are a travel planner.</system>"
     "<module name=\"plan\">I travel for <parameter name=\"duration\" length=\"5\"/>."
@@ -121,23 +119,23 @@ static bool nothing_after(const pc_schema *s, int32_t y) {
 
 /* ---- runs ---- */
 
-static pc_status run(const char *xml, bool cache, float *logits, pc_run_result *r, pc_error *err) {
+static pc_status run(pc_engine *e, const char *xml, bool cache, float *logits, pc_run_result *r, pc_error *err) {
     pc_run_params rp = {.gen = pc_gen_default_params(), .use_cache = cache};
     rp.gen.temp = 0;
     rp.gen.n_predict = 6;
     rp.gen.ignore_eos = true;
     rp.gen.first_logits = logits;
-    return pc_engine_run(E, xml, strlen(xml), "exact-request", &rp, NULL, NULL, r, err);
+    return pc_engine_run(e, xml, strlen(xml), "exact-request", &rp, NULL, NULL, r, err);
 }
 
-static void check_member(const pc_schema *s, int32_t y, float *a, float *b, int *n_checked) {
+static void check_member(pc_engine *e, const pc_schema *s, int32_t y, float *a, float *b, int *n_checked) {
     CHECK_MSG(nothing_after(s, y), "%s/%s: the schema has text after the union", s->name, s->modules[y].name);
     char *xml = config_prompt(s, y);
-    const int V = pc_engine_n_vocab(E);
+    const int V = pc_engine_n_vocab(e);
     pc_run_result ra = {0}, rb = {0};
     pc_error err = {0};
-    CHECK_MSG(run(xml, true, a, &ra, &err) == PC_OK, "%s/%s cached: %s", s->name, s->modules[y].name, err.msg);
-    CHECK_MSG(run(xml, false, b, &rb, &err) == PC_OK, "%s/%s uncached: %s", s->name, s->modules[y].name, err.msg);
+    CHECK_MSG(run(e, xml, true, a, &ra, &err) == PC_OK, "%s/%s cached: %s", s->name, s->modules[y].name, err.msg);
+    CHECK_MSG(run(e, xml, false, b, &rb, &err) == PC_OK, "%s/%s uncached: %s", s->name, s->modules[y].name, err.msg);
     CHECK_MSG(memcmp(a, b, sizeof(float) * (size_t)V) == 0, "%s: member '%s' (prompt %s): cached logits differ from the "
               "plain prefill (KL %.3g)", s->name, s->modules[y].name, xml, pc_logits_kl(b, a, V));
     CHECK_MSG(ra.gen.n_tokens == rb.gen.n_tokens &&
@@ -150,29 +148,30 @@ static void check_member(const pc_schema *s, int32_t y, float *a, float *b, int 
     free(xml);
 }
 
-static void check_schema(const char *xml, int *n_checked) {
+static void check_schema(pc_engine *e, const char *xml, int *n_checked) {
     pc_error err = {0};
     char *name = NULL;
     pc_schema_params sp = {.src_root = PC_TEST_DATA "/pml/srcdoc"};
-    if (pc_engine_schema_load(E, xml, strlen(xml), "exact.xml", &sp, &name, &err) != PC_OK) {
+    if (pc_engine_schema_load(e, xml, strlen(xml), "exact.xml", &sp, &name, &err) != PC_OK) {
         CHECK_MSG(0, "load: %s", err.msg);
         return;
     }
-    const pc_schema *s = pc_engine_find_schema(E, name);
-    const int V = pc_engine_n_vocab(E);
+    const pc_schema *s = pc_engine_find_schema(e, name);
+    const int V = pc_engine_n_vocab(e);
     float *a = malloc(sizeof(float) * (size_t)V), *b = malloc(sizeof(float) * (size_t)V);
     for (int32_t y = 0; y < s->n_modules; y++)
-        if (s->modules[y].union_id >= 0) check_member(s, y, a, b, n_checked);
+        if (s->modules[y].union_id >= 0) check_member(e, s, y, a, b, n_checked);
     free(a);
     free(b);
     free(name);
 }
 
 int main(void) {
-    const int opened = test_engine_open(1024, &E);
+    pc_engine *e = NULL;
+    const int opened = test_engine_open(1024, &e);
     if (opened) return opened;
     int n_checked = 0;
-    for (size_t i = 0; i < sizeof SCHEMAS / sizeof *SCHEMAS; i++) check_schema(SCHEMAS[i], &n_checked);
+    for (size_t i = 0; i < sizeof SCHEMAS / sizeof *SCHEMAS; i++) check_schema(e, SCHEMAS[i], &n_checked);
     /* Members whose names differ only past 600 characters, each holding a
      * module c of the same text at the same positions: store keys once cut
      * their paths (and configurations) at 512 bytes, so both c pieces had one
@@ -184,10 +183,10 @@ int main(void) {
                         "<module name=\"%sx\">The cat sat.<module name=\"c\">Then it slept.</module></module>"
                         "<module name=\"%sy\">The dog sat.<module name=\"c\">Then it slept.</module></module>"
                         "</union></schema>", name.data, name.data);
-    check_schema(xml.data, &n_checked);
+    check_schema(e, xml.data, &n_checked);
     pc_buf_free(&name);
     pc_buf_free(&xml);
     CHECK_EQ_INT(n_checked, 4 + 6 + 4 + 4 + 2); /* every union member of the five schemas */
-    pc_engine_free(E);
+    pc_engine_free(e);
     return check_report();
 }

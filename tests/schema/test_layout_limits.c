@@ -22,19 +22,17 @@
 #include "schema/schema.h"
 #include "util/buf.h"
 
-static pc_tokenizer *TOK;
-
 static long peak_rss_kb(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_maxrss;
 }
 
-static pc_status lay(const char *xml, int64_t max_tokens, pc_schema **out, pc_error *err) {
+static pc_status lay(const pc_tokenizer *tok, const char *xml, int64_t max_tokens, pc_schema **out, pc_error *err) {
     pc_pml_doc *doc = NULL;
     pc_status st = pc_pml_parse_schema(xml, strlen(xml), "limits.xml", NULL, &doc, err);
     if (st != PC_OK) return st;
-    pc_layout_ctx lc = {.tok = TOK, .chat = PC_CHAT_CHATML, .add_bos = true, .n_ctx = 8192, .max_tokens = max_tokens,
+    pc_layout_ctx lc = {.tok = tok, .chat = PC_CHAT_CHATML, .add_bos = true, .n_ctx = 8192, .max_tokens = max_tokens,
                         .placeholder = 0};
     return pc_schema_layout(doc, &lc, out, err);
 }
@@ -42,7 +40,7 @@ static pc_status lay(const char *xml, int64_t max_tokens, pc_schema **out, pc_er
 /* The document so far is one line: the next element's column is its length + 1. */
 static unsigned col_here(const pc_buf *b) { return (unsigned)b->len + 1; }
 
-static void check_past_context(void) {
+static void check_past_context(const pc_tokenizer *tok) {
     pc_buf b = {0};
     pc_buf_puts(&b, "<schema name=\"big\"><module name=\"m\">");
     for (int i = 0; i < 7; i++) pc_buf_printf(&b, "<parameter name=\"s%d\" length=\"1000\"/>", i);
@@ -54,7 +52,7 @@ static void check_past_context(void) {
     pc_schema *s = NULL;
     pc_error err = {0};
     const long before = peak_rss_kb();
-    pc_status st = lay(b.data, (int64_t)1 << 40, &s, &err);
+    pc_status st = lay(tok, b.data, (int64_t)1 << 40, &s, &err);
     const long grown = peak_rss_kb() - before;
     CHECK_MSG(st == PC_ERR_RANGE && strstr(err.msg, want) && strstr(err.msg, "past the context of 8192"),
               "got %d '%s', want '%s'", st, err.msg, want);
@@ -63,7 +61,7 @@ static void check_past_context(void) {
     pc_buf_free(&b);
 }
 
-static void check_no_wrap(void) {
+static void check_no_wrap(const pc_tokenizer *tok) {
     pc_buf b = {0};
     pc_buf_puts(&b, "<schema name=\"wrap\"><module name=\"m\">");
     const unsigned first = col_here(&b);
@@ -73,14 +71,14 @@ static void check_no_wrap(void) {
     snprintf(want, sizeof want, "limits.xml:1:%u: parameter 'p0'", first);
     pc_schema *s = NULL;
     pc_error err = {0};
-    pc_status st = lay(b.data, (int64_t)1 << 40, &s, &err);
+    pc_status st = lay(tok, b.data, (int64_t)1 << 40, &s, &err);
     CHECK_MSG(st == PC_ERR_RANGE && strstr(err.msg, want), "got %d '%s' (L = %d), want '%s'", st, err.msg,
               s ? s->length : -1, want);
     pc_schema_free(s);
     pc_buf_free(&b);
 }
 
-static void check_union_budget(void) {
+static void check_union_budget(const pc_tokenizer *tok) {
     pc_buf b = {0};
     pc_buf_puts(&b, "<schema name=\"many\"><union>");
     unsigned col51 = 0;
@@ -94,23 +92,24 @@ static void check_union_budget(void) {
     snprintf(want, sizeof want, "limits.xml:1:%u: parameter 'p' brings the schema to 51001", col51);
     pc_schema *s = NULL;
     pc_error err = {0};
-    pc_status st = lay(b.data, 50001, &s, &err); /* BOS + 50 members of 1000 fit exactly */
+    pc_status st = lay(tok, b.data, 50001, &s, &err); /* BOS + 50 members of 1000 fit exactly */
     CHECK_MSG(st == PC_ERR_RANGE && strstr(err.msg, want) && strstr(err.msg, "over its limit of 50001"),
               "got %d '%s', want '%s'", st, err.msg, want);
     pc_schema_free(s);
     s = NULL;
-    st = lay(b.data, 100001, &s, &err);
+    st = lay(tok, b.data, 100001, &s, &err);
     CHECK_MSG(st == PC_OK && s && s->length == 1 + 1000 && s->n_params == 100, "got %d '%s'", st, err.msg);
     pc_schema_free(s);
     pc_buf_free(&b);
 }
 
 int main(void) {
-    const int opened = test_tokenizer_open(&TOK);
+    pc_tokenizer *tok = NULL;
+    const int opened = test_tokenizer_open(&tok);
     if (opened) return opened;
-    check_past_context();
-    check_no_wrap();
-    check_union_budget();
-    pc_tokenizer_free(TOK);
+    check_past_context(tok);
+    check_no_wrap(tok);
+    check_union_budget(tok);
+    pc_tokenizer_free(tok);
     return check_report();
 }

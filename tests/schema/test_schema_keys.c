@@ -22,14 +22,13 @@
 #include "schema/schema.h"
 #include "util/buf.h"
 
-static pc_tokenizer *TOK;
 static const uint8_t MODEL[32] = {1, 2, 3};
 
-static pc_schema *lay_and_key(const char *xml, const char *tenant) {
+static pc_schema *lay_and_key(const pc_tokenizer *tok, const char *xml, const char *tenant) {
     pc_pml_doc *doc = NULL;
     pc_error err = {0};
     pc_schema *s = NULL;
-    pc_layout_ctx lc = {.tok = TOK, .chat = PC_CHAT_CHATML, .add_bos = true, .n_ctx = 8192, .max_tokens = 1 << 20};
+    pc_layout_ctx lc = {.tok = tok, .chat = PC_CHAT_CHATML, .add_bos = true, .n_ctx = 8192, .max_tokens = 1 << 20};
     if (pc_pml_parse_schema(xml, strlen(xml), "keys.xml", NULL, &doc, &err) != PC_OK ||
         pc_schema_layout(doc, &lc, &s, &err) != PC_OK || pc_schema_keys(s, MODEL, tenant, &err) != PC_OK) {
         CHECK_MSG(0, "%s", err.msg);
@@ -52,7 +51,7 @@ static void check_distinct(const pc_schema *s) {
         }
 }
 
-static void check_long_names(void) {
+static void check_long_names(const pc_tokenizer *tok) {
     pc_buf a = {0}, b = {0}, xml = {0};
     for (int i = 0; i < 600; i++) pc_buf_puts(&a, "n");
     pc_buf_puts(&b, a.data);
@@ -62,7 +61,7 @@ static void check_long_names(void) {
                         "<module name=\"%s\">The cat sat.<module name=\"c\">Then it slept.</module></module>"
                         "<module name=\"%s\">The dog sat.<module name=\"c\">Then it slept.</module></module>"
                         "</union></schema>", a.data, b.data);
-    pc_schema *s = lay_and_key(xml.data, "");
+    pc_schema *s = lay_and_key(tok, xml.data, "");
     if (s) {
         int32_t ma = pc_schema_find_module(s, PC_ROOT, a.data), mb = pc_schema_find_module(s, PC_ROOT, b.data);
         CHECK(ma >= 0 && mb >= 0);
@@ -103,15 +102,15 @@ static const char *SHAPES[] = {
     "<module name=\"g\">G is there.</module></union></module></schema>",
 };
 
-static void check_shapes(void) {
+static void check_shapes(const pc_tokenizer *tok) {
     for (size_t k = 0; k < sizeof SHAPES / sizeof *SHAPES; k++) {
-        pc_schema *s = lay_and_key(SHAPES[k], "");
+        pc_schema *s = lay_and_key(tok, SHAPES[k], "");
         if (!s) continue;
         check_distinct(s);
         for (int32_t i = 0; i < s->n_pieces; i++)
             if (s->pieces[i].owner != PC_ROOT && !strcmp(s->modules[s->pieces[i].owner].name, "f"))
                 CHECK_MSG(!strncmp(s->pieces[i].label, "deep:a/b/d/f#", 13), "label %s", s->pieces[i].label);
-        pc_schema *again = lay_and_key(SHAPES[k], ""), *other = lay_and_key(SHAPES[k], "acme");
+        pc_schema *again = lay_and_key(tok, SHAPES[k], ""), *other = lay_and_key(tok, SHAPES[k], "acme");
         for (int32_t i = 0; again && other && i < s->n_pieces; i++) {
             CHECK(!memcmp(&s->pieces[i].key, &again->pieces[i].key, sizeof s->pieces[i].key));
             CHECK(memcmp(&s->pieces[i].key, &other->pieces[i].key, sizeof s->pieces[i].key) != 0);
@@ -123,10 +122,11 @@ static void check_shapes(void) {
 }
 
 int main(void) {
-    const int opened = test_tokenizer_open(&TOK);
+    pc_tokenizer *tok = NULL;
+    const int opened = test_tokenizer_open(&tok);
     if (opened) return opened;
-    check_long_names();
-    check_shapes();
-    pc_tokenizer_free(TOK);
+    check_long_names(tok);
+    check_shapes(tok);
+    pc_tokenizer_free(tok);
     return check_report();
 }

@@ -19,23 +19,33 @@
 
 enum { KB = PC_ATTN_KB, KU = PC_ATTN_KU, RG = PC_ATTN_RG, PV_ROWS = 6 };
 
+/* One key row's step of NR score rows, and the scaled store after the last:
+ * shared by the f32-unit and the f16 paths so that both give the same bits. */
+static inline __attribute__((always_inline)) void score_step_avx512(__m512 *lo, __m512 *hi, const float *q, int32_t hd,
+                                                                    int32_t d, __m512 k0, __m512 k1, const int NR) {
+    for (int i = 0; i < NR; i++) {
+        const __m512 qv = _mm512_set1_ps(q[i * hd + d]);
+        lo[i] = _mm512_fmadd_ps(qv, k0, lo[i]);
+        hi[i] = _mm512_fmadd_ps(qv, k1, hi[i]);
+    }
+}
+
+static inline __attribute__((always_inline)) void score_store_avx512(float *dst, int64_t ds, const __m512 *lo,
+                                                                     const __m512 *hi, float scale, const int NR) {
+    const __m512 vs = _mm512_set1_ps(scale);
+    for (int i = 0; i < NR; i++) {
+        _mm512_storeu_ps(dst + i * ds, _mm512_mul_ps(lo[i], vs));
+        _mm512_storeu_ps(dst + i * ds + 16, _mm512_mul_ps(hi[i], vs));
+    }
+}
+
 /* RG rows x KU lanes: two zmm accumulators per row, the key row loaded once per d. */
 static void scores_avx512(float *dst, int64_t ds, const float *q, const float *kt, int32_t hd, float scale) {
     __m512 lo[RG], hi[RG];
     for (int32_t i = 0; i < RG; i++) lo[i] = hi[i] = _mm512_setzero_ps();
-    for (int32_t d = 0; d < hd; d++) {
-        const __m512 k0 = _mm512_load_ps(kt + d * KU), k1 = _mm512_load_ps(kt + d * KU + 16);
-        for (int32_t i = 0; i < RG; i++) {
-            const __m512 qv = _mm512_set1_ps(q[i * hd + d]);
-            lo[i] = _mm512_fmadd_ps(qv, k0, lo[i]);
-            hi[i] = _mm512_fmadd_ps(qv, k1, hi[i]);
-        }
-    }
-    const __m512 vs = _mm512_set1_ps(scale);
-    for (int32_t i = 0; i < RG; i++) {
-        _mm512_storeu_ps(dst + i * ds, _mm512_mul_ps(lo[i], vs));
-        _mm512_storeu_ps(dst + i * ds + 16, _mm512_mul_ps(hi[i], vs));
-    }
+    for (int32_t d = 0; d < hd; d++)
+        score_step_avx512(lo, hi, q, hd, d, _mm512_load_ps(kt + d * KU), _mm512_load_ps(kt + d * KU + 16), RG);
+    score_store_avx512(dst, ds, lo, hi, scale, RG);
 }
 
 /* Row d of the unit's stored blocks as two zmm of 16 keys; the lanes of
@@ -61,17 +71,9 @@ static inline __attribute__((always_inline)) void scores_h_rows_avx512(float *ds
             key_row_avx512(&k0, &k1, b0, bstride, KU / KB, d);
         else
             key_row_avx512(&k0, &k1, b0, bstride, nblk, d);
-        for (int i = 0; i < NR; i++) {
-            const __m512 qv = _mm512_set1_ps(q[i * hd + d]);
-            lo[i] = _mm512_fmadd_ps(qv, k0, lo[i]);
-            hi[i] = _mm512_fmadd_ps(qv, k1, hi[i]);
-        }
+        score_step_avx512(lo, hi, q, hd, d, k0, k1, NR);
     }
-    const __m512 vs = _mm512_set1_ps(scale);
-    for (int i = 0; i < NR; i++) {
-        _mm512_storeu_ps(dst + i * ds, _mm512_mul_ps(lo[i], vs));
-        _mm512_storeu_ps(dst + i * ds + 16, _mm512_mul_ps(hi[i], vs));
-    }
+    score_store_avx512(dst, ds, lo, hi, scale, NR);
 }
 
 static void scores_h_avx512(float *dst, int64_t ds, const float *q, const pc_f16 *b0, int64_t bstride, int32_t nblk,

@@ -113,63 +113,25 @@ static void v_unit_avx512(float *vb, const pc_f16 *v, int64_t stride, int32_t nb
     }
 }
 
+/* Value row l's dims [d0 + 16c, +16) as f32: from the f32 unit (H = 0) or
+ * converted in registers from the stored f16 rows (H = 1). */
+static inline __attribute__((always_inline)) __m512 value_avx512(const void *v, int64_t stride, int32_t l, int32_t d,
+                                                                 const int H) {
+    if (H) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const pc_f16 *)v + l * stride + d)));
+    return _mm512_loadu_ps((const float *)v + l * stride + d);
+}
+
 /* NR rows x 16W dims of accumulators (up to 24 zmm) stay in registers over
- * the unit's keys; each value row is loaded once for the NR rows. */
-static inline __attribute__((always_inline)) void pv_rows_avx512(float *acc, const float *p, int64_t ps,
-                                                                 const float *vb, int32_t nb, int32_t hd, int32_t d0,
-                                                                 const int NR, const int W) {
-    __m512 a[PV_ROWS][4], v[4];
-    for (int i = 0; i < NR; i++)
-        for (int c = 0; c < W; c++) a[i][c] = _mm512_loadu_ps(acc + i * hd + d0 + 16 * c);
-    for (int32_t l = 0; l < nb; l++) {
-        for (int c = 0; c < W; c++) v[c] = _mm512_loadu_ps(vb + l * hd + d0 + 16 * c);
-        for (int i = 0; i < NR; i++) {
-            const __m512 pl = _mm512_set1_ps(p[i * ps + l]);
-            for (int c = 0; c < W; c++) a[i][c] = _mm512_fmadd_ps(pl, v[c], a[i][c]);
-        }
-    }
-    for (int i = 0; i < NR; i++)
-        for (int c = 0; c < W; c++) _mm512_storeu_ps(acc + i * hd + d0 + 16 * c, a[i][c]);
-}
-
-/* All rows over dims [d0, d0 + 16W): blocks of PV_ROWS, then the rest, each
- * with a constant row count so the accumulators stay in registers. */
-static inline __attribute__((always_inline)) void pv_cols_avx512(float *acc, const float *p, int64_t ps,
-                                                                 const float *vb, int32_t nb, int32_t rows, int32_t hd,
-                                                                 int32_t d0, const int W) {
-    int32_t r = 0;
-    for (; r + PV_ROWS <= rows; r += PV_ROWS) pv_rows_avx512(acc + r * hd, p + r * ps, ps, vb, nb, hd, d0, PV_ROWS, W);
-    float *ar = acc + r * hd;
-    const float *pr = p + r * ps;
-    switch (rows - r) {
-    case 5: pv_rows_avx512(ar, pr, ps, vb, nb, hd, d0, 5, W); break;
-    case 4: pv_rows_avx512(ar, pr, ps, vb, nb, hd, d0, 4, W); break;
-    case 3: pv_rows_avx512(ar, pr, ps, vb, nb, hd, d0, 3, W); break;
-    case 2: pv_rows_avx512(ar, pr, ps, vb, nb, hd, d0, 2, W); break;
-    case 1: pv_rows_avx512(ar, pr, ps, vb, nb, hd, d0, 1, W); break;
-    default: break;
-    }
-}
-
-static void pv_avx512(float *acc, const float *p, int64_t ps, const float *vb, int32_t nb, int32_t rows, int32_t hd) {
-    if (hd % 64 == 0)
-        for (int32_t d0 = 0; d0 < hd; d0 += 64) pv_cols_avx512(acc, p, ps, vb, nb, rows, hd, d0, 4);
-    else if (hd % 32 == 0)
-        for (int32_t d0 = 0; d0 < hd; d0 += 32) pv_cols_avx512(acc, p, ps, vb, nb, rows, hd, d0, 2);
-    else
-        pc_attn_kernels_avx2().pv(acc, p, ps, vb, nb, rows, hd);
-}
-
-/* pv_rows_avx512 with each f16 value row converted in registers. */
-static inline __attribute__((always_inline)) void pv_h_rows_avx512(float *acc, const float *p, int64_t ps,
-                                                                   const pc_f16 *v, int64_t stride, int32_t nb,
-                                                                   int32_t hd, int32_t d0, const int NR, const int W) {
+ * the unit's keys; each value row is loaded once for the NR rows. One body
+ * for both value sources, so pv and pv_h give the same bits. */
+static inline __attribute__((always_inline)) void pv_rows_avx512(float *acc, const float *p, int64_t ps, const void *v,
+                                                                 int64_t stride, int32_t nb, int32_t hd, int32_t d0,
+                                                                 const int NR, const int W, const int H) {
     __m512 a[PV_ROWS][4], x[4];
     for (int i = 0; i < NR; i++)
         for (int c = 0; c < W; c++) a[i][c] = _mm512_loadu_ps(acc + i * hd + d0 + 16 * c);
     for (int32_t l = 0; l < nb; l++) {
-        for (int c = 0; c < W; c++)
-            x[c] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + l * stride + d0 + 16 * c)));
+        for (int c = 0; c < W; c++) x[c] = value_avx512(v, stride, l, d0 + 16 * c, H);
         for (int i = 0; i < NR; i++) {
             const __m512 pl = _mm512_set1_ps(p[i * ps + l]);
             for (int c = 0; c < W; c++) a[i][c] = _mm512_fmadd_ps(pl, x[c], a[i][c]);
@@ -179,30 +141,41 @@ static inline __attribute__((always_inline)) void pv_h_rows_avx512(float *acc, c
         for (int c = 0; c < W; c++) _mm512_storeu_ps(acc + i * hd + d0 + 16 * c, a[i][c]);
 }
 
-static inline __attribute__((always_inline)) void pv_h_cols_avx512(float *acc, const float *p, int64_t ps,
-                                                                   const pc_f16 *v, int64_t stride, int32_t nb,
-                                                                   int32_t rows, int32_t hd, int32_t d0, const int W) {
+/* All rows over dims [d0, d0 + 16W): blocks of PV_ROWS, then the rest, each
+ * with a constant row count so the accumulators stay in registers. */
+static inline __attribute__((always_inline)) void pv_cols_avx512(float *acc, const float *p, int64_t ps, const void *v,
+                                                                 int64_t stride, int32_t nb, int32_t rows, int32_t hd,
+                                                                 int32_t d0, const int W, const int H) {
     int32_t r = 0;
     for (; r + PV_ROWS <= rows; r += PV_ROWS)
-        pv_h_rows_avx512(acc + r * hd, p + r * ps, ps, v, stride, nb, hd, d0, PV_ROWS, W);
+        pv_rows_avx512(acc + r * hd, p + r * ps, ps, v, stride, nb, hd, d0, PV_ROWS, W, H);
     float *ar = acc + r * hd;
     const float *pr = p + r * ps;
     switch (rows - r) {
-    case 5: pv_h_rows_avx512(ar, pr, ps, v, stride, nb, hd, d0, 5, W); break;
-    case 4: pv_h_rows_avx512(ar, pr, ps, v, stride, nb, hd, d0, 4, W); break;
-    case 3: pv_h_rows_avx512(ar, pr, ps, v, stride, nb, hd, d0, 3, W); break;
-    case 2: pv_h_rows_avx512(ar, pr, ps, v, stride, nb, hd, d0, 2, W); break;
-    case 1: pv_h_rows_avx512(ar, pr, ps, v, stride, nb, hd, d0, 1, W); break;
+    case 5: pv_rows_avx512(ar, pr, ps, v, stride, nb, hd, d0, 5, W, H); break;
+    case 4: pv_rows_avx512(ar, pr, ps, v, stride, nb, hd, d0, 4, W, H); break;
+    case 3: pv_rows_avx512(ar, pr, ps, v, stride, nb, hd, d0, 3, W, H); break;
+    case 2: pv_rows_avx512(ar, pr, ps, v, stride, nb, hd, d0, 2, W, H); break;
+    case 1: pv_rows_avx512(ar, pr, ps, v, stride, nb, hd, d0, 1, W, H); break;
     default: break;
     }
+}
+
+static void pv_avx512(float *acc, const float *p, int64_t ps, const float *vb, int32_t nb, int32_t rows, int32_t hd) {
+    if (hd % 64 == 0)
+        for (int32_t d0 = 0; d0 < hd; d0 += 64) pv_cols_avx512(acc, p, ps, vb, hd, nb, rows, hd, d0, 4, 0);
+    else if (hd % 32 == 0)
+        for (int32_t d0 = 0; d0 < hd; d0 += 32) pv_cols_avx512(acc, p, ps, vb, hd, nb, rows, hd, d0, 2, 0);
+    else
+        pc_attn_kernels_avx2().pv(acc, p, ps, vb, nb, rows, hd);
 }
 
 static void pv_h_avx512(float *acc, const float *p, int64_t ps, const pc_f16 *v, int64_t stride, int32_t nb,
                         int32_t rows, int32_t hd) {
     if (hd % 64 == 0)
-        for (int32_t d0 = 0; d0 < hd; d0 += 64) pv_h_cols_avx512(acc, p, ps, v, stride, nb, rows, hd, d0, 4);
+        for (int32_t d0 = 0; d0 < hd; d0 += 64) pv_cols_avx512(acc, p, ps, v, stride, nb, rows, hd, d0, 4, 1);
     else if (hd % 32 == 0)
-        for (int32_t d0 = 0; d0 < hd; d0 += 32) pv_h_cols_avx512(acc, p, ps, v, stride, nb, rows, hd, d0, 2);
+        for (int32_t d0 = 0; d0 < hd; d0 += 32) pv_cols_avx512(acc, p, ps, v, stride, nb, rows, hd, d0, 2, 1);
     else
         pc_attn_kernels_avx2().pv_h(acc, p, ps, v, stride, nb, rows, hd);
 }

@@ -156,6 +156,9 @@ typedef struct pc_backend_ops {
     /* q, k, v biases; RoPE of q and k at the rows' positions; every sequence's
      * K and V into its dst's rows (all stored before any row attends) */
     void (*qkv)(pc_backend *b, const pc_layer_weights *w, int32_t layer);
+    /* matmul (q, k, v) then qkv, the same bits in fewer steps; NULL: the
+     * forward runs those two */
+    void (*matmul_qkv)(pc_backend *b, const pc_layer_weights *w, int32_t layer, const void *x, int32_t n);
     /* att = attention of each sequence's q over its list, by position */
     void (*attention)(pc_backend *b, int32_t layer);
     void (*swiglu)(pc_backend *b, int32_t n);

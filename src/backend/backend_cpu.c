@@ -202,18 +202,29 @@ static void add_bias(float *y, const pc_weight *bias, int32_t r0, int32_t r1, in
     for (int32_t t = r0; t < r1; t++) pc_add(y + (int64_t)t * dim, bias->data, dim);
 }
 
-/* Rows [t0, t1) of sequence q (counted from its first row in the batch). */
-static void store_kv(const cpu_backend *c, const pc_bseq *q, int32_t layer, int32_t t0, int32_t t1) {
-    pc_kv_span *dst = q->dst;
-    const int32_t D = dst->dim;
+/* Dimensions [d0, d1) of K (or V) of rows [t0, t1) of sequence q (counted
+ * from its first row in the batch). */
+static void store_k(const cpu_backend *c, const pc_bseq *q, int32_t layer, int32_t t0, int32_t t1, int32_t d0, int32_t d1) {
+    const int32_t D = q->dst->dim;
     for (int32_t t = t0; t < t1; t++) {
-        pc_f16 *kd = pc_kv_k_at(dst, layer, q->row0 + t, 0), *vd = pc_kv_v(dst, layer, q->row0 + t);
-        const float *ks = c->k + (int64_t)(q->off + t) * D, *vs = c->v + (int64_t)(q->off + t) * D;
-        for (int32_t d = 0; d < D; d++) {
-            kd[(size_t)d * PC_KV_BLOCK] = pc_f32_to_f16(ks[d]);
-            vd[d] = pc_f32_to_f16(vs[d]);
-        }
+        pc_f16 *kd = pc_kv_k_at(q->dst, layer, q->row0 + t, 0);
+        const float *ks = c->k + (int64_t)(q->off + t) * D;
+        for (int32_t d = d0; d < d1; d++) kd[(size_t)d * PC_KV_BLOCK] = pc_f32_to_f16(ks[d]);
     }
+}
+
+static void store_v(const cpu_backend *c, const pc_bseq *q, int32_t layer, int32_t t0, int32_t t1, int32_t d0, int32_t d1) {
+    const int32_t D = q->dst->dim;
+    for (int32_t t = t0; t < t1; t++) {
+        pc_f16 *vd = pc_kv_v(q->dst, layer, q->row0 + t);
+        const float *vs = c->v + (int64_t)(q->off + t) * D;
+        for (int32_t d = d0; d < d1; d++) vd[d] = pc_f32_to_f16(vs[d]);
+    }
+}
+
+static void store_kv(const cpu_backend *c, const pc_bseq *q, int32_t layer, int32_t t0, int32_t t1) {
+    store_k(c, q, layer, t0, t1, 0, q->dst->dim);
+    store_v(c, q, layer, t0, t1, 0, q->dst->dim);
 }
 
 typedef struct qkv_job {
@@ -258,6 +269,45 @@ static void cpu_qkv(pc_backend *b, const pc_layer_weights *w, int32_t layer) {
     const int32_t n = c->c.n, threads = pc_pool_size(c->pool), tasks = n < threads ? n : threads;
     qkv_job j = {.c = c, .w = w, .layer = layer, .per = (n + tasks - 1) / tasks};
     pc_pool_run(tasks > 1 ? c->pool : NULL, qkv_task, &j, (n + j.per - 1) / j.per);
+}
+
+/* The qkv step of the columns [o0, o1) (whole heads) of one of q, k, v, for
+ * every row: the same operations on the same numbers as qkv_task, cut by
+ * heads instead of rows, so the same bits. Run by the task that wrote them. */
+static void qkv_cols(void *ctx, int member, int64_t o0, int64_t o1) {
+    const qkv_job *j = ctx;
+    const cpu_backend *c = j->c;
+    const pc_hparams *hp = &c->m->hp;
+    const pc_weight *bias[3] = {&j->w->bq, &j->w->bk, &j->w->bv};
+    float *y[3] = {c->q, c->k, c->v};
+    const int64_t dim = member == 0 ? (int64_t)hp->n_head * hp->head_dim : (int64_t)hp->n_head_kv * hp->head_dim;
+    const int32_t n = c->c.n;
+    if (bias[member]->data)
+        for (int32_t t = 0; t < n; t++) pc_add(y[member] + t * dim + o0, (const float *)bias[member]->data + o0, o1 - o0);
+    if (member < 2 && c->m->arch->pos != PC_POS_ALIBI) {
+        const int neox = c->m->arch->pos == PC_POS_ROPE_NEOX;
+        const int32_t R = hp->rope_dim / 2, heads = (int32_t)((o1 - o0) / hp->head_dim);
+        for (int32_t t = 0; t < n; t++)
+            pc_rope_apply(y[member] + t * dim + o0, heads, hp->head_dim, hp->rope_dim, c->rc + t * R, c->rs + t * R, neox);
+    }
+    for (int32_t i = 0; member > 0 && i < c->c.n_seqs; i++) {
+        const pc_bseq *q = &c->c.seqs[i];
+        (member == 1 ? store_k : store_v)(c, q, j->layer, 0, q->n, (int32_t)o0, (int32_t)o1);
+    }
+}
+
+/* Q, K and V in one pool job with the qkv step in its tasks (by whole heads):
+ * one job and its serial step less per layer. Else the two steps, with the same bits. */
+static void cpu_matmul_qkv(pc_backend *b, const pc_layer_weights *w, int32_t layer, const void *x, int32_t n) {
+    cpu_backend *c = cpu(b);
+    const pc_matmul_args a[3] = {mm_args(c, &w->wq, x, n, c->q), mm_args(c, &w->wk, x, n, c->k),
+                                 mm_args(c, &w->wv, x, n, c->v)};
+    qkv_job j = {.c = c, .w = w, .layer = layer};
+    if (pc_matmul_batch_then(c->pool, a, 3, c->m->hp.head_dim, qkv_cols, &j)) return;
+    const pc_weight *ws[3] = {&w->wq, &w->wk, &w->wv};
+    void *const ys[3] = {c->q, c->k, c->v};
+    cpu_matmul(b, ws, ys, 3, x, n);
+    cpu_qkv(b, w, layer);
 }
 
 static void cpu_attention(pc_backend *b, int32_t layer) {
@@ -325,7 +375,7 @@ static const pc_backend_ops cpu_ops = {
     .name = "cpu", .free = cpu_free, .span_new = cpu_span_new, .span_copy = cpu_span_copy, .begin = cpu_begin,
     .embed = cpu_embed, .norm = cpu_norm, .matmul = cpu_matmul, .matmul_add = cpu_matmul_add, .qkv = cpu_qkv,
     .attention = cpu_attention, .swiglu = cpu_swiglu,
-    .matmul_swiglu = cpu_matmul_swiglu, .logits = cpu_logits, .end = cpu_end,
+    .matmul_swiglu = cpu_matmul_swiglu, .matmul_qkv = cpu_matmul_qkv, .logits = cpu_logits, .end = cpu_end,
 };
 
 static bool alloc_buffers(cpu_backend *c, int32_t nb, int64_t n_ctx, size_t mm) {

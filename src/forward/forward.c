@@ -109,10 +109,14 @@ static void attention_block(pc_forward *f, const pc_layer_weights *w, int32_t la
     const pc_backend_ops *op = b->ops;
     const pc_acts *a = &b->acts;
     op->norm(b, a->xn, a->x, &w->attn_norm, n);
-    const pc_weight *qkv[3] = {&w->wq, &w->wk, &w->wv};
-    void *const qkv_out[3] = {a->q, a->k, a->v};
-    op->matmul(b, qkv, qkv_out, 3, a->xn, n);
-    op->qkv(b, w, layer);       /* every row's K and V stored before any row attends */
+    if (op->matmul_qkv) {
+        op->matmul_qkv(b, w, layer, a->xn, n);
+    } else {
+        const pc_weight *qkv[3] = {&w->wq, &w->wk, &w->wv};
+        void *const qkv_out[3] = {a->q, a->k, a->v};
+        op->matmul(b, qkv, qkv_out, 3, a->xn, n);
+        op->qkv(b, w, layer);
+    } /* every row's K and V stored before any row attends */
     op->attention(b, layer);
     op->matmul_add(b, &w->wo, a->att, n, a->x);
 }

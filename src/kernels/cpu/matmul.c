@@ -61,6 +61,11 @@ typedef struct mm_ctx {
      * the same shape, each task the same rows of both) with gate = swiglu(gate, up). */
     float *acc;
     bool paired;
+    /* Or the caller's epilogue over each task's rows (pc_matmul_batch_then),
+     * whose tasks then hold whole multiples of `align` rows. */
+    pc_matmul_epi epi;
+    void *epi_ctx;
+    int64_t align;
 } mm_ctx;
 
 /* The packed activations follow the quantized rows, 64-byte aligned. */
@@ -76,6 +81,8 @@ size_t pc_matmul_scratch_size(pc_type wt, int64_t n_in, int64_t n_tok) {
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static int64_t gcd64(int64_t a, int64_t b) { return b ? gcd64(b, a % b) : a; }
+static int64_t lcm64(int64_t a, int64_t b) { return a / gcd64(a, b) * b; }
 
 static void quant_task(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks;
@@ -178,6 +185,7 @@ static void mm_task(void *ctx, int task, int n_tasks, int thread) {
     mm_rows(m, mt, o0, o1, prep);
     if (m->paired) mm_rows(m, &m->mats[1], o0, o1, prep);
     if (m->acc || m->paired) mm_epilogue(m, o0, o1);
+    if (m->epi && o0 < o1) m->epi(m->epi_ctx, i, o0, o1);
 }
 
 static void run(pc_pool *pool, pc_task_fn fn, mm_ctx *m, int n_tasks) {
@@ -226,6 +234,9 @@ static bool mm_setup(mm_ctx *m, const pc_matmul_args *a, int n) {
     m->xp_row = pc_xp_row_size(m->xt, a[0].n_in);
     m->acc = NULL;
     m->paired = false;
+    m->epi = NULL;
+    m->epi_ctx = NULL;
+    m->align = 1;
     if (m->xt == PC_TYPE_COUNT || m->x_row == 0 || a[0].n_in <= 0 || a[0].n_tok < 0) return false;
     for (int i = 0; i < n; i++) {
         mm_mat *mt = &m->mats[i];
@@ -275,7 +286,8 @@ static int mm_plan_tasks(mm_ctx *m, int threads) {
     int n_tasks = 0;
     for (int i = 0; i < m->n_mats; i++) {
         mm_mat *mt = &m->mats[i];
-        mt->rows_per_task = ceil_div(chunk, mt->tile_r) * mt->tile_r;
+        const int64_t unit = lcm64(mt->tile_r, m->align);
+        mt->rows_per_task = ceil_div(chunk, unit) * unit;
         mt->first_task = n_tasks;
         n_tasks += (int)ceil_div(mt->a->n_out, mt->rows_per_task);
     }
@@ -319,6 +331,18 @@ bool pc_matmul_acc(pc_pool *pool, const pc_matmul_args *a, float *acc) {
     mm_ctx m;
     if (!acc || !mm_setup(&m, a, 1)) return false;
     m.acc = acc;
+    return mm_run(pool, &m);
+}
+
+bool pc_matmul_batch_then(pc_pool *pool, const pc_matmul_args *a, int n, int64_t align, pc_matmul_epi epi,
+                          void *ctx) {
+    mm_ctx m;
+    if (!epi || align < 1 || !mm_setup(&m, a, n)) return false;
+    for (int i = 0; i < n; i++)
+        if (a[i].n_out % align) return false;
+    m.epi = epi;
+    m.epi_ctx = ctx;
+    m.align = align;
     return mm_run(pool, &m);
 }
 

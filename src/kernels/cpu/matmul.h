@@ -49,6 +49,16 @@ bool pc_matmul_batch(pc_pool *pool, const pc_matmul_args *a, int n);
  * job. acc ends bitwise as pc_matmul then pc_add would leave it. */
 bool pc_matmul_acc(pc_pool *pool, const pc_matmul_args *a, float *acc);
 
+/* pc_matmul_batch, then epi(ctx, i, o0, o1) once for each task's rows
+ * [o0, o1) of member i, every token's outputs of those rows written, on the
+ * thread that wrote them: work that needs whole groups of `align` rows (a
+ * head's RoPE) runs inside the product's pool job instead of a job of its own.
+ * Every member's n_out must be a multiple of align (> 0); each task's range
+ * is. The epilogue may write only outputs of its own rows (or state it alone
+ * owns). false as pc_matmul_batch, or when align does not divide an n_out. */
+typedef void (*pc_matmul_epi)(void *ctx, int member, int64_t o0, int64_t o1);
+bool pc_matmul_batch_then(pc_pool *pool, const pc_matmul_args *a, int n, int64_t align, pc_matmul_epi epi, void *ctx);
+
 /* The feed-forward input: a[0] (gate) and a[1] (up), the same n_out, as
  * pc_matmul_batch(pool, a, 2) would, then a[0].y = pc_swiglu(a[0].y, a[1].y);
  * each task takes the same rows of both matrices, so the swiglu runs in the

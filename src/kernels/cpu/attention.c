@@ -32,6 +32,7 @@
 #include "kernels/cpu/attn_kernels.h"
 
 enum { TILE_Q = 16, KB = PC_ATTN_KB, KU = PC_ATTN_KU, RG = PC_ATTN_RG };
+enum { SPLIT_MIN_KEYS = 768 }; /* a decode's context from which split mode pays (pc_attention) */
 
 typedef struct attn_scratch {
     float *q;       /* [rows_pad][hd] f16-rounded queries; rows up to the next RG zero */
@@ -375,15 +376,21 @@ void pc_attention(pc_pool *pool, const pc_attn_args *a) {
         /* One tile (decode): when the KV heads' shares fall evenly on the
          * threads, tiled mode reads each key and value once per share as
          * split mode does, in one pool job instead of three. Otherwise (three
-         * KV heads on two threads) split mode: measured, nine single-head
-         * tasks converting every key three times were slower. */
-        const int32_t splits = even_splits(a->n_head_kv, G, threads);
-        if (!splits) {
+         * KV heads on two threads) split mode over long contexts, and below
+         * SPLIT_MIN_KEYS one task per KV head, whose uneven share costs less
+         * than split mode's two extra jobs. Measured (bench_attention 2 N 1
+         * 200, SmolLM2's shape, 2 threads, best of 200, two rounds): one task
+         * per KV head 0.16 / 0.29 / 0.59 / 1.12 / 2.27-2.44 ms against split
+         * mode's 0.24-0.25 / 0.38 / 0.62-0.63 / 1.09-1.11 / 2.15-2.22 ms at
+         * N = 128 / 256 / 512 / 1024 / 2048 keys; nine single-head tasks
+         * converting every key three times were slower than either. */
+        int32_t splits = even_splits(a->n_head_kv, G, threads);
+        if (!splits && pc_kv_list_tokens(a->ctx) >= SPLIT_MIN_KEYS) {
             attention_split(pool, a);
             return;
         }
-        attn_job job = {.a = a, .splits = splits};
-        pc_pool_run(pool, attn_task, &job, a->n_head_kv * splits);
+        attn_job job = {.a = a, .splits = splits ? splits : 1};
+        pc_pool_run(pool, attn_task, &job, a->n_head_kv * job.splits);
         return;
     }
     attn_job job = {.a = a, .splits = n_tiles * a->n_head_kv < 4 * threads ? G : 1};

@@ -9,7 +9,7 @@
  * of y must not change with the batch it was computed in (the Prompt Cache
  * exactness property), nor with the batch of matrices (pc_matmul_batch) it ran
  * in, packed and unpacked members mixed, nor with the epilogues fused into
- * its pool job (the residual add, the feed-forward's swiglu). */
+ * its pool job (the residual add, the feed-forward's swiglu, a caller's). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,6 +237,84 @@ static void check_epilogues(test_rng *rng, pc_pool *pool, pc_type gate_t, pc_typ
     free(scratch);
 }
 
+/* pc_matmul_batch_then: each task's epilogue sees whole groups of `align`
+ * rows whose outputs are already written for every token (it compares them
+ * with pc_matmul's there), every row of every member exactly once, and the
+ * outputs are pc_matmul's bitwise; at 1 and 17 tokens; an align that does not
+ * divide an n_out, or no epilogue, is refused. */
+enum { THEN_ALIGN = 32, THEN_TOK = 17 };
+static const int then_out[3] = {96, 32, 160};
+
+typedef struct then_probe {
+    const pc_matmul_args *a;
+    const float *want[3]; /* pc_matmul's outputs per member */
+    int seen[3][160];     /* times the epilogue covered each row; tasks own disjoint rows */
+    int wrong[3][160];    /* rows that were not yet pc_matmul's when their epilogue ran, or misaligned */
+} then_probe;
+
+static void then_epi(void *ctx, int member, int64_t o0, int64_t o1) {
+    then_probe *p = ctx;
+    const pc_matmul_args *a = &p->a[member];
+    const bool aligned_range = o0 % THEN_ALIGN == 0 && o1 % THEN_ALIGN == 0;
+    for (int64_t o = o0; o < o1; o++) {
+        p->seen[member][o]++;
+        for (int64_t t = 0; t < a->n_tok; t++)
+            if (!aligned_range || memcmp(&a->y[t * a->n_out + o], &p->want[member][t * a->n_out + o], sizeof(float)))
+                p->wrong[member][o] = 1;
+    }
+}
+
+static void check_batch_then(test_rng *rng, pc_pool *pool, pc_isa isa) {
+    enum { N_IN = 736 };
+    float *x = malloc(sizeof(float) * N_IN * THEN_TOK);
+    for (int i = 0; i < N_IN * THEN_TOK; i++) x[i] = test_rng_float(rng);
+    void *scratch = aligned(pc_matmul_scratch_size(PC_TYPE_Q4_1, N_IN, THEN_TOK));
+    static const pc_type types[3] = {PC_TYPE_Q4_1, PC_TYPE_Q5_1, PC_TYPE_Q4_1};
+    pc_matmul_args a[3];
+    float *want[3];
+    for (int i = 0; i < 3; i++) {
+        a[i] = random_member(rng, types[i], N_IN, then_out[i], i != 1, x, THEN_TOK, scratch, isa);
+        want[i] = malloc(sizeof(float) * (size_t)(then_out[i] * THEN_TOK));
+    }
+    for (int tok = 1; tok <= THEN_TOK; tok += THEN_TOK - 1) {
+        then_probe *p = calloc(1, sizeof *p);
+        pc_matmul_args run[3];
+        for (int i = 0; i < 3; i++) {
+            pc_matmul_args one = a[i];
+            one.n_tok = tok;
+            one.y = want[i];
+            CHECK(pc_matmul(NULL, &one));
+            run[i] = a[i];
+            run[i].n_tok = tok;
+            memset(run[i].y, 0xFF, sizeof(float) * (size_t)(then_out[i] * tok)); /* NaN until written */
+            p->want[i] = want[i];
+        }
+        p->a = run;
+        CHECK(pc_matmul_batch_then(pool, run, 3, THEN_ALIGN, then_epi, p));
+        for (int i = 0; i < 3; i++) {
+            int once = 1, right = 1;
+            for (int o = 0; o < then_out[i]; o++) {
+                once &= p->seen[i][o] == 1;
+                right &= !p->wrong[i][o];
+            }
+            CHECK_MSG(once && right && !memcmp(run[i].y, want[i], sizeof(float) * (size_t)(then_out[i] * tok)),
+                      "pc_matmul_batch_then member %d on %s, n_tok=%d, %d threads: every row once %d, written first %d", i,
+                      pc_isa_name(isa), tok, pc_pool_size(pool), once, right);
+        }
+        CHECK(!pc_matmul_batch_then(pool, run, 3, 64, then_epi, p)); /* 64 does not divide 96 */
+        CHECK(!pc_matmul_batch_then(pool, run, 3, THEN_ALIGN, NULL, p));
+        free(p);
+    }
+    for (int i = 0; i < 3; i++) {
+        free((void *)a[i].w);
+        free((void *)a[i].packed);
+        free(a[i].y);
+        free(want[i]);
+    }
+    free(x);
+    free(scratch);
+}
+
 /* Rows as long as a feed-forward's down projection, so n_tok rows of
  * activations exceed what one token block holds: the packed matmul over
  * several blocks (each prepared, or direct when short) equals the dot per
@@ -353,6 +431,7 @@ int main(void) {
             check_epilogues(&rng, pools[p], PC_TYPE_Q4_K, PC_TYPE_Q6_K, 512, (pc_isa)isa);
             check_epilogues(&rng, pools[p], PC_TYPE_Q4_1, PC_TYPE_Q4_1, 736, (pc_isa)isa);
             check_epilogues(&rng, pools[p], PC_TYPE_Q5_0, PC_TYPE_Q8_0, 736, (pc_isa)isa);
+            check_batch_then(&rng, pools[p], (pc_isa)isa);
         }
         check_long_rows(&rng, pools[1], PC_TYPE_Q4_K, (pc_isa)isa);
         check_long_rows(&rng, pools[1], PC_TYPE_Q6_K, (pc_isa)isa);

@@ -9,7 +9,8 @@
  *     over 1024-32768 keys and decode (GB/s of K and V read), MMA, FEWQ and VEC
  *     kernels, with and without splits; each timed alone and back to back (as
  *     in a forward pass).
- * Prints one line per measurement; times are cudaEvent medians. */
+ * Prints one line per measurement; times are cudaEvent medians. Argument
+ * "attention": the ceilings and attention only. */
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <math.h>
@@ -326,8 +327,10 @@ static void attention(uint64_t *rng, timer *t, int n_sm) {
     CU(cudaFree(po)); CU(cudaFree(pml));
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    /* "attention": the copy ceiling and attention alone (a quick call while a kernel changes) */
+    const int attention_only = argc > 1 && strcmp(argv[1], "attention") == 0;
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
         printf("bench_gpu_ops: no CUDA GPU\n");
@@ -344,7 +347,7 @@ int main(void) {
     cublasHandle_t h;
     CB(cublasCreate(&h));
     ceilings(&rng, &t, h);
-    matmuls(&rng, &t, h);
+    if (!attention_only) matmuls(&rng, &t, h);
     attention(&rng, &t, p.multiProcessorCount);
     cublasDestroy(h);
     return 0;

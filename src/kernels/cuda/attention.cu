@@ -479,35 +479,97 @@ __global__ void __launch_bounds__(NW * 32, 2) attn_mma_kernel(pc_cu_attn_args a)
  *
  * With 32 rows the MMA kernel's 64-row blocks compute half on padding. Here the four
  * key groups of a tile (16 keys each) go to four warps, so RG x 4 warps share one
- * block; a block is alone on its multiprocessor and keeps ST - 1 tiles (36 KB each)
- * in flight. Each warp keeps its own running (max, sum, o) over its key group; the
- * block merges the four by log-sum-exp at the end, in a fixed order. Measured on the
- * H200 (bench_gpu_ops, 32 rows over 8192 keys, launches back to back): 63-65 us
- * against the MMA kernel's 64-68 us; in the whole cached 8192 + 32 prompt about
- * 0.05 ms. What limits both is not the products: K/V stream at 2.1-2.6 TB/s (DRAM
- * 48% busy under ncu, against 73% for the VEC kernel's register loads), and about
- * 15 us a launch do not scale with the context (32 over 1024 keys: 19 us). Tried and
- * not kept (same benchmark): 2 stages at two blocks a multiprocessor (73-76 us), 5
- * stages (69 us), an L2::256B prefetch hint on the tile loads (68 us). */
+ * set of query rows; a block is alone on its multiprocessor. Each warp keeps its own
+ * running (max, sum, o) over its key group; the block merges the four by log-sum-exp
+ * at the end, in a fixed order.
+ * Loading is decoupled from compute: FEWQ_LW more warps issue each tile's 16-byte
+ * cp.async (its 8 key blocks as stored: kv.h's [dim][8] blocks are already a
+ * conflict-free layout for ldmatrix.trans; 64 value rows into padded rows; the key
+ * positions), and each stage completes on its own mbarrier ("full", which every loader
+ * thread's cp.async.mbarrier.arrive counts on); the loaders refill a stage once every
+ * compute thread has arrived on its "empty" barrier, so no block-wide barrier paces
+ * the loop and all FEWQ_ST stages stay in flight. Measured on the H200 (bench_gpu_ops,
+ * 32 rows over 8192 keys, back to back): 50.5 us against 61.5 for the version before
+ * (the block's 256 threads loading, a __syncthreads a tile: K/V at 2.2 TB/s, 2.6 at
+ * 32k keys, 3.4-3.5 now); in the whole cached 8192 + 32 prompt 6.75 ms against 7.14.
+ * Tried and not kept: the tiles by bulk copies (cp.async.bulk, one loader warp): 103
+ * us, the 64 value rows of 256 B each being one copy-engine request (session 8, 2026-12-01). */
 constexpr int KG = 4; /* key groups of a tile: warps sharing one set of query rows */
+
+/* ---- mbarriers ---- */
+
+__device__ __forceinline__ void mbar_init(uint64_t *bar, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint64_t *bar) {
+    asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(smem_addr(bar)) : "memory");
+}
+/* Waits for the completion of the barrier's phase of this parity. */
+__device__ __forceinline__ void mbar_wait(uint64_t *bar, uint32_t parity) {
+    uint32_t done;
+    do {
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done)
+                     : "r"(smem_addr(bar)), "r"(parity)
+                     : "memory");
+    } while (!done);
+}
+/* Shared memory of the FEWQ kernel: QR query rows, then ST stages of K (as stored),
+ * V (rows padded) and key positions, then the split's tile metadata. */
+template <int D, int QR, int ST> struct fewq_smem {
+    static constexpr int QS = D + 8; /* row strides (halves), padded so ldmatrix rows hit distinct banks */
+    static constexpr int VS = D + 8;
+    static constexpr size_t q_bytes = (size_t)QR * QS * 2;
+    static constexpr size_t k_bytes = (size_t)D * BC * 2;  /* one stage: [BC / KB][D][KB] */
+    static constexpr size_t v_bytes = (size_t)BC * VS * 2; /* one stage: [BC][VS] */
+    static constexpr size_t fixed = q_bytes + ST * (k_bytes + v_bytes + BC * sizeof(int));
+};
+
+/* The loader threads' (lt of NL) requests for the split's tile into one stage (kd,
+ * vd, pd): 16-byte cp.async (zeros past the tile's end: their probabilities are 0, but
+ * 0 x NaN is not), each thread's completion counted on bar (NL arrivals a phase). */
+template <int D, int NL>
+__device__ __forceinline__ void fewq_load(const pc_cu_attn_args &a, int hk, int tile, const pc_cu_tile &tl,
+                                          const pc_cu_span_layer &sl, __half *kd, __half *vd, int *pd, uint64_t *bar,
+                                          int lt) {
+    constexpr int VS = D + 8, KC = BC * D / 8; /* 16-byte chunks of K (and of V) a tile */
+    const int DA = a.n_head_kv * D, nblk = (tl.n + KB - 1) / KB;
+    const __half *kb = static_cast<const __half *>(sl.k) + ((int64_t)(tl.row0 / KB) * DA + hk * D) * KB;
+    const __half *vb = static_cast<const __half *>(sl.v) + (int64_t)tl.row0 * DA + hk * D;
+#pragma unroll 4
+    for (int c = lt; c < KC; c += NL) { /* key block j = c / D as stored: [D][KB] */
+        const int j = c / D;
+        const bool ok = j < nblk;
+        cp_async16(kd + c * 8, ok ? kb + (int64_t)j * DA * KB + (c % D) * 8 : kb, ok);
+    }
+#pragma unroll 4
+    for (int c = lt; c < KC; c += NL) {
+        const int r = c / (D / 8), cc = c % (D / 8);
+        const bool ok = r < tl.n;
+        cp_async16(vd + r * VS + cc * 8, ok ? vb + (int64_t)r * DA + cc * 8 : vb, ok);
+    }
+    if (lt < BC / 4) cp_async16(pd + lt * 4, a.step->kpos + (int64_t)tile * BC + lt * 4, true);
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
 
 /* The FEWQ block's end: the KG warps of each row group hold (max, sum, o) over
  * their key groups; merged by log-sum-exp in key-group order through shared memory
  * (ow: the stage buffers, free once every warp is past the loop), then written out
- * normalized (one split) or as the split's partial. */
+ * normalized (one split) or as the split's partial. The loader warp (!active) only
+ * takes part in the barriers. */
 template <int D, int RG>
-__device__ __forceinline__ void fewq_merge(const pc_cu_attn_args &a, float o[D / 8][4], float m_a, float m_b, float l_a,
-                                           float l_b, float *ow, float (*s_ml)[16][2]) {
+__device__ __forceinline__ void fewq_merge(const pc_cu_attn_args &a, bool active, float o[D / 8][4], float m_a, float m_b,
+                                           float l_a, float l_b, float *ow, float (*s_ml)[16][2]) {
     constexpr int NT = RG * KG * 32;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, rg = warp / KG;
     const int G = a.n_head / a.n_head_kv, rows = a.n * G, QW = a.n_head * D, hk = blockIdx.y, split = blockIdx.z;
-    if (lane % 4 == 0) {
+    if (active && lane % 4 == 0) {
         s_ml[warp][lane / 4][0] = m_a, s_ml[warp][lane / 4][1] = l_a;
         s_ml[warp][lane / 4 + 8][0] = m_b, s_ml[warp][lane / 4 + 8][1] = l_b;
     }
     __syncthreads();
 #pragma unroll
-    for (int half = 0; half < 2; half++) {
+    for (int half = 0; half < 2 && active; half++) {
         const int r = lane / 4 + 8 * half;
         float M = -INFINITY;
 #pragma unroll
@@ -519,7 +581,7 @@ __device__ __forceinline__ void fewq_merge(const pc_cu_attn_args &a, float o[D /
             *reinterpret_cast<float2 *>(dst + i * 8 + (lane % 4) * 2) = make_float2(o[i][2 * half] * f, o[i][2 * half + 1] * f);
     }
     __syncthreads();
-    for (int idx = threadIdx.x; idx < RG * 16 * D; idx += NT) {
+    for (int idx = threadIdx.x; active && idx < RG * 16 * D; idx += NT) {
         const int rho = idx / D, d = idx % D, g0 = (rho / 16) * KG, r = rho % 16;
         if (rho >= rows) continue;
         float M = -INFINITY;
@@ -543,62 +605,31 @@ __device__ __forceinline__ void fewq_merge(const pc_cu_attn_args &a, float o[D /
     }
 }
 
-template <int D, int RG, int ST>
-__global__ void __launch_bounds__(RG * KG * 32, 1) attn_fewq_kernel(pc_cu_attn_args a) {
-    grid_dep_launch();
-    constexpr int QR = 16 * RG, NT = RG * KG * 32;
-    using S = mma_smem<D, QR, ST>;
-    extern __shared__ __align__(16) unsigned char smem[];
-    tile_pipe<D, QR, ST, NT> pipe(smem, a.tiles_cap);
-    __half *const Qs = pipe.Qs, *const Ks = pipe.Ks, *const Vs = pipe.Vs;
-    const int *const Ps = pipe.Ps, *const Vis = pipe.Vis;
-    __shared__ int s_qmax, s_nv;
-    __shared__ float s_ml[RG * KG][16][2];
-
-    const pc_cu_step *st = a.step;
-    const int G = a.n_head / a.n_head_kv, rows = a.n * G;
-    const int hk = blockIdx.y, split = blockIdx.z;
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, kg = warp % KG, rg = warp / KG;
-
-    const int ra = rg * 16 + lane / 4, rb = ra + 8;
-    const int qp_a = ra < rows ? st->qpos[ra / G] : -1;
-    const int qp_b = rb < rows ? st->qpos[rb / G] : -1;
-    pipe.plan(a, split, hk, block_qmax(qp_a, qp_b, &s_qmax), &s_nv);
-    const int nv = pipe.nv;
-    pipe.load_q(a, 0, hk);
-    if (!pipe.early) pipe.prologue(a, hk);
-
+/* One row group's warp (kg: its 16 keys of each tile) over the split's visible
+ * tiles: scores, the running max and sum, o += P V; each stage handed back to the
+ * loader once read. */
+template <int D, int ST>
+__device__ __forceinline__ void fewq_consume(const pc_cu_attn_args &a, int nv, const __half *Qs, const __half *Ks,
+                                             const __half *Vs, const int *Ps, uint64_t *full, uint64_t *empty, int rg,
+                                             int kg, int qp_a, int qp_b, float o[D / 8][4], float *m_a, float *m_b,
+                                             float *l_a, float *l_b) {
+    using S = fewq_smem<D, 16, ST>;
+    const int lane = threadIdx.x % 32;
     const float sl2 = a.scale * LOG2E;
-    float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
-    float o[D / 8][4];
-#pragma unroll
-    for (int i = 0; i < D / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
     uint32_t qf[D / 16][4];
-    bool have_q = false;
-
-    for (int i = 0; i < nv; i++) {
-        if (pipe.early && i == 0)
-            cp_async_wait<0>();
-        else
-            cp_async_wait<ST - 2>();
-        __syncthreads();
-        if (i + ST - 1 < nv) pipe.load_tile(a, hk, Vis[i + ST - 1], (i + ST - 1) % ST);
-        cp_async_commit();
-        if (!have_q) {
 #pragma unroll
-            for (int kk = 0; kk < D / 16; kk++)
-                ldsm_x4(qf[kk], Qs + (rg * 16 + lane % 16) * S::QS + kk * 16 + (lane / 16) * 8);
-            have_q = true;
-        }
+    for (int kk = 0; kk < D / 16; kk++) ldsm_x4(qf[kk], Qs + (rg * 16 + lane % 16) * S::QS + kk * 16 + (lane / 16) * 8);
+    for (int i = 0; i < nv; i++) {
         const int stage = i % ST;
+        mbar_wait(&full[stage], (uint32_t)(i / ST) & 1);
         const __half *kd = Ks + stage * (S::k_bytes / 2);
         const __half *vd = Vs + stage * (S::v_bytes / 2);
         const int *pd = Ps + stage * BC + kg * 16;
         float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) {
-            uint32_t b[4];
-            ldsm_x4_t(b, kd + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S::KS + kg * 16 + (lane >> 4) * 8);
+            uint32_t b[4]; /* key blocks 2 kg and 2 kg + 1, dims kk * 16 .. + 16 */
+            ldsm_x4_t(b, kd + (kg * 2 + (lane >> 4)) * (D * KB) + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * KB);
             mma16816(s[0], qf[kk], b[0], b[1]);
             mma16816(s[1], qf[kk], b[2], b[3]);
         }
@@ -619,11 +650,11 @@ __global__ void __launch_bounds__(RG * KG * 32, 1) attn_fewq_kernel(pc_cu_attn_a
             mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, off));
             mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, off));
         }
-        const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
+        const float mn_a = fmaxf(*m_a, mx_a), mn_b = fmaxf(*m_b, mx_b);
         const float base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
-        const float al_a = ex2(m_a - base_a), al_b = ex2(m_b - base_b);
-        m_a = mn_a;
-        m_b = mn_b;
+        const float al_a = ex2(*m_a - base_a), al_b = ex2(*m_b - base_b);
+        *m_a = mn_a;
+        *m_b = mn_b;
         float ps_a = 0.f, ps_b = 0.f;
 #pragma unroll
         for (int j = 0; j < 2; j++) {
@@ -635,8 +666,8 @@ __global__ void __launch_bounds__(RG * KG * 32, 1) attn_fewq_kernel(pc_cu_attn_a
                 ps_b += s[j][2 + e];
             }
         }
-        l_a = l_a * al_a + ps_a;
-        l_b = l_b * al_b + ps_b;
+        *l_a = *l_a * al_a + ps_a;
+        *l_b = *l_b * al_b + ps_b;
 #pragma unroll
         for (int d = 0; d < D / 8; d++) {
             o[d][0] *= al_a, o[d][1] *= al_a;
@@ -651,14 +682,94 @@ __global__ void __launch_bounds__(RG * KG * 32, 1) attn_fewq_kernel(pc_cu_attn_a
             mma16816(o[2 * dp], pa, b[0], b[1]);
             mma16816(o[2 * dp + 1], pa, b[2], b[3]);
         }
+        mbar_arrive(&empty[stage]); /* every thread: an arrival orders only its own reads */
     }
-    cp_async_wait<0>();
 #pragma unroll
     for (int off = 1; off <= 2; off <<= 1) {
-        l_a += __shfl_xor_sync(0xffffffffu, l_a, off);
-        l_b += __shfl_xor_sync(0xffffffffu, l_b, off);
+        *l_a += __shfl_xor_sync(0xffffffffu, *l_a, off);
+        *l_b += __shfl_xor_sync(0xffffffffu, *l_b, off);
     }
-    fewq_merge<D, RG>(a, o, m_a, m_b, l_a, l_b, reinterpret_cast<float *>(smem + S::q_bytes), s_ml);
+}
+
+/* RG x KG compute warps, then NLW loader warps. */
+template <int D, int RG, int ST, int NLW>
+__global__ void __launch_bounds__((RG * KG + NLW) * 32, 1) attn_fewq_kernel(pc_cu_attn_args a) {
+    grid_dep_launch();
+    constexpr int QR = 16 * RG, NC = RG * KG * 32, NL = NLW * 32; /* compute and loader threads */
+    using S = fewq_smem<D, QR, ST>;
+    extern __shared__ __align__(16) unsigned char smem[];
+    __half *const Qs = reinterpret_cast<__half *>(smem);
+    __half *const Ks = reinterpret_cast<__half *>(smem + S::q_bytes);
+    __half *const Vs = reinterpret_cast<__half *>(smem + S::q_bytes + ST * S::k_bytes);
+    int *const Ps = reinterpret_cast<int *>(smem + S::q_bytes + ST * (S::k_bytes + S::v_bytes));
+    pc_cu_tile *const Mt = reinterpret_cast<pc_cu_tile *>(smem + S::fixed);
+    pc_cu_span_layer *const Ms = reinterpret_cast<pc_cu_span_layer *>(smem + S::fixed + (size_t)a.tiles_cap * sizeof(pc_cu_tile));
+    int *const Vis = reinterpret_cast<int *>(smem + S::fixed + (size_t)a.tiles_cap * (sizeof(pc_cu_tile) + sizeof(pc_cu_span_layer)));
+    __shared__ __align__(8) uint64_t full[ST], empty[ST];
+    __shared__ int s_qmax, s_nv;
+    __shared__ float s_ml[RG * KG][16][2];
+
+    const pc_cu_step *st = a.step;
+    const int G = a.n_head / a.n_head_kv, rows = a.n * G;
+    const int hk = blockIdx.y, split = blockIdx.z;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, kg = warp % KG, rg = warp / KG;
+    const bool loader = warp >= RG * KG;
+    const int lt = tid - NC;
+
+    if (tid == 0) {
+        for (int s = 0; s < ST; s++) mbar_init(&full[s], NL), mbar_init(&empty[s], NC);
+    }
+    const int ra = rg * 16 + lane / 4, rb = ra + 8;
+    const int qp_a = !loader && ra < rows ? st->qpos[ra / G] : -1;
+    const int qp_b = !loader && rb < rows ? st->qpos[rb / G] : -1;
+    const int qmax = block_qmax(qp_a, qp_b, &s_qmax); /* its barriers also publish the mbarriers */
+    int t0, t1;
+    split_range(st->n_tiles, split, a.n_split, &t0, &t1);
+    if (t1 - t0 > a.tiles_cap) t1 = t0 + a.tiles_cap; /* the launcher sized tiles_cap; never hit */
+    load_meta(st, st->spans + (int64_t)a.layer * st->n_spans, t0, t1, Mt, Ms);
+    const int nv = list_visible(Mt, t1 - t0, qmax, Vis, &s_nv);
+
+    const int DS = S::k_bytes / 2, VSZ = S::v_bytes / 2;
+    if (loader) {
+        /* no kernel of this step writes the keys and values of a span other than the one
+         * being written: when the first ST tiles all lie elsewhere, they are requested
+         * before waiting for the kernel before (PDL) */
+        const __half *dk = static_cast<const __half *>(st->dst_k) + (int64_t)a.layer * st->dst_layer_stride;
+        bool early = true;
+        for (int s = 0; s < ST && s < nv; s++) early = early && Ms[Vis[s]].k != dk;
+        if (!early) grid_dep_wait();
+        for (int i = 0; i < ST && i < nv; i++)
+            fewq_load<D, NL>(a, hk, t0 + Vis[i], Mt[Vis[i]], Ms[Vis[i]], Ks + i * DS, Vs + i * VSZ, Ps + i * BC, &full[i], lt);
+        if (early) grid_dep_wait();
+    } else {
+        grid_dep_wait(); /* the queries come from the kernel before */
+        const int QW = a.n_head * D;
+        const __half *q16 = static_cast<const __half *>(a.q16);
+        for (int c = tid; c < QR * (D / 8); c += NC) {
+            const int r = c / (D / 8), cc = c % (D / 8);
+            const bool ok = r < rows;
+            const __half *src = ok ? q16 + (int64_t)(r / G) * QW + (hk * G + r % G) * D + cc * 8 : q16;
+            cp_async16(Qs + r * S::QS + cc * 8, src, ok);
+        }
+        cp_async_commit();
+        cp_async_wait<0>();
+    }
+    __syncthreads(); /* the queries are in shared memory */
+
+    float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
+    float o[D / 8][4];
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+    if (loader) {
+        for (int i = ST; i < nv; i++) {
+            const int s = i % ST;
+            mbar_wait(&empty[s], (uint32_t)(i / ST - 1) & 1); /* every compute warp is done with tile i - ST */
+            fewq_load<D, NL>(a, hk, t0 + Vis[i], Mt[Vis[i]], Ms[Vis[i]], Ks + s * DS, Vs + s * VSZ, Ps + s * BC, &full[s], lt);
+        }
+    } else {
+        fewq_consume<D, ST>(a, nv, Qs, Ks, Vs, Ps, full, empty, rg, kg, qp_a, qp_b, o, &m_a, &m_b, &l_a, &l_b);
+    }
+    fewq_merge<D, RG>(a, !loader, o, m_a, m_b, l_a, l_b, reinterpret_cast<float *>(smem + S::q_bytes), s_ml);
 }
 
 /* ---- VEC kernel: R <= 8 rows of one KV head, a warp per key block of 8 ---- */
@@ -867,8 +978,13 @@ __global__ void combine_kernel(pc_cu_attn_args a, int q_tiles) {
 
 using pcl::launch_dependent;
 
-constexpr int FEWQ_ST = 4; /* stages: three 36 KB tiles in flight for one block a multiprocessor */
+/* FEWQ: stages of 34 KB (all four in flight while the compute warps wait: six were no
+ * faster), and loader warps (two: 69 us at 32 over 8192 keys, four 51, eight 51 with
+ * spills; H200, bench_gpu_ops) */
+constexpr int FEWQ_ST = 4;
+constexpr int FEWQ_LW = 4;
 constexpr int MAX_DYN_SMEM = 200 * 1024; /* the kernels' opt-in limit; the H100/H200 allow 227 KB */
+constexpr int FEWQ_MAX_SMEM = 220 * 1024; /* FEWQ's: one block a multiprocessor, beside ~1 KB of static */
 /* MMA blocks of 128 rows (MT = 2) above this many rows, of 64 below */
 constexpr int MMA_MT2_ROWS = 128;
 
@@ -880,9 +996,10 @@ template <int D> cudaError_t allow_smem() {
                          (const void *)attn_vec_kernel<D, 4>, (const void *)attn_vec_kernel<D, 8>};
     for (int i = 0; i < 4 && e == cudaSuccess; i++)
         e = cudaFuncSetAttribute(vec[i], cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024);
-    const void *fewq[] = {(const void *)attn_fewq_kernel<D, 1, FEWQ_ST>, (const void *)attn_fewq_kernel<D, 2, FEWQ_ST>};
+    const void *fewq[] = {(const void *)attn_fewq_kernel<D, 1, FEWQ_ST, FEWQ_LW>,
+                          (const void *)attn_fewq_kernel<D, 2, FEWQ_ST, FEWQ_LW>};
     for (int i = 0; i < 2 && e == cudaSuccess; i++)
-        e = cudaFuncSetAttribute(fewq[i], cudaFuncAttributeMaxDynamicSharedMemorySize, MAX_DYN_SMEM);
+        e = cudaFuncSetAttribute(fewq[i], cudaFuncAttributeMaxDynamicSharedMemorySize, FEWQ_MAX_SMEM);
     return e;
 }
 
@@ -914,22 +1031,23 @@ template <int D> cudaError_t launch_vec(const pc_cu_attn_args *a, int rows, cuda
     return launch_dependent(attn_vec_kernel<D, 8>, grid, NW * 32, smem, s, *a);
 }
 
-template <int D, int RG> size_t fewq_smem(const pc_cu_attn_args *a) {
-    using S = mma_smem<D, 16 * RG, FEWQ_ST>;
-    static_assert((size_t)RG * KG * 16 * D * sizeof(float) <= FEWQ_ST * (S::k_bytes + S::v_bytes),
+template <int D, int RG, int ST, int NLW> cudaError_t launch_fewq_cfg(const pc_cu_attn_args *a, int rows, cudaStream_t s) {
+    using S = fewq_smem<D, 16 * RG, ST>;
+    static_assert((size_t)RG * KG * 16 * D * sizeof(float) <= ST * (S::k_bytes + S::v_bytes),
                   "the merge's buffer must fit in the stages");
-    return S::fixed + meta_bytes(a->tiles_cap);
+    const size_t smem = S::fixed + meta_bytes(a->tiles_cap);
+    /* a long context in few slices has more tile metadata than fits beside the stages */
+    if (smem > (size_t)FEWQ_MAX_SMEM) return launch_mma<D>(a, rows, s);
+    return launch_dependent(attn_fewq_kernel<D, RG, ST, NLW>, dim3(1, a->n_head_kv, a->n_split), (RG * KG + NLW) * 32, smem,
+                            s, *a);
 }
 
-template <int D, int RG> cudaError_t launch_fewq_cfg(const pc_cu_attn_args *a, int rows, cudaStream_t s) {
-    const size_t smem = fewq_smem<D, RG>(a);
-    /* a long context in few slices has more tile metadata than fits beside the stages */
-    if (smem > (size_t)MAX_DYN_SMEM) return launch_mma<D>(a, rows, s);
-    return launch_dependent(attn_fewq_kernel<D, RG, FEWQ_ST>, dim3(1, a->n_head_kv, a->n_split), RG * KG * 32, smem, s, *a);
+template <int D, int ST, int NLW> cudaError_t launch_fewq_st(const pc_cu_attn_args *a, int rows, cudaStream_t s) {
+    return rows <= 16 ? launch_fewq_cfg<D, 1, ST, NLW>(a, rows, s) : launch_fewq_cfg<D, 2, ST, NLW>(a, rows, s);
 }
 
 template <int D> cudaError_t launch_fewq(const pc_cu_attn_args *a, int rows, cudaStream_t s) {
-    return rows <= 16 ? launch_fewq_cfg<D, 1>(a, rows, s) : launch_fewq_cfg<D, 2>(a, rows, s);
+    return launch_fewq_st<D, FEWQ_ST, FEWQ_LW>(a, rows, s);
 }
 
 template <int D> cudaError_t launch(const pc_cu_attn_args *a, cudaStream_t s) {
@@ -954,7 +1072,7 @@ extern "C" int32_t pc_cu_attn_q_tiles(const pc_cu_attn_args *a) {
     return (a->n * (a->n_head / a->n_head_kv) + BR - 1) / BR;
 }
 
-/* FEWQ: one 4-8 warp block with ~150 KB of stages (two at 2 stages were slower); the
+/* FEWQ: one block of 4-8 compute and 4 loader warps with ~140 KB of stages; the
  * others two (measured: VEC at four read 2.36 TB/s, at two 2.67). */
 extern "C" int32_t pc_cu_attn_blocks_per_sm(pc_cu_attn_kernel k) { return k == PC_CU_ATTN_FEWQ ? 1 : 2; }
 

@@ -8,7 +8,8 @@
  *   - SwiGLU: within 1 bf16 ulp of the CPU's f32 value;
  *   - the small-batch matrix product on every type, 1..8 tokens: relative
  *     error <= 1e-5 (f32 out) against a double product of the same operands;
- *   - attention (MMA, FEWQ and VEC, with and without splits) over several spans with
+ *   - attention (MMA, FEWQ and VEC, with and without splits; MMA above 128 rows is the
+ *     wgmma kernel on an sm_90 GPU) over several spans with
  *     random and causal positions, GQA, head dims 64 and 128: relative L2
  *     error <= 6e-3 against the CPU attention (bf16 output rounding alone is
  *     about 1.1e-3), and a query seeing no key placed after it;
@@ -500,6 +501,8 @@ static void test_attention(uint64_t *rng, bool small) {
         {"prefill 300 causal hd64", 9, 3, 64, 300, 300, 1, 1},
         {"prefill 200 random hd64", 9, 3, 64, 400, 200, 3, 0},
         {"prefill 129 GQA 6 hd128", 12, 2, 128, 129, 129, 1, 1},
+        {"prefill 390 causal hd128, 2 spans", 4, 4, 128, 390, 390, 2, 1},
+        {"prefill 1100 causal hd128", 2, 2, 128, 1100, 1100, 1, 1},
         {"decode GQA 8 rows hd64", 16, 2, 64, 333, 1, 2, 0},
         {"33 rows GQA 3 hd64", 9, 3, 64, 390, 11, 2, 1},
         {"48 rows GQA 4, random pos", 8, 2, 128, 900, 12, 3, 0},

@@ -15,6 +15,9 @@
  * is K^T: ldmatrix.trans turns it into mma's B operand as it lies; values are
  * rows, also read with ldmatrix.trans. Scores are scaled to log2 units and
  * exponentiated with exp2; probabilities are rounded to f16 for P V.
+ * WG (MMA above 128 rows on sm_90): the same blocks of 128 rows and the same
+ * softmax on wgmma, Q, K^T and V read by the tensor cores from shared memory
+ * (below); 8k causal prefill 297 TFLOP/s against mma.sync's 238 (H200).
  * VEC (decode: at most 8 rows per KV head): a warp takes a key block of 8
  * (each lane 16 bytes of it), reduces the 8 scores across the warp in 9
  * shuffles (reduce-scatter), and accumulates P V on its slice of dims.
@@ -102,11 +105,14 @@ __device__ __forceinline__ int64_t part_row(int split, int q_tiles, int qtile, i
 
 /* ---- MMA kernel ---- */
 
-/* Shared memory of the MMA kernel: QR query rows, ST stages of K^T and V tiles. */
-template <int D, int QR, int ST> struct mma_smem {
-    static constexpr int QS = D + 8;  /* row strides (halves), padded so ldmatrix rows hit distinct banks */
-    static constexpr int KS = BC + 8;
-    static constexpr int VS = D + 8;
+/* Shared memory of the tensor-core kernels: QR query rows, ST stages of K^T and V
+ * tiles. CORE: wgmma's no-swizzle core matrices (8 rows x 16 bytes, 128 contiguous
+ * bytes each), unpadded; else rows for ldmatrix. */
+template <int D, int QR, int ST, bool CORE = false> struct mma_smem {
+    static constexpr int PAD = CORE ? 0 : 8; /* ldmatrix rows padded so they hit distinct banks */
+    static constexpr int QS = D + PAD;       /* row strides (halves) */
+    static constexpr int KS = BC + PAD;
+    static constexpr int VS = D + PAD;
     static constexpr size_t q_bytes = (size_t)QR * QS * 2;
     static constexpr size_t k_bytes = (size_t)D * KS * 2;  /* one stage: K^T [D][BC] */
     static constexpr size_t v_bytes = (size_t)BC * VS * 2; /* one stage: V [BC][D] */
@@ -172,8 +178,8 @@ __device__ __forceinline__ int block_qmax(int qp_a, int qp_b, int *s_qmax) {
  * QR query rows, ST stages of K^T, V and key positions, and the split's tile
  * metadata; the split's visible tiles; the cp.async loads of the queries and of
  * one tile. NT threads (the whole block) take part in every call. */
-template <int D, int QR, int ST, int NT> struct tile_pipe {
-    using S = mma_smem<D, QR, ST>;
+template <int D, int QR, int ST, int NT, bool CORE = false> struct tile_pipe {
+    using S = mma_smem<D, QR, ST, CORE>;
     __half *Qs, *Ks, *Vs;
     int *Ps, *Vis;
     pc_cu_tile *Mt;
@@ -216,10 +222,13 @@ template <int D, int QR, int ST, int NT> struct tile_pipe {
         const int G = a.n_head / a.n_head_kv, rows = a.n * G, QW = a.n_head * D;
         const __half *q16 = static_cast<const __half *>(a.q16);
         for (int c = threadIdx.x; c < QR * (D / 8); c += NT) {
-            const int r = c / (D / 8), cc = c % (D / 8), rho = rho0 + r;
+            /* CORE: [row group][dim group] matrices, a matrix's 8 rows on consecutive threads
+             * (a warp writes 512 contiguous bytes) */
+            const int r = CORE ? (c / D) * 8 + c % 8 : c / (D / 8), cc = CORE ? (c / 8) % (D / 8) : c % (D / 8);
+            const int rho = rho0 + r;
             const bool ok = rho < rows;
             const __half *src = ok ? q16 + (int64_t)(rho / G) * QW + (hk * G + rho % G) * D + cc * 8 : q16;
-            cp_async16(Qs + r * S::QS + cc * 8, src, ok);
+            cp_async16(Qs + (CORE ? (r / 8) * D * 8 + cc * 64 + (r % 8) * 8 : r * S::QS + cc * 8), src, ok);
         }
         cp_async_commit();
     }
@@ -238,13 +247,16 @@ template <int D, int QR, int ST, int NT> struct tile_pipe {
         for (int c = tid; c < D * (BC / KB); c += NT) { /* block j of 8 keys, dim d: 16 bytes */
             const int j = c / D, d = c % D;
             const bool ok = j < nblk;
-            cp_async16(kd + d * S::KS + j * KB, ok ? kb + (int64_t)j * DA * KB + d * KB : kb, ok);
+            /* CORE: as stored, [block][dim][8], whose 8-dim runs are K^T's core matrices */
+            cp_async16(kd + (CORE ? j * D * KB + d * KB : d * S::KS + j * KB), ok ? kb + (int64_t)j * DA * KB + d * KB : kb, ok);
         }
 #pragma unroll
         for (int c = tid; c < BC * (D / 8); c += NT) {
-            const int r = c / (D / 8), cc = c % (D / 8);
+            /* CORE: [key group][dim group] matrices, a matrix's 8 keys on consecutive threads */
+            const int r = CORE ? (c / D) * 8 + c % 8 : c / (D / 8), cc = CORE ? (c / 8) % (D / 8) : c % (D / 8);
             const bool ok = r < tl.n;
-            cp_async16(vd + r * S::VS + cc * 8, ok ? vb + (int64_t)r * DA + cc * 8 : vb, ok);
+            cp_async16(vd + (CORE ? (r / 8) * D * 8 + cc * 64 + (r % 8) * 8 : r * S::VS + cc * 8),
+                       ok ? vb + (int64_t)r * DA + cc * 8 : vb, ok);
         }
         if (tid < BC / 4) cp_async16(Ps + stage * BC + tid * 4, a.step->kpos + (int64_t)(t0 + ti) * BC + tid * 4, true);
     }
@@ -258,6 +270,112 @@ template <int D, int QR, int ST, int NT> struct tile_pipe {
         }
     }
 };
+
+/* One tile's online softmax for the rows a (lane / 4) and b (+ 8) of one 16-row block:
+ * mask by position (skipped when no key lies after the warp's queries), new maxima in
+ * log2 units, o and the sums rescaled, probabilities packed to f16 as mma's A operand.
+ * The same steps as the mma.sync kernel's inline loop, which keeps its own copy: calling
+ * this from it changed its code and cost 1.5-2.5% at 35 and 64 rows over 8192 keys
+ * (bench_gpu_ops, device call at 13:44). */
+template <int D>
+__device__ __forceinline__ void online_softmax(float s[BC / 8][4], uint32_t pa[BC / 16][4], float o[D / 8][4], float &m_a,
+                                               float &m_b, float &l_a, float &l_b, int qp_a, int qp_b, bool masked,
+                                               const int *pd, float sl2, int lane) {
+    if (masked) {
+#pragma unroll
+        for (int j = 0; j < BC / 8; j++) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int kp = pd[j * 8 + (lane % 4) * 2 + e];
+                if (kp > qp_a) s[j][e] = -INFINITY;
+                if (kp > qp_b) s[j][2 + e] = -INFINITY;
+            }
+        }
+    }
+    float mx_a = -INFINITY, mx_b = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < BC / 8; j++) {
+        mx_a = fmaxf(mx_a, fmaxf(s[j][0], s[j][1]));
+        mx_b = fmaxf(mx_b, fmaxf(s[j][2], s[j][3]));
+    }
+#pragma unroll
+    for (int off = 1; off <= 2; off <<= 1) {
+        mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, off));
+        mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, off));
+    }
+    const float mn_a = fmaxf(m_a, mx_a * sl2), mn_b = fmaxf(m_b, mx_b * sl2);
+    const float base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
+    const float al_a = ex2(m_a - base_a), al_b = ex2(m_b - base_b);
+    m_a = mn_a;
+    m_b = mn_b;
+    float ps_a = 0.f, ps_b = 0.f;
+#pragma unroll
+    for (int j = 0; j < BC / 8; j++) {
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            s[j][e] = ex2(fmaf(s[j][e], sl2, -base_a));
+            s[j][2 + e] = ex2(fmaf(s[j][2 + e], sl2, -base_b));
+            ps_a += s[j][e];
+            ps_b += s[j][2 + e];
+        }
+    }
+    l_a = l_a * al_a + ps_a;
+    l_b = l_b * al_b + ps_b;
+#pragma unroll
+    for (int d = 0; d < D / 8; d++) {
+        o[d][0] *= al_a, o[d][1] *= al_a;
+        o[d][2] *= al_b, o[d][3] *= al_b;
+    }
+#pragma unroll
+    for (int kk = 0; kk < BC / 16; kk++) {
+        pa[kk][0] = pack_h2(s[2 * kk][0], s[2 * kk][1]);
+        pa[kk][1] = pack_h2(s[2 * kk][2], s[2 * kk][3]);
+        pa[kk][2] = pack_h2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+        pa[kk][3] = pack_h2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+    }
+}
+
+/* The warp's rows written out, normalized (one split) or as the split's partial: row a
+ * of block m is rho0 + MS m, row b 8 below it. */
+template <int D, int MT, int MS>
+__device__ __forceinline__ void store_rows(const pc_cu_attn_args &a, float o[MT][D / 8][4], const float *m_a, const float *m_b,
+                                         float *l_a, float *l_b, int rho0, int rows, int hk, int split, int lane) {
+    const int G = a.n_head / a.n_head_kv, QW = a.n_head * D;
+    const int q_tiles = (rows + BR - 1) / BR; /* partials are indexed in tiles of BR = 64 rows */
+#pragma unroll
+    for (int m = 0; m < MT; m++) {
+#pragma unroll
+        for (int off = 1; off <= 2; off <<= 1) {
+            l_a[m] += __shfl_xor_sync(0xffffffffu, l_a[m], off);
+            l_b[m] += __shfl_xor_sync(0xffffffffu, l_b[m], off);
+        }
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+            const int rho = rho0 + MS * m + 8 * half;
+            if (rho >= rows) continue;
+            const float l = half ? l_b[m] : l_a[m], mm = half ? m_b[m] : m_a[m];
+            if (a.n_split == 1) {
+                const float inv = l > 0.f ? 1.f / l : 0.f;
+                __nv_bfloat16 *out = static_cast<__nv_bfloat16 *>(a.out) + (int64_t)(rho / G) * QW + (hk * G + rho % G) * D;
+#pragma unroll
+                for (int i = 0; i < D / 8; i++) {
+                    const int d = i * 8 + (lane % 4) * 2;
+                    *reinterpret_cast<__nv_bfloat162 *>(out + d) =
+                        __floats2bfloat162_rn(o[m][i][2 * half] * inv, o[m][i][2 * half + 1] * inv);
+                }
+            } else {
+                const int64_t pr = part_row(split, q_tiles, rho / BR, a.n_head_kv, hk, rho % BR);
+                float *po = a.part_o + pr * D;
+#pragma unroll
+                for (int i = 0; i < D / 8; i++) {
+                    const int d = i * 8 + (lane % 4) * 2;
+                    *reinterpret_cast<float2 *>(po + d) = make_float2(o[m][i][2 * half], o[m][i][2 * half + 1]);
+                }
+                if (lane % 4 == 0) *reinterpret_cast<float2 *>(a.part_ml + pr * 2) = make_float2(mm, l);
+            }
+        }
+    }
+}
 
 /* QWARPS warps hold MT x 16 query rows each (QR = 16 QWARPS MT rows); all NW warps
  * load tiles; ST stages of K/V, ST - 1 in flight while one is used. With MT = 2 each
@@ -473,6 +591,183 @@ __global__ void __launch_bounds__(NW * 32, 2) attn_mma_kernel(pc_cu_attn_args a)
             }
         }
     }
+}
+
+/* ---- WG kernel (sm_90a): the MMA kernel's blocks of 128 rows on wgmma ----
+ *
+ * One warpgroup (the block's 4 warps) holds two sets of 64 query rows; warp w owns
+ * rows 16 w .. 16 w + 15 of each set (wgmma's accumulator layout is mma.sync's, warp
+ * by warp, so the online softmax is the MMA kernel's). S = Q K^T reads Q and K^T from
+ * shared memory as they lie: no-swizzle core matrices of 8 rows x 16 bytes, which is
+ * how keys are stored (blocks of 8, [dim][8]); P V takes P from registers and V from
+ * shared memory. Set 1's S is computed while set 0's softmax runs, set 0's P V while
+ * set 1's runs. Two blocks a multiprocessor, two stages of K/V by cp.async.
+ * Measured on the H200 (bench_gpu_ops, prefill 8192 causal, 32 heads of 128, same
+ * call): 1844-1854 us, 296.6-298.1 TFLOP/s, against 2312-2317 us (237.3-237.8) for
+ * the mma.sync kernel; prefill 2048 184-187 against 153. Tried and not kept: the next
+ * tile's loads issued after S's wgmma instead of before (288 TFLOP/s). */
+
+/* The wgmma helpers exist where the kernel's body does: sm_90a's device pass. */
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void wg_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
+/* Keeps the compiler from reading accumulators before the wgmma that writes them has completed. */
+template <int N> __device__ __forceinline__ void reg_fence(float *r) {
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i])::"memory");
+}
+template <int N> __device__ __forceinline__ void reg_fence(uint32_t *r) {
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+r"(r[i])::"memory");
+}
+/* What cp.async (the generic proxy) wrote to shared memory becomes visible to wgmma (the async proxy). */
+__device__ __forceinline__ void fence_async_smem() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+/* A shared-memory matrix descriptor, no swizzle: lbo, sbo the byte distances between core
+ * matrices along K and along M/N. */
+__device__ __forceinline__ uint64_t wg_desc(const void *p, uint32_t lbo, uint32_t sbo) {
+    return (uint64_t)((smem_addr(p) & 0x3FFFF) >> 4) | (uint64_t)(lbo >> 4) << 16 | (uint64_t)(sbo >> 4) << 32;
+}
+
+/* d (64 x 64, f32) = A B (+ d when acc): A 64 x 16 in shared memory (K-major), B 16 x 64 in
+ * shared memory (N-major), both in the no-swizzle core-matrix layout their descriptors give. */
+__device__ __forceinline__ void wg_ss_n64(float d[32], uint64_t da, uint64_t db, int acc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 1;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+                 : "l"(da), "l"(db), "r"(acc));
+}
+
+/* d (64 x 64, f32) += A B: A 64 x 16 in registers (mma.sync's A fragment, each warp its 16 rows),
+ * B 16 x 64 in shared memory (N-major). */
+__device__ __forceinline__ void wg_rs_n64(float d[32], const uint32_t a[4], uint64_t db) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
+
+/* d (64 x 128, f32) += A B: A 64 x 16 in registers (mma.sync's A fragment, each warp its 16 rows),
+ * B 16 x 128 in shared memory (N-major). */
+__device__ __forceinline__ void wg_rs_n128(float d[64], const uint32_t a[4], uint64_t db) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
+
+
+/* o (64 x D) += P V for one set of 64 rows, keys 16 kk .. 16 kk + 15 */
+template <int D> __device__ __forceinline__ void wg_pv(float *o, const uint32_t pa[4], uint64_t dv) {
+    if constexpr (D == 128)
+        wg_rs_n128(o, pa, dv);
+    else
+        wg_rs_n64(o, pa, dv);
+}
+#endif
+
+constexpr int WG_ST = 2; /* stages: two blocks of ~100 KB a multiprocessor */
+
+template <int D, int ST>
+__global__ void __launch_bounds__(NW * 32, 2) attn_wg_kernel(pc_cu_attn_args a) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    grid_dep_launch();
+    constexpr int MT = 2, QR = 64 * MT;
+    using S = mma_smem<D, QR, ST, true>;
+    extern __shared__ __align__(16) unsigned char smem[];
+    tile_pipe<D, QR, ST, NW * 32, true> pipe(smem, a.tiles_cap);
+    const int *const Ps = pipe.Ps, *const Vis = pipe.Vis;
+    __shared__ int s_qmax, s_nv;
+
+    const pc_cu_step *st = a.step;
+    const int G = a.n_head / a.n_head_kv, rows = a.n * G;
+    /* the last query tiles see the most keys (causal prefill): start them first */
+    const int qtile = gridDim.x - 1 - blockIdx.x, hk = blockIdx.y, split = blockIdx.z;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int rho0 = qtile * QR + warp * 16 + lane / 4; /* row a of set m: rho0 + 64 m; row b: + 8 */
+    int qp_a[MT], qp_b[MT], qmax = -1, qmin = INT32_MAX; /* qmin: the warp's smallest query position */
+#pragma unroll
+    for (int m = 0; m < MT; m++) {
+        const int ra = rho0 + 64 * m, rb = ra + 8;
+        qp_a[m] = ra < rows ? st->qpos[ra / G] : -1;
+        qp_b[m] = rb < rows ? st->qpos[rb / G] : -1;
+        qmax = max(qmax, max(qp_a[m], qp_b[m]));
+        qmin = min(qmin, min(ra < rows ? qp_a[m] : INT32_MAX, rb < rows ? qp_b[m] : INT32_MAX));
+    }
+#pragma unroll
+    for (int off = 1; off < 32; off <<= 1) qmin = min(qmin, __shfl_xor_sync(0xffffffffu, qmin, off));
+    pipe.plan(a, split, hk, block_qmax(qmax, -1, &s_qmax), &s_nv);
+    const int nv = pipe.nv;
+    pipe.load_q(a, qtile * QR, hk);
+    if (!pipe.early) pipe.prologue(a, hk);
+
+    const float sl2 = a.scale * LOG2E;
+    float m_a[MT], m_b[MT], l_a[MT], l_b[MT];
+    float o[MT][D / 8][4];
+#pragma unroll
+    for (int m = 0; m < MT; m++) {
+        m_a[m] = m_b[m] = -INFINITY, l_a[m] = l_b[m] = 0.f;
+#pragma unroll
+        for (int i = 0; i < D / 8; i++) o[m][i][0] = o[m][i][1] = o[m][i][2] = o[m][i][3] = 0.f;
+    }
+    /* Q: K-major, row groups D * 16 bytes apart (SBO), dim groups 128 (LBO); K^T: N-major, key
+     * blocks D * 16 apart (SBO), dim groups 128 (LBO); V: N-major, dim groups 128 apart (SBO), key
+     * groups D * 16 (LBO). Offsets are added in 16-byte units. */
+    const uint64_t dq = wg_desc(pipe.Qs, 128, D * 16);
+    const uint64_t dk0 = wg_desc(pipe.Ks, 128, D * 16);
+    const uint64_t dv0 = wg_desc(pipe.Vs, D * 16, 128);
+
+    for (int i = 0; i < nv; i++) {
+        /* groups: Q, then tiles 0..i+ST-2 (or, early, the prologue's tiles before Q): tile i (and Q) have landed */
+        if (pipe.early && i == 0)
+            cp_async_wait<0>();
+        else
+            cp_async_wait<ST - 2>();
+        fence_async_smem();
+        __syncthreads(); /* ... for every thread, and stage (i - 1) % ST is free again (its wgmma waited for) */
+        if (i + ST - 1 < nv) pipe.load_tile(a, hk, Vis[i + ST - 1], (i + ST - 1) % ST);
+        cp_async_commit();
+        const int stage = i % ST;
+        const uint64_t dk = dk0 + ((stage * S::k_bytes) >> 4), dv = dv0 + ((stage * S::v_bytes) >> 4);
+        const int *pd = Ps + stage * BC;
+        /* does any key of the tile lie after one of the warp's queries? */
+        const bool masked = __any_sync(0xffffffffu, max(pd[lane], pd[lane + 32]) > qmin);
+        float s[MT][BC / 8][4];
+        wg_fence();
+#pragma unroll
+        for (int m = 0; m < MT; m++) {
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++)
+                wg_ss_n64(&s[m][0][0], dq + ((m * D * 128 + kk * 256) >> 4), dk + ((kk * 256) >> 4), kk);
+            wg_commit();
+        }
+        uint32_t pa[MT][BC / 16][4];
+        wg_wait<1>();
+        reg_fence<BC / 2>(&s[0][0][0]);
+        online_softmax<D>(s[0], pa[0], o[0], m_a[0], m_b[0], l_a[0], l_b[0], qp_a[0], qp_b[0], masked, pd, sl2, lane);
+        /* set 0's softmax done before waiting for set 1's S (else the compiler sinks part of it
+         * past the wait; measured neutral: 297.4 / 298.1 TFLOP/s against 296.6 / 297.1) */
+        reg_fence<D / 2>(&o[0][0][0]);
+        reg_fence<BC / 4>(&pa[0][0][0]);
+        wg_wait<0>();
+        reg_fence<BC / 2>(&s[1][0][0]);
+#pragma unroll
+        for (int m = 0; m < MT; m++) {
+            if (m > 0)
+                online_softmax<D>(s[m], pa[m], o[m], m_a[m], m_b[m], l_a[m], l_b[m], qp_a[m], qp_b[m], masked, pd, sl2, lane);
+            wg_fence();
+#pragma unroll
+            for (int kk = 0; kk < BC / 16; kk++) wg_pv<D>(&o[m][0][0], pa[m][kk], dv + ((kk * D * 32) >> 4));
+            wg_commit();
+        }
+        wg_wait<0>();
+#pragma unroll
+        for (int m = 0; m < MT; m++) reg_fence<D / 2>(&o[m][0][0]);
+    }
+    cp_async_wait<0>();
+    store_rows<D, MT, 64>(a, o, m_a, m_b, l_a, l_b, rho0, rows, hk, split, lane);
+#endif
 }
 
 /* ---- FEWQ kernel: at most 16 RG <= 32 query rows (cached prompts' fresh suffixes) ----
@@ -992,6 +1287,8 @@ template <int D> cudaError_t allow_smem() {
     cudaError_t e = cudaFuncSetAttribute(attn_mma_kernel<D, 4, 1, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, MAX_DYN_SMEM);
     if (e == cudaSuccess)
         e = cudaFuncSetAttribute(attn_mma_kernel<D, 4, 2, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, MAX_DYN_SMEM);
+    if (e == cudaSuccess)
+        e = cudaFuncSetAttribute(attn_wg_kernel<D, WG_ST>, cudaFuncAttributeMaxDynamicSharedMemorySize, MAX_DYN_SMEM);
     const void *vec[] = {(const void *)attn_vec_kernel<D, 1>, (const void *)attn_vec_kernel<D, 2>,
                          (const void *)attn_vec_kernel<D, 4>, (const void *)attn_vec_kernel<D, 8>};
     for (int i = 0; i < 4 && e == cudaSuccess; i++)
@@ -1013,12 +1310,28 @@ cudaError_t launch_mma_cfg(const pc_cu_attn_args *a, int rows, cudaStream_t s) {
                             *a);
 }
 
-/* One configuration for all row counts: measured on the H200 (bench_gpu_ops, 32
- * rows over 8192 keys) a 32-row, five-stage, one-block-a-multiprocessor variant
- * read K/V at 1.05 TB/s against this one's 1.29: two compute warps a
- * multiprocessor are too few, whatever is in flight. */
+/* wgmma is in sm_90a's machine code alone: elsewhere (the compute_90 PTX a newer GPU
+ * compiles) attn_wg_kernel is empty. */
+bool has_wgmma() {
+    int dev = 0, major = 0, minor = 0;
+    return cudaGetDevice(&dev) == cudaSuccess &&
+           cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+           cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 && minor == 0;
+}
+
+template <int D> cudaError_t launch_wg(const pc_cu_attn_args *a, int rows, cudaStream_t s) {
+    const size_t smem = mma_smem<D, 128, WG_ST, true>::fixed + meta_bytes(a->tiles_cap);
+    if (smem > (size_t)MAX_DYN_SMEM) return cudaErrorInvalidValue;
+    return launch_dependent(attn_wg_kernel<D, WG_ST>, dim3((rows + 127) / 128, a->n_head_kv, a->n_split), NW * 32, smem, s, *a);
+}
+
+/* Above 128 rows the wgmma kernel on Hopper, else mma.sync in blocks of 128 rows (64 for
+ * fewer): measured on the H200 (bench_gpu_ops, 32 rows over 8192 keys) a 32-row,
+ * five-stage, one-block-a-multiprocessor variant read K/V at 1.05 TB/s against this
+ * one's 1.29: two compute warps a multiprocessor are too few, whatever is in flight. */
 template <int D> cudaError_t launch_mma(const pc_cu_attn_args *a, int rows, cudaStream_t s) {
-    return rows > MMA_MT2_ROWS ? launch_mma_cfg<D, 4, 2, 2>(a, rows, s) : launch_mma_cfg<D, 4, 1, 2>(a, rows, s);
+    if (rows <= MMA_MT2_ROWS) return launch_mma_cfg<D, 4, 1, 2>(a, rows, s);
+    return has_wgmma() ? launch_wg<D>(a, rows, s) : launch_mma_cfg<D, 4, 2, 2>(a, rows, s);
 }
 
 template <int D> cudaError_t launch_vec(const pc_cu_attn_args *a, int rows, cudaStream_t s) {

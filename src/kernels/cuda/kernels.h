@@ -127,7 +127,8 @@ typedef struct pc_cu_attn_args {
     int32_t n_split;          /* slices of the key tiles, merged by log-sum-exp; 1: MMA and FEWQ write out directly */
     int32_t tiles_cap;        /* >= the tiles of any slice: ceil(step->n_tiles / n_split) + 1 (pc_cu_attn_tiles_cap) */
     float scale;              /* usually 1/sqrt(head_dim) */
-    pc_cu_attn_kernel kernel; /* MMA: tensor-core tiles of 64 query rows; VEC: n * G <= 8 rows;
+    pc_cu_attn_kernel kernel; /* MMA: tensor-core tiles of 64 query rows (blocks of 128 above 128
+                                 rows, on wgmma where the GPU is sm_90); VEC: n * G <= 8 rows;
                                  FEWQ: n * G <= 32 rows, each tile's keys split over 4 warps */
 } pc_cu_attn_args;
 /* Query rows are (token, head of the KV head's group): a query at position p

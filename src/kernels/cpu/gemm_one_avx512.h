@@ -34,12 +34,12 @@ PC_INLINE __m512i bytes_pair_of_lane(__m512i v, int b) {
     return _mm512_shuffle_epi8(v, _mm512_add_epi8(ctl, base));
 }
 
-/* Part `part` of `parts` of prefetch_ahead(block, bytes): asked for a few lines
+/* Part `part` of `parts` of prefetch_stream(block, bytes): asked for a few lines
  * at a time between the block's compute rather than all at once. */
 PC_INLINE void prefetch_part(const uint8_t *block, size_t bytes, int part, int parts) {
     const size_t lines = (bytes + 63) / 64, l0 = lines * (size_t)part / (size_t)parts;
     const size_t l1 = lines * (size_t)(part + 1) / (size_t)parts;
-    for (size_t l = l0; l < l1; l++) _mm_prefetch((const char *)block + PF_AHEAD + 64 * l, _MM_HINT_T1);
+    for (size_t l = l0; l < l1; l++) prefetch_line(block, l);
 }
 
 PC_INLINE __m512i dpb(__m512i acc, __m512i w, const int8_t *x) { return _mm512_dpbusd_epi32(acc, w, vi_bcast(x)); }

@@ -165,6 +165,10 @@ typedef struct pc_backend_ops {
     /* gate = swiglu(x wg^T, x wu^T), the bits of matmul then swiglu in fewer
      * steps; NULL: the forward runs those two */
     void (*matmul_swiglu)(pc_backend *b, const pc_weight *wg, const pc_weight *wu, const void *x, int32_t n);
+    /* x += down(swiglu(xn wg^T, xn wu^T)) with the layer's feed-forward
+     * weights, the bits of matmul_swiglu then matmul_add in fewer steps;
+     * NULL: the forward runs those */
+    void (*ffn)(pc_backend *b, const pc_layer_weights *w, const void *xn, int32_t n);
     /* out[i] = (rmsnorm(x[rows[i]]) * norm) head^T for i < n, in host memory */
     pc_status (*logits)(pc_backend *b, const pc_weight *norm, const pc_weight *head, const int32_t *rows, int32_t n,
                         float *out, pc_error *err);

@@ -28,6 +28,7 @@ typedef struct cpu_backend {
     int64_t n_ctx;
     float *x, *xn, *q, *k, *v, *att, *gate, *up, *tmp, *rc, *rs;
     void *mm_scratch;
+    void *down_scratch;       /* the down projection's quantized input, written by the gate/up job's tasks */
     void *attn_scratch;
     size_t attn_scratch_per_thread;
     void *attn_shared;
@@ -64,7 +65,7 @@ static size_t max_matmul_scratch(const pc_model *m, int32_t nb, pc_isa isa) {
 static void cpu_free(pc_backend *b) {
     cpu_backend *c = cpu(b);
     void *bufs[] = {c->x, c->xn, c->q, c->k, c->v, c->att, c->gate, c->up, c->tmp, c->rc, c->rs, c->mm_scratch,
-                    c->attn_scratch, c->attn_shared};
+                    c->down_scratch, c->attn_scratch, c->attn_shared};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(c);
 }
@@ -347,6 +348,40 @@ static void cpu_matmul_swiglu(pc_backend *b, const pc_weight *wg, const pc_weigh
     cpu_swiglu(b, n);
 }
 
+typedef struct ffn_job {
+    pc_matmul_args down;
+} ffn_job;
+
+/* Rows [o0, o1) of the swiglu's output, whole blocks of the down
+ * projection's input, quantized by the task that wrote them. */
+static void quantize_gate(void *ctx, int member, int64_t o0, int64_t o1) {
+    (void)member;
+    const ffn_job *j = ctx;
+    for (int64_t t = 0; t < j->down.n_tok; t++)
+        if (!pc_matmul_quantize_part(&j->down, t, o0, o1)) abort(); /* checked by pc_matmul_x_block */
+}
+
+/* The feed-forward: gate/up and swiglu in one pool job whose tasks also
+ * quantize the rows they wrote for the down projection, which then runs with
+ * no serial quantization before its job. The same bytes as the steps one by
+ * one (pc_matmul_quantize_part), so the same bits. */
+static void cpu_ffn(pc_backend *b, const pc_layer_weights *w, const void *x, int32_t n) {
+    cpu_backend *c = cpu(b);
+    ffn_job j = {.down = mm_args(c, &w->ffn_down, c->gate, n, c->tmp)};
+    j.down.scratch = c->down_scratch;
+    const pc_matmul_args gu[2] = {mm_args(c, &w->ffn_gate, x, n, c->gate), mm_args(c, &w->ffn_up, x, n, c->up)};
+    /* K-quant super-blocks (256) would coarsen the gate/up tasks of the Qwen
+     * models, which this was not measured on: blocks of 32 only. */
+    const int64_t block = pc_matmul_x_block(&j.down);
+    if (block > 0 && block <= 32 && pc_matmul_swiglu_then(c->pool, gu, block, quantize_gate, &j)) {
+        j.down.x_ready = true;
+        if (!pc_matmul_acc(c->pool, &j.down, c->x)) abort(); /* every weight's kernel was checked at creation */
+        return;
+    }
+    cpu_matmul_swiglu(b, &w->ffn_gate, &w->ffn_up, x, n);
+    cpu_matmul_add(b, &w->ffn_down, c->gate, n, c->x);
+}
+
 /* Rows that lie side by side are read in place; others are gathered into tmp first. */
 static pc_status cpu_logits(pc_backend *b, const pc_weight *norm, const pc_weight *head, const int32_t *rows,
                             int32_t n, float *out, pc_error *err) {
@@ -375,8 +410,19 @@ static const pc_backend_ops cpu_ops = {
     .name = "cpu", .free = cpu_free, .span_new = cpu_span_new, .span_copy = cpu_span_copy, .begin = cpu_begin,
     .embed = cpu_embed, .norm = cpu_norm, .matmul = cpu_matmul, .matmul_add = cpu_matmul_add, .qkv = cpu_qkv,
     .attention = cpu_attention, .swiglu = cpu_swiglu,
-    .matmul_swiglu = cpu_matmul_swiglu, .matmul_qkv = cpu_matmul_qkv, .logits = cpu_logits, .end = cpu_end,
+    .matmul_swiglu = cpu_matmul_swiglu, .matmul_qkv = cpu_matmul_qkv, .ffn = cpu_ffn, .logits = cpu_logits, .end = cpu_end,
 };
+
+/* Scratch for the down projections' quantized inputs. */
+static size_t down_scratch_size(const pc_model *m, int32_t nb) {
+    size_t best = 0;
+    for (int32_t l = 0; l < m->hp.n_layer; l++) {
+        const pc_weight *d = &m->layers[l].ffn_down;
+        const size_t s = d->data ? pc_matmul_scratch_size(d->type, d->ne0, nb) : 0;
+        best = s > best ? s : best;
+    }
+    return best;
+}
 
 static bool alloc_buffers(cpu_backend *c, int32_t nb, int64_t n_ctx, size_t mm) {
     const pc_hparams *hp = &c->m->hp;
@@ -395,11 +441,12 @@ static bool alloc_buffers(cpu_backend *c, int32_t nb, int64_t n_ctx, size_t mm) 
     c->rc = alloc64(fb * (R ? R : 1));
     c->rs = alloc64(fb * (R ? R : 1));
     c->mm_scratch = alloc64(mm);
+    c->down_scratch = alloc64(down_scratch_size(c->m, nb));
     c->attn_scratch_per_thread = (pc_attn_scratch_size(hp->n_head, hp->n_head_kv, hp->head_dim, n_ctx) + 63) & ~(size_t)63;
     c->attn_scratch = alloc64(c->attn_scratch_per_thread * (size_t)pc_pool_size(c->pool));
     c->attn_shared = alloc64(pc_attn_shared_size(hp->n_head, hp->n_head_kv, n_ctx));
     return c->x && c->xn && c->q && c->k && c->v && c->att && c->gate && c->up && c->tmp && c->rc && c->rs &&
-           c->mm_scratch && c->attn_scratch && c->attn_shared;
+           c->mm_scratch && c->down_scratch && c->attn_scratch && c->attn_shared;
 }
 
 pc_status pc_backend_cpu_create(const pc_model *m, const pc_backend_params *p, int32_t nb, int64_t n_ctx,

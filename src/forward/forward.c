@@ -126,6 +126,10 @@ static void ffn_block(pc_forward *f, const pc_layer_weights *w, int32_t n) {
     const pc_backend_ops *op = b->ops;
     const pc_acts *a = &b->acts;
     op->norm(b, a->xn, a->x, &w->ffn_norm, n);
+    if (op->ffn) {
+        op->ffn(b, w, a->xn, n);
+        return;
+    }
     if (op->matmul_swiglu) {
         op->matmul_swiglu(b, &w->ffn_gate, &w->ffn_up, a->xn, n);
     } else {

@@ -315,6 +315,77 @@ static void check_batch_then(test_rng *rng, pc_pool *pool, pc_isa isa) {
     free(scratch);
 }
 
+/* The feed-forward chain: pc_matmul_swiglu_then whose epilogue quantizes
+ * each task's rows of the swiglu output with pc_matmul_quantize_part for the
+ * down projection (packed, then unpacked), which then runs with x_ready: its
+ * output equals pc_matmul's over the swiglu output bitwise, at 1 and 17
+ * tokens; a range that is not whole blocks is refused. */
+typedef struct down_probe {
+    pc_matmul_args down;
+    int bad;
+} down_probe;
+
+static void quantize_rows(void *ctx, int member, int64_t o0, int64_t o1) {
+    down_probe *p = ctx;
+    (void)member;
+    for (int64_t t = 0; t < p->down.n_tok; t++)
+        if (!pc_matmul_quantize_part(&p->down, t, o0, o1)) p->bad = 1; /* stays 0 or becomes 1 from any task */
+}
+
+static void check_down_chain(test_rng *rng, pc_pool *pool, pc_isa isa) {
+    enum { N_IN = 736, FF = 192, OUT = 40, TOK = 17 };
+    float *x = malloc(sizeof(float) * N_IN * TOK);
+    for (int i = 0; i < N_IN * TOK; i++) x[i] = test_rng_float(rng);
+    void *scratch = aligned(pc_matmul_scratch_size(PC_TYPE_Q4_1, N_IN, TOK));
+    void *down_scratch = aligned(pc_matmul_scratch_size(PC_TYPE_Q4_1, FF, TOK));
+    float *gate_want = malloc(sizeof(float) * FF * TOK), *up_want = malloc(sizeof(float) * FF * TOK);
+    float *want = malloc(sizeof(float) * OUT * TOK);
+    pc_matmul_args gu[2] = {random_member(rng, PC_TYPE_Q4_1, N_IN, FF, true, x, TOK, scratch, isa),
+                            random_member(rng, PC_TYPE_Q4_1, N_IN, FF, false, x, TOK, scratch, isa)};
+    for (int packed = 1; packed >= 0; packed--) {
+        pc_matmul_args down = random_member(rng, PC_TYPE_Q4_1, FF, OUT, packed, gu[0].y, TOK, down_scratch, isa);
+        for (int tok = 1; tok <= TOK; tok += TOK - 1) {
+            pc_matmul_args one[2] = {gu[0], gu[1]}, d = down;
+            one[0].n_tok = one[1].n_tok = d.n_tok = tok;
+            one[0].y = gate_want;
+            one[1].y = up_want;
+            CHECK(pc_matmul(NULL, &one[0]) && pc_matmul(NULL, &one[1]));
+            pc_swiglu(gate_want, up_want, FF * tok);
+            d.x = gate_want;
+            d.y = want;
+            CHECK(pc_matmul(NULL, &d));
+            pc_matmul_args pair[2] = {gu[0], gu[1]};
+            pair[0].n_tok = pair[1].n_tok = tok;
+            down_probe p = {.down = down};
+            p.down.n_tok = tok;
+            memset(down_scratch, 0xFF, pc_matmul_scratch_size(PC_TYPE_Q4_1, FF, tok));
+            CHECK(pc_matmul_x_block(&p.down) == 32);
+            CHECK(pc_matmul_swiglu_then(pool, pair, 32, quantize_rows, &p) && !p.bad);
+            p.down.x_ready = true;
+            memset(p.down.y, 0xFF, sizeof(float) * OUT * tok);
+            CHECK(pc_matmul(pool, &p.down));
+            CHECK_MSG(!memcmp(p.down.y, want, sizeof(float) * OUT * tok), "down after swiglu_then, packed %d, %s, n_tok=%d",
+                      packed, pc_isa_name(isa), tok);
+            CHECK(!pc_matmul_quantize_part(&p.down, 0, 16, 48));
+            CHECK(!pc_matmul_swiglu_then(pool, pair, 128, quantize_rows, &p)); /* 128 does not divide 192 */
+        }
+        free((void *)down.w);
+        free((void *)down.packed);
+        free(down.y);
+    }
+    for (int i = 0; i < 2; i++) {
+        free((void *)gu[i].w);
+        free((void *)gu[i].packed);
+        free(gu[i].y);
+    }
+    free(x);
+    free(scratch);
+    free(down_scratch);
+    free(gate_want);
+    free(up_want);
+    free(want);
+}
+
 /* Rows as long as a feed-forward's down projection, so n_tok rows of
  * activations exceed what one token block holds: the packed matmul over
  * several blocks (each prepared, or direct when short) equals the dot per
@@ -432,6 +503,7 @@ int main(void) {
             check_epilogues(&rng, pools[p], PC_TYPE_Q4_1, PC_TYPE_Q4_1, 736, (pc_isa)isa);
             check_epilogues(&rng, pools[p], PC_TYPE_Q5_0, PC_TYPE_Q8_0, 736, (pc_isa)isa);
             check_batch_then(&rng, pools[p], (pc_isa)isa);
+            check_down_chain(&rng, pools[p], (pc_isa)isa);
         }
         check_long_rows(&rng, pools[1], PC_TYPE_Q4_K, (pc_isa)isa);
         check_long_rows(&rng, pools[1], PC_TYPE_Q6_K, (pc_isa)isa);

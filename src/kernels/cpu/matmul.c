@@ -204,6 +204,7 @@ static void quantize_x(pc_pool *pool, mm_ctx *m, int threads) {
         return;
     }
     m->xq = a->scratch;
+    if (a->x_ready) return;
     const int n_tasks = a->n_tok > 1 ? (int)min64(a->n_tok, threads) : 1;
     m->toks_per_task = ceil_div(a->n_tok, n_tasks);
     run(pool, quant_task, m, (int)ceil_div(a->n_tok, m->toks_per_task));
@@ -278,7 +279,7 @@ static int mm_plan_tasks(mm_ctx *m, int threads) {
     const int64_t chunk = total > 0 ? ceil_div(total, (int64_t)threads * per_thread) : 1;
     if (m->paired) {
         mm_mat *g = &m->mats[0], *u = &m->mats[1];
-        const int64_t tile = g->tile_r > u->tile_r ? g->tile_r : u->tile_r; /* 1 or PC_PACK_ROWS */
+        const int64_t tile = lcm64(g->tile_r > u->tile_r ? g->tile_r : u->tile_r, m->align); /* tiles: 1 or PC_PACK_ROWS */
         g->rows_per_task = u->rows_per_task = ceil_div(ceil_div(chunk, 2), tile) * tile;
         g->first_task = u->first_task = 0;
         return (int)ceil_div(g->a->n_out, g->rows_per_task);
@@ -351,4 +352,39 @@ bool pc_matmul_swiglu(pc_pool *pool, const pc_matmul_args *a) {
     if (!mm_setup(&m, a, 2) || a[0].n_out != a[1].n_out || a[0].y == a[1].y) return false;
     m.paired = true;
     return mm_run(pool, &m);
+}
+
+bool pc_matmul_swiglu_then(pc_pool *pool, const pc_matmul_args *a, int64_t align, pc_matmul_epi epi, void *ctx) {
+    mm_ctx m;
+    if (!epi || align < 1 || !mm_setup(&m, a, 2) || a[0].n_out != a[1].n_out || a[0].y == a[1].y ||
+        a[0].n_out % align)
+        return false;
+    m.paired = true;
+    m.epi = epi;
+    m.epi_ctx = ctx;
+    m.align = align;
+    return mm_run(pool, &m);
+}
+
+int64_t pc_matmul_x_block(const pc_matmul_args *a) {
+    mm_ctx m;
+    if (!mm_setup(&m, a, 1)) return 0;
+    return m.xt == PC_TYPE_F32 ? 1 : pc_type_get(m.xt)->block_size;
+}
+
+bool pc_matmul_quantize_part(const pc_matmul_args *a, int64_t t, int64_t i0, int64_t i1) {
+    mm_ctx m;
+    if (!mm_setup(&m, a, 1) || t < 0 || t >= a->n_tok || i0 < 0 || i1 > a->n_in || i0 > i1) return false;
+    if (m.xt == PC_TYPE_F32) return true; /* read in place */
+    const pc_type_info *ti = pc_type_get(m.xt);
+    if (i0 % ti->block_size || i1 % ti->block_size) return false;
+    uint8_t *dst = (uint8_t *)a->scratch + t * m.x_row + (size_t)(i0 / ti->block_size) * ti->type_size;
+    const float *src = a->x + t * a->n_in + i0;
+    if (m.quant)
+        m.quant(src, dst, i1 - i0);
+    else
+        pc_quantize_row(m.xt, src, dst, i1 - i0);
+    if (m.xp)
+        pc_xp_row(m.xt, dst, m.xp + t * m.xp_row + pc_xp_row_size(m.xt, i0), i1 - i0);
+    return true;
 }

@@ -29,6 +29,7 @@ typedef struct pc_matmul_args {
     float *y;
     void *scratch; /* >= pc_matmul_scratch_size(wt, n_in, n_tok) bytes, 64-byte aligned */
     pc_isa isa;
+    bool x_ready;  /* scratch already holds x as pc_matmul_quantize_part leaves it, every element of every token */
 } pc_matmul_args;
 
 size_t pc_matmul_scratch_size(pc_type wt, int64_t n_in, int64_t n_tok);
@@ -59,11 +60,24 @@ bool pc_matmul_acc(pc_pool *pool, const pc_matmul_args *a, float *acc);
 typedef void (*pc_matmul_epi)(void *ctx, int member, int64_t o0, int64_t o1);
 bool pc_matmul_batch_then(pc_pool *pool, const pc_matmul_args *a, int n, int64_t align, pc_matmul_epi epi, void *ctx);
 
+/* Elements [i0, i1) of token t's row of x (whole blocks of the activation
+ * type pc_vec_dot_type(a->wt)) quantized into a->scratch as a's product reads
+ * them: the same bytes as its own quantization. So the job that computes x
+ * can quantize it in its tasks, where it was written, and a's product then
+ * runs with x_ready set, with no serial step of its own. false when a is not
+ * usable (as pc_matmul) or the range is not whole blocks. */
+bool pc_matmul_quantize_part(const pc_matmul_args *a, int64_t t, int64_t i0, int64_t i1);
+/* The elements per block of a's activation type (1 when x is read as f32), or 0 when a is not usable. */
+int64_t pc_matmul_x_block(const pc_matmul_args *a);
+
 /* The feed-forward input: a[0] (gate) and a[1] (up), the same n_out, as
  * pc_matmul_batch(pool, a, 2) would, then a[0].y = pc_swiglu(a[0].y, a[1].y);
  * each task takes the same rows of both matrices, so the swiglu runs in the
  * same job. Bitwise the same as the two steps. false as pc_matmul_batch, or
  * when the shapes differ. */
 bool pc_matmul_swiglu(pc_pool *pool, const pc_matmul_args *a);
+/* The same, then epi(ctx, 0, o0, o1) for each task's rows of the swiglu's
+ * output (a[0].y), whole groups of align rows, as pc_matmul_batch_then. */
+bool pc_matmul_swiglu_then(pc_pool *pool, const pc_matmul_args *a, int64_t align, pc_matmul_epi epi, void *ctx);
 
 #endif

@@ -357,8 +357,7 @@ typedef struct ffn_job {
 static void quantize_gate(void *ctx, int member, int64_t o0, int64_t o1) {
     (void)member;
     const ffn_job *j = ctx;
-    for (int64_t t = 0; t < j->down.n_tok; t++)
-        if (!pc_matmul_quantize_part(&j->down, t, o0, o1)) abort(); /* checked by pc_matmul_x_block */
+    if (!pc_matmul_quantize_part(&j->down, o0, o1)) abort(); /* checked by pc_matmul_x_block */
 }
 
 /* The feed-forward: gate/up and swiglu in one pool job whose tasks also

@@ -372,19 +372,21 @@ int64_t pc_matmul_x_block(const pc_matmul_args *a) {
     return m.xt == PC_TYPE_F32 ? 1 : pc_type_get(m.xt)->block_size;
 }
 
-bool pc_matmul_quantize_part(const pc_matmul_args *a, int64_t t, int64_t i0, int64_t i1) {
+bool pc_matmul_quantize_part(const pc_matmul_args *a, int64_t i0, int64_t i1) {
     mm_ctx m;
-    if (!mm_setup(&m, a, 1) || t < 0 || t >= a->n_tok || i0 < 0 || i1 > a->n_in || i0 > i1) return false;
+    if (!mm_setup(&m, a, 1) || i0 < 0 || i1 > a->n_in || i0 > i1) return false;
     if (m.xt == PC_TYPE_F32) return true; /* read in place */
     const pc_type_info *ti = pc_type_get(m.xt);
     if (i0 % ti->block_size || i1 % ti->block_size) return false;
-    uint8_t *dst = (uint8_t *)a->scratch + t * m.x_row + (size_t)(i0 / ti->block_size) * ti->type_size;
-    const float *src = a->x + t * a->n_in + i0;
-    if (m.quant)
-        m.quant(src, dst, i1 - i0);
-    else
-        pc_quantize_row(m.xt, src, dst, i1 - i0);
-    if (m.xp)
-        pc_xp_row(m.xt, dst, m.xp + t * m.xp_row + pc_xp_row_size(m.xt, i0), i1 - i0);
+    const size_t off = (size_t)(i0 / ti->block_size) * ti->type_size, xp_off = pc_xp_row_size(m.xt, i0);
+    for (int64_t t = 0; t < a->n_tok; t++) {
+        uint8_t *dst = (uint8_t *)a->scratch + t * m.x_row + off;
+        const float *src = a->x + t * a->n_in + i0;
+        if (m.quant)
+            m.quant(src, dst, i1 - i0);
+        else
+            pc_quantize_row(m.xt, src, dst, i1 - i0);
+        if (m.xp) pc_xp_row(m.xt, dst, m.xp + t * m.xp_row + xp_off, i1 - i0);
+    }
     return true;
 }

@@ -60,13 +60,13 @@ bool pc_matmul_acc(pc_pool *pool, const pc_matmul_args *a, float *acc);
 typedef void (*pc_matmul_epi)(void *ctx, int member, int64_t o0, int64_t o1);
 bool pc_matmul_batch_then(pc_pool *pool, const pc_matmul_args *a, int n, int64_t align, pc_matmul_epi epi, void *ctx);
 
-/* Elements [i0, i1) of token t's row of x (whole blocks of the activation
+/* Elements [i0, i1) of every token's row of x (whole blocks of the activation
  * type pc_vec_dot_type(a->wt)) quantized into a->scratch as a's product reads
- * them: the same bytes as its own quantization. So the job that computes x
+ * them: the same bytes as its own quantization; one setup for all tokens. So the job that computes x
  * can quantize it in its tasks, where it was written, and a's product then
  * runs with x_ready set, with no serial step of its own. false when a is not
  * usable (as pc_matmul) or the range is not whole blocks. */
-bool pc_matmul_quantize_part(const pc_matmul_args *a, int64_t t, int64_t i0, int64_t i1);
+bool pc_matmul_quantize_part(const pc_matmul_args *a, int64_t i0, int64_t i1);
 /* The elements per block of a's activation type (1 when x is read as f32), or 0 when a is not usable. */
 int64_t pc_matmul_x_block(const pc_matmul_args *a);
 

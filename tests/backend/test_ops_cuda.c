@@ -7,7 +7,9 @@
  *     most 1 ulp allowed);
  *   - SwiGLU: within 1 bf16 ulp of the CPU's f32 value;
  *   - the small-batch matrix product on every type, 1..8 tokens: relative
- *     error <= 1e-5 (f32 out) against a double product of the same operands;
+ *     error <= 1e-5 (f32 out) against a double product of the same operands,
+ *     each token's outputs bitwise independent of the token count and of the
+ *     weights' alignment (which picks Q4_0/Q4_1/Q4_K's wide-load kernel);
  *   - attention (MMA, FEWQ and VEC, with and without splits; MMA above 128 rows is the
  *     wgmma kernel on an sm_90 GPU) over several spans with
  *     random and causal positions, GQA, head dims 64 and 128: relative L2
@@ -15,7 +17,8 @@
  *     about 1.1e-3), and a query seeing no key placed after it;
  * and reports (does not assert) whether cuBLAS's rows are bitwise invariant
  * to the number of rows, which decides whether cached == uncached can be
- * bitwise on the GPU. Skips (77) where no usable GPU is present. */
+ * bitwise on the GPU. Skips (77) where no usable GPU is present.
+ * `test_ops_cuda gemv` runs the small-batch product's checks alone. */
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <math.h>
@@ -290,45 +293,80 @@ static void test_qkv(uint64_t *rng, int rope, int n_head, int n_kv, int hd, int 
 
 /* ---- small-batch matrix product ---- */
 
-static void test_gemv(uint64_t *rng) {
-    const int64_t n_in = 768, n_out = 203;
-    for (int i = 0; i < N_TYPES; i++) {
-        const pc_type t = weight_types[i];
-        if (!pc_cu_type_supported(t)) continue;
-        void *w = random_weights(rng, t, n_in, n_out);
-        const size_t rb = pc_row_size(t, n_in);
-        float *wf = malloc(sizeof(float) * (size_t)(n_in * n_out));
-        for (int64_t r = 0; r < n_out; r++) pc_dequantize_row(t, (char *)w + r * rb, wf + r * n_in, n_in);
-        uint16_t *x = malloc(2 * 8 * (size_t)n_in);
-        for (int64_t j = 0; j < 8 * n_in; j++) x[j] = pc_f32_to_bf16(frand(rng));
-        void *dw = dput(w, rb * (size_t)n_out), *dx = dput(x, 2 * 8 * (size_t)n_in), *dy = NULL;
-        CU(cudaMalloc(&dy, sizeof(float) * 8 * (size_t)n_out));
-        double worst = 0;
-        for (int nt = 1; nt <= 8; nt++) {
-            float *want = malloc(sizeof(float) * nt * (size_t)n_out), *got = malloc(sizeof(float) * nt * (size_t)n_out);
-            for (int tk = 0; tk < nt; tk++)
-                for (int64_t o = 0; o < n_out; o++) {
-                    double acc = 0;
-                    for (int64_t j = 0; j < n_in; j++) acc += (double)wf[o * n_in + j] * bf16f(x[tk * n_in + j]);
-                    want[tk * n_out + o] = (float)acc;
-                }
-            CU(pc_cu_gemv(t, dw, n_in, n_out, dx, n_in, nt, dy, n_out, PC_CU_OUT_F32, 0));
-            dget(got, dy, sizeof(float) * nt * (size_t)n_out);
-            const double e = rel_l2(got, want, (size_t)nt * n_out);
-            worst = e > worst ? e : worst;
-            /* accumulate: y += x w^T over the values just written doubles them */
-            CU(pc_cu_gemv(t, dw, n_in, n_out, dx, n_in, nt, dy, n_out, PC_CU_OUT_ADD_F32, 0));
-            dget(got, dy, sizeof(float) * nt * (size_t)n_out);
-            for (size_t j = 0; j < (size_t)nt * n_out; j++) want[j] *= 2;
-            const double e2 = rel_l2(got, want, (size_t)nt * n_out);
-            worst = e2 > worst ? e2 : worst;
-            free(want), free(got);
-        }
-        CHECK_MSG(worst <= 1e-5, "gemv %s: relative error %.3g", pc_type_name(t), worst);
-        printf("gemv %-5s 1..8 tokens: relative error %.3g\n", pc_type_name(t), worst);
-        CU(cudaFree(dw)); CU(cudaFree(dx)); CU(cudaFree(dy));
-        free(w), free(wf), free(x);
+/* pc_cu_gemv of nt tokens into y (f32), then y += the same: got[0, nt * n_out) twice over. */
+static void gemv_run(pc_type t, const void *dw, int64_t n_in, int64_t n_out, const void *dx, int nt, float *dy,
+                     float *got, float *got2) {
+    CU(pc_cu_gemv(t, dw, n_in, n_out, dx, n_in, nt, dy, n_out, PC_CU_OUT_F32, 0));
+    dget(got, dy, sizeof(float) * nt * (size_t)n_out);
+    CU(pc_cu_gemv(t, dw, n_in, n_out, dx, n_in, nt, dy, n_out, PC_CU_OUT_ADD_F32, 0));
+    dget(got2, dy, sizeof(float) * nt * (size_t)n_out);
+}
+
+/* One type at one width: against a double product of the same operands, each
+ * token's outputs bitwise the same whatever the token count, and the same bits
+ * from a copy of the weights 4 bytes off their 16-byte alignment (Q4_0, Q4_1
+ * and Q4_K take their wide-load kernel only when aligned: both kernels meet;
+ * bf16 is read in 16-byte loads, so only aligned). */
+static void gemv_case(uint64_t *rng, pc_type t, int64_t n_in, int64_t n_out) {
+    void *w = random_weights(rng, t, n_in, n_out);
+    const size_t rb = pc_row_size(t, n_in), wbytes = rb * (size_t)n_out;
+    float *wf = malloc(sizeof(float) * (size_t)(n_in * n_out));
+    for (int64_t r = 0; r < n_out; r++) pc_dequantize_row(t, (char *)w + r * rb, wf + r * n_in, n_in);
+    uint16_t *x = malloc(2 * 8 * (size_t)n_in);
+    for (int64_t j = 0; j < 8 * n_in; j++) x[j] = pc_f32_to_bf16(frand(rng));
+    char *dw = dput(w, wbytes), *doff = NULL;
+    CU(cudaMalloc((void **)&doff, wbytes + 16));
+    CU(cudaMemcpy(doff + 4, w, wbytes, cudaMemcpyHostToDevice));
+    void *dx = dput(x, 2 * 8 * (size_t)n_in);
+    float *dy = NULL;
+    CU(cudaMalloc((void **)&dy, sizeof(float) * 8 * (size_t)n_out));
+    const size_t cap = 8 * (size_t)n_out;
+    float *want = malloc(sizeof(float) * cap), *got = malloc(sizeof(float) * cap), *got2 = malloc(sizeof(float) * cap);
+    float *one = malloc(sizeof(float) * cap), *off = malloc(sizeof(float) * cap), *off2 = malloc(sizeof(float) * cap);
+    double worst = 0;
+    int varying = 0, unaligned_diff = 0;
+    for (int nt = 1; nt <= 8; nt++) {
+        for (int tk = 0; tk < nt; tk++)
+            for (int64_t o = 0; o < n_out; o++) {
+                double acc = 0;
+                for (int64_t j = 0; j < n_in; j++) acc += (double)wf[o * n_in + j] * bf16f(x[tk * n_in + j]);
+                want[tk * n_out + o] = (float)acc;
+            }
+        gemv_run(t, dw, n_in, n_out, dx, nt, dy, got, got2);
+        const double e = rel_l2(got, want, (size_t)nt * n_out);
+        for (size_t j = 0; j < (size_t)nt * n_out; j++) want[j] *= 2; /* y += x w^T over the values just written */
+        const double e2 = rel_l2(got2, want, (size_t)nt * n_out);
+        worst = fmax(worst, fmax(e, e2));
+        if (nt == 1) memcpy(one, got, sizeof(float) * (size_t)n_out);
+        varying += memcmp(one, got, sizeof(float) * (size_t)n_out) != 0;
+        if (t == PC_TYPE_BF16) continue; /* read in 16-byte loads: aligned always */
+        gemv_run(t, doff + 4, n_in, n_out, dx, nt, dy, off, off2);
+        unaligned_diff += memcmp(off, got, sizeof(float) * nt * (size_t)n_out) != 0 ||
+                          memcmp(off2, got2, sizeof(float) * nt * (size_t)n_out) != 0;
     }
+    CHECK_MSG(worst <= 1e-5, "gemv %s %lld -> %lld: relative error %.3g", pc_type_name(t), (long long)n_in,
+              (long long)n_out, worst);
+    CHECK_MSG(varying == 0, "gemv %s %lld: token 0's outputs change with the token count (%d of 7 counts)",
+              pc_type_name(t), (long long)n_in, varying);
+    CHECK_MSG(unaligned_diff == 0, "gemv %s %lld: unaligned weights give other bits (%d of 8 counts)", pc_type_name(t),
+              (long long)n_in, unaligned_diff);
+    printf("gemv %-5s %5lld -> %lld, 1..8 tokens: relative error %.3g, bitwise across token counts%s\n",
+           pc_type_name(t), (long long)n_in, (long long)n_out, worst, t == PC_TYPE_BF16 ? "" : " and alignments");
+    CU(cudaFree(dw)); CU(cudaFree(doff)); CU(cudaFree(dx)); CU(cudaFree(dy));
+    free(w), free(wf), free(x), free(want), free(got), free(got2), free(one), free(off), free(off2);
+}
+
+/* Widths: 768 (24 blocks of 32: one unit a lane), 2304 (72: three rounds, the
+ * last partial) and 800 (25 blocks: Q4_0 rows of an odd block count take the
+ * generic kernel; the K-quants take no width that is not a multiple of 256). */
+static void test_gemv(uint64_t *rng) {
+    const int64_t widths[] = {768, 2304, 800};
+    for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++)
+        for (int i = 0; i < N_TYPES; i++) {
+            const pc_type t = weight_types[i];
+            if (pc_cu_type_supported(t) && widths[wi] % pc_type_get((uint32_t)t)->block_size == 0)
+                gemv_case(rng, t, widths[wi], 203);
+        }
 }
 
 /* Row 0 of x W^T through cuBLAS for m = 1.. rows: equal bits for every m? */
@@ -569,7 +607,7 @@ static void test_attention_masks(uint64_t *rng) {
     pc_kv_span_release(a), pc_kv_span_release(b);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* a crash keeps what was printed */
     char why[256];
     if (!pc_backend_cuda_available(why, sizeof why)) {
@@ -581,6 +619,10 @@ int main(void) {
     const bool small = small_env && *small_env == '1';
     CU(pc_cu_attention_init());
     uint64_t rng = 0x243F6A8885A308D3ULL;
+    if (argc > 1 && strcmp(argv[1], "gemv") == 0) { /* the small-batch product alone, for a short sanitizer run */
+        test_gemv(&rng);
+        return check_report();
+    }
     test_dequant(&rng);
     test_rmsnorm(&rng);
     test_swiglu(&rng);

@@ -131,6 +131,150 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_kernel(const uint8_t *w, int6
     gemv_store<NT>(acc, lane, o, n_tok, y, y_stride, out);
 }
 
+/* Q4_0, Q4_1 and Q4_K units read whole: deq32 reads a block byte by byte (one
+ * load instruction per byte, 16-32 a unit, each touching as many sectors as the
+ * warp's lanes span). Here a lane takes its unit's bytes in 3 (Q4_K: 16-byte)
+ * or 5 (Q4_0, Q4_1: 4-byte) loads and decodes them from registers to deq32's
+ * values with deq32's float operations (Q4_0's and Q4_K's nibbles made floats
+ * without a conversion, q2f), so the values, and the sums, are bitwise the
+ * generic kernel's. Decode at an 8k context: 7B Q4_0 5.52 -> 4.69 ms, 1.5B Q4_K
+ * 3.63 -> 2.88, SmolLM2 Q4_1 1.36 -> 1.25 (bench/results/gpu.md). */
+template <int T> struct qraw;
+template <> struct qraw<PC_TYPE_Q4_K> { uint4 h, q0, q1; }; /* d, dmin, scales; the unit's 32 qs bytes */
+template <> struct qraw<PC_TYPE_Q4_1> { uint32_t w[5]; };    /* the 20-byte block */
+template <> struct qraw<PC_TYPE_Q4_0> { uint32_t w[5]; int o; }; /* the 4-byte words holding the 18-byte block, from byte o */
+
+/* Whether the fast path takes a matrix at w of rows of n_in: the alignment its loads need. */
+template <int T> bool qfast_ok(const void *w, int64_t n_in);
+template <> bool qfast_ok<PC_TYPE_Q4_K>(const void *w, int64_t) { return ((uintptr_t)w & 15) == 0; } /* 144-byte blocks */
+template <> bool qfast_ok<PC_TYPE_Q4_1>(const void *w, int64_t) { return ((uintptr_t)w & 3) == 0; }  /* 20-byte blocks */
+/* 18-byte blocks: a row of an even count of blocks is whole words and ends on an
+ * odd block, whose words end with it, so an even block's fifth word (2 bytes past
+ * it) is always inside the matrix. */
+template <> bool qfast_ok<PC_TYPE_Q4_0>(const void *w, int64_t n_in) {
+    return ((uintptr_t)w & 3) == 0 && (n_in / 32) % 2 == 0;
+}
+
+template <int T> __device__ __forceinline__ void qload(const uint8_t *row, int64_t u, qraw<T> &r);
+template <> __device__ __forceinline__ void qload<PC_TYPE_Q4_K>(const uint8_t *row, int64_t u, qraw<PC_TYPE_Q4_K> &r) {
+    const uint4 *b = reinterpret_cast<const uint4 *>(row) + u / 8 * 9; /* 144 bytes = 9 x 16 */
+    const int p = (int)(u % 8) / 2;                                    /* sub-blocks 2p, 2p + 1 share 32 qs bytes */
+    r.h = __ldg(b);
+    r.q0 = __ldg(b + 1 + 2 * p);
+    r.q1 = __ldg(b + 2 + 2 * p);
+}
+template <> __device__ __forceinline__ void qload<PC_TYPE_Q4_1>(const uint8_t *row, int64_t u, qraw<PC_TYPE_Q4_1> &r) {
+    const uint32_t *b = reinterpret_cast<const uint32_t *>(row) + u * 5;
+#pragma unroll
+    for (int k = 0; k < 5; k++) r.w[k] = __ldg(b + k);
+}
+template <> __device__ __forceinline__ void qload<PC_TYPE_Q4_0>(const uint8_t *row, int64_t u, qraw<PC_TYPE_Q4_0> &r) {
+    const int64_t byte = u * 18;
+    const uint32_t *b = reinterpret_cast<const uint32_t *>(row) + byte / 4;
+    r.o = (int)(byte % 4); /* 0 or 2 */
+#pragma unroll
+    for (int k = 0; k < 5; k++) r.w[k] = __ldg(b + k);
+}
+
+__device__ __forceinline__ int byte_of(uint32_t w, int k) { return (int)((w >> (8 * k)) & 0xFF); }
+
+/* A nibble as a float without an int-to-float conversion (a quarter-rate
+ * instruction, 32 a unit): byte k of w, a value q below 16, under the byte 0x4B
+ * is the float 2^23 + q, and 2^23 + q less bias is exact, so q2f(w, k, 2^23) is
+ * (float)q and q2f(w, k, 2^23 + 8) is (float)(q - 8), the values deq32 converts.
+ * Measured side by side: Q4_K's decode 4% faster, Q4_0's 1%. */
+constexpr float TWO23 = 8388608.0f;
+__device__ __forceinline__ float q2f(uint32_t w, int k, float bias) {
+    return __fsub_rn(__uint_as_float(__byte_perm(w, 0x4B000000u, 0x7440u + (unsigned)k)), bias);
+}
+
+template <int T> __device__ __forceinline__ void qdeq(const qraw<T> &r, int64_t u, float v[32]);
+template <> __device__ __forceinline__ void qdeq<PC_TYPE_Q4_K>(const qraw<PC_TYPE_Q4_K> &r, int64_t u, float v[32]) {
+    const int s = (int)(u % 8);
+    const float d = pcq::h2f((pc_f16)(r.h.x & 0xFFFF)), dmin = pcq::h2f((pc_f16)(r.h.x >> 16));
+    /* scales[k] is byte k % 4 of word k / 4 of (h.y, h.z, h.w); k4_scale_min's selection */
+    const uint32_t sw[3] = {r.h.y, r.h.z, r.h.w};
+    int sc, m;
+    if (s < 4) {
+        sc = byte_of(sw[0], s) & 63;
+        m = byte_of(sw[1], s) & 63;
+    } else {
+        const int hi = byte_of(sw[2], s - 4);
+        sc = (hi & 0xF) | ((byte_of(sw[0], s - 4) >> 6) << 4);
+        m = (hi >> 4) | ((byte_of(sw[1], s - 4) >> 6) << 4);
+    }
+    const float d1 = pcq::fmul(d, (float)sc), m1 = pcq::fmul(dmin, (float)m);
+    const int shift = 4 * (s % 2);
+    const uint32_t q[8] = {r.q0.x, r.q0.y, r.q0.z, r.q0.w, r.q1.x, r.q1.y, r.q1.z, r.q1.w};
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const uint32_t nib = (q[i] >> shift) & 0x0F0F0F0Fu; /* elements 4i .. 4i + 3, a byte each */
+#pragma unroll
+        for (int k = 0; k < 4; k++) v[4 * i + k] = __fsub_rn(pcq::fmul(d1, q2f(nib, k, TWO23)), m1);
+    }
+}
+template <> __device__ __forceinline__ void qdeq<PC_TYPE_Q4_1>(const qraw<PC_TYPE_Q4_1> &r, int64_t, float v[32]) {
+    /* converted as deq32 does: with q2f the SmolLM2-shaped decode was 3-4% slower (bench/results/gpu.md) */
+    const float d = pcq::h2f((pc_f16)(r.w[0] & 0xFFFF)), m = pcq::h2f((pc_f16)(r.w[0] >> 16));
+#pragma unroll
+    for (int j = 0; j < 16; j++) {
+        const int q = byte_of(r.w[1 + j / 4], j % 4);
+        v[j] = __fadd_rn(pcq::fmul((float)(q & 0xF), d), m);
+        v[j + 16] = __fadd_rn(pcq::fmul((float)(q >> 4), d), m);
+    }
+}
+template <> __device__ __forceinline__ void qdeq<PC_TYPE_Q4_0>(const qraw<PC_TYPE_Q4_0> &r, int64_t, float v[32]) {
+    /* the block starts at byte o of w[0]: d in its first 2 bytes, qs in the next 16 */
+    const unsigned sh = 8u * (unsigned)r.o;
+    const float d = pcq::h2f((pc_f16)(__funnelshift_rc(r.w[0], r.w[1], sh) & 0xFFFF));
+#pragma unroll
+    for (int i = 0; i < 4; i++) { /* qs bytes 4i .. 4i + 3: elements 4i + k (low nibbles), 4i + k + 16 (high) */
+        const uint32_t qw = __funnelshift_rc(r.w[i], r.w[i + 1], 16u + sh);
+        const uint32_t lo = qw & 0x0F0F0F0Fu, hi = (qw >> 4) & 0x0F0F0F0Fu;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            v[4 * i + k] = pcq::fmul(q2f(lo, k, TWO23 + 8.0f), d);
+            v[4 * i + k + 16] = pcq::fmul(q2f(hi, k, TWO23 + 8.0f), d);
+        }
+    }
+}
+
+/* The fast path's kernel: gemv_kernel's lanes, units and order of sums, with
+ * U units' bytes requested before any is used. Launched as a PDL dependent:
+ * the first units' weights load before it waits for the kernel that wrote x. */
+template <int T, int NT>
+__global__ void __launch_bounds__(WARPS * 32) gemv_q_kernel(const uint8_t *w, int64_t n_in, int64_t n_out,
+                                                            const __nv_bfloat16 *x, int64_t x_stride, int n_tok, void *y,
+                                                            int64_t y_stride, int out) {
+    constexpr int U = NT <= 2 ? 4 : NT <= 4 ? 2 : 1;
+    pcl::grid_dep_launch();
+    const int lane = threadIdx.x % 32;
+    const int64_t o = (int64_t)blockIdx.x * WARPS + threadIdx.x / 32;
+    if (o >= n_out) return;
+    const uint8_t *row = w + o * pcq::row_bytes<T>(n_in);
+    const int64_t units = n_in / 32;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.f;
+    bool waited = false;
+    for (int64_t u = lane; u < units; u += 32 * U) {
+        qraw<T> r[U];
+#pragma unroll
+        for (int k = 0; k < U; k++)
+            if (u + 32 * k < units) qload<T>(row, u + 32 * k, r[k]);
+        if (!waited) pcl::grid_dep_wait(), waited = true;
+#pragma unroll
+        for (int k = 0; k < U; k++) {
+            if (u + 32 * k >= units) break;
+            float wv[32];
+            qdeq<T>(r[k], u + 32 * k, wv);
+            dot32<NT>(acc, wv, x + (u + 32 * k) * 32, x_stride, n_tok);
+        }
+    }
+    if (!waited) pcl::grid_dep_wait();
+    gemv_store<NT>(acc, lane, o, n_tok, y, y_stride, out);
+}
+
 /* A 16-byte chunk of weights, streamed past L1 (each is read once; x stays there). */
 __device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
     uint4 r;
@@ -251,6 +395,11 @@ static cudaError_t gemv_one(unsigned grid, const void *w, int64_t n_in, int64_t 
         return pcl::launch_dependent(gemv_bf16_kernel<NT>, dim3(grid), WARPS * 32, 0, s, static_cast<const uint4 *>(w),
                                      (int)(n_in / 8), n_out, reinterpret_cast<const uint4 *>(x), xs / 8, (int)n_tok, y,
                                      ys, (int)out);
+    if constexpr (T == PC_TYPE_Q4_0 || T == PC_TYPE_Q4_1 || T == PC_TYPE_Q4_K) {
+        if (qfast_ok<T>(w, n_in))
+            return pcl::launch_dependent(gemv_q_kernel<T, NT>, dim3(grid), WARPS * 32, 0, s,
+                                         static_cast<const uint8_t *>(w), n_in, n_out, x, xs, (int)n_tok, y, ys, (int)out);
+    }
     gemv_kernel<T, NT><<<grid, WARPS * 32, 0, s>>>(static_cast<const uint8_t *>(w), n_in, n_out, x, xs, n_tok, y, ys, out);
     return cudaGetLastError();
 }

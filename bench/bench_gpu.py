@@ -160,7 +160,8 @@ def main():
     ap.add_argument("--cached", type=int, default=8192)
     ap.add_argument("--fresh", type=int, default=32)
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--skip", default="", help="comma list of: big (the 7B rows), hf, llama, small, q4, run")
+    ap.add_argument("--skip", default="", help="comma list of: big (the 7B rows), f16 (the 7B f16 rows), hf, llama, small, "
+                    "q4 (the 7B Q4_0 rows), run")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     skip = set(s for s in a.skip.split(",") if s)
@@ -168,7 +169,7 @@ def main():
     rows = []
     pc = os.path.join(a.bin, "bench_gpu")
     common = ["--cached", str(a.cached), "--fresh", str(a.fresh), "--reps", str(a.reps)]
-    big_types = () if "big" in skip else ("f16",) if "q4" in skip else ("f16", "q4_0")
+    big_types = () if "big" in skip else tuple(t for t, key in (("f16", "f16"), ("q4_0", "q4")) if key not in skip)
     big = {t: write_model(a.bin, a.models, "llama2-7b", t) for t in big_types}
     for t, path in big.items():
         rows += run_jsonl([pc, path, "--prefill", "2048,8192"] + common, 900)

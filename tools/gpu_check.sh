@@ -22,6 +22,12 @@
 #           (AB_ARGS="--prefill 2048,8192" adds full prefills; AB_BUDGET_S stops starting rounds): the spread between machines is
 #           larger than most effects, so versions are compared on one
 #   sandbox bench/gemv_sandbox.cu: the bf16 decode product's versions, checked and timed
+#   q4      the quantized models' rows (7B Q4_0, SmolLM2 Q4_1, Qwen2.5-1.5B Q4_K) in one call: the
+#           models written in the background while the small-batch product is checked (test_ops_cuda
+#           gemv, under memcheck, racecheck and synccheck) and the whole forward against the CPU
+#           (test_backend_forward); then bench_gpu.py --skip f16,hf,run (the table; llama.cpp where
+#           carried), then this build's bench_gpu and the AB_FROM builds' in turn on each model
+#           (ROUNDS, 2; AB_BUDGET_S stops starting rounds)
 # Logs go to $OUT (few files: a call brings back 8): summary.txt, check.txt, bench.txt,
 # bench.json, bench_log.txt, and llama-bench.xz* (the static binary, for a later call to
 # carry instead of building again).
@@ -251,6 +257,72 @@ step_sandbox() {
     say "== $(date -u +%H:%M:%S) bf16 decode product, versions side by side (gemv_sandbox)"
     timeout 240 bin/gemv_sandbox 7 > /tmp/sandbox.txt 2>&1; say "gemv_sandbox exit $?"
     cat /tmp/sandbox.txt | tee -a "$SUM"
+}
+
+step_q4() {
+    say "== $(date -u +%H:%M:%S) Q4 rows: models written in the background, checks meanwhile"
+    mkdir -p "$MODELS"
+    local spec f pids=() fwd m v r i n names
+    for spec in smollm2-135m:q4_1 qwen2.5-1.5b:q4_k llama2-7b:q4_0; do
+        f=$MODELS/${spec%%:*}-${spec##*:}.gguf
+        [ -f "$f" ] || { timeout 300 bin/pc_write_model --shape "${spec%%:*}" --type "${spec##*:}" --out "$f" >> "$OUT/bench_log.txt" 2>&1 &
+                         pids+=($!); }
+    done
+    timeout 300 bin/test_backend_forward > /tmp/fwd.txt 2>&1 &
+    fwd=$!
+    timeout 120 bin/test_ops_cuda gemv > /tmp/gemv.txt 2>&1; say "test_ops_cuda gemv exit $?"
+    grep -E "gemv|CHECK|passed|failed" /tmp/gemv.txt | tee -a "$SUM"
+    for tool in memcheck racecheck synccheck; do
+        timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 bin/test_ops_cuda gemv > /tmp/san.txt 2>&1
+        say "$tool test_ops_cuda gemv exit $?"
+        grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|Race|CHECK failed|passed" /tmp/san.txt | head -5 | tee -a "$SUM"
+        { echo "### $tool test_ops_cuda gemv"; tail -20 /tmp/san.txt; } >> "$OUT/check.txt"
+    done
+    for i in "${pids[@]}"; do wait "$i" || say "pc_write_model (pid $i) failed"; done
+    say "== $(date -u +%H:%M:%S) models written"; ls -la "$MODELS" | tee -a "$SUM"
+    wait $fwd; say "test_backend_forward exit $?"
+    grep -vE "^$" /tmp/fwd.txt | tail -40 | tee -a "$SUM"
+    { echo "### test_ops_cuda gemv"; cat /tmp/gemv.txt; echo "### test_backend_forward"; cat /tmp/fwd.txt; } >> "$OUT/check.txt"
+    say "== $(date -u +%H:%M:%S) benchmark: the Q4 rows, pcache and llama.cpp"
+    timeout 300 python3 bench_gpu.py --bin bin --models "$MODELS" --llama-bench "$LB" --skip f16,hf,run --json "$OUT/bench.json" \
+        > "$OUT/bench.txt" 2>> "$OUT/bench_log.txt"
+    say "bench_gpu.py exit $?"; cat "$OUT/bench.txt" | tee -a "$SUM"
+    tail -5 "$OUT/bench_log.txt" >> "$SUM"
+    say "== $(date -u +%H:%M:%S) A/B on the Q4 models: bench_gpu of the AB_FROM builds and this one (new), in turn"
+    rm -rf ab && mkdir ab
+    [ -f ab.tar.xz ] && tar xJf ab.tar.xz -C ab
+    names=($(ls ab) new)
+    n=${#names[@]}
+    local t0=$(date +%s)
+    for r in $(seq 1 "${ROUNDS:-2}"); do
+        [ $(( $(date +%s) - t0 )) -gt "${AB_BUDGET_S:-100000}" ] && { say "AB_BUDGET_S reached before round $r"; break; }
+        for m in smollm2-135m-q4_1 qwen2.5-1.5b-q4_k llama2-7b-q4_0; do
+            # the order rotates each round, so no build always runs first
+            for i in $(seq 0 $((n - 1))); do
+                v=${names[$(( (i + r - 1) % n ))]}
+                local exe=bin/bench_gpu
+                [ "$v" = new ] || exe=ab/$v/bench_gpu
+                timeout 120 $exe "$MODELS/$m.gguf" --cached 8192 --fresh 32 --decode 32 --reps 5 2>> "$OUT/bench_log.txt" |
+                    sed "s/^/$v $r /" >> "$OUT/ab.txt"
+            done
+        done
+    done
+    python3 - "$OUT/ab.txt" <<'PY' | tee -a "$SUM"
+import collections, json, statistics, sys
+rows, names = collections.defaultdict(list), []
+for line in open(sys.argv[1]):
+    name, rnd, js = line.split(" ", 2)
+    r = json.loads(js)
+    rows[(r["type"], r["case"], name)].append(r["ms"])
+    if name not in names:
+        names.append(name)
+for typ in ("Q4_1", "Q4_K", "Q4_0"):
+    for case in ("cached_gpu", "cached_pinned", "decode"):
+        for n in names:
+            v = rows[(typ, case, n)]
+            if v:
+                print(f"{typ:5s} {case:14s} {n:6s} {' / '.join(f'{x:.3f}' for x in v)}  median {statistics.median(v):.3f}")
+PY
 }
 
 for s in "$@"; do "step_$s"; done

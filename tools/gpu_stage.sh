@@ -6,7 +6,7 @@
 #   llama-src.tar.xz  llama.cpp's sources from .peer/src, without models, docs, tests,
 #                     the web UI and the other backends (built there with CUDA)
 # Compressed: a call carries 64 MiB at most, the main checkout included.
-# Usage: [NO_LLAMA=1] tools/gpu_stage.sh BUILD_DIR [DEST]
+# Usage: [NO_LLAMA=1] [NO_LIBS=1] [SHARED=DIR] tools/gpu_stage.sh BUILD_DIR [DEST]
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:?build dir}
@@ -21,8 +21,9 @@ for b in ${BINS:-test_ops_cuda test_backend_forward test_gpu_tier bench_gpu benc
 done
 # pcache's own libraries the GPU image may lack (libxml2 and its ICU, jansson; the store's hiredis,
 # xxhash and libcrypto; the server's libmicrohttpd and its GnuTLS chain), and a schema to run
+# (NO_LIBS=1: a call that runs no pcache CLI carries none: the tests and bench_gpu need only cuBLAS, which is there)
 mkdir -p "$tmp/lib"
-for l in $(ldd "$BUILD/pcache" | awk '/libxml2|libicu|libjansson|libhiredis|libxxhash|libcrypto|libmicrohttpd|libgnutls|libp11-kit|libidn2|libunistring|libtasn1|libnettle|libhogweed|libgmp|libffi/ {print $3}'); do
+[ -n "${NO_LIBS:-}" ] || for l in $(ldd "$BUILD/pcache" | awk '/libxml2|libicu|libjansson|libhiredis|libxxhash|libcrypto|libmicrohttpd|libgnutls|libp11-kit|libidn2|libunistring|libtasn1|libnettle|libhogweed|libgmp|libffi/ {print $3}'); do
     cp "$l" "$tmp/lib/"
 done
 # AB_FROM="NAME=DIR ...": other builds' bench_gpu (ab.tar.xz, NAME/bench_gpu), for gpu_check.sh ab
@@ -34,9 +35,10 @@ if [ -n "${AB_FROM:-}" ]; then
     tar cJf "$DEST/ab.tar.xz" -C "$abt" .
     rm -rf "$abt"
 fi
-# the bf16 decode product's versions side by side (bench/gemv_sandbox.cu), where built
-[ -x "$BUILD/gemv_sandbox" ] && cp "$BUILD/gemv_sandbox" "$tmp/bin/"
-cp "$REPO/../shared/pml-examples/mbti.xml" "$REPO/tests/data/prompts/mbti_intj.xml" "$DEST/"
+# the bf16 decode product's versions side by side (bench/gemv_sandbox.cu), where built and BINS names no set
+[ -z "${BINS:-}" ] && [ -x "$BUILD/gemv_sandbox" ] && cp "$BUILD/gemv_sandbox" "$tmp/bin/"
+# SHARED: the project docs' folder (beside the main checkout; a worktree elsewhere names it)
+cp "${SHARED:-$REPO/../shared}/pml-examples/mbti.xml" "$REPO/tests/data/prompts/mbti_intj.xml" "$DEST/"
 tar cJf "$DEST/bin.tar.xz" -C "$tmp" bin lib
 rm -rf "$tmp" "$DEST/bin"
 cp "$REPO/tools/gpu_check.sh" "$REPO/bench/bench_gpu.py" "$REPO/bench/bench_gpu_hf.py" "$DEST/"

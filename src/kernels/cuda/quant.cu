@@ -5,7 +5,9 @@
  * of the row (dequant.cuh) and multiplies them with up to NT token rows of x,
  * so a decode step or a short fresh suffix reads the weights exactly once, in
  * their stored type, with no bf16 copy. The warp then sums its lanes. bf16
- * rows (the decode step of f16/bf16 models) have their own streaming kernel. */
+ * rows (the decode step of f16/bf16 models) have their own streaming kernel;
+ * Q4_0, Q4_1 and Q4_K rows one that loads each unit's bytes whole (the
+ * generic one reads them a byte at a time), with the same values and sums. */
 #include "kernels/cuda/dequant.cuh"
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch.cuh"

@@ -6,7 +6,7 @@
 #   llama-src.tar.xz  llama.cpp's sources from .peer/src, without models, docs, tests,
 #                     the web UI and the other backends (built there with CUDA)
 # Compressed: a call carries 64 MiB at most, the main checkout included.
-# Usage: [NO_LLAMA=1] [NO_LIBS=1] [SHARED=DIR] tools/gpu_stage.sh BUILD_DIR [DEST]
+# Usage: [NO_LLAMA=1] [NO_LIBS=1] [SHARED=DIR] [PEER_SRC=DIR] tools/gpu_stage.sh BUILD_DIR [DEST]
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:?build dir}
@@ -44,7 +44,8 @@ rm -rf "$tmp" "$DEST/bin"
 cp "$REPO/tools/gpu_check.sh" "$REPO/bench/bench_gpu.py" "$REPO/bench/bench_gpu_hf.py" "$DEST/"
 # a llama-bench an earlier call built and sent back (gpu_check.sh bench): carried instead of building again
 if [ -n "${LLAMA_BENCH_XZ:-}" ]; then cp $LLAMA_BENCH_XZ "$DEST/"; fi
-SRC=$REPO/.peer/src
+# PEER_SRC: llama.cpp's sources (in the main checkout; a worktree elsewhere names them)
+SRC=${PEER_SRC:-$REPO/.peer/src}
 # NO_LLAMA=1: a call that only checks (gpu_check.sh check engine) needs no llama.cpp sources
 if [ -z "${NO_LLAMA:-}" ] && [ ! -f "$DEST/llama-src.tar.xz" ]; then
     tmp=$(mktemp -d)

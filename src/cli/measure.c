@@ -50,6 +50,8 @@ json_t *pc_cli_result_json(const pc_run_result *r, const double *ttfts, int n_ru
     json_object_set_new(j, "pieces", pieces_json(r));
     json_object_set_new(j, "encoded_tokens", json_integer((json_int_t)r->encoded_tokens));
     json_object_set_new(j, "fetch_ms", json_real(r->fetch_ms));
+    /* from the first forward step to the first token: TTFT less parsing, binding, the store and set-up */
+    json_object_set_new(j, "prefill_ms", json_real(r->gen.prefill_ms));
     return j;
 }
 

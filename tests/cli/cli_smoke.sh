@@ -22,7 +22,10 @@ err=$("$pc" generate -m "$model" 2>&1 >/dev/null); rc=$?
 
 out=$("$pc" run -m "$model" --schema "$shared/pml-examples/travel.xml" --prompt "$data/prompts/travel_tokyo.xml" \
       -n 4 --temp 0 --json --quiet 2>/dev/null | head -1)
-echo "$out" | json_has text tokens ttft_ms cached_tokens fresh_tokens && ok || bad "run --json fields: $out"
+echo "$out" | json_has text tokens ttft_ms prefill_ms cached_tokens fresh_tokens && ok || bad "run --json fields: $out"
+# the prefill (first forward step to first token) is a part of the TTFT, and not an empty one
+echo "$out" | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if 0 < d['prefill_ms'] <= d['ttft_ms'] else 1)" &&
+  ok || bad "run --json prefill_ms outside (0, ttft_ms]: $out"
 
 out=$("$pc" schema -m "$model" --quiet "$shared/pml-examples/mbti.xml" 2>/dev/null)
 [[ $out == *"scaffold: EI"* && $out == *"bytes per token"* ]] && ok || bad "schema layout: $out"

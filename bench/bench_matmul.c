@@ -188,7 +188,12 @@ int main(int argc, char **argv) {
                                   {"0.5b up q5_0", PC_TYPE_Q5_0, 896, 4864},
                                   {"0.5b down q4k", PC_TYPE_Q4_K, 4864, 896},
                                   {"0.5b down q6k", PC_TYPE_Q6_K, 4864, 896},
-                                  {"0.5b out q8_0", PC_TYPE_Q8_0, 896, 151936}};
+                                  {"0.5b out q8_0", PC_TYPE_Q8_0, 896, 151936},
+                                  {"smollm2 q 576->576", PC_TYPE_Q4_1, 576, 576},
+                                  {"smollm2 k 576->192", PC_TYPE_Q4_1, 576, 192},
+                                  {"smollm2 up 576->1536", PC_TYPE_Q4_1, 576, 1536},
+                                  {"smollm2 down 1536->576", PC_TYPE_Q4_1, 1536, 576},
+                                  {"smollm2 out 576->49152", PC_TYPE_Q8_0, 576, 49152}};
         for (size_t i = 0; pool && i < sizeof s / sizeof s[0]; i++)
             if (strstr(s[i].name, filter)) bench_stream(pool, threads, &s[i], mib);
         pc_pool_free(pool);

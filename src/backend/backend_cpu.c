@@ -18,7 +18,6 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/ops.h"
-#include "kernels/cpu/pack.h"
 #include "util/error.h"
 
 typedef struct cpu_backend {
@@ -199,37 +198,6 @@ static void cpu_matmul_add(pc_backend *b, const pc_weight *w, const void *x, int
     if (!pc_matmul_acc(c->pool, &a, yv)) abort(); /* every weight's kernel was checked at creation */
 }
 
-/* Decode only: the weights (or K/V) of the job after the coming one, which the
- * pool's idle threads prefetch meanwhile (pc_pool_ahead). */
-static void ahead_add(pc_pool_range *r, int *k, const void *p, size_t bytes) {
-    if (p && bytes && *k < PC_POOL_AHEAD_RANGES) r[(*k)++] = (pc_pool_range){.p = p, .bytes = bytes};
-}
-
-static void ahead_weights(cpu_backend *c, const pc_weight *const *ws, int n) {
-    if (c->c.n != 1) return;
-    pc_pool_range r[PC_POOL_AHEAD_RANGES];
-    int k = 0;
-    for (int i = 0; i < n; i++)
-        if (ws[i]->packed) ahead_add(r, &k, ws[i]->packed, pc_pack_size(ws[i]->type, ws[i]->ne0, ws[i]->ne1));
-    pc_pool_ahead(c->pool, r, k);
-}
-
-/* Layer l's keys and values of the one sequence of a decode. */
-static void ahead_kv(cpu_backend *c, int32_t l) {
-    if (c->c.n != 1 || c->c.n_seqs != 1) return;
-    pc_pool_range r[PC_POOL_AHEAD_RANGES];
-    int k = 0;
-    const pc_kv_list *list = c->c.seqs[0].list;
-    for (int32_t i = list->n - 1; i >= 0 && k + 2 <= PC_POOL_AHEAD_RANGES; i--) {
-        const pc_kv_span *sp = list->spans[i];
-        const size_t row = (size_t)sp->dim * sizeof(pc_f16);
-        const size_t nb = (size_t)(sp->n + PC_KV_BLOCK - 1) / PC_KV_BLOCK;
-        ahead_add(r, &k, pc_kv_k_block(sp, l, 0), nb * PC_KV_BLOCK * row);
-        ahead_add(r, &k, pc_kv_v(sp, l, 0), (size_t)sp->n * row);
-    }
-    pc_pool_ahead(c->pool, r, k);
-}
-
 static void add_bias(float *y, const pc_weight *bias, int32_t r0, int32_t r1, int64_t dim) {
     if (!bias->data) return;
     for (int32_t t = r0; t < r1; t++) pc_add(y + (int64_t)t * dim, bias->data, dim);
@@ -336,7 +304,6 @@ static void cpu_matmul_qkv(pc_backend *b, const pc_layer_weights *w, int32_t lay
     const pc_matmul_args a[3] = {mm_args(c, &w->wq, x, n, c->q), mm_args(c, &w->wk, x, n, c->k),
                                  mm_args(c, &w->wv, x, n, c->v)};
     qkv_job j = {.c = c, .w = w, .layer = layer};
-    ahead_kv(c, layer);
     if (pc_matmul_batch_then(c->pool, a, 3, c->m->hp.head_dim, qkv_cols, &j)) return;
     const pc_weight *ws[3] = {&w->wq, &w->wk, &w->wv};
     void *const ys[3] = {c->q, c->k, c->v};
@@ -350,9 +317,6 @@ static void cpu_attention(pc_backend *b, int32_t layer) {
     const int64_t Q = (int64_t)hp->n_head * hp->head_dim;
     pc_attn_args args[PC_ATTN_BATCH_MAX]; /* one pool job per group of sequences, not one per sequence */
     int32_t n = 0;
-    const pc_layer_weights *w = &c->m->layers[layer];
-    const pc_weight *next[3] = {&w->wo, &w->ffn_gate, &w->ffn_up};
-    ahead_weights(c, next, 3);
     for (int32_t i = 0; i < c->c.n_seqs; i++) {
         const pc_bseq *q = &c->c.seqs[i];
         args[n++] = (pc_attn_args){.q = c->q + q->off * Q, .q_stride = Q, .q_pos = q->pos, .n_q = q->n, .n_head = hp->n_head,
@@ -365,7 +329,6 @@ static void cpu_attention(pc_backend *b, int32_t layer) {
             n = 0;
         }
     }
-    ahead_weights(c, next + 1, 2); /* for the wo job */
 }
 
 static void cpu_swiglu(pc_backend *b, int32_t n) {
@@ -409,19 +372,8 @@ static void cpu_ffn(pc_backend *b, const pc_layer_weights *w, const void *x, int
     /* K-quant super-blocks (256) would coarsen the gate/up tasks of the Qwen
      * models, which this was not measured on: blocks of 32 only. */
     const int64_t block = pc_matmul_x_block(&j.down);
-    const pc_weight *down = &w->ffn_down;
-    ahead_weights(c, &down, 1);
     if (block > 0 && block <= 32 && pc_matmul_swiglu_then(c->pool, gu, block, quantize_gate, &j)) {
         j.down.x_ready = true;
-        const int32_t l = (int32_t)(w - c->m->layers);
-        if (l + 1 < c->m->hp.n_layer) {
-            const pc_layer_weights *nx = &c->m->layers[l + 1];
-            const pc_weight *qkv[3] = {&nx->wq, &nx->wk, &nx->wv};
-            ahead_weights(c, qkv, 3);
-        } else {
-            const pc_weight *head = &c->m->output;
-            ahead_weights(c, &head, 1);
-        }
         if (!pc_matmul_acc(c->pool, &j.down, c->x)) abort(); /* every weight's kernel was checked at creation */
         return;
     }
@@ -443,9 +395,6 @@ static pc_status cpu_logits(pc_backend *b, const pc_weight *norm, const pc_weigh
         x = c->tmp;
     }
     cpu_norm(b, c->xn, x, norm, n);
-    const pc_layer_weights *l0 = &c->m->layers[0];
-    const pc_weight *qkv[3] = {&l0->wq, &l0->wk, &l0->wv};
-    ahead_weights(c, qkv, 3); /* the next token's first job */
     matmul_one(c, head, c->xn, n, out);
     return PC_OK;
 }

@@ -13,7 +13,6 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -35,22 +34,7 @@ struct pc_pool {
     pc_task_fn fn;
     void *ctx;
     int base, n_total; /* sub-job offset and the whole job's task count */
-    /* The running job's prefetch hint (pc_pool_ahead). Atomic because a
-     * worker may read it after its last task, while the caller writes the
-     * next job's: a mixed read only prefetches the wrong lines. */
-    _Atomic uintptr_t ahead_p[PC_POOL_AHEAD_RANGES];
-    _Atomic size_t ahead_n[PC_POOL_AHEAD_RANGES];
-    pc_pool_range pending[PC_POOL_AHEAD_RANGES]; /* the caller's, for its next job; under run_mu */
-    int n_pending;
 };
-
-/* One thread's share of a job's hint, walked a few lines at a time. */
-typedef struct ahead {
-    uintptr_t lo[PC_POOL_AHEAD_RANGES], hi[PC_POOL_AHEAD_RANGES];
-    int r;
-} ahead;
-
-enum { AHEAD_LINES = 8 }; /* lines prefetched between two looks at the job's state */
 
 #define GEN_SHIFT 40
 #define N_SHIFT 20
@@ -71,36 +55,6 @@ static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
-}
-
-/* Thread `thread`'s parts of the hint of the job now published. */
-static void ahead_load(pc_pool *p, int thread, ahead *a) {
-    size_t budget = PC_POOL_AHEAD_MAX;
-    const size_t T = (size_t)p->n_threads;
-    a->r = 0;
-    for (int i = 0; i < PC_POOL_AHEAD_RANGES; i++) {
-        const uintptr_t base = atomic_load_explicit(&p->ahead_p[i], memory_order_relaxed);
-        const size_t n = atomic_load_explicit(&p->ahead_n[i], memory_order_relaxed);
-        size_t lo = n / T * (size_t)thread, len = n / T;
-        len = len < budget ? len : budget;
-        budget -= len;
-        a->lo[i] = (base + lo) & ~(uintptr_t)63;
-        a->hi[i] = base + lo + len;
-    }
-}
-
-/* Prefetches the next few lines of the share, then pauses; false when it is
- * all asked for. The pause paces the prefetches: a burst of them fills the
- * core's miss queue and the rest are dropped (here, Zen 4: 192 KiB asked for
- * back to back were read afterwards at 31 GB/s, i.e. mostly from memory again;
- * paced 8 lines a pause, at 96 GB/s, from L2). */
-static bool ahead_step(ahead *a) {
-    while (a->r < PC_POOL_AHEAD_RANGES && a->lo[a->r] >= a->hi[a->r]) a->r++;
-    if (a->r == PC_POOL_AHEAD_RANGES) return false;
-    for (int l = 0; l < AHEAD_LINES && a->lo[a->r] < a->hi[a->r]; l++, a->lo[a->r] += 64)
-        __builtin_prefetch((const void *)a->lo[a->r], 0, 2);
-    cpu_relax();
-    return true;
 }
 
 static void run_tasks(pc_pool *p, unsigned gen, int thread) {
@@ -124,12 +78,10 @@ static void *worker_main(void *arg) {
     int index = wa->index;
     free(wa);
     unsigned seen = atomic_load(&p->generation);
-    ahead a = {.r = PC_POOL_AHEAD_RANGES};
     for (;;) {
         int spins = 0;
         while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen &&
                !atomic_load(&p->stop) && spins < SPIN_ITERS) {
-            if (ahead_step(&a)) continue;
             cpu_relax();
             spins++;
         }
@@ -141,7 +93,6 @@ static void *worker_main(void *arg) {
         }
         if (atomic_load(&p->stop)) return NULL;
         seen = atomic_load_explicit(&p->generation, memory_order_acquire);
-        ahead_load(p, index, &a);
         run_tasks(p, seen, index);
     }
 }
@@ -200,12 +151,6 @@ static void run_job(pc_pool *p, pc_task_fn fn, void *ctx, int base, int n, int n
     p->ctx = ctx;
     p->base = base;
     p->n_total = n_total;
-    for (int i = 0; i < PC_POOL_AHEAD_RANGES; i++) {
-        const bool set = i < p->n_pending;
-        atomic_store_explicit(&p->ahead_p[i], set ? (uintptr_t)p->pending[i].p : 0, memory_order_relaxed);
-        atomic_store_explicit(&p->ahead_n[i], set ? p->pending[i].bytes : 0, memory_order_relaxed);
-    }
-    p->n_pending = 0;
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     const unsigned gen = (atomic_load(&p->generation) + 1) & GEN_MASK;
     atomic_store_explicit(&p->claim, ((uint64_t)gen << GEN_SHIFT) | ((uint64_t)n << N_SHIFT), memory_order_release);
@@ -213,20 +158,8 @@ static void run_job(pc_pool *p, pc_task_fn fn, void *ctx, int base, int n, int n
     atomic_store_explicit(&p->generation, gen, memory_order_release);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
-    ahead a;
-    ahead_load(p, 0, &a);
     run_tasks(p, gen, 0);
-    while (atomic_load_explicit(&p->done, memory_order_acquire) < n)
-        if (!ahead_step(&a)) cpu_relax();
-}
-
-void pc_pool_ahead(pc_pool *p, const pc_pool_range *r, int n) {
-    if (!p || p->n_threads == 1) return;
-    n = n < PC_POOL_AHEAD_RANGES ? n : PC_POOL_AHEAD_RANGES;
-    pthread_mutex_lock(&p->run_mu);
-    for (int i = 0; i < n; i++) p->pending[i] = r[i];
-    p->n_pending = n;
-    pthread_mutex_unlock(&p->run_mu);
+    while (atomic_load_explicit(&p->done, memory_order_acquire) < n) cpu_relax();
 }
 
 void pc_pool_run(pc_pool *p, pc_task_fn fn, void *ctx, int n_tasks) {

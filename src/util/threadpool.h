@@ -11,8 +11,6 @@
 #ifndef PC_UTIL_THREADPOOL_H
 #define PC_UTIL_THREADPOOL_H
 
-#include <stddef.h>
-
 typedef struct pc_pool pc_pool;
 
 /* fn(ctx, task, n_tasks, thread): thread is in [0, pc_pool_size) and indexes per-thread scratch. */
@@ -23,23 +21,6 @@ pc_pool *pc_pool_create(int n_threads);
 void pc_pool_free(pc_pool *pool);
 int pc_pool_size(const pc_pool *pool);
 void pc_pool_run(pc_pool *pool, pc_task_fn fn, void *ctx, int n_tasks);
-
-/* Memory the work after the next job will read, which its threads prefetch
- * (into L2) while they wait: a thread with no task left of that job, until it
- * ends, and the workers between it and the job after. Decode's jobs are short
- * and memory bound; without this the memory sits idle in each job's tail, in
- * compute-bound jobs (attention) and in the caller's serial steps between.
- * Thread i takes the i-th of pc_pool_size equal parts of each range, in range
- * order, PC_POOL_AHEAD_MAX bytes in all; the caller's next pc_pool_run that
- * starts a job takes the hint (an inline run leaves it). Prefetching touches
- * no memory a program can observe, so a stale or wrong range costs only time. */
-enum { PC_POOL_AHEAD_RANGES = 6 };
-#define PC_POOL_AHEAD_MAX (192u << 10)
-typedef struct pc_pool_range {
-    const void *p;
-    size_t bytes;
-} pc_pool_range;
-void pc_pool_ahead(pc_pool *pool, const pc_pool_range *r, int n);
 
 /* Number of online CPUs (at least 1). */
 int pc_cpu_count(void);

@@ -2,13 +2,10 @@
  * changing sizes back to back (the pattern of a forward pass: 1, 3, 200, 2 ...),
  * which is where a worker late from one job could claim into the next; and
  * the same when several threads submit jobs to one pool at once (a server's
- * scheduler and a schema encoding share the engine's pool); and with
- * prefetch hints (pc_pool_ahead) before the jobs, some naming memory that is
- * no longer mapped: a hint may only ever prefetch, never read or fault. */
+ * scheduler and a schema encoding share the engine's pool). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 
 #include "check.h"
 #include "util/threadpool.h"
@@ -39,8 +36,6 @@ static void *submit_jobs(void *arg) {
     for (int rep = 0; rep < 2000; rep++) {
         const int n = sizes[rep % (int)(sizeof sizes / sizeof sizes[0])];
         job j = {.hits = calloc((size_t)n, sizeof(_Atomic int)), .n = n};
-        const pc_pool_range r = {.p = j.hits, .bytes = (size_t)n * sizeof(_Atomic int)};
-        if (rep % 3 == 0) pc_pool_ahead(s->pool, &r, 1);
         pc_pool_run(s->pool, task, &j, n);
         for (int t = 0; t < n; t++) s->wrong += atomic_load(&j.hits[t]) != 1;
         s->wrong += atomic_load(&j.bad);
@@ -61,39 +56,8 @@ static void check_concurrent_callers(void) {
     pc_pool_free(p);
 }
 
-/* Jobs whose hints name a live buffer, memory unmapped before the job runs,
- * and more ranges than a hint holds: every task still runs once, nothing faults. */
-static void check_ahead(void) {
-    const size_t big = 8u << 20;
-    char *live = malloc(big);
-    void *gone = mmap(NULL, big, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    CHECK(live != NULL && gone != MAP_FAILED);
-    munmap(gone, big);
-    pc_pool_range r[PC_POOL_AHEAD_RANGES + 2];
-    for (int i = 0; i < PC_POOL_AHEAD_RANGES + 2; i++)
-        r[i] = (pc_pool_range){.p = i % 2 ? gone : live + (size_t)i * 4096, .bytes = big - (size_t)i * 4096};
-    for (int threads = 1; threads <= 3; threads++) {
-        pc_pool *p = pc_pool_create(threads);
-        int wrong = 0;
-        for (int rep = 0; rep < 500; rep++) {
-            const int n = 1 + rep % 5;
-            job j = {.hits = calloc((size_t)n, sizeof(_Atomic int)), .n = n};
-            pc_pool_ahead(p, r, 1 + rep % (PC_POOL_AHEAD_RANGES + 2));
-            pc_pool_run(p, task, &j, n);
-            for (int t = 0; t < n; t++) wrong += atomic_load(&j.hits[t]) != 1;
-            wrong += atomic_load(&j.bad);
-            free(j.hits);
-        }
-        CHECK_MSG(wrong == 0, "%d threads with hints: %d tasks ran other than once", threads, wrong);
-        pc_pool_free(p);
-    }
-    pc_pool_ahead(NULL, r, 1);
-    free(live);
-}
-
 int main(void) {
     check_concurrent_callers();
-    check_ahead();
     static const int sizes[] = {1, 2, 3, 200, 2, 7, 1000, 1, 5, 64, 3, 2};
     for (int threads = 1; threads <= 4; threads++) {
         pc_pool *p = pc_pool_create(threads);

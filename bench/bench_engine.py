@@ -15,7 +15,11 @@ For each model (a name that scripts/get_model.sh knows, or a GGUF path), on the 
                prefill (n tokens in one batch, its default micro-batch of 512), a tg128 test at depth 128 for decode.
   the decode limit: memory read bandwidth with the same threads (build/bench_membw streaming over as many bytes
     as one decode step reads: every matrix once, from the GGUF's tensor table, plus the KV of ~192 tokens),
-    divided by those bytes; each engine's decode tok/s as a share of it;
+    divided by those bytes; each engine's decode tok/s as a share of it; and, because this host's bandwidth moves
+    between levels from minute to minute (and a best pass over ~100 MB can catch a mostly-L3 read), the same share
+    paired: right after each decode run, --bw-samples one-pass reads of those bytes, their median the bandwidth
+    of that moment, each run's tok/s against it, the median over the runs reported (llama.cpp's decode runs are
+    one llama-bench call: its median run against the reads right after it);
   peak RSS of each engine's process (ru_maxrss through wait4; llama-bench's covers all its tests).
 Each figure is the best of --repeats runs after a warm-up (interference only ever slows a run down); engine.json
 keeps every sample. Writes bench/results/engine.md and engine.json and prints the tables.
@@ -28,6 +32,7 @@ import os
 import platform
 import struct
 import subprocess
+import statistics
 import sys
 import tempfile
 import time
@@ -146,17 +151,19 @@ def llama_bench(args, model, extra):
     return json.loads(out), rss, err
 
 
-def bench_llama(args, model):
+def bench_llama(args, model, nbytes):
     log(f"llama.cpp: llama-bench prefill {args.sizes} ({args.repeats} runs after its warm-up)")
     pp, rss_pp, err = llama_bench(args, model, ["-p", ",".join(str(n) for n in args.sizes), "-n", "0"])
     log(f"llama.cpp: llama-bench decode {args.n_decode} tokens at depth {args.decode_after}")
     tg, rss_tg, _ = llama_bench(args, model, ["-p", "0", "-n", str(args.n_decode), "-d", str(args.decode_after)])
+    bw_now = paired_bandwidth(args, nbytes)
     res = {"prefill": {}, "decode": None, "rss": max(rss_pp, rss_tg), "stderr_tail": err[-1500:]}
     for t in pp:
         res["prefill"][t["n_prompt"]] = {"samples": t["samples_ts"], "best": max(t["samples_ts"])}
         log(f"  llama.cpp pp{t['n_prompt']}: {', '.join(f'{s:.1f}' for s in t['samples_ts'])} tok/s")
     t = tg[0]
-    res["decode"] = {"samples": t["samples_ts"], "best": max(t["samples_ts"])}
+    res["decode"] = {"samples": t["samples_ts"], "best": max(t["samples_ts"]), "bw_gb_s": bw_now,
+                     "paired_share": statistics.median(t["samples_ts"]) * nbytes / (bw_now["median_gb_s"] * 1e9)}
     log(f"  llama.cpp tg{t['n_gen']} @ d{t['n_depth']}: {', '.join(f'{s:.1f}' for s in t['samples_ts'])} tok/s")
     res["settings"] = {k: pp[0][k] for k in ("build_commit", "n_batch", "n_ubatch", "type_k", "type_v", "flash_attn",
                                               "repack", "poll", "n_threads", "model_type", "model_size")}
@@ -205,7 +212,7 @@ def cut_prompt(args, model, text, n, path):
     return sample
 
 
-def bench_pcache(args, model, text, tmp):
+def bench_pcache(args, model, text, tmp, nbytes):
     res = {"prefill": {}, "decode": None, "rss": 0.0}
     for n in args.sizes:
         path = os.path.join(tmp, f"prompt_{n}.txt")
@@ -224,9 +231,12 @@ def bench_pcache(args, model, text, tmp):
             samples = []
             for _ in range(args.repeats):
                 s, rss = pcache_run(args, model, path, args.n_decode + 1, n + args.n_decode + 64)
+                s["bw_gb_s"] = paired_bandwidth(args, nbytes)
+                s["share"] = s["decode_tok_s"] * nbytes / (s["bw_gb_s"]["median_gb_s"] * 1e9)
                 res["rss"] = max(res["rss"], rss)
                 samples.append(s)
-            res["decode"] = {"samples": samples, "best": max(s["decode_tok_s"] for s in samples)}
+            res["decode"] = {"samples": samples, "best": max(s["decode_tok_s"] for s in samples),
+                             "paired_share": statistics.median(s["share"] for s in samples)}
             rates = ", ".join(f"{s['decode_tok_s']:.1f}" for s in samples)
             log(f"  pcache tg{args.n_decode} after {n}: {rates} tok/s")
     return res
@@ -234,12 +244,19 @@ def bench_pcache(args, model, text, tmp):
 
 # ---------------------------------------------------------------- memory bandwidth
 
-def bandwidth(args, nbytes):
-    argv = [args.membw, str(args.threads), f"{nbytes / 1048576:.1f}", "20"]
+def bandwidth(args, nbytes, passes=20):
+    argv = [args.membw, str(args.threads), f"{nbytes / 1048576:.1f}", str(passes)]
     rc, out, err, _ = run_measured(argv, args.timeout)
     if rc != 0:
         raise RuntimeError(f"`{' '.join(argv)}` exited with {rc}: {err[-500:]}")
     return json.loads(out.strip().splitlines()[-1])
+
+
+def paired_bandwidth(args, nbytes):
+    """The bandwidth of this moment: the median of --bw-samples one-pass reads (each the better of a plain and a
+    prefetching pass), so neither a lucky pass nor a slow one decides it."""
+    each = [bandwidth(args, nbytes, 1)["best_gb_s"] for _ in range(args.bw_samples)]
+    return {"median_gb_s": statistics.median(each), "samples": each}
 
 
 # ---------------------------------------------------------------- tables
@@ -258,6 +275,8 @@ def model_rows(args, m):
     rows.append((f"decode tok/s ({args.n_decode} tokens after {args.decode_after})", pd, ld, pd / ld))
     limit = m["bandwidth_gb_s"] * 1e9 / m["decode_bytes"]
     rows.append(("decode as % of the memory limit", 100 * pd / limit, 100 * ld / limit, None))
+    rows.append(("decode as % of the limit, paired (median run)", 100 * p["decode"]["paired_share"],
+                 100 * l["decode"]["paired_share"], None))
     rows.append(("peak RSS MiB", p["rss"], l["rss"], p["rss"] / l["rss"]))
     return rows, limit
 
@@ -269,6 +288,8 @@ def runs(m, args):
     for n in args.sizes:
         out.append(([s["prefill_tok_s"] for s in p["prefill"][n]["samples"]], l["prefill"][n]["samples"]))
     out.append(([s["decode_tok_s"] for s in p["decode"]["samples"]], l["decode"]["samples"]))
+    out.append(([], []))
+    out.append(([100 * s["share"] for s in p["decode"]["samples"]], [100 * l["decode"]["paired_share"]]))
     return out
 
 
@@ -338,14 +359,15 @@ def write_markdown(path, args, models, machine, loads):
         f"tokenizing and the first greedy pick (llama-bench times the forward pass alone).",
         "",
         "| model | " + " | ".join(f"prefill {n}" for n in args.sizes)
-        + " | decode | decode % of memory limit (pcache / llama.cpp) |",
-        "| --- |" + " ---: |" * (len(args.sizes) + 2),
+        + " | decode | decode % of memory limit (pcache / llama.cpp) | the same, paired |",
+        "| --- |" + " ---: |" * (len(args.sizes) + 3),
     ]
     for m in models:
         rows, _ = model_rows(args, m)
         ratios = [f"{r[3]:.2f}x" for r in rows[:len(args.sizes) + 1]]
-        share = rows[len(args.sizes) + 1]
-        lines.append(f"| {m['name']} | " + " | ".join(ratios) + f" | {share[1]:.0f}% / {share[2]:.0f}% |")
+        share, paired = rows[len(args.sizes) + 1], rows[len(args.sizes) + 2]
+        lines.append(f"| {m['name']} | " + " | ".join(ratios) + f" | {share[1]:.0f}% / {share[2]:.0f}% "
+                     f"| {paired[1]:.0f}% / {paired[2]:.0f}% |")
     lines += ["", "Ratios are pcache / llama.cpp (above 1: pcache is faster). Per model:"]
     for m in models:
         rows, limit = model_rows(args, m)
@@ -356,7 +378,9 @@ def write_markdown(path, args, models, machine, loads):
             f"`{os.path.basename(m['path'])}` ({m['llama']['settings']['model_type']}). A decode step reads "
             f"{m['decode_bytes'] / 1e6:.1f} MB (all matrices once, KV of {args.decode_after + args.n_decode // 2} "
             f"tokens); `bench_membw` reads that many bytes at {m['bandwidth_gb_s']:.2f} GB/s with {args.threads} "
-            f"threads: a decode limit of {limit:.1f} tok/s.",
+            f"threads: a decode limit of {limit:.1f} tok/s. Paired: the median of {args.bw_samples} one-pass reads "
+            f"right after each pcache decode run ({spread(s['bw_gb_s']['median_gb_s'] for s in m['pcache']['decode']['samples'])} GB/s) "
+            f"and after llama-bench's ({m['llama']['decode']['bw_gb_s']['median_gb_s']:.1f} GB/s).",
             "",
             "| metric | pcache | llama.cpp | pcache / llama.cpp | every run: pcache; llama.cpp |",
             "| --- | ---: | ---: | ---: | --- |",
@@ -385,6 +409,7 @@ def parse_args():
     ap.add_argument("--pcache", default=os.path.join(REPO, "build", "pcache"))
     ap.add_argument("--membw", default=os.path.join(REPO, "build", "bench_membw"))
     ap.add_argument("--llama-bench", default=os.path.join(REPO, ".peer", "bin", "llama-bench"))
+    ap.add_argument("--bw-samples", type=int, default=5, help="one-pass reads after each decode run (paired limit)")
     ap.add_argument("--timeout", type=int, default=1200, help="seconds allowed for one engine process")
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "results"))
     args = ap.parse_args()
@@ -411,8 +436,8 @@ def main():
             path = resolve_model(name)
             log(f"== {name}: {path}")
             m = {"name": name, "path": path, "decode_bytes": decode_bytes(path, args.decode_after + args.n_decode // 2)}
-            m["llama"] = bench_llama(args, path)
-            m["pcache"] = bench_pcache(args, path, text, tmp)
+            m["llama"] = bench_llama(args, path, m["decode_bytes"])
+            m["pcache"] = bench_pcache(args, path, text, tmp, m["decode_bytes"])
             m["membw"] = bandwidth(args, m["decode_bytes"])
             m["bandwidth_gb_s"] = m["membw"]["best_gb_s"]
             print_model(args, m)

@@ -292,6 +292,14 @@ static int64_t row_bytes(const mm_ctx *m, int i) {
     return (int64_t)m->mats[i].w_row + (m->paired ? (int64_t)m->mats[1].w_row : 0);
 }
 
+/* The fewest rows a task of member i may take: whole row tiles of its packing
+ * (of both members in paired mode, whose tasks take the same rows of each),
+ * aligned as the caller asked. Tiles are 1 or PC_PACK_ROWS. */
+static int64_t row_unit(const mm_ctx *m, int i) {
+    const int64_t tile = m->paired && m->mats[1].tile_r > m->mats[0].tile_r ? m->mats[1].tile_r : m->mats[i].tile_r;
+    return lcm64(tile, m->align);
+}
+
 /* A one-token job as guided tasks: each takes 1 / (GUIDED_DIV * threads) of
  * the job's bytes still unassigned when it starts (whole units of rows, at
  * least GUIDED_MIN_BYTES), in row order over the members. The first tasks are
@@ -308,8 +316,7 @@ static bool plan_guided(mm_ctx *m, int threads) {
     int t = 0;
     for (int i = 0; i < n; i++) {
         const mm_mat *mt = &m->mats[i];
-        const int64_t unit = lcm64(m->paired ? (mt->tile_r > m->mats[1].tile_r ? mt->tile_r : m->mats[1].tile_r)
-                                              : mt->tile_r, m->align);
+        const int64_t unit = row_unit(m, i);
         const int64_t rb = row_bytes(m, i), unit_bytes = unit * rb;
         for (int64_t o = 0; o < mt->a->n_out; t++) {
             if (t == GUIDED_MAX) return false;
@@ -337,7 +344,7 @@ static int mm_plan_tasks(mm_ctx *m, int threads) {
     const int64_t chunk = total > 0 ? ceil_div(total, (int64_t)threads * per_thread) : 1;
     if (m->paired) {
         mm_mat *g = &m->mats[0], *u = &m->mats[1];
-        const int64_t tile = lcm64(g->tile_r > u->tile_r ? g->tile_r : u->tile_r, m->align); /* tiles: 1 or PC_PACK_ROWS */
+        const int64_t tile = row_unit(m, 0);
         g->rows_per_task = u->rows_per_task = ceil_div(ceil_div(chunk, 2), tile) * tile;
         g->first_task = u->first_task = 0;
         return (int)ceil_div(g->a->n_out, g->rows_per_task);
@@ -345,7 +352,7 @@ static int mm_plan_tasks(mm_ctx *m, int threads) {
     int n_tasks = 0;
     for (int i = 0; i < m->n_mats; i++) {
         mm_mat *mt = &m->mats[i];
-        const int64_t unit = lcm64(mt->tile_r, m->align);
+        const int64_t unit = row_unit(m, i);
         mt->rows_per_task = ceil_div(chunk, unit) * unit;
         mt->first_task = n_tasks;
         n_tasks += (int)ceil_div(mt->a->n_out, mt->rows_per_task);

@@ -27,9 +27,13 @@
  *     the backend refuses further chunks.
  *  3. end() returns after the stream is idle, so the pinned step buffer and the
  *     staging buffers are free for the next chunk.
- *  4. A decode step (one token, device spans only, logits of that token) runs
- *     as a captured CUDA graph: its kernels read everything that changes from
- *     the step in device memory, so one capture replays every later step. */
+ *  4. A short chunk (up to GRAPH_ROWS tokens, device spans only, the logits of
+ *     its last token: a decode step, or the fresh suffix of a cached prompt)
+ *     runs as a CUDA graph from the second time its shape is seen: its
+ *     kernels read everything that changes from the step in device memory, so
+ *     one capture replays every later chunk of that shape. The first sighting
+ *     runs the same launches eagerly: a server whose chunk sizes vary pays no
+ *     capture for a size seen once, and the results are bitwise the same. */
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <limits.h>
@@ -49,6 +53,11 @@ enum {
     BLAS_WS = 32 << 20,  /* cuBLAS workspace bytes */
     LOGIT_BYTES = 256 << 20,
     VEC_ROWS = 8, /* query rows up to which attention takes the VEC kernel (else FEWQ up to 32, else MMA) */
+    /* Chunks of up to this many tokens run as graphs: launch gaps and host
+     * work are a visible share of them (32 fresh tokens on the 7B shape: ~330
+     * launches in ~7 ms); longer ones are bound by their products. */
+    GRAPH_ROWS = 64,
+    N_GRAPHS = 4, /* shapes kept captured (least recently used replaced) */
 };
 
 _Static_assert(PC_CU_KV_BLOCK == PC_KV_BLOCK, "kernels and kv.h disagree on the key block");
@@ -62,6 +71,15 @@ typedef struct dweight {
     void *bf;         /* a bf16 copy of a quantized matrix, or NULL */
     int32_t group;    /* rows of the fused matrix starting here (q|k|v, gate|up); 0: not a group's first */
 } dweight;
+
+/* A chunk shape's graph: what the captured launches bake in is the token
+ * count (row offsets, grid sizes, cuBLAS shapes) and the attention split. */
+typedef struct step_graph {
+    int32_t n, split;       /* the key */
+    int32_t tiles_cap;      /* slices the capture holds: replay while the context fits */
+    cudaGraphExec_t exec;   /* NULL: seen once, not captured yet */
+    uint64_t used;          /* last use, for replacement */
+} step_graph;
 
 typedef struct staged {
     const pc_kv_span *span;
@@ -124,10 +142,11 @@ typedef struct cuda_backend {
     int32_t n_tiles, n_split, tiles_cap;
     pc_cu_attn_kernel attn_kernel;
     float *logits_out;
-    /* decode graph */
-    cudaGraphExec_t graph;
-    int32_t graph_split, graph_tiles_cap;
-    bool graph_step, capturing, replaying; /* this batch is a decode step: replay, or capture then replay */
+    /* short chunks' graphs (invariant 4) */
+    step_graph graphs[N_GRAPHS];
+    uint64_t graph_clock;
+    step_graph *cur;            /* this chunk's entry, or NULL: not a graph's shape */
+    bool capturing, replaying;  /* this chunk: captured then launched, or the graph launched */
 } cuda_backend;
 
 static cuda_backend *cub(pc_backend *b) { return (cuda_backend *)b; }
@@ -564,6 +583,8 @@ static void stage_layer(cuda_backend *b, int32_t layer) {
 
 /* ---- attention plan ---- */
 
+/* graph: the chunk has a graph's shape (streamed or not: a streamed chunk is
+ * planned alike, so both give bitwise the same logits). */
 static void plan_attention(cuda_backend *b, int32_t n, int32_t n_tiles, bool graph) {
     const pc_hparams *hp = &b->m->hp;
     const int32_t G = hp->n_head / hp->n_head_kv, rows = n * G;
@@ -590,6 +611,27 @@ static void plan_attention(cuda_backend *b, int32_t n, int32_t n_tiles, bool gra
 
 static bool idle(const cuda_backend *b) { return b->replaying || b->core.err != cudaSuccess; }
 
+static bool graph_shape(const pc_chunk *c) { return c->n <= GRAPH_ROWS && c->n_logits == 1; }
+
+/* The entry of shape (n, split): found, or made (replacing the least recently
+ * used one) with no graph yet. */
+static step_graph *graph_entry(cuda_backend *b, int32_t n, int32_t split, bool *found) {
+    step_graph *g = NULL, *old = &b->graphs[0];
+    for (int i = 0; i < N_GRAPHS && !g; i++) {
+        step_graph *e = &b->graphs[i];
+        if (e->used && e->n == n && e->split == split) g = e;
+        if (e->used < old->used) old = e;
+    }
+    *found = g != NULL;
+    if (!g) {
+        g = old;
+        if (g->exec) CK(b, cudaGraphExecDestroy(g->exec));
+        *g = (step_graph){.n = n, .split = split};
+    }
+    g->used = ++b->graph_clock;
+    return g;
+}
+
 static pc_status cuda_begin(pc_backend *bb, const pc_chunk *c, pc_error *err) {
     cuda_backend *b = cub(bb);
     if (b->core.err != cudaSuccess) return REPORT(b, err);
@@ -607,17 +649,17 @@ static pc_status cuda_begin(pc_backend *bb, const pc_chunk *c, pc_error *err) {
     const int32_t n_tiles = count_tiles(q);
     if (step_bytes(b, c->n, n_tiles, q->list->n) > b->step_cap)
         return pc_fail(err, PC_ERR_RANGE, "backend cuda: context of %d key tiles does not fit the step buffer", n_tiles);
-    const bool graph = c->n == 1 && c->n_logits == 1 && b->n_host == 0;
+    const bool shape = graph_shape(c);
     b->n_tiles = n_tiles;
-    plan_attention(b, c->n, n_tiles, graph);
+    plan_attention(b, c->n, n_tiles, shape);
     b->logits_out = NULL;
     build_step(b, n_tiles);
     for (int32_t l = 0; l < 2 && l < b->m->hp.n_layer && b->n_host; l++) stage_layer(b, l);
-    b->graph_step = graph;
-    b->replaying = graph && b->graph && b->graph_split == b->n_split &&
-                   b->graph_tiles_cap >= pc_cu_attn_tiles_cap(n_tiles, b->n_split);
-    if (b->replaying) b->tiles_cap = b->graph_tiles_cap;
-    b->capturing = graph && !b->replaying;
+    bool seen = false;
+    b->cur = shape && b->n_host == 0 ? graph_entry(b, c->n, b->n_split, &seen) : NULL;
+    b->replaying = b->cur && b->cur->exec && b->cur->tiles_cap >= pc_cu_attn_tiles_cap(n_tiles, b->n_split);
+    if (b->replaying) b->tiles_cap = b->cur->tiles_cap;
+    b->capturing = seen && !b->replaying;
     if (b->capturing && !CK(b, cudaStreamBeginCapture(b->stream, cudaStreamCaptureModeThreadLocal))) b->capturing = false;
     return REPORT(b, err);
 }
@@ -742,7 +784,7 @@ static void cuda_swiglu(pc_backend *bb, int32_t n) {
     CK(b, pc_cu_swiglu(b->gate, b->up, b->gate, n, b->FF, 2 * (int64_t)b->FF, b->stream));
 }
 
-/* Rows one at a time into pinned memory (a decode step's graph copies there),
+/* Rows one at a time into pinned memory (a short chunk's graph copies there),
  * several in runs of adjacent rows straight to out. */
 static pc_status cuda_logits(pc_backend *bb, const pc_weight *norm, const pc_weight *head, const int32_t *rows,
                              int32_t n, float *out, pc_error *err) {
@@ -768,22 +810,25 @@ static pc_status cuda_logits(pc_backend *bb, const pc_weight *norm, const pc_wei
     return REPORT(b, err);
 }
 
-/* Ends a capture and turns it into the decode graph (replacing an older one). */
-static void finish_capture(cuda_backend *b) {
+/* Ends a capture and makes it this shape's graph (replacing an older one). */
+static bool finish_capture(cuda_backend *b) {
     cudaGraph_t g = NULL;
+    step_graph *e = b->cur;
     b->capturing = false;
-    if (!CK(b, cudaStreamEndCapture(b->stream, &g)) || !g) return;
-    if (b->graph) CK(b, cudaGraphExecDestroy(b->graph));
-    b->graph = NULL;
-    if (CK(b, cudaGraphInstantiate(&b->graph, g, 0))) b->graph_split = b->n_split, b->graph_tiles_cap = b->tiles_cap;
+    if (!CK(b, cudaStreamEndCapture(b->stream, &g)) || !g) return false;
+    if (e->exec) CK(b, cudaGraphExecDestroy(e->exec));
+    e->exec = NULL;
+    if (CK(b, cudaGraphInstantiate(&e->exec, g, 0))) e->tiles_cap = b->tiles_cap;
     CK(b, cudaGraphDestroy(g));
+    return e->exec != NULL;
 }
 
 static pc_status cuda_end(pc_backend *bb, pc_error *err) {
     cuda_backend *b = cub(bb);
-    if (b->capturing) finish_capture(b);
-    if (b->graph_step && b->graph && b->core.err == cudaSuccess) CK(b, cudaGraphLaunch(b->graph, b->stream));
-    b->graph_step = b->replaying = false;
+    const bool launch = b->capturing ? finish_capture(b) : b->replaying;
+    if (launch && b->core.err == cudaSuccess) CK(b, cudaGraphLaunch(b->cur->exec, b->stream));
+    b->cur = NULL;
+    b->replaying = false;
     CK(b, cudaStreamSynchronize(b->stream));
     if (b->n_host) CK(b, cudaStreamSynchronize(b->copy_stream));
     if (b->core.err == cudaSuccess && b->logits_out) memcpy(b->logits_out, b->logits_h, (size_t)b->V * sizeof(float));
@@ -890,7 +935,8 @@ static const pc_backend_shared_ops cuda_shared_ops = {.free = shared_free, .span
 static void cuda_free(pc_backend *bb) {
     cuda_backend *b = cub(bb);
     if (b->stream) (void)cudaStreamSynchronize(b->stream);
-    if (b->graph) (void)cudaGraphExecDestroy(b->graph);
+    for (int i = 0; i < N_GRAPHS; i++)
+        if (b->graphs[i].exec) (void)cudaGraphExecDestroy(b->graphs[i].exec);
     if (b->blas) (void)cublasDestroy(b->blas);
     for (int i = 0; i < 2; i++) {
         if (b->ev_copied[i]) (void)cudaEventDestroy(b->ev_copied[i]);

@@ -10,9 +10,11 @@
  *     logits of one plain prefill of the same tokens within the GPU's own error
  *     against the reference (at least 1e-2), and the same first greedy token;
  *     reported bitwise equal or not, and how many of 8 greedy tokens agree;
+ *   - the cached request repeated (captured as a CUDA graph the second time,
+ *     replayed the third) gives bitwise the logits of the first, eager run;
  *   - the same cached span read from pinned and from plain host memory
  *     (streamed layer by layer) gives bitwise the logits of the device copy;
- *   - decode steps (captured once as a CUDA graph, then replayed) match the
+ *   - decode steps (a CUDA graph from the second step, then replayed) match the
  *     logits of a full prefill of the same sequence within twice that error;
  *   - each backend refuses spans it cannot read or write.
  * Skips (77) where this build has no CUDA backend or no GPU is present.
@@ -286,6 +288,17 @@ static void test_exactness(fx *f, const char *name, double tol) {
      * tiles) but must not differ by more than the GPU differs from exact arithmetic */
     CHECK_MSG(e <= fmax(tol, 0.01), "%s: cached vs uncached relative error %.3g (GPU vs reference %.3g)", name, e, tol);
 
+    /* the same cached request again: the second time its chunk shape is
+     * captured as a graph and launched, the third time replayed; each must
+     * give bitwise the logits of the first, eager run */
+    for (int r = 0; r < 2; r++) {
+        pc_kv_span *again = pc_forward_new_span(f->gpu, N - M);
+        CHECK(pc_forward_run(f->gpu, &ctx, again, tok + M, pos + M, N - M, PC_LOGITS_LAST, lh, &err) == PC_OK);
+        CHECK_MSG(memcmp(lh, lc, sizeof(float) * V) == 0, "%s: cached request %s: logits differ from the eager run's",
+                  name, r ? "replayed from its graph" : "captured as a graph");
+        pc_kv_span_release(again);
+    }
+
     /* host tiers: the same span, streamed from pinned and from plain host memory */
     const pc_kv_loc locs[2] = {PC_KV_PINNED, PC_KV_HOST};
     for (int i = 0; i < 2; i++) {
@@ -333,7 +346,7 @@ static void test_exactness(fx *f, const char *name, double tol) {
     free(lu), free(lc), free(lh);
 }
 
-/* Decode steps (a graph, captured at the first step) against a full prefill. */
+/* Decode steps (a graph, captured at the second step) against a full prefill. */
 static void test_decode(fx *f, const char *name, double tol) {
     enum { N = 40, P = 32 };
     const int V = f->m->hp.n_vocab;

@@ -8,8 +8,8 @@
  * What varies from one step of a forward to the next (tokens, positions, the
  * key tiles of the context, the span each tile lives in, the rows being
  * written) is read by the kernels from a pc_cu_step in device memory, not
- * passed as launch arguments: a CUDA graph captured once replays any decode
- * step after the step has been uploaded.
+ * passed as launch arguments: a CUDA graph captured once replays any later
+ * chunk of the same token count after its step has been uploaded.
  *
  * Element types: activations are f32 (residual stream, projections) or bf16
  * (inputs of matrix products); queries, keys and values f16 (kv.h's layout:

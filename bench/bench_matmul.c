@@ -21,7 +21,13 @@
  * within seconds, so best-of figures taken minutes apart cannot tell a few %
  * apart; the median of the per-pass ratios (kernel / read, each pair tens of
  * milliseconds apart) is the steadier figure of how close a kernel streams to
- * the limit. */
+ * the limit.
+ *
+ * bench_matmul --cache [threads] [KiB] [filter]: the one-token kernels' own
+ * ceiling, with their weights in cache: each shape's n_in, and as many whole
+ * row groups as fill KiB of packed weights (1536 = 3/4 of the two cores' L2,
+ * 16384 = half the L3), the same matrix multiplied again and again; printed as
+ * GB/s of weight bytes (best of 5 windows of 0.2 s) to set beside the DRAM read. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,14 +69,21 @@ static rates rate(pc_pool *pool, pc_matmul_args *a, double secs) {
     return best;
 }
 
-static void bench_shape(pc_pool *pool, const shape *sh, int64_t n_tok, double secs) {
-    float *row = malloc(sizeof(float) * (size_t)sh->n_in);
+/* The shape's weights, quantized from a fixed pattern (GGUF layout); the caller frees them. */
+static unsigned char *weights_of(const shape *sh) {
     const size_t wrow = pc_row_size(sh->wt, sh->n_in);
     unsigned char *w = malloc(wrow * (size_t)sh->n_out);
+    float *row = malloc(sizeof(float) * (size_t)sh->n_in);
     for (int64_t o = 0; o < sh->n_out; o++) {
         for (int64_t i = 0; i < sh->n_in; i++) row[i] = (float)((o * 31 + i * 17) % 97) / 97.f - 0.5f;
         pc_quantize_row(sh->wt, row, w + o * wrow, sh->n_in);
     }
+    free(row);
+    return w;
+}
+
+static void bench_shape(pc_pool *pool, const shape *sh, int64_t n_tok, double secs) {
+    unsigned char *w = weights_of(sh);
     void *packed = aligned_alloc(64, (pc_pack_size(sh->wt, sh->n_in, sh->n_out) + 63) / 64 * 64);
     pc_pack(sh->wt, w, sh->n_in, sh->n_out, packed);
     float *x = malloc(sizeof(float) * (size_t)(sh->n_in * n_tok));
@@ -89,7 +102,6 @@ static void bench_shape(pc_pool *pool, const shape *sh, int64_t n_tok, double se
     printf("%-26s %5lld %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f\n", sh->name, (long long)n_tok, best.wall, best.cpu,
            avx2.wall, avx2.cpu, dot.wall, dot.cpu);
     fflush(stdout);
-    free(row);
     free(w);
     free(packed);
     free(x);
@@ -127,14 +139,10 @@ enum { STREAM_PASSES = 9 };
 /* GB/s of weights a decode-shaped matmul streams through copies of one matrix
  * filling mib, and of a plain read of the same bytes in the pass after each. */
 static void bench_stream(pc_pool *pool, int threads, const shape *sh, double mib) {
-    const size_t wrow = pc_row_size(sh->wt, sh->n_in), psize = pc_pack_size(sh->wt, sh->n_in, sh->n_out);
+    const size_t psize = pc_pack_size(sh->wt, sh->n_in, sh->n_out);
     const int copies = (int)(mib * 1048576.0 / (double)psize) + 1;
-    unsigned char *w = malloc(wrow * (size_t)sh->n_out);
-    float *row = malloc(sizeof(float) * (size_t)sh->n_in), *x = malloc(sizeof(float) * (size_t)sh->n_in);
-    for (int64_t o = 0; o < sh->n_out; o++) {
-        for (int64_t i = 0; i < sh->n_in; i++) row[i] = (float)((o * 31 + i * 17) % 97) / 97.f - 0.5f;
-        pc_quantize_row(sh->wt, row, w + o * wrow, sh->n_in);
-    }
+    unsigned char *w = weights_of(sh);
+    float *x = malloc(sizeof(float) * (size_t)sh->n_in);
     for (int64_t i = 0; i < sh->n_in; i++) x[i] = (float)(i % 13) / 13.f - 0.4f;
     const size_t huge = 2 << 20, total = (psize * (size_t)copies + huge - 1) & ~(huge - 1);
     unsigned char *packed = aligned_alloc(huge, total);
@@ -167,35 +175,74 @@ static void bench_stream(pc_pool *pool, int threads, const shape *sh, double mib
            100 * ratio[STREAM_PASSES - 1]);
     fflush(stdout);
     free(w);
-    free(row);
     free(x);
     free(packed);
     free(y);
     free(scratch);
 }
 
+/* GB/s of packed weights one token's matmul goes through, its matrix held in cache. */
+static void bench_cache(pc_pool *pool, const shape *sh, double kib) {
+    const size_t g1 = pc_pack_size(sh->wt, sh->n_in, PC_PACK_ROWS);
+    const int64_t groups = (int64_t)(kib * 1024.0 / (double)g1) > 0 ? (int64_t)(kib * 1024.0 / (double)g1) : 1;
+    const shape c = {sh->name, sh->wt, sh->n_in, groups * PC_PACK_ROWS};
+    const size_t psize = pc_pack_size(c.wt, c.n_in, c.n_out);
+    unsigned char *w = weights_of(&c);
+    float *x = malloc(sizeof(float) * (size_t)c.n_in);
+    for (int64_t i = 0; i < c.n_in; i++) x[i] = (float)(i % 13) / 13.f - 0.4f;
+    unsigned char *packed = aligned_alloc(64, (psize + 63) / 64 * 64);
+    pc_pack(c.wt, w, c.n_in, c.n_out, packed);
+    float *y = malloc(sizeof(float) * (size_t)c.n_out);
+    void *scratch = aligned_alloc(64, (pc_matmul_scratch_size(c.wt, c.n_in, 1) + 63) / 64 * 64);
+    pc_matmul_args a = {.wt = c.wt, .w = w, .packed = packed, .n_in = c.n_in, .n_out = c.n_out, .x = x,
+                        .n_tok = 1, .y = y, .scratch = scratch, .isa = pc_isa_detect()};
+    /* rate() counts 2 n_in n_out flops a call; weight bytes a call are psize */
+    const rates r = rate(pool, &a, 1.0);
+    const double per_flop = (double)psize / (2.0 * (double)c.n_in * (double)c.n_out);
+    printf("%-18s %6lld rows %8.1f KiB: %7.1f GB/s of weights, %7.1f per core-second of CPU time\n", c.name,
+           (long long)c.n_out, (double)psize / 1024, r.wall * per_flop, r.cpu * per_flop);
+    fflush(stdout);
+    free(w);
+    free(x);
+    free(packed);
+    free(y);
+    free(scratch);
+}
+
+static const shape stream_shapes[] = {{"1.5b up q4k", PC_TYPE_Q4_K, 1536, 8960},
+                                      {"1.5b down q6k", PC_TYPE_Q6_K, 8960, 1536},
+                                      {"1.5b q q4k", PC_TYPE_Q4_K, 1536, 1536},
+                                      {"1.5b out q6k", PC_TYPE_Q6_K, 1536, 151936},
+                                      {"0.5b up q5_0", PC_TYPE_Q5_0, 896, 4864},
+                                      {"0.5b down q4k", PC_TYPE_Q4_K, 4864, 896},
+                                      {"0.5b down q6k", PC_TYPE_Q6_K, 4864, 896},
+                                      {"0.5b out q8_0", PC_TYPE_Q8_0, 896, 151936},
+                                      {"smollm2 q 576->576", PC_TYPE_Q4_1, 576, 576},
+                                      {"smollm2 k 576->192", PC_TYPE_Q4_1, 576, 192},
+                                      {"smollm2 up 576->1536", PC_TYPE_Q4_1, 576, 1536},
+                                      {"smollm2 down 1536->576", PC_TYPE_Q4_1, 1536, 576},
+                                      {"smollm2 out 576->49152", PC_TYPE_Q8_0, 576, 49152}};
+
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--cache") == 0) {
+        const int threads = argc > 2 ? atoi(argv[2]) : 2;
+        if (threads < 1 || threads > 256) return 2;
+        pc_pool *pool = pc_pool_create(threads);
+        const double kib = argc > 3 ? atof(argv[3]) : 1536;
+        const char *filter = argc > 4 ? argv[4] : "";
+        for (size_t i = 0; pool && i < sizeof stream_shapes / sizeof stream_shapes[0]; i++)
+            if (strstr(stream_shapes[i].name, filter)) bench_cache(pool, &stream_shapes[i], kib);
+        pc_pool_free(pool);
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "--stream") == 0) {
         const int threads = argc > 2 ? atoi(argv[2]) : 2;
         if (threads < 1 || threads > 256) return 2;
         pc_pool *pool = pc_pool_create(threads);
         const double mib = argc > 3 ? atof(argv[3]) : 1024;
         const char *filter = argc > 4 ? argv[4] : "";
-        static const shape s[] = {{"1.5b up q4k", PC_TYPE_Q4_K, 1536, 8960},
-                                  {"1.5b down q6k", PC_TYPE_Q6_K, 8960, 1536},
-                                  {"1.5b q q4k", PC_TYPE_Q4_K, 1536, 1536},
-                                  {"1.5b out q6k", PC_TYPE_Q6_K, 1536, 151936},
-                                  {"0.5b up q5_0", PC_TYPE_Q5_0, 896, 4864},
-                                  {"0.5b down q4k", PC_TYPE_Q4_K, 4864, 896},
-                                  {"0.5b down q6k", PC_TYPE_Q6_K, 4864, 896},
-                                  {"0.5b out q8_0", PC_TYPE_Q8_0, 896, 151936},
-                                  {"smollm2 q 576->576", PC_TYPE_Q4_1, 576, 576},
-                                  {"smollm2 k 576->192", PC_TYPE_Q4_1, 576, 192},
-                                  {"smollm2 up 576->1536", PC_TYPE_Q4_1, 576, 1536},
-                                  {"smollm2 down 1536->576", PC_TYPE_Q4_1, 1536, 576},
-                                  {"smollm2 out 576->49152", PC_TYPE_Q8_0, 576, 49152}};
-        for (size_t i = 0; pool && i < sizeof s / sizeof s[0]; i++)
-            if (strstr(s[i].name, filter)) bench_stream(pool, threads, &s[i], mib);
+        for (size_t i = 0; pool && i < sizeof stream_shapes / sizeof stream_shapes[0]; i++)
+            if (strstr(stream_shapes[i].name, filter)) bench_stream(pool, threads, &stream_shapes[i], mib);
         pc_pool_free(pool);
         return 0;
     }

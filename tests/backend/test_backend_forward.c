@@ -15,7 +15,9 @@
  *   - the same cached span read from pinned and from plain host memory
  *     (streamed layer by layer) gives bitwise the logits of the device copy;
  *   - decode steps (a CUDA graph from the second step, then replayed) match the
- *     logits of a full prefill of the same sequence within twice that error;
+ *     logits of a full prefill of the same sequence within twice the larger
+ *     of the GPU's and the CPU's error (decode's quantized products round x
+ *     to 8 bits, as the CPU's do);
  *   - each backend refuses spans it cannot read or write.
  * Skips (77) where this build has no CUDA backend or no GPU is present.
  * PC_TEST_SMALL=1 runs only the small model (for compute-sanitizer). */
@@ -218,7 +220,7 @@ static double max_abs(const float *a, const float *b, size_t n) {
  * the GPU must be no further from exact arithmetic than twice the CPU is (each
  * rounds differently: bf16 activations there, 8-bit blocks here). Returns the
  * GPU's relative error, the tolerance the exactness checks use. */
-static double test_agreement(fx *f, const char *name) {
+static double test_agreement(fx *f, const char *name, double *cpu_err) {
     enum { N = 48, K = 16 };
     const int V = f->m->hp.n_vocab;
     int32_t tok[N], pos[N];
@@ -243,6 +245,7 @@ static double test_agreement(fx *f, const char *name) {
            name, K, N, eg, ag, K, ec, ac, K, egc, agc, K, max_abs(gl, cl, (size_t)K * V));
     CHECK_MSG(finite, "%s: non-finite GPU logits", name);
     CHECK_MSG(eg <= 2 * ec + 0.005, "%s: GPU error %.4f against the reference, CPU %.4f", name, eg, ec);
+    *cpu_err = ec;
 done:
     free(c), free(g), free(r);
     return eg;
@@ -375,9 +378,13 @@ static void test_decode(fx *f, const char *name, double tol) {
 static void run_model(const tiny_spec *sp, const char *name, bool no_copies) {
     fx f;
     if (fx_open(&f, sp, 64, 512, no_copies)) {
-        const double tol = test_agreement(&f, name);
+        double cpu_err = 1;
+        const double tol = test_agreement(&f, name, &cpu_err);
         test_exactness(&f, name, tol);
-        test_decode(&f, name, tol);
+        /* decode's product of a quantized matrix rounds x to 8 bits per 32
+         * (gemv_q8.cu), as the CPU's does: it may be as far from the bf16
+         * prefill as the CPU is from exact arithmetic */
+        test_decode(&f, name, fmax(tol, cpu_err));
     }
     fx_close(&f);
 }

@@ -10,6 +10,10 @@
  *     error <= 1e-5 (f32 out) against a double product of the same operands,
  *     each token's outputs bitwise independent of the token count and of the
  *     weights' alignment (which picks Q4_0/Q4_1/Q4_K's wide-load kernel);
+ *   - its int8 form (Q4_0, Q4_K, Q6_K; x quantized to int8 per 32): x's int8
+ *     blocks and the outputs bitwise the CPU's same integer and float
+ *     operations at 1..8 tokens, relative error against the exact product
+ *     stated and <= 5e-2 (x's rounding to 8 bits);
  *   - attention (MMA, FEWQ and VEC, with and without splits; MMA above 128 rows is the
  *     wgmma kernel on an sm_90 GPU) over several spans with
  *     random and causal positions, GQA, head dims 64 and 128: relative L2
@@ -369,6 +373,176 @@ static void test_gemv(uint64_t *rng) {
         }
 }
 
+/* ---- the small-batch product on int8 dot products (gemv_q8.cu) ---- */
+
+/* pc_cu_quantize_q8 on the CPU: per 32 elements d = max|x| / 127, q = x * (1 / d)
+ * rounded half to even (by fmaf onto 1.5 * 2^23, as the GPU does it), s = the
+ * float sum of the 32 in order. */
+static void q8_ref(const uint16_t *x, int64_t n_in, int8_t *qs, float *d, float *s) {
+    for (int64_t b = 0; b < n_in / 32; b++) {
+        float v[32], amax = 0.f, sum = 0.f;
+        for (int j = 0; j < 32; j++) v[j] = bf16f(x[b * 32 + j]), amax = fmaxf(amax, fabsf(v[j]));
+        for (int j = 0; j < 32; j++) sum += v[j];
+        d[b] = amax / 127.0f;
+        s[b] = sum;
+        const float id = amax == 0.f ? 0.f : 1.0f / d[b];
+        for (int j = 0; j < 32; j++) {
+            const float r = fmaf(v[j], id, 12582912.0f);
+            uint32_t bits;
+            memcpy(&bits, &r, 4);
+            qs[b * 32 + j] = (int8_t)((int32_t)bits - 0x4B400000);
+        }
+    }
+}
+
+static void k4_scale_min_ref(int s, const uint8_t *q, int *sc, int *m) {
+    if (s < 4) {
+        *sc = q[s] & 63, *m = q[s + 4] & 63;
+    } else {
+        *sc = (q[s + 4] & 0xF) | ((q[s - 4] >> 6) << 4);
+        *m = (q[s + 4] >> 4) | ((q[s] >> 6) << 4);
+    }
+}
+
+/* Unit u's term of a row's sum (gemv_q8.cu's uterm): integer sums, then the
+ * scales, each float operation rounded on its own. */
+static float q8_term(pc_type t, const uint8_t *row, int64_t u, const int8_t *xq, float dx, float sx) {
+    if (t == PC_TYPE_Q4_0) {
+        const pc_block_q4_0 *b = (const pc_block_q4_0 *)row + u;
+        int sum = 0;
+        for (int j = 0; j < 16; j++) sum += (b->qs[j] & 0xF) * xq[j] + (b->qs[j] >> 4) * xq[j + 16];
+        const float d = pc_f16_to_f32(b->d), a = dx * (float)sum, c = 8.0f * sx, e = a - c;
+        return d * e;
+    }
+    if (t == PC_TYPE_Q4_K) {
+        const pc_block_q4_K *b = (const pc_block_q4_K *)row + u / 8;
+        const int s = (int)(u % 8);
+        int sc, m, sum = 0;
+        k4_scale_min_ref(s, b->scales, &sc, &m);
+        for (int j = 0; j < 32; j++) sum += ((b->qs[s / 2 * 32 + j] >> (4 * (s % 2))) & 0xF) * xq[j];
+        const float d1 = pc_f16_to_f32(b->d) * (float)sc, m1 = pc_f16_to_f32(b->dmin) * (float)m;
+        const float a = d1 * dx, c = a * (float)sum, e = m1 * sx;
+        return c - e;
+    }
+    const pc_block_q6_K *b = (const pc_block_q6_K *)row + u / 8; /* Q6_K */
+    const int s = (int)(u % 8), h = s / 4, k = s % 4;
+    int tot = 0;
+    for (int half = 0; half < 2; half++) {
+        int sum = 0;
+        for (int j = 16 * half; j < 16 * half + 16; j++) {
+            const int lo = (b->ql[64 * h + 32 * (k & 1) + j] >> (4 * (k >> 1))) & 0xF;
+            const int hi = (b->qh[32 * h + j] >> (2 * k)) & 3;
+            sum += ((lo | (hi << 4)) - 32) * xq[j];
+        }
+        tot += b->scales[8 * h + 2 * k + half] * sum;
+    }
+    const float a = pc_f16_to_f32(b->d) * dx;
+    return a * (float)tot;
+}
+
+/* A row's output as the kernel sums it: lane l adds units l, l + 32, ... in
+ * order, then the warp's xor butterfly (offsets 16 .. 1). */
+static float q8_row_ref(pc_type t, const uint8_t *row, int64_t n_in, const int8_t *qs, const float *d, const float *s) {
+    float lane[32];
+    for (int l = 0; l < 32; l++) {
+        float acc = 0.f;
+        for (int64_t u = l; u < n_in / 32; u += 32) acc += q8_term(t, row, u, qs + u * 32, d[u], s[u]);
+        lane[l] = acc;
+    }
+    for (int off = 16; off > 0; off >>= 1) {
+        float nx[32];
+        for (int l = 0; l < 32; l++) nx[l] = lane[l] + lane[l ^ off];
+        memcpy(lane, nx, sizeof lane);
+    }
+    return lane[0];
+}
+
+/* One type at one width, 1..8 tokens: x's int8 form and the outputs (=, +=)
+ * bitwise the CPU's same integer and float operations (so a token's outputs
+ * do not depend on the token count), and the relative error against a double
+ * product of the dequantized weights and bf16 x (x's rounding to int8, stated:
+ * 0.8-2.8% on the H200 with every 97th x 8 times the others, which coarsens
+ * its block's step; bounded by 5e-2). */
+static void gemv_q8_case(uint64_t *rng, pc_type t, int64_t n_in, int64_t n_out) {
+    void *w = random_weights(rng, t, n_in, n_out);
+    const size_t rb = pc_row_size(t, n_in), wbytes = rb * (size_t)n_out;
+    const int64_t nb = n_in / 32;
+    float *wf = malloc(sizeof(float) * (size_t)(n_in * n_out));
+    for (int64_t r = 0; r < n_out; r++) pc_dequantize_row(t, (char *)w + r * rb, wf + r * n_in, n_in);
+    uint16_t *x = malloc(2 * 8 * (size_t)n_in);
+    for (int64_t j = 0; j < 8 * n_in; j++) x[j] = pc_f32_to_bf16(frand(rng) * (j % 97 == 0 ? 8.0f : 1.0f));
+    int8_t *qs = malloc(8 * (size_t)n_in), *gq = malloc(8 * (size_t)n_in);
+    float *d = malloc(sizeof(float) * 8 * (size_t)nb), *s = malloc(sizeof(float) * 8 * (size_t)nb);
+    float *gds = malloc(sizeof(float) * 2 * 8 * (size_t)nb);
+    for (int tk = 0; tk < 8; tk++) q8_ref(x + tk * n_in, n_in, qs + tk * n_in, d + tk * nb, s + tk * nb);
+    const size_t cap = 8 * (size_t)n_out;
+    float *want = malloc(sizeof(float) * cap), *exact = malloc(sizeof(float) * cap);
+    float *got = malloc(sizeof(float) * cap), *got2 = malloc(sizeof(float) * cap);
+    for (int tk = 0; tk < 8; tk++)
+        for (int64_t o = 0; o < n_out; o++) {
+            want[tk * n_out + o] = q8_row_ref(t, (const uint8_t *)w + o * rb, n_in, qs + tk * n_in, d + tk * nb, s + tk * nb);
+            double acc = 0;
+            for (int64_t j = 0; j < n_in; j++) acc += (double)wf[o * n_in + j] * bf16f(x[tk * n_in + j]);
+            exact[tk * n_out + o] = (float)acc;
+        }
+    void *dw = dput(w, wbytes), *dx = dput(x, 2 * 8 * (size_t)n_in), *dq = NULL;
+    CU(cudaMalloc(&dq, pc_cu_q8_bytes(n_in, 8)));
+    float *dy = NULL;
+    CU(cudaMalloc((void **)&dy, sizeof(float) * cap));
+    CHECK_MSG(pc_cu_gemv_q8_takes(t, dw, n_in), "gemv_q8 %s %lld: an aligned matrix not taken", pc_type_name(t),
+              (long long)n_in);
+    int q_diff = 0, y_diff = 0, add_diff = 0;
+    double worst = 0;
+    for (int nt = 1; nt <= 8; nt++) {
+        CU(pc_cu_quantize_q8(dx, n_in, n_in, nt, dq, 0));
+        dget(gq, dq, (size_t)nt * n_in);
+        dget(gds, (char *)dq + (size_t)nt * n_in, sizeof(float) * 2 * nt * (size_t)nb);
+        q_diff += memcmp(gq, qs, (size_t)nt * n_in) != 0;
+        for (int64_t i = 0; i < nt * nb; i++) q_diff += memcmp(&gds[2 * i], &d[i], 4) != 0 || memcmp(&gds[2 * i + 1], &s[i], 4) != 0;
+        CU(pc_cu_gemv_q8(t, dw, n_in, n_out, dx, n_in, nt, dq, dy, n_out, PC_CU_OUT_F32, 0));
+        dget(got, dy, sizeof(float) * nt * (size_t)n_out);
+        CU(pc_cu_gemv_q8(t, dw, n_in, n_out, dx, n_in, nt, dq, dy, n_out, PC_CU_OUT_ADD_F32, 0));
+        dget(got2, dy, sizeof(float) * nt * (size_t)n_out);
+        for (int64_t i = 0; i < nt * n_out; i++) {
+            const float twice = want[i] + want[i];
+            y_diff += memcmp(&got[i], &want[i], 4) != 0;
+            add_diff += memcmp(&got2[i], &twice, 4) != 0;
+        }
+        worst = fmax(worst, rel_l2(got, exact, (size_t)nt * n_out));
+    }
+    CHECK_MSG(q_diff == 0, "gemv_q8 %s %lld: x's int8 form differs from the CPU's (%d)", pc_type_name(t),
+              (long long)n_in, q_diff);
+    CHECK_MSG(y_diff == 0 && add_diff == 0, "gemv_q8 %s %lld -> %lld: %d outputs (= ) and %d (+=) differ from the CPU's",
+              pc_type_name(t), (long long)n_in, (long long)n_out, y_diff, add_diff);
+    CHECK_MSG(worst <= 5e-2, "gemv_q8 %s %lld: relative error %.3g against the exact product", pc_type_name(t),
+              (long long)n_in, worst);
+    printf("gemv_q8 %-5s %5lld -> %lld, 1..8 tokens: bitwise the CPU's integer math (%d differ); relative error %.3g "
+           "against the exact product\n", pc_type_name(t), (long long)n_in, (long long)n_out, y_diff + add_diff, worst);
+    CU(cudaFree(dw)); CU(cudaFree(dx)); CU(cudaFree(dq)); CU(cudaFree(dy));
+    free(w), free(wf), free(x), free(qs), free(gq), free(d), free(s), free(gds), free(want), free(exact), free(got),
+        free(got2);
+}
+
+/* Widths 768 and 2304 as test_gemv, 1536 (Qwen2.5-1.5B: 48 units, lanes
+ * uneven) and 256 (8 units: most lanes idle); one token's x is quantized
+ * inside the product's blocks up to 2048 wide, by a launch of its own at 2304
+ * (and for more tokens); Q6_K rows of an odd block count
+ * (768, 2304, 256) put every other row 2 bytes off a word. Q4_0 rows of an odd
+ * block count, misaligned Q4_K and other types are not taken (the float
+ * kernel's). */
+static void test_gemv_q8(uint64_t *rng) {
+    const pc_type types[] = {PC_TYPE_Q4_0, PC_TYPE_Q4_K, PC_TYPE_Q6_K};
+    const int64_t widths[] = {768, 2304, 1536, 256};
+    for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++)
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) gemv_q8_case(rng, types[i], widths[wi], 203);
+    void *dw = NULL;
+    CU(cudaMalloc(&dw, 4096));
+    CHECK_MSG(!pc_cu_gemv_q8_takes(PC_TYPE_Q4_0, dw, 800), "gemv_q8 takes Q4_0 rows of 25 blocks");
+    CHECK_MSG(!pc_cu_gemv_q8_takes(PC_TYPE_Q4_K, (char *)dw + 4, 768), "gemv_q8 takes Q4_K 4 bytes off alignment");
+    CHECK_MSG(!pc_cu_gemv_q8_takes(PC_TYPE_Q4_1, dw, 768), "gemv_q8 takes Q4_1");
+    CU(cudaFree(dw));
+}
+
 /* Row 0 of x W^T through cuBLAS for m = 1.. rows: equal bits for every m? */
 static void report_gemm_invariance(uint64_t *rng) {
     const int n_in = 4096, n_out = 4096, ms[] = {1, 2, 3, 7, 8, 16, 31, 32, 33, 64, 100, 128, 256, 512, 1024, 2048, 4096, 8192};
@@ -621,6 +795,7 @@ int main(int argc, char **argv) {
     uint64_t rng = 0x243F6A8885A308D3ULL;
     if (argc > 1 && strcmp(argv[1], "gemv") == 0) { /* the small-batch product alone, for a short sanitizer run */
         test_gemv(&rng);
+        test_gemv_q8(&rng);
         return check_report();
     }
     test_dequant(&rng);
@@ -631,6 +806,7 @@ int main(int argc, char **argv) {
     test_qkv(&rng, 2, 6, 2, 128, 64);
     test_qkv(&rng, 1, 4, 4, 64, 32);
     test_gemv(&rng);
+    test_gemv_q8(&rng);
     test_attention(&rng, small);
     test_attention_masks(&rng);
     if (!small) report_gemm_invariance(&rng);

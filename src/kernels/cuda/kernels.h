@@ -113,6 +113,19 @@ typedef enum pc_cu_out { PC_CU_OUT_F32 = 0, PC_CU_OUT_ADD_F32 = 1, PC_CU_OUT_BF1
 cudaError_t pc_cu_gemv(pc_type t, const void *w, int64_t n_in, int64_t n_out, const void *x, int64_t x_stride,
                        int32_t n_tok, void *y, int64_t y_stride, pc_cu_out out, cudaStream_t s);
 
+/* The same product on int8 dot products (gemv_q8.cu), for the types
+ * pc_cu_gemv_q8_takes (Q4_0, Q4_K, Q6_K, aligned as its loads need): x quantized per 32 elements to int8 round(x / d), d = max|x| / 127,
+ * with the float sum of the 32 beside it (pc_cu_quantize_q8 writes that form,
+ * pc_cu_q8_bytes(n_in, n_tok) bytes, 16-byte aligned). One token of x up to
+ * 2048 wide: each block of the product quantizes x itself; else x is
+ * quantized into xq first, by one more launch. Values differ from pc_cu_gemv's by x's
+ * rounding to 8 bits (test_ops_cuda states the error). */
+size_t pc_cu_q8_bytes(int64_t n_in, int32_t n_tok);
+cudaError_t pc_cu_quantize_q8(const void *x, int64_t n_in, int64_t x_stride, int32_t n_tok, void *xq, cudaStream_t s);
+int pc_cu_gemv_q8_takes(pc_type t, const void *w, int64_t n_in);
+cudaError_t pc_cu_gemv_q8(pc_type t, const void *w, int64_t n_in, int64_t n_out, const void *x, int64_t x_stride,
+                          int32_t n_tok, void *xq, void *y, int64_t y_stride, pc_cu_out out, cudaStream_t s);
+
 /* ---- attention ---- */
 
 typedef enum pc_cu_attn_kernel { PC_CU_ATTN_MMA = 0, PC_CU_ATTN_VEC = 1, PC_CU_ATTN_FEWQ = 2 } pc_cu_attn_kernel;

@@ -11,25 +11,18 @@
 #include "kernels/cuda/dequant.cuh"
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/qload.cuh"
 
 namespace {
 
-constexpr int WARPS = 4;
+using pcq::byte_of;
+using pcq::gemv_store;
+using pcq::load_x32;
+using pcq::qfast_ok;
+using pcq::qload;
+using pcq::qraw;
 
-/* bf16 x[0, 32) of a row, as floats (four 16-byte loads). */
-__device__ __forceinline__ void load_x32(const __nv_bfloat16 *x, float v[32]) {
-    const uint4 *p = reinterpret_cast<const uint4 *>(x);
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const uint4 q = __ldg(p + i);
-        const uint32_t w[4] = {q.x, q.y, q.z, q.w};
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            v[8 * i + 2 * j] = __uint_as_float(w[j] << 16);
-            v[8 * i + 2 * j + 1] = __uint_as_float(w[j] & 0xFFFF0000u);
-        }
-    }
-}
+constexpr int WARPS = 4;
 
 /* A thread per 8 outputs (one 16-byte bf16 store, coalesced across the warp);
  * the four threads of a unit each decode it (the block bytes come from L1). */
@@ -65,28 +58,6 @@ __global__ void embed_kernel(const uint8_t *table, int64_t n_embd, const pc_cu_s
     float4 *o = reinterpret_cast<float4 *>(x + (int64_t)t * n_embd + u * 32);
 #pragma unroll
     for (int j = 0; j < 8; j++) o[j] = make_float4(v[4 * j], v[4 * j + 1], v[4 * j + 2], v[4 * j + 3]);
-}
-
-/* Stores acc[t] (summed over the warp) for t < n_tok into y row t, by lane 0. */
-template <int NT>
-__device__ __forceinline__ void gemv_store(float acc[NT], int lane, int64_t o, int n_tok, void *y, int64_t y_stride, int out) {
-#pragma unroll
-    for (int t = 0; t < NT; t++) {
-#pragma unroll
-        for (int off = 16; off > 0; off >>= 1) acc[t] += __shfl_xor_sync(0xffffffffu, acc[t], off);
-    }
-    if (lane != 0) return;
-#pragma unroll
-    for (int t = 0; t < NT; t++) {
-        if (t >= n_tok) break;
-        const int64_t i = (int64_t)t * y_stride + o;
-        if (out == PC_CU_OUT_F32)
-            static_cast<float *>(y)[i] = acc[t];
-        else if (out == PC_CU_OUT_ADD_F32)
-            static_cast<float *>(y)[i] += acc[t];
-        else
-            static_cast<__nv_bfloat16 *>(y)[i] = __float2bfloat16_rn(acc[t]);
-    }
 }
 
 /* acc[t] += w[0, 32) . x[t][0, 32) */
@@ -140,45 +111,8 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_kernel(const uint8_t *w, int6
  * values with deq32's float operations (Q4_0's and Q4_K's nibbles made floats
  * without a conversion, q2f), so the values, and the sums, are bitwise the
  * generic kernel's. Decode at an 8k context: 7B Q4_0 5.52 -> 4.69 ms, 1.5B Q4_K
- * 3.63 -> 2.88, SmolLM2 Q4_1 1.36 -> 1.25 (bench/results/gpu.md). */
-template <int T> struct qraw;
-template <> struct qraw<PC_TYPE_Q4_K> { uint4 h, q0, q1; }; /* d, dmin, scales; the unit's 32 qs bytes */
-template <> struct qraw<PC_TYPE_Q4_1> { uint32_t w[5]; };    /* the 20-byte block */
-template <> struct qraw<PC_TYPE_Q4_0> { uint32_t w[5]; int o; }; /* the 4-byte words holding the 18-byte block, from byte o */
-
-/* Whether the fast path takes a matrix at w of rows of n_in: the alignment its loads need. */
-template <int T> bool qfast_ok(const void *w, int64_t n_in);
-template <> bool qfast_ok<PC_TYPE_Q4_K>(const void *w, int64_t) { return ((uintptr_t)w & 15) == 0; } /* 144-byte blocks */
-template <> bool qfast_ok<PC_TYPE_Q4_1>(const void *w, int64_t) { return ((uintptr_t)w & 3) == 0; }  /* 20-byte blocks */
-/* 18-byte blocks: a row of an even count of blocks is whole words and ends on an
- * odd block, whose words end with it, so an even block's fifth word (2 bytes past
- * it) is always inside the matrix. */
-template <> bool qfast_ok<PC_TYPE_Q4_0>(const void *w, int64_t n_in) {
-    return ((uintptr_t)w & 3) == 0 && (n_in / 32) % 2 == 0;
-}
-
-template <int T> __device__ __forceinline__ void qload(const uint8_t *row, int64_t u, qraw<T> &r);
-template <> __device__ __forceinline__ void qload<PC_TYPE_Q4_K>(const uint8_t *row, int64_t u, qraw<PC_TYPE_Q4_K> &r) {
-    const uint4 *b = reinterpret_cast<const uint4 *>(row) + u / 8 * 9; /* 144 bytes = 9 x 16 */
-    const int p = (int)(u % 8) / 2;                                    /* sub-blocks 2p, 2p + 1 share 32 qs bytes */
-    r.h = __ldg(b);
-    r.q0 = __ldg(b + 1 + 2 * p);
-    r.q1 = __ldg(b + 2 + 2 * p);
-}
-template <> __device__ __forceinline__ void qload<PC_TYPE_Q4_1>(const uint8_t *row, int64_t u, qraw<PC_TYPE_Q4_1> &r) {
-    const uint32_t *b = reinterpret_cast<const uint32_t *>(row) + u * 5;
-#pragma unroll
-    for (int k = 0; k < 5; k++) r.w[k] = __ldg(b + k);
-}
-template <> __device__ __forceinline__ void qload<PC_TYPE_Q4_0>(const uint8_t *row, int64_t u, qraw<PC_TYPE_Q4_0> &r) {
-    const int64_t byte = u * 18;
-    const uint32_t *b = reinterpret_cast<const uint32_t *>(row) + byte / 4;
-    r.o = (int)(byte % 4); /* 0 or 2 */
-#pragma unroll
-    for (int k = 0; k < 5; k++) r.w[k] = __ldg(b + k);
-}
-
-__device__ __forceinline__ int byte_of(uint32_t w, int k) { return (int)((w >> (8 * k)) & 0xFF); }
+ * 3.63 -> 2.88, SmolLM2 Q4_1 1.36 -> 1.25 (bench/results/gpu.md). The loads
+ * are qload.cuh's, shared with gemv_q8.cu. */
 
 /* A nibble as a float without an int-to-float conversion (a quarter-rate
  * instruction, 32 a unit): byte k of w, a value q below 16, under the byte 0x4B

@@ -2,16 +2,19 @@
  *
  * quant.cu's pc_cu_gemv dequantizes each weight to a float and multiplies it
  * with x in floats: about 3 instructions a weight, enough to keep the kernel
- * from the memory's rate on the 4-bit types. Here x is quantized once per
- * product to int8 per 32 elements (d = max|x| / 127, with the float sum of the
- * 32 beside it), and a lane multiplies a whole 32-element weight unit with it
- * in 8 dp4a (4 bytes each), applying the unit's scales once to the integer sum:
+ * from the memory's rate on the 4-bit types. Here x is rounded to int8 per 32
+ * elements (d = max|x| / 127, with the float sum of the 32 beside it), once per
+ * product (one token of x up to ONE_MAX wide: by each block of the product, in
+ * shared memory; else by a launch of its own), and a lane multiplies a whole
+ * 32-element weight unit with it in 8 dp4a (4 bytes each), applying the unit's
+ * scales once to the integer sum:
  *   Q4_0: d (dx sum q x8 - 8 sx)   Q4_K: d1 dx sum q x8 - m1 sx
  *   Q6_K: d dx (sc0 sum0 (q - 32) x8 + sc1 sum1 (q - 32) x8)
  * The lanes, units and order of sums are quant.cu's: lane l takes units l,
- * l + 32, ...; each float operation is rounded on its own (no fused
- * multiply-add), so tests/backend/test_ops_cuda.c repeats the same integer and
- * float operations on the CPU and asserts equal bits. A token's outputs do not
+ * l + 32, ...; each float operation is rounded on its own (no contraction into
+ * a fused multiply-add; the one fma in x's rounding is explicit, fmaf on the
+ * CPU), so tests/backend/test_ops_cuda.c repeats the same integer and float
+ * operations on the CPU and asserts equal bits. A token's outputs do not
  * depend on how many tokens share the launch. */
 #include "kernels/cuda/dequant.cuh"
 #include "kernels/cuda/kernels.h"
@@ -272,7 +275,7 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_q8_one_kernel(const uint8_t *
 unsigned blocks_for(int64_t n, int per) { return (unsigned)((n + per - 1) / per); }
 
 template <int T, int NT>
-cudaError_t gemv_q8_one(const void *w, int64_t n_in, int64_t n_out, const void *xq, int32_t n_tok, void *y, int64_t ys,
+cudaError_t gemv_q8_nt(const void *w, int64_t n_in, int64_t n_out, const void *xq, int32_t n_tok, void *y, int64_t ys,
                         pc_cu_out out, cudaStream_t s) {
     const int8_t *qs = static_cast<const int8_t *>(xq);
     const float2 *ds = reinterpret_cast<const float2 *>(qs + (int64_t)n_tok * n_in);
@@ -285,7 +288,8 @@ int64_t smem_bytes(int64_t n_in) { return n_in + n_in / 32 * (int64_t)sizeof(flo
 
 /* Widest x quantized inside the product's blocks. Decode at 8224 on the H200,
  * in-block against a launch of its own for every product: 1.5B Q4_K (x 1536
- * and 8960 wide) 2.56 against 2.63 ms, 7B Q4_0 (4096, 11008) 4.20 against 3.91. */
+ * and 8960 wide) 2.56 against 2.63 ms, 7B Q4_0 (4096, 11008) 4.20 against 3.91;
+ * up to 4096 wide: 7B 4.01 against 3.68 (bench/results/gpu.md). */
 constexpr int64_t ONE_MAX = 2048;
 
 template <int T>
@@ -298,10 +302,10 @@ cudaError_t gemv_q8_launch(const void *w, int64_t n_in, int64_t n_out, const voi
     if (!xq) return cudaErrorInvalidValue;
     const cudaError_t e = pc_cu_quantize_q8(x, n_in, xs, n_tok, xq, s);
     if (e != cudaSuccess) return e;
-    if (n_tok == 1) return gemv_q8_one<T, 1>(w, n_in, n_out, xq, n_tok, y, ys, out, s);
-    if (n_tok == 2) return gemv_q8_one<T, 2>(w, n_in, n_out, xq, n_tok, y, ys, out, s);
-    if (n_tok <= 4) return gemv_q8_one<T, 4>(w, n_in, n_out, xq, n_tok, y, ys, out, s);
-    return gemv_q8_one<T, 8>(w, n_in, n_out, xq, n_tok, y, ys, out, s);
+    if (n_tok == 1) return gemv_q8_nt<T, 1>(w, n_in, n_out, xq, n_tok, y, ys, out, s);
+    if (n_tok == 2) return gemv_q8_nt<T, 2>(w, n_in, n_out, xq, n_tok, y, ys, out, s);
+    if (n_tok <= 4) return gemv_q8_nt<T, 4>(w, n_in, n_out, xq, n_tok, y, ys, out, s);
+    return gemv_q8_nt<T, 8>(w, n_in, n_out, xq, n_tok, y, ys, out, s);
 }
 
 } // namespace

@@ -223,29 +223,28 @@ static const shape stream_shapes[] = {{"1.5b up q4k", PC_TYPE_Q4_K, 1536, 8960},
                                       {"smollm2 down 1536->576", PC_TYPE_Q4_1, 1536, 576},
                                       {"smollm2 out 576->49152", PC_TYPE_Q8_0, 576, 49152}};
 
+/* --cache / --stream [threads] [size] [filter]: each listed shape whose name
+ * holds filter, its weights in cache (size in KiB) or streamed (MiB). */
+static int run_shapes(int argc, char **argv, bool stream) {
+    const int threads = argc > 2 ? atoi(argv[2]) : 2;
+    if (threads < 1 || threads > 256) return 2;
+    pc_pool *pool = pc_pool_create(threads);
+    const double size = argc > 3 ? atof(argv[3]) : stream ? 1024 : 1536;
+    const char *filter = argc > 4 ? argv[4] : "";
+    for (size_t i = 0; pool && i < sizeof stream_shapes / sizeof stream_shapes[0]; i++) {
+        if (!strstr(stream_shapes[i].name, filter)) continue;
+        if (stream)
+            bench_stream(pool, threads, &stream_shapes[i], size);
+        else
+            bench_cache(pool, &stream_shapes[i], size);
+    }
+    pc_pool_free(pool);
+    return pool ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
-    if (argc > 1 && strcmp(argv[1], "--cache") == 0) {
-        const int threads = argc > 2 ? atoi(argv[2]) : 2;
-        if (threads < 1 || threads > 256) return 2;
-        pc_pool *pool = pc_pool_create(threads);
-        const double kib = argc > 3 ? atof(argv[3]) : 1536;
-        const char *filter = argc > 4 ? argv[4] : "";
-        for (size_t i = 0; pool && i < sizeof stream_shapes / sizeof stream_shapes[0]; i++)
-            if (strstr(stream_shapes[i].name, filter)) bench_cache(pool, &stream_shapes[i], kib);
-        pc_pool_free(pool);
-        return 0;
-    }
-    if (argc > 1 && strcmp(argv[1], "--stream") == 0) {
-        const int threads = argc > 2 ? atoi(argv[2]) : 2;
-        if (threads < 1 || threads > 256) return 2;
-        pc_pool *pool = pc_pool_create(threads);
-        const double mib = argc > 3 ? atof(argv[3]) : 1024;
-        const char *filter = argc > 4 ? argv[4] : "";
-        for (size_t i = 0; pool && i < sizeof stream_shapes / sizeof stream_shapes[0]; i++)
-            if (strstr(stream_shapes[i].name, filter)) bench_stream(pool, threads, &stream_shapes[i], mib);
-        pc_pool_free(pool);
-        return 0;
-    }
+    if (argc > 1 && (strcmp(argv[1], "--cache") == 0 || strcmp(argv[1], "--stream") == 0))
+        return run_shapes(argc, argv, strcmp(argv[1], "--stream") == 0);
     const int threads = argc > 1 ? atoi(argv[1]) : 2;
     const double secs = argc > 2 ? atof(argv[2]) : 0.5;
     const char *filter = argc > 3 ? argv[3] : "";

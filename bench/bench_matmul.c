@@ -136,30 +136,48 @@ static int cmp_double(const void *a, const void *b) {
 
 enum { STREAM_PASSES = 9 };
 
+/* One token's product over sh: x, y, scratch and the arguments (packed set by the caller). */
+typedef struct one_token {
+    float *x, *y;
+    void *scratch;
+    pc_matmul_args a;
+} one_token;
+
+static void one_token_init(one_token *o, const shape *sh, const unsigned char *w) {
+    o->x = malloc(sizeof(float) * (size_t)sh->n_in);
+    for (int64_t i = 0; o->x && i < sh->n_in; i++) o->x[i] = (float)(i % 13) / 13.f - 0.4f;
+    o->y = malloc(sizeof(float) * (size_t)sh->n_out);
+    o->scratch = aligned_alloc(64, (pc_matmul_scratch_size(sh->wt, sh->n_in, 1) + 63) / 64 * 64);
+    o->a = (pc_matmul_args){.wt = sh->wt, .w = w, .n_in = sh->n_in, .n_out = sh->n_out, .x = o->x, .n_tok = 1,
+                            .y = o->y, .scratch = o->scratch, .isa = pc_isa_detect()};
+}
+
+static void one_token_free(one_token *o) {
+    free(o->x);
+    free(o->y);
+    free(o->scratch);
+}
+
 /* GB/s of weights a decode-shaped matmul streams through copies of one matrix
  * filling mib, and of a plain read of the same bytes in the pass after each. */
 static void bench_stream(pc_pool *pool, int threads, const shape *sh, double mib) {
     const size_t psize = pc_pack_size(sh->wt, sh->n_in, sh->n_out);
     const int copies = (int)(mib * 1048576.0 / (double)psize) + 1;
     unsigned char *w = weights_of(sh);
-    float *x = malloc(sizeof(float) * (size_t)sh->n_in);
-    for (int64_t i = 0; i < sh->n_in; i++) x[i] = (float)(i % 13) / 13.f - 0.4f;
     const size_t huge = 2 << 20, total = (psize * (size_t)copies + huge - 1) & ~(huge - 1);
     unsigned char *packed = aligned_alloc(huge, total);
     (void)madvise(packed, total, MADV_HUGEPAGE); /* as model_pack.c allocates the engine's */
     for (int c = 0; c < copies; c++) pc_pack(sh->wt, w, sh->n_in, sh->n_out, packed + psize * (size_t)c);
-    float *y = malloc(sizeof(float) * (size_t)sh->n_out);
-    void *scratch = aligned_alloc(64, (pc_matmul_scratch_size(sh->wt, sh->n_in, 1) + 63) / 64 * 64);
-    pc_matmul_args a = {.wt = sh->wt, .w = w, .n_in = sh->n_in, .n_out = sh->n_out, .x = x, .n_tok = 1, .y = y,
-                        .scratch = scratch, .isa = pc_isa_detect()};
+    one_token o;
+    one_token_init(&o, sh, w);
     const size_t bytes = psize * (size_t)copies;
     read_job rj = {.buf = packed, .bytes = bytes, .per_task = (bytes / (size_t)threads + 63) & ~(size_t)63};
     double best = 0, best_read = 0, ratio[STREAM_PASSES];
     for (int pass = 0; pass < STREAM_PASSES; pass++) {
         const double t0 = clock_of(CLOCK_MONOTONIC);
         for (int c = 0; c < copies; c++) {
-            a.packed = packed + psize * (size_t)c;
-            pc_matmul(pool, &a);
+            o.a.packed = packed + psize * (size_t)c;
+            pc_matmul(pool, &o.a);
         }
         const double t1 = clock_of(CLOCK_MONOTONIC);
         pc_pool_run(pool, read_task, &rj, threads);
@@ -175,10 +193,8 @@ static void bench_stream(pc_pool *pool, int threads, const shape *sh, double mib
            100 * ratio[STREAM_PASSES - 1]);
     fflush(stdout);
     free(w);
-    free(x);
     free(packed);
-    free(y);
-    free(scratch);
+    one_token_free(&o);
 }
 
 /* GB/s of packed weights one token's matmul goes through, its matrix held in cache. */
@@ -188,25 +204,20 @@ static void bench_cache(pc_pool *pool, const shape *sh, double kib) {
     const shape c = {sh->name, sh->wt, sh->n_in, groups * PC_PACK_ROWS};
     const size_t psize = pc_pack_size(c.wt, c.n_in, c.n_out);
     unsigned char *w = weights_of(&c);
-    float *x = malloc(sizeof(float) * (size_t)c.n_in);
-    for (int64_t i = 0; i < c.n_in; i++) x[i] = (float)(i % 13) / 13.f - 0.4f;
     unsigned char *packed = aligned_alloc(64, (psize + 63) / 64 * 64);
     pc_pack(c.wt, w, c.n_in, c.n_out, packed);
-    float *y = malloc(sizeof(float) * (size_t)c.n_out);
-    void *scratch = aligned_alloc(64, (pc_matmul_scratch_size(c.wt, c.n_in, 1) + 63) / 64 * 64);
-    pc_matmul_args a = {.wt = c.wt, .w = w, .packed = packed, .n_in = c.n_in, .n_out = c.n_out, .x = x,
-                        .n_tok = 1, .y = y, .scratch = scratch, .isa = pc_isa_detect()};
+    one_token o;
+    one_token_init(&o, &c, w);
+    o.a.packed = packed;
     /* rate() counts 2 n_in n_out flops a call; weight bytes a call are psize */
-    const rates r = rate(pool, &a, 1.0);
+    const rates r = rate(pool, &o.a, 1.0);
     const double per_flop = (double)psize / (2.0 * (double)c.n_in * (double)c.n_out);
     printf("%-18s %6lld rows %8.1f KiB: %7.1f GB/s of weights, %7.1f per core-second of CPU time\n", c.name,
            (long long)c.n_out, (double)psize / 1024, r.wall * per_flop, r.cpu * per_flop);
     fflush(stdout);
     free(w);
-    free(x);
     free(packed);
-    free(y);
-    free(scratch);
+    one_token_free(&o);
 }
 
 static const shape stream_shapes[] = {{"1.5b up q4k", PC_TYPE_Q4_K, 1536, 8960},

@@ -17,11 +17,14 @@ For each model (a name that scripts/get_model.sh knows, or a GGUF path), on the 
     as one decode step reads: every matrix once, from the GGUF's tensor table, plus the KV of ~192 tokens),
     divided by those bytes; each engine's decode tok/s as a share of it; and, because this host's bandwidth moves
     between levels from minute to minute (and a best pass over ~100 MB can catch a mostly-L3 read), the same share
-    paired: right after each decode run, --bw-samples one-pass reads of those bytes, their median the bandwidth
-    of that moment, each run's tok/s against it, the median over the runs reported (llama.cpp's decode runs are
-    one llama-bench call: its median run against the reads right after it);
+    paired: right before and right after each decode run, --bw-samples one-pass reads of those bytes; the mean of
+    the two medians is the bandwidth of that run, each run's tok/s is set against it, and the median over the runs
+    is reported. A run whose before and after medians differ by more than HELD_SPREAD (the level moved while it
+    ran, so neither read says what it ran at) is kept in engine.json and the list of runs but left out of that
+    median, as long as two runs held (llama.cpp's decode runs are one llama-bench call: its median run against the
+    reads around that call);
   peak RSS of each engine's process (ru_maxrss through wait4; llama-bench's covers all its tests).
-Each figure is the best of --repeats runs after a warm-up (interference only ever slows a run down); engine.json
+Each figure is the best of --repeats runs (--decode-runs for decode) after a warm-up (interference only ever slows a run down); engine.json
 keeps every sample. Writes bench/results/engine.md and engine.json and prints the tables.
 """
 
@@ -41,6 +44,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_MODELS = "smollm2,qwen2.5-coder-0.5b,qwen2.5-coder-1.5b"
 DEFAULT_TEXT = "/usr/share/common-licenses/GPL-3"
 PCACHE_KEYS = ("tokens", "prompt_tokens", "ttft_ms", "decode_tok_s")
+HELD_SPREAD = 0.15  # before/after bandwidth medians further apart than this: the level moved during the run
 
 
 def log(msg):
@@ -143,8 +147,8 @@ def decode_bytes(path, context_tokens):
 # ---------------------------------------------------------------- llama.cpp: llama-bench
 
 def llama_bench(args, model, extra):
-    argv = [args.llama_bench, "-m", model, "-t", str(args.threads), "-fa", "1", "-r", str(args.repeats), "-o", "json"]
-    argv += extra
+    reps = [] if "-r" in extra else ["-r", str(args.repeats)]
+    argv = [args.llama_bench, "-m", model, "-t", str(args.threads), "-fa", "1"] + reps + ["-o", "json"] + extra
     rc, out, err, rss = run_measured(argv, args.timeout)
     if rc != 0:
         raise RuntimeError(f"`{' '.join(argv)}` exited with {rc}:\n{err[-2000:]}")
@@ -155,8 +159,10 @@ def bench_llama(args, model, nbytes):
     log(f"llama.cpp: llama-bench prefill {args.sizes} ({args.repeats} runs after its warm-up)")
     pp, rss_pp, err = llama_bench(args, model, ["-p", ",".join(str(n) for n in args.sizes), "-n", "0"])
     log(f"llama.cpp: llama-bench decode {args.n_decode} tokens at depth {args.decode_after}")
-    tg, rss_tg, _ = llama_bench(args, model, ["-p", "0", "-n", str(args.n_decode), "-d", str(args.decode_after)])
-    bw_now = paired_bandwidth(args, nbytes)
+    before = paired_bandwidth(args, nbytes)
+    tg, rss_tg, _ = llama_bench(args, model, ["-p", "0", "-n", str(args.n_decode), "-d", str(args.decode_after),
+                                              "-r", str(args.decode_runs)])
+    bw_now = bracket(before, paired_bandwidth(args, nbytes))
     res = {"prefill": {}, "decode": None, "rss": max(rss_pp, rss_tg), "stderr_tail": err[-1500:]}
     for t in pp:
         res["prefill"][t["n_prompt"]] = {"samples": t["samples_ts"], "best": max(t["samples_ts"])}
@@ -229,14 +235,17 @@ def bench_pcache(args, model, text, tmp, nbytes):
         log(f"  pcache pp{n}: {rates} tok/s")
         if n == args.decode_after:
             samples = []
-            for _ in range(args.repeats):
+            for _ in range(args.decode_runs):
+                before = paired_bandwidth(args, nbytes)
                 s, rss = pcache_run(args, model, path, args.n_decode + 1, n + args.n_decode + 64)
-                s["bw_gb_s"] = paired_bandwidth(args, nbytes)
+                s["bw_gb_s"] = bracket(before, paired_bandwidth(args, nbytes))
                 s["share"] = s["decode_tok_s"] * nbytes / (s["bw_gb_s"]["median_gb_s"] * 1e9)
                 res["rss"] = max(res["rss"], rss)
                 samples.append(s)
+            held = [x["share"] for x in samples if x["bw_gb_s"]["held"]]
+            counted = held if len(held) >= 2 else [x["share"] for x in samples]
             res["decode"] = {"samples": samples, "best": max(s["decode_tok_s"] for s in samples),
-                             "paired_share": statistics.median(s["share"] for s in samples)}
+                             "paired_share": statistics.median(counted), "paired_runs": len(counted)}
             rates = ", ".join(f"{s['decode_tok_s']:.1f}" for s in samples)
             log(f"  pcache tg{args.n_decode} after {n}: {rates} tok/s")
     return res
@@ -259,6 +268,13 @@ def paired_bandwidth(args, nbytes):
     return {"median_gb_s": statistics.median(each), "samples": each}
 
 
+def bracket(before, after):
+    """The bandwidth a run between two paired reads ran at: their mean, and whether the level held across it."""
+    a, b = before["median_gb_s"], after["median_gb_s"]
+    return {"median_gb_s": (a + b) / 2, "before": before, "after": after,
+            "held": abs(a - b) <= HELD_SPREAD * min(a, b)}
+
+
 # ---------------------------------------------------------------- tables
 
 def fmt(v, digits=1):
@@ -275,7 +291,7 @@ def model_rows(args, m):
     rows.append((f"decode tok/s ({args.n_decode} tokens after {args.decode_after})", pd, ld, pd / ld))
     limit = m["bandwidth_gb_s"] * 1e9 / m["decode_bytes"]
     rows.append(("decode as % of the memory limit", 100 * pd / limit, 100 * ld / limit, None))
-    rows.append(("decode as % of the limit, paired (median run)", 100 * p["decode"]["paired_share"],
+    rows.append(("decode as % of the limit, paired (median run that held)", 100 * p["decode"]["paired_share"],
                  100 * l["decode"]["paired_share"], None))
     rows.append(("peak RSS MiB", p["rss"], l["rss"], p["rss"] / l["rss"]))
     return rows, limit
@@ -295,6 +311,19 @@ def runs(m, args):
 
 def spread(xs):
     return ", ".join(f"{x:.1f}" for x in xs)
+
+
+def held_note(d):
+    held = sum(s["bw_gb_s"]["held"] for s in d["samples"])
+    if held == d["paired_runs"]:
+        return f"the paired share is the median of the {held} runs that held"
+    return f"only {held} of {len(d['samples'])} runs held, so the paired share is the median of all of them"
+
+
+def paired_reads(samples):
+    """'before/after' of each run's paired reads, a run whose level moved marked with *."""
+    return ", ".join(f"{s['bw_gb_s']['before']['median_gb_s']:.1f}/{s['bw_gb_s']['after']['median_gb_s']:.1f}"
+                     + ("" if s["bw_gb_s"]["held"] else "*") for s in samples)
 
 
 def print_model(args, m):
@@ -348,7 +377,7 @@ def write_markdown(path, args, models, machine, loads):
         "",
         f"Machine: {machine['cpu']}, {machine['usable_cores']} usable cores, {machine['memory_gib']} GiB, "
         f"{machine['os']}; load average {loads[0]:.2f} before, {loads[1]:.2f} after. {args.threads} threads for both "
-        f"engines, best of {args.repeats} runs after a warm-up.",
+        f"engines, best of {args.repeats} runs after a warm-up ({args.decode_runs} for decode).",
         "",
         f"llama.cpp: `llama-bench` from the llama.cpp sources vendored in llama-cpp-python 0.3.36 (build "
         f"{s['build_commit']}, `tools/build_llama_cpp.sh`, GGML_NATIVE=ON), `-fa 1 -t {args.threads}` and nothing "
@@ -378,9 +407,11 @@ def write_markdown(path, args, models, machine, loads):
             f"`{os.path.basename(m['path'])}` ({m['llama']['settings']['model_type']}). A decode step reads "
             f"{m['decode_bytes'] / 1e6:.1f} MB (all matrices once, KV of {args.decode_after + args.n_decode // 2} "
             f"tokens); `bench_membw` reads that many bytes at {m['bandwidth_gb_s']:.2f} GB/s with {args.threads} "
-            f"threads: a decode limit of {limit:.1f} tok/s. Paired: the median of {args.bw_samples} one-pass reads "
-            f"right after each pcache decode run ({spread(s['bw_gb_s']['median_gb_s'] for s in m['pcache']['decode']['samples'])} GB/s) "
-            f"and after llama-bench's ({m['llama']['decode']['bw_gb_s']['median_gb_s']:.1f} GB/s).",
+            f"threads: a decode limit of {limit:.1f} tok/s. Paired: the medians of {args.bw_samples} one-pass reads "
+            f"right before / right after each pcache decode run ({paired_reads(m['pcache']['decode']['samples'])} GB/s; "
+            f"* where the two differ by more than {100 * HELD_SPREAD:.0f}%: {held_note(m['pcache']['decode'])}) and around "
+            f"llama-bench's "
+            f"({paired_reads([m['llama']['decode']])} GB/s).",
             "",
             "| metric | pcache | llama.cpp | pcache / llama.cpp | every run: pcache; llama.cpp |",
             "| --- | ---: | ---: | ---: | --- |",
@@ -409,7 +440,9 @@ def parse_args():
     ap.add_argument("--pcache", default=os.path.join(REPO, "build", "pcache"))
     ap.add_argument("--membw", default=os.path.join(REPO, "build", "bench_membw"))
     ap.add_argument("--llama-bench", default=os.path.join(REPO, ".peer", "bin", "llama-bench"))
-    ap.add_argument("--bw-samples", type=int, default=5, help="one-pass reads after each decode run (paired limit)")
+    ap.add_argument("--bw-samples", type=int, default=5,
+                    help="one-pass reads before and after each decode run (paired limit)")
+    ap.add_argument("--decode-runs", type=int, default=5, help="decode runs per engine (each paired)")
     ap.add_argument("--timeout", type=int, default=1200, help="seconds allowed for one engine process")
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "results"))
     args = ap.parse_args()

@@ -17,6 +17,7 @@
  * operations on the CPU and asserts equal bits. A token's outputs do not
  * depend on how many tokens share the launch. */
 #include "kernels/cuda/dequant.cuh"
+#include "kernels/cuda/gemv_rows.cuh"
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/qload.cuh"
@@ -93,13 +94,6 @@ __device__ __forceinline__ void q6load(const uint8_t *row, int64_t u, q6raw &r) 
     for (int i = 0; i < 9; i++) r.l[i] = __ldg(pl + i), r.h[i] = __ldg(ph + i);
     r.sc = __ldg(reinterpret_cast<const unsigned short *>(b + 192 + 8 * h + 2 * k));
     r.d = __ldg(reinterpret_cast<const unsigned short *>(b + 208));
-}
-
-/* Token t's int8 x of unit u as 8 words (elements 4i .. 4i + 3 in word i). */
-__device__ __forceinline__ void load_xq(const int8_t *qs, int64_t off, int xw[8]) {
-    const int4 *p = reinterpret_cast<const int4 *>(qs + off);
-    const int4 a = __ldg(p), b = __ldg(p + 1);
-    xw[0] = a.x, xw[1] = a.y, xw[2] = a.z, xw[3] = a.w, xw[4] = b.x, xw[5] = b.y, xw[6] = b.z, xw[7] = b.w;
 }
 
 /* A unit's weights as the kernel uses them: 8 words of small integers (elements
@@ -183,53 +177,68 @@ __device__ __forceinline__ float uterm(const q8unit<PC_TYPE_Q6_K> &w, const int 
     return __fmul_rn(__fmul_rn(w.d, ds.x), (float)tot);
 }
 
-/* A warp per output row, U units a lane in flight; launched as a PDL dependent
- * (the first units' weights load before it waits for the quantized x). */
+/* Where a unit's int8 x and (d, sum) come from: quantize_q8_kernel's in global
+ * memory (elements 4i .. 4i + 3 of token t's unit u in word i) ... */
+struct xq_global {
+    const int8_t *qs;
+    const float2 *ds;
+    int64_t n_in, units;
+    __device__ __forceinline__ float2 get(int t, int64_t u, int xw[8]) const {
+        const int4 *p = reinterpret_cast<const int4 *>(qs + t * n_in + u * 32);
+        const int4 a = __ldg(p), b = __ldg(p + 1);
+        xw[0] = a.x, xw[1] = a.y, xw[2] = a.z, xw[3] = a.w, xw[4] = b.x, xw[5] = b.y, xw[6] = b.z, xw[7] = b.w;
+        return __ldg(ds + t * units + u);
+    }
+};
+/* ... or one token's, quantized into the block's shared memory. */
+struct xq_shared {
+    const int8_t *qs;
+    const float2 *ds;
+    __device__ __forceinline__ float2 get(int, int64_t u, int xw[8]) const {
+        const int4 *p = reinterpret_cast<const int4 *>(qs + u * 32);
+        const int4 a = p[0], b = p[1];
+        xw[0] = a.x, xw[1] = a.y, xw[2] = a.z, xw[3] = a.w, xw[4] = b.x, xw[5] = b.y, xw[6] = b.z, xw[7] = b.w;
+        return ds[u];
+    }
+};
+
+/* The int8 products' units (gemv_rows.cuh's policy): a unit's weights decoded
+ * once, its term added for each token. */
+template <int T, int NT, class X> struct q8units {
+    using raw = typename q8src<T>::type;
+    X x;
+    int n_tok;
+    __device__ __forceinline__ void load(const uint8_t *row, int64_t u, raw &r) const { uload<T>(row, u, r); }
+    __device__ __forceinline__ void use(const raw &r, int64_t u, float (&acc)[NT]) const {
+        q8unit<T> wu;
+        udec(r, u, wu);
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            if (t >= n_tok) break;
+            int xw[8];
+            const float2 d = x.get(t, u, xw);
+            acc[t] = __fadd_rn(acc[t], uterm(wu, xw, d));
+        }
+    }
+};
+
+/* gemv_rows.cuh's warp per output row, U units a lane in flight; a PDL
+ * dependent (the first units' weights load before it waits for the quantized
+ * x). */
 template <int T, int NT>
 __global__ void __launch_bounds__(WARPS * 32) gemv_q8_kernel(const uint8_t *w, int64_t n_in, int64_t n_out,
                                                              const int8_t *qs, const float2 *ds, int n_tok, void *y,
                                                              int64_t y_stride, int out) {
     constexpr int U = NT <= 2 ? 4 : NT <= 4 ? 2 : 1;
-    pcl::grid_dep_launch();
-    const int lane = threadIdx.x % 32;
-    const int64_t o = (int64_t)blockIdx.x * WARPS + threadIdx.x / 32;
-    if (o >= n_out) return;
-    const uint8_t *row = w + o * pcq::row_bytes<T>(n_in);
-    const int64_t units = n_in / 32;
-    float acc[NT];
-#pragma unroll
-    for (int t = 0; t < NT; t++) acc[t] = 0.f;
-    bool waited = false;
-    for (int64_t u = lane; u < units; u += 32 * U) {
-        typename q8src<T>::type r[U];
-#pragma unroll
-        for (int k = 0; k < U; k++)
-            if (u + 32 * k < units) uload<T>(row, u + 32 * k, r[k]);
-        if (!waited) pcl::grid_dep_wait(), waited = true;
-#pragma unroll
-        for (int k = 0; k < U; k++) {
-            const int64_t uk = u + 32 * k;
-            if (uk >= units) break;
-            q8unit<T> wu;
-            udec(r[k], uk, wu);
-#pragma unroll
-            for (int t = 0; t < NT; t++) {
-                if (t >= n_tok) break;
-                int xw[8];
-                load_xq(qs, t * n_in + uk * 32, xw);
-                acc[t] = __fadd_rn(acc[t], uterm(wu, xw, __ldg(ds + t * units + uk)));
-            }
-        }
-    }
-    if (!waited) pcl::grid_dep_wait();
-    pcq::gemv_store<NT>(acc, lane, o, n_tok, y, y_stride, out);
+    const q8units<T, NT, xq_global> p{{qs, ds, n_in, n_in / 32}, n_tok};
+    pcq::gemv_rows<T, WARPS, U, NT>(p, w, n_in, n_out, n_tok, y, y_stride, out);
 }
 
 /* One token (decode) of a narrow x: each block quantizes x into shared memory
  * itself, as quantize_q8_kernel would (the same values), instead of a launch
- * of its own per product, then its warps take a row each as gemv_q8_kernel
- * does. Every block repeats the quantization, so only where x is short
- * (ONE_MAX). */
+ * of its own per product, then its warps take a row each with gemv_q8_kernel's
+ * units and sums. Every block repeats the quantization, so only where x is
+ * short (ONE_MAX). */
 template <int T>
 __global__ void __launch_bounds__(WARPS * 32) gemv_q8_one_kernel(const uint8_t *w, int64_t n_in, int64_t n_out,
                                                                  const __nv_bfloat16 *x, void *y, int out) {
@@ -237,39 +246,24 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_q8_one_kernel(const uint8_t *
     extern __shared__ int4 smem[]; /* qs [n_in], then ds [n_in / 32] */
     int8_t *qs = reinterpret_cast<int8_t *>(smem);
     float2 *ds = reinterpret_cast<float2 *>(qs + n_in);
+    const q8units<T, 1, xq_shared> p{{qs, ds}, 1};
     pcl::grid_dep_launch();
     const int lane = threadIdx.x % 32;
     const int64_t o = (int64_t)blockIdx.x * WARPS + threadIdx.x / 32, units = n_in / 32;
     const bool live = o < n_out;
     const uint8_t *row = w + (live ? o : 0) * pcq::row_bytes<T>(n_in);
     typename q8src<T>::type r[U];
-#pragma unroll
-    for (int k = 0; k < U; k++) /* the first units' weights on their way before x is ready */
-        if (live && lane + 32 * k < units) uload<T>(row, lane + 32 * k, r[k]);
+    if (live) pcq::load_units<U>(p, row, lane, units, r); /* the first units' weights on their way before x is ready */
     pcl::grid_dep_wait();
     for (int64_t b = threadIdx.x; b < units; b += WARPS * 32) quant_unit(x + b * 32, qs + b * 32, ds + b);
     __syncthreads();
     if (!live) return;
-    float acc = 0.f;
+    float acc[1] = {0.f};
     for (int64_t u = lane; u < units; u += 32 * U) {
-        if (u != lane) {
-#pragma unroll
-            for (int k = 0; k < U; k++)
-                if (u + 32 * k < units) uload<T>(row, u + 32 * k, r[k]);
-        }
-#pragma unroll
-        for (int k = 0; k < U; k++) {
-            const int64_t uk = u + 32 * k;
-            if (uk >= units) break;
-            q8unit<T> wu;
-            udec(r[k], uk, wu);
-            const int4 *p = reinterpret_cast<const int4 *>(qs + uk * 32);
-            const int4 a = p[0], c = p[1];
-            const int xw[8] = {a.x, a.y, a.z, a.w, c.x, c.y, c.z, c.w};
-            acc = __fadd_rn(acc, uterm(wu, xw, ds[uk]));
-        }
+        if (u != lane) pcq::load_units<U>(p, row, u, units, r);
+        pcq::use_units<U>(p, u, units, r, acc);
     }
-    pcq::gemv_store<1>(&acc, lane, o, 1, y, 0, out);
+    pcq::gemv_store<1>(acc, lane, o, 1, y, 0, out);
 }
 
 unsigned blocks_for(int64_t n, int per) { return (unsigned)((n + per - 1) / per); }

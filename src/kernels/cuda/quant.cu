@@ -9,6 +9,7 @@
  * Q4_0, Q4_1 and Q4_K rows one that loads each unit's bytes whole (the
  * generic one reads them a byte at a time), with the same values and sums. */
 #include "kernels/cuda/dequant.cuh"
+#include "kernels/cuda/gemv_rows.cuh"
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/qload.cuh"
@@ -175,40 +176,29 @@ template <> __device__ __forceinline__ void qdeq<PC_TYPE_Q4_0>(const qraw<PC_TYP
     }
 }
 
-/* The fast path's kernel: gemv_kernel's lanes, units and order of sums, with
- * U units' bytes requested before any is used. Launched as a PDL dependent:
- * the first units' weights load before it waits for the kernel that wrote x. */
+/* The fast path's units (gemv_rows.cuh's policy): whole loads, deq32's values,
+ * each multiplied with the tokens' x as gemv_kernel does. */
+template <int T, int NT> struct qunits {
+    using raw = qraw<T>;
+    const __nv_bfloat16 *x;
+    int64_t x_stride;
+    int n_tok;
+    __device__ __forceinline__ void load(const uint8_t *row, int64_t u, raw &r) const { qload<T>(row, u, r); }
+    __device__ __forceinline__ void use(const raw &r, int64_t u, float (&acc)[NT]) const {
+        float wv[32];
+        qdeq<T>(r, u, wv);
+        dot32<NT>(acc, wv, x + u * 32, x_stride, n_tok);
+    }
+};
+
+/* gemv_kernel's lanes, units and order of sums, with U units' bytes requested
+ * before any is used; launched as a PDL dependent. */
 template <int T, int NT>
 __global__ void __launch_bounds__(WARPS * 32) gemv_q_kernel(const uint8_t *w, int64_t n_in, int64_t n_out,
                                                             const __nv_bfloat16 *x, int64_t x_stride, int n_tok, void *y,
                                                             int64_t y_stride, int out) {
     constexpr int U = NT <= 2 ? 4 : NT <= 4 ? 2 : 1;
-    pcl::grid_dep_launch();
-    const int lane = threadIdx.x % 32;
-    const int64_t o = (int64_t)blockIdx.x * WARPS + threadIdx.x / 32;
-    if (o >= n_out) return;
-    const uint8_t *row = w + o * pcq::row_bytes<T>(n_in);
-    const int64_t units = n_in / 32;
-    float acc[NT];
-#pragma unroll
-    for (int t = 0; t < NT; t++) acc[t] = 0.f;
-    bool waited = false;
-    for (int64_t u = lane; u < units; u += 32 * U) {
-        qraw<T> r[U];
-#pragma unroll
-        for (int k = 0; k < U; k++)
-            if (u + 32 * k < units) qload<T>(row, u + 32 * k, r[k]);
-        if (!waited) pcl::grid_dep_wait(), waited = true;
-#pragma unroll
-        for (int k = 0; k < U; k++) {
-            if (u + 32 * k >= units) break;
-            float wv[32];
-            qdeq<T>(r[k], u + 32 * k, wv);
-            dot32<NT>(acc, wv, x + (u + 32 * k) * 32, x_stride, n_tok);
-        }
-    }
-    if (!waited) pcl::grid_dep_wait();
-    gemv_store<NT>(acc, lane, o, n_tok, y, y_stride, out);
+    pcq::gemv_rows<T, WARPS, U, NT>(qunits<T, NT>{x, x_stride, n_tok}, w, n_in, n_out, n_tok, y, y_stride, out);
 }
 
 /* A 16-byte chunk of weights, streamed past L1 (each is read once; x stays there). */

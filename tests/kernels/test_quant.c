@@ -277,7 +277,7 @@ static void test_round_trip(test_rng *rng) {
 
 /* The SIMD activation quantizers the matmul uses write pc_quantize_row's bytes. */
 static void test_simd_quantizers(test_rng *rng) {
-    enum { N = 1024 };
+    enum { N = 2048 };
     static float x[N];
     static uint8_t a[N * 2], b[N * 2];
     for (int i = 0; i < N; i++) x[i] = test_rng_float(rng) * (i % 53 == 0 ? 9.f : 1.f);
@@ -285,6 +285,10 @@ static void test_simd_quantizers(test_rng *rng) {
     for (int i = 512; i < 768; i++) x[i] = 0.f;                   /* zero blocks */
     x[300] = 20.f; /* equal magnitudes, opposite signs: the first one sets Q8_K's sign */
     x[301] = -20.f;
+    x[1024 + 255] = 30.f; /* Q8_K's largest magnitude last in its block */
+    x[1280 + 8] = -30.f;  /* first in a later group of 8, and again with the other sign further on */
+    x[1280 + 200] = 30.f;
+    for (int i = 1536; i < 1792; i++) x[i] = i % 2 ? 0.75f : -0.75f; /* every value of the block ties */
     static const pc_type weights[] = {PC_TYPE_Q4_0, PC_TYPE_Q4_1, PC_TYPE_Q8_0, PC_TYPE_Q4_K, PC_TYPE_Q6_K};
     for (int isa = PC_ISA_SCALAR; isa <= (int)pc_isa_detect(); isa++)
         for (size_t w = 0; w < sizeof weights / sizeof weights[0]; w++) {

@@ -70,6 +70,20 @@ static void quant_q8_1(const float *x, void *dst, int64_t n) {
     }
 }
 
+/* The index of the first of a block's values whose magnitude is am, or the
+ * last index if none is (where the reference's scan stops): 8 at a time, as the
+ * value-by-value scan cost about half of quantizing a block (one decode token
+ * of the 1.5B model quantizes 1490 blocks, serially on the caller). */
+PC_INLINE int first_of_magnitude(const float *x, float am) {
+    const __m256 sign = _mm256_set1_ps(-0.f), m = _mm256_set1_ps(am);
+    for (int k = 0; k < PC_QK_K / 8; k++) {
+        const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k));
+        const int hit = _mm256_movemask_ps(_mm256_cmp_ps(a, m, _CMP_EQ_OQ)); /* NaN never equal, as with != */
+        if (hit) return 8 * k + __builtin_ctz((unsigned)hit);
+    }
+    return PC_QK_K - 1;
+}
+
 /* Q8_K: the scale comes from the first value of largest magnitude, with its sign. */
 static void quant_q8_K(const float *x, void *dst, int64_t n) {
     pc_block_q8_K *y = dst;
@@ -80,9 +94,7 @@ static void quant_q8_K(const float *x, void *dst, int64_t n) {
         const float am = hmax8(amax);
         memset(&y[i], 0, sizeof y[i]);
         if (am == 0.f) continue;
-        int j = 0;
-        while (j < PC_QK_K - 1 && fabsf(x[j]) != am) j++;
-        const float iscale = -127.f / x[j];
+        const float iscale = -127.f / x[first_of_magnitude(x, am)];
         const __m256 mul = _mm256_set1_ps(iscale);
         for (int g = 0; g < 8; g++) { /* 32 values: two bsums of 16 */
             __m256i q[4];

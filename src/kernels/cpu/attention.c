@@ -263,6 +263,29 @@ static attn_scratch thread_scratch(const pc_attn_args *a, int thread) {
                  pc_kv_list_tokens(a->ctx));
 }
 
+/* Decode: a tile of a few rows reads its head's keys and values once, and a
+ * decode's weights have pushed them out of the cache since the last token.
+ * Asking for all of their lines first (into L2: locality 1) keeps the
+ * core's misses in flight while the first units are scored, instead of one
+ * unit's worth at a time. Measured (per-step timers, SmolLM2 Q4_1, 131-token
+ * prompt + 128 tokens, 2 threads, 6 rounds alternating): attention 251 us a
+ * token (237-274) against 332 (317-359); in cache (bench_attention 2 192 1)
+ * it costs 0.167 against 0.150 ms. Prefetches change no number. */
+static void prefetch_kv(const pc_attn_args *a, const tile *t) {
+    block_iter it = {0};
+    while (next_block(a, t, &it)) {
+        const char *k0 = (const char *)(pc_kv_k_block(it.sp, a->layer, it.r0 / KB) + (int64_t)t->kvh * t->hd * KB);
+        const int64_t kbytes = (int64_t)t->hd * KB * (int64_t)sizeof(pc_f16),
+                      bstride = (int64_t)it.sp->dim * KB * (int64_t)sizeof(pc_f16);
+        for (int32_t b = 0; b < (it.nb + KB - 1) / KB; b++)
+            for (int64_t c = 0; c < kbytes; c += 64) __builtin_prefetch(k0 + b * bstride + c, 0, 1);
+        for (int32_t l = 0; l < it.nb; l++) {
+            const char *v = (const char *)(pc_kv_v(it.sp, a->layer, it.r0 + l) + (int64_t)t->kvh * t->hd);
+            for (int64_t c = 0; c < (int64_t)t->hd * (int64_t)sizeof(pc_f16); c += 64) __builtin_prefetch(v + c, 0, 1);
+        }
+    }
+}
+
 static void attn_task(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks;
     const attn_job *job = ctx;
@@ -276,6 +299,7 @@ static void attn_task(void *ctx, int task, int n_tasks, int thread) {
     t.nq = a->n_q - t.q0 < TILE_Q ? a->n_q - t.q0 : TILE_Q;
     t.rows = t.nq * t.ng;
     tile_positions(a, &t);
+    if (t.rows <= RG) prefetch_kv(a, &t);
     attn_scratch s = thread_scratch(a, thread);
     const pc_attn_kernels k = pc_attn_kernels_get(a->isa);
     load_queries(a, &t, &s, &k);

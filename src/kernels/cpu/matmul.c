@@ -145,12 +145,14 @@ static void mm_prepared(const mm_ctx *m, const mm_mat *mt, int64_t o, int nr, in
 }
 
 /* The direct kernels prefetch PC_PACK_PREFETCH bytes past the block they
- * read; the first that many bytes of a task's rows are asked for here, since
- * they come from wherever the previous task of this thread ended. */
+ * read (Q6_K's one-token kernel PC_PACK_PREFETCH_Q6_K_ONE); the first that many
+ * bytes of a task's rows are asked for here, since they come from wherever the
+ * previous task of this thread ended. */
 static void prefetch_start(const mm_mat *mt, int64_t o0, int64_t o1) {
     const uint8_t *w = (const uint8_t *)mt->a->packed + (size_t)(o0 / PC_PACK_ROWS) * mt->group;
     const size_t bytes = (size_t)ceil_div(o1 - o0, PC_PACK_ROWS) * mt->group;
-    for (size_t l = 0; l < bytes && l < PC_PACK_PREFETCH; l += 64) __builtin_prefetch(w + l, 0, 2);
+    const size_t ahead = mt->a->wt == PC_TYPE_Q6_K && mt->a->n_tok == 1 ? PC_PACK_PREFETCH_Q6_K_ONE : PC_PACK_PREFETCH;
+    for (size_t l = 0; l < bytes && l < ahead; l += 64) __builtin_prefetch(w + l, 0, 2);
 }
 
 /* Rows [o0, o1) of matrix mt for every token. */

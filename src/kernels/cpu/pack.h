@@ -40,6 +40,9 @@ enum { PC_PACK_ROWS = 16 };
 #ifndef PC_PACK_PREFETCH
 #define PC_PACK_PREFETCH 4096
 #endif
+/* Except Q6_K's one-token kernel (AVX-512), which asks two of its 3360-byte
+ * blocks ahead (gemm_one_avx512.h says why). */
+#define PC_PACK_PREFETCH_Q6_K_ONE (2 * 3360)
 
 /* 32-element blocks. qs[p]: group p (elements 4p..4p+3) in the low nibbles and
  * group p + 4 (elements 16 + 4p..) in the high ones, as in the GGUF block.

@@ -114,8 +114,6 @@ PC_INLINE void gemm_q4k_one(int64_t n, const uint8_t *w, const uint8_t *x, float
  * ahead), head 90.4 vs 89.3% (3 of 3); 0.5B down 84.2 vs 83.3% (2 of 4).
  * Without the task start (4096 bytes asked for there) the 0.5B's down, in
  * 3.6 MB jobs of ~20 tasks, fell to 72% from 77%. */
-_Static_assert(PC_PACK_PREFETCH_Q6_K_ONE == 2 * sizeof(pc_pack_q6_K), "two Q6_K blocks");
-
 /* One token of Q6_K over a packed row group. Sub-block j (16 values) reads
  * ql chunks 16 half + 8 (k & 1) + l4 (nibble k >> 1) and qh chunks
  * 8 half + l4 (bits 2k, 2k + 1), half = j / 8, k = (j % 8) / 2,
@@ -134,10 +132,7 @@ PC_INLINE void gemm_q6k_one(int64_t n, const uint8_t *w, const uint8_t *x, float
         /* All of the lines ahead at once, not a few per sub-block as Q4_K does: the first sub-block
          * already reads qh and sc, 2-3 KiB into the block, so spread requests came too late (one-token
          * products 54-61% of a plain read with 2 threads, 85-92% so; bench_matmul --stream "out q6k") */
-        for (size_t l = 0; 64 * l < sizeof *p; l++) {
-            _mm_prefetch((const char *)p + PC_PACK_PREFETCH_Q6_K_ONE + 64 * l, _MM_HINT_T1);
-            _mm_prefetch((const char *)p + PF_L1_AHEAD + 64 * l, _MM_HINT_T0);
-        }
+        prefetch_stream_at((const uint8_t *)p, sizeof *p, PC_PACK_PREFETCH_Q6_K_ONE);
 #pragma GCC unroll 16
         for (int j = 0; j < 16; j++) {
             const int half = j / 8, k = (j % 8) / 2, l0 = 4 * (j % 2);

@@ -164,14 +164,16 @@ enum { PF_AHEAD = PC_PACK_PREFETCH, PF_L1_AHEAD = 1536 };
 PC_INLINE void prefetch_ahead(const uint8_t *block, size_t bytes) {
     for (size_t l = 0; l < bytes; l += 64) _mm_prefetch((const char *)block + PF_AHEAD + l, _MM_HINT_T1);
 }
-/* Line l of a block a direct kernel streams: into L2 far ahead, into L1 near. */
-PC_INLINE void prefetch_line(const uint8_t *block, size_t l) {
-    _mm_prefetch((const char *)block + PF_AHEAD + 64 * l, _MM_HINT_T1);
+/* Line l of a block a direct kernel streams: into L2 `ahead` bytes on, into L1 near. */
+PC_INLINE void prefetch_line_at(const uint8_t *block, size_t l, size_t ahead) {
+    _mm_prefetch((const char *)block + ahead + 64 * l, _MM_HINT_T1);
     _mm_prefetch((const char *)block + PF_L1_AHEAD + 64 * l, _MM_HINT_T0);
 }
-PC_INLINE void prefetch_stream(const uint8_t *block, size_t bytes) {
-    for (size_t l = 0; 64 * l < bytes; l++) prefetch_line(block, l);
+PC_INLINE void prefetch_line(const uint8_t *block, size_t l) { prefetch_line_at(block, l, PF_AHEAD); }
+PC_INLINE void prefetch_stream_at(const uint8_t *block, size_t bytes, size_t ahead) {
+    for (size_t l = 0; 64 * l < bytes; l++) prefetch_line_at(block, l, ahead);
 }
+PC_INLINE void prefetch_stream(const uint8_t *block, size_t bytes) { prefetch_stream_at(block, bytes, PF_AHEAD); }
 
 /* Half h of a 64-byte chunk, and of 16-entry scale arrays. */
 PC_INLINE const uint8_t *chunk(const uint8_t *c64, int h) { return c64 + 4 * LANES * h; }

@@ -40,9 +40,6 @@ enum { PC_PACK_ROWS = 16 };
 #ifndef PC_PACK_PREFETCH
 #define PC_PACK_PREFETCH 4096
 #endif
-/* Except Q6_K's one-token kernel (AVX-512), which asks two of its 3360-byte
- * blocks ahead (gemm_one_avx512.h says why). */
-#define PC_PACK_PREFETCH_Q6_K_ONE (2 * 3360)
 
 /* 32-element blocks. qs[p]: group p (elements 4p..4p+3) in the low nibbles and
  * group p + 4 (elements 16 + 4p..) in the high ones, as in the GGUF block.
@@ -77,6 +74,10 @@ typedef struct {
     uint8_t qh[16][64];
     int8_t sc[4][64];
 } pc_pack_q6_K;
+
+/* Q6_K's one-token kernel (AVX-512) asks two of its blocks ahead, not
+ * PC_PACK_PREFETCH bytes (gemm_one_avx512.h says why). */
+#define PC_PACK_PREFETCH_Q6_K_ONE (2 * sizeof(pc_pack_q6_K))
 
 /* Whether type t has a packed layout. */
 bool pc_pack_supported(pc_type t);

@@ -143,7 +143,10 @@ int main(int argc, char **argv) {
     }
     uint64_t *flush = flush_kib ? malloc(flush_n) : NULL;
     double *times = malloc(sizeof(double) * (size_t)reps);
-    if ((flush_kib && !flush) || !times) return 1;
+    if ((flush_kib && !flush) || !times) {
+        fprintf(stderr, "bench_attention: out of memory for the %s\n", times ? "128 MiB flush buffer" : "timings");
+        return 1;
+    }
     if (flush) memset(flush, 1, flush_n);
     flush_job fj = {.buf = flush, .n = flush_n, .kib = flush_kib};
     uint64_t hash = 1469598103934665603ULL;

@@ -118,11 +118,20 @@ static void mask_scores(const pc_attn_args *a, const tile *t, const pc_kv_span *
     }
 }
 
+/* Where the tile's KV head starts in span sp: the key block holding row r0,
+ * and value row r. */
+static inline const pc_f16 *head_keys(const pc_attn_args *a, const tile *t, const pc_kv_span *sp, int32_t r0) {
+    return pc_kv_k_block(sp, a->layer, r0 / KB) + (int64_t)t->kvh * t->hd * KB;
+}
+static inline const pc_f16 *head_values(const pc_attn_args *a, const tile *t, const pc_kv_span *sp, int32_t r) {
+    return pc_kv_v(sp, a->layer, r) + (int64_t)t->kvh * t->hd;
+}
+
 /* The stored key blocks of a unit (already [hd][KB], see kv.h) to f32 [hd][KU];
  * lanes past nb hold keys the caller never reads scores of. */
 static void load_k_unit(const pc_attn_args *a, const tile *t, const pc_kv_span *sp, int32_t r0, int32_t nb, float *kt,
                         const pc_attn_kernels *k) {
-    const pc_f16 *b0 = pc_kv_k_block(sp, a->layer, r0 / KB) + (int64_t)t->kvh * t->hd * KB;
+    const pc_f16 *b0 = head_keys(a, t, sp, r0);
     k->k_unit(kt, b0, (int64_t)sp->dim * KB, (nb + KB - 1) / KB, t->hd);
 }
 
@@ -166,7 +175,7 @@ static void unit_scores(const pc_attn_args *a, const tile *t, const float *q, co
  * f32 copy of the unit): a tile that small reads each key once anyway. */
 static void unit_scores_h(const pc_attn_args *a, const tile *t, const float *q, const pc_kv_span *sp, int32_t r0,
                           int32_t nb, float *dst, int64_t ps, const pc_attn_kernels *k) {
-    const pc_f16 *b0 = pc_kv_k_block(sp, a->layer, r0 / KB) + (int64_t)t->kvh * t->hd * KB;
+    const pc_f16 *b0 = head_keys(a, t, sp, r0);
     const int64_t bstride = (int64_t)sp->dim * KB;
     const int32_t nblk = (nb + KB - 1) / KB;
     if (nb == KU) {
@@ -217,7 +226,7 @@ static void weight_values(const pc_attn_args *a, const tile *t, const float *p, 
     int64_t j = 0;
     block_iter it = {0};
     for (; next_block(a, t, &it); j += it.nb) {
-        const pc_f16 *v = pc_kv_v(it.sp, a->layer, it.r0) + (int64_t)t->kvh * t->hd + d0;
+        const pc_f16 *v = head_values(a, t, it.sp, it.r0) + d0;
         if (t->rows <= RG) { /* a few rows (decode): each value row is used once, convert it in registers */
             k->pv_h(acc, p + j, ps, v, it.sp->dim, it.nb, t->rows, dc);
             continue;
@@ -274,13 +283,13 @@ static attn_scratch thread_scratch(const pc_attn_args *a, int thread) {
 static void prefetch_kv(const pc_attn_args *a, const tile *t) {
     block_iter it = {0};
     while (next_block(a, t, &it)) {
-        const char *k0 = (const char *)(pc_kv_k_block(it.sp, a->layer, it.r0 / KB) + (int64_t)t->kvh * t->hd * KB);
+        const char *k0 = (const char *)head_keys(a, t, it.sp, it.r0);
         const int64_t kbytes = (int64_t)t->hd * KB * (int64_t)sizeof(pc_f16),
                       bstride = (int64_t)it.sp->dim * KB * (int64_t)sizeof(pc_f16);
         for (int32_t b = 0; b < (it.nb + KB - 1) / KB; b++)
             for (int64_t c = 0; c < kbytes; c += 64) __builtin_prefetch(k0 + b * bstride + c, 0, 1);
         for (int32_t l = 0; l < it.nb; l++) {
-            const char *v = (const char *)(pc_kv_v(it.sp, a->layer, it.r0 + l) + (int64_t)t->kvh * t->hd);
+            const char *v = (const char *)head_values(a, t, it.sp, it.r0 + l);
             for (int64_t c = 0; c < (int64_t)t->hd * (int64_t)sizeof(pc_f16); c += 64) __builtin_prefetch(v + c, 0, 1);
         }
     }

@@ -2,8 +2,10 @@
  *
  * Not a test: a tool, built with the project (cmake --build build) as
  * build/bench_attention.
- * Usage: bench_attention [threads] [cached tokens] [fresh tokens] [repeats] [sequences].
- * SmolLM2-135M's shape (30 layers, 9 query heads, 3 KV heads, head dim 64):
+ * Usage: bench_attention [threads] [cached tokens] [fresh tokens] [repeats] [sequences] [flush KiB] [model].
+ * model picks the heads' shape: smollm2 (the default: SmolLM2-135M, 30
+ * layers, 9 query heads over 3 KV heads, head dim 64), qwen0.5b (24 layers,
+ * 14 over 2, dim 64) or qwen1.5b (28 layers, 12 over 2, dim 128).
  * the cached context is split into spans of 512 tokens like a schema's
  * modules, the fresh tokens sit in their own span after it, as in a cached
  * prefill. With sequences > 1, each sequence has a context of its own and all
@@ -15,6 +17,7 @@
  * of a 128 MiB buffer before each layer's call (untimed), as a decode streams a layer's
  * weights between two attention calls: the keys and values then come from
  * memory, not the cache, and the median of the repeats is printed too. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +25,19 @@
 
 #include "kernels/cpu/attention.h"
 
-enum { NL = 30, NH = 9, NKV = 3, HD = 64, SPAN = 512, MAX_SPANS = 64 };
+enum { SPAN = 512, MAX_SPANS = 64 };
+
+/* A model's attention shape: layers, query heads, KV heads, head dimension. */
+typedef struct shape {
+    const char *name;
+    int32_t nl, nh, nkv, hd;
+} shape;
+
+static const shape SHAPES[] = {
+    {"smollm2", 30, 9, 3, 64},
+    {"qwen0.5b", 24, 14, 2, 64},
+    {"qwen1.5b", 28, 12, 2, 128},
+};
 
 static double now(void) {
     struct timespec ts;
@@ -63,13 +78,13 @@ static float frand(uint64_t *s) {
     return (float)((*s >> 40) & 0xffffff) / (float)0x1000000 * 2.0f - 1.0f;
 }
 
-static pc_kv_span *make_span(uint64_t *rng, int32_t pos0, int32_t n) {
-    pc_kv_span *s = pc_kv_span_create(NL, NKV * HD, n);
+static pc_kv_span *make_span(const shape *sh, uint64_t *rng, int32_t pos0, int32_t n) {
+    pc_kv_span *s = pc_kv_span_create(sh->nl, sh->nkv * sh->hd, n);
     if (!s || pc_kv_span_reserve(s, n, NULL) != PC_OK) return NULL;
     for (int32_t i = 0; i < n; i++) s->pos[i] = pos0 + i;
-    for (int32_t l = 0; l < NL; l++)
+    for (int32_t l = 0; l < sh->nl; l++)
         for (int32_t i = 0; i < n; i++)
-            for (int32_t d = 0; d < NKV * HD; d++) {
+            for (int32_t d = 0; d < sh->nkv * sh->hd; d++) {
                 *pc_kv_k_at(s, l, i, d) = pc_f32_to_f16(frand(rng) * 3.0f);
                 pc_kv_v(s, l, i)[d] = pc_f32_to_f16(frand(rng));
             }
@@ -86,21 +101,22 @@ typedef struct seq {
     int32_t *qpos;
 } seq;
 
-static bool make_seq(seq *s, uint64_t *rng, int32_t n_cached, int32_t n_fresh) {
+static bool make_seq(seq *s, const shape *sh, uint64_t *rng, int32_t n_cached, int32_t n_fresh) {
+    const int32_t row = sh->nh * sh->hd;
     memset(s, 0, sizeof *s);
     for (int32_t p = 0; p < n_cached && s->n_spans < MAX_SPANS - 1; p += SPAN) {
-        s->spans[s->n_spans] = make_span(rng, p, n_cached - p < SPAN ? n_cached - p : SPAN);
+        s->spans[s->n_spans] = make_span(sh, rng, p, n_cached - p < SPAN ? n_cached - p : SPAN);
         if (!s->spans[s->n_spans] || pc_kv_list_push(&s->ctx, s->spans[s->n_spans], NULL) != PC_OK) return false;
         s->n_spans++;
     }
-    s->spans[s->n_spans] = make_span(rng, n_cached, n_fresh);
+    s->spans[s->n_spans] = make_span(sh, rng, n_cached, n_fresh);
     if (!s->spans[s->n_spans] || pc_kv_list_push(&s->ctx, s->spans[s->n_spans], NULL) != PC_OK) return false;
     s->n_spans++;
-    s->q = malloc(sizeof(float) * (size_t)n_fresh * NH * HD);
-    s->out = malloc(sizeof(float) * (size_t)n_fresh * NH * HD);
+    s->q = malloc(sizeof(float) * (size_t)n_fresh * row);
+    s->out = malloc(sizeof(float) * (size_t)n_fresh * row);
     s->qpos = malloc(sizeof(int32_t) * (size_t)n_fresh);
     if (!s->q || !s->out || !s->qpos) return false;
-    for (int32_t i = 0; i < n_fresh * NH * HD; i++) s->q[i] = frand(rng) * 3.0f;
+    for (int32_t i = 0; i < n_fresh * row; i++) s->q[i] = frand(rng) * 3.0f;
     for (int32_t i = 0; i < n_fresh; i++) s->qpos[i] = n_cached + i;
     return true;
 }
@@ -119,11 +135,17 @@ int main(int argc, char **argv) {
     const int reps = argc > 4 ? atoi(argv[4]) : 5;
     const int32_t n_seq = argc > 5 ? atoi(argv[5]) : 1;
     const size_t flush_kib = argc > 6 ? (size_t)atol(argv[6]) : 0, flush_n = (size_t)128 << 20;
-    if (threads < 1 || n_cached < 0 || n_fresh < 1 || reps < 1 || n_seq < 1 || n_seq > PC_ATTN_BATCH_MAX) {
-        fprintf(stderr, "usage: bench_attention [threads] [cached tokens] [fresh tokens >= 1] [repeats] [sequences 1..%d] [flush KiB]\n",
+    const shape *sh = NULL;
+    for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; i++)
+        if (!strcmp(argc > 7 ? argv[7] : "smollm2", SHAPES[i].name)) sh = &SHAPES[i];
+    if (threads < 1 || n_cached < 0 || n_fresh < 1 || reps < 1 || n_seq < 1 || n_seq > PC_ATTN_BATCH_MAX || !sh) {
+        fprintf(stderr,
+                "usage: bench_attention [threads] [cached tokens] [fresh tokens >= 1] [repeats] [sequences 1..%d] [flush KiB] "
+                "[smollm2|qwen0.5b|qwen1.5b]\n",
                 PC_ATTN_BATCH_MAX);
         return 2;
     }
+    const int32_t NL = sh->nl, NH = sh->nh, NKV = sh->nkv, HD = sh->hd;
     uint64_t rng = 11;
     seq *seqs = calloc((size_t)n_seq, sizeof *seqs);
     pc_attn_args *a = calloc((size_t)n_seq, sizeof *a);
@@ -135,9 +157,9 @@ int main(int argc, char **argv) {
         posix_memalign(&shared, 64, pc_attn_shared_size(NH, NKV, n_cached + n_fresh)))
         return 1;
     for (int32_t i = 0; i < n_seq; i++) {
-        if (!make_seq(&seqs[i], &rng, n_cached, n_fresh)) return 1;
+        if (!make_seq(&seqs[i], sh, &rng, n_cached, n_fresh)) return 1;
         a[i] = (pc_attn_args){.q = seqs[i].q, .q_stride = NH * HD, .q_pos = seqs[i].qpos, .n_q = n_fresh,
-                              .n_head = NH, .n_head_kv = NKV, .head_dim = HD, .ctx = &seqs[i].ctx, .scale = 0.125f,
+                              .n_head = NH, .n_head_kv = NKV, .head_dim = HD, .ctx = &seqs[i].ctx, .scale = 1.0f / sqrtf((float)HD),
                               .out = seqs[i].out, .out_stride = NH * HD, .scratch = scratch,
                               .scratch_per_thread = per, .shared = shared, .isa = pc_isa_detect()};
     }
@@ -172,9 +194,9 @@ int main(int argc, char **argv) {
     /* visible keys summed over queries, times 2 products x 2 FLOPs x head_dim x heads x layers */
     const double keys = ((double)n_fresh * n_cached + (double)n_fresh * (n_fresh + 1) / 2) * n_seq;
     const double gflop = keys * 4.0 * HD * NH * NL * 1e-9;
-    printf("attention %s, %d threads, %d sequence(s) of %d cached + %d fresh tokens, %d layers: %.3f ms (best of %d), "
+    printf("attention %s, %s heads, %d threads, %d sequence(s) of %d cached + %d fresh tokens, %d layers: %.3f ms (best of %d), "
            "%.1f GFLOP/s, output hash %016llx",
-           pc_isa_name(a[0].isa), pc_pool_size(pool), n_seq, n_cached, n_fresh, NL, best * 1e3, reps, gflop / best,
+           pc_isa_name(a[0].isa), sh->name, pc_pool_size(pool), n_seq, n_cached, n_fresh, NL, best * 1e3, reps, gflop / best,
            (unsigned long long)hash);
     if (flush) printf("; %zu KiB read before each layer: median %.3f ms", flush_kib, median * 1e3);
     printf("\n");

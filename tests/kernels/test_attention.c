@@ -8,11 +8,14 @@
  *   - small batches that run in split mode (the work of a KV head spread over
  *     threads, through the shared scratch) or as one job of even shares of
  *     the heads equal the tiled mode.
- * Two shapes: 6 query heads over 2 KV heads (the KV heads fall evenly on 2
- * threads), and SmolLM2-135M's 9 over 3 at several context lengths, odd ones
- * included, on both sides of the length from which one-token batches on 2
- * threads go to split mode: a decode row there runs a path that no batch of
- * the first shape reaches. */
+ * Four shapes: 6 query heads over 2 KV heads (the KV heads fall evenly on 2
+ * threads), SmolLM2-135M's 9 over 3, and the Qwen2.5 models' 14 over 2
+ * (0.5B, head dim 64) and 12 over 2 (1.5B, head dim 128), the last three at
+ * several context lengths, odd ones included, on both sides of the length
+ * from which one-token batches go to split mode (SmolLM2 on 2 threads, the
+ * 0.5B on 4). A Qwen decode row has 6-7 query rows per KV head on 2 threads
+ * and 3 (1.5B, an even share of its heads) or split mode (0.5B) on 4: paths
+ * that no batch of the first two shapes reaches. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,15 +23,15 @@
 #include "check.h"
 #include "kernels/cpu/attention.h"
 
-enum { HD = 64, MAX_NQ = 32 };
+enum { MAX_NQ = 32 };
 
-/* One case: query heads, KV heads, keys in the context, queries (the last nq
- * keys are the queries' own). */
+/* One case: query heads, KV heads, head dimension, keys in the context,
+ * queries (the last nq keys are the queries' own). */
 typedef struct shape {
-    int nh, nkv, n, nq;
+    int nh, nkv, hd, n, nq;
 } shape;
 
-/* One case's data: K and V [n][nkv * HD], Q [nq][nh * HD], key and query positions. */
+/* One case's data: K and V [n][nkv * hd], Q [nq][nh * hd], key and query positions. */
 typedef struct data {
     shape sh;
     float *K, *V, *Q;
@@ -42,7 +45,7 @@ static float frand(uint64_t *s) {
 
 /* Fills tokens [0, n) of a span with keys/values of global index base + i. */
 static pc_kv_span *make_span(const data *t, int base, int n) {
-    const int dim = t->sh.nkv * HD;
+    const int dim = t->sh.nkv * t->sh.hd;
     pc_kv_span *s = pc_kv_span_create(1, dim, n);
     pc_kv_span_reserve(s, n, NULL);
     for (int i = 0; i < n; i++) {
@@ -63,7 +66,7 @@ typedef struct scratch_mem {
 } scratch_mem;
 
 static bool scratch_alloc(pc_pool *pool, const shape *sh, scratch_mem *m) {
-    m->per = (pc_attn_scratch_size(sh->nh, sh->nkv, HD, sh->n) + 63) & ~(size_t)63;
+    m->per = (pc_attn_scratch_size(sh->nh, sh->nkv, sh->hd, sh->n) + 63) & ~(size_t)63;
     m->scratch = m->shared = NULL;
     if (posix_memalign(&m->scratch, 64, m->per * (size_t)pc_pool_size(pool)) == 0 &&
         posix_memalign(&m->shared, 64, pc_attn_shared_size(sh->nh, sh->nkv, sh->n)) == 0)
@@ -80,9 +83,9 @@ static void scratch_free(scratch_mem *m) {
 
 static pc_attn_args args(const shape *sh, pc_isa isa, const pc_kv_list *ctx, const float *q, const int32_t *qpos, int nq,
                          float *out, const scratch_mem *m, bool split) {
-    return (pc_attn_args){.q = q, .q_stride = sh->nh * HD, .q_pos = qpos, .n_q = nq, .n_head = sh->nh,
-                          .n_head_kv = sh->nkv, .head_dim = HD, .ctx = ctx, .layer = 0, .scale = 0.125f, .out = out,
-                          .out_stride = sh->nh * HD, .scratch = m->scratch, .scratch_per_thread = m->per,
+    return (pc_attn_args){.q = q, .q_stride = sh->nh * sh->hd, .q_pos = qpos, .n_q = nq, .n_head = sh->nh,
+                          .n_head_kv = sh->nkv, .head_dim = sh->hd, .ctx = ctx, .layer = 0, .scale = 0.125f, .out = out,
+                          .out_stride = sh->nh * sh->hd, .scratch = m->scratch, .scratch_per_thread = m->per,
                           .shared = split ? m->shared : NULL, .isa = isa};
 }
 
@@ -107,7 +110,7 @@ static void run_batch(pc_pool *pool, const data *t, pc_isa isa, const pc_kv_list
     if (!scratch_alloc(pool, &t->sh, &m)) return;
     pc_attn_args as[MAX_NQ];
     for (int i = 0; i < n_seqs; i++) {
-        const size_t off = (size_t)cuts[i] * t->sh.nh * HD;
+        const size_t off = (size_t)cuts[i] * t->sh.nh * t->sh.hd;
         as[i] = args(&t->sh, isa, ctx, t->Q + off, t->qpos + cuts[i], cuts[i + 1] - cuts[i], out + off, &m, true);
     }
     pc_attention_batch(pool, as, n_seqs);
@@ -118,7 +121,7 @@ static void run_batch(pc_pool *pool, const data *t, pc_isa isa, const pc_kv_list
  * same f16-rounded q, k and v. */
 static double max_error(const data *t, const float *out) {
     const shape *sh = &t->sh;
-    const int dim = sh->nkv * HD;
+    const int HD = sh->hd, dim = sh->nkv * HD;
     double *sc = malloc(sizeof(double) * (size_t)sh->n), maxerr = 0;
     for (int qi = 0; qi < sh->nq; qi++)
         for (int h = 0; h < sh->nh; h++) {
@@ -151,7 +154,7 @@ static double max_error(const data *t, const float *out) {
 /* Positions with a gap (like an unselected union); the last nq keys are the
  * queries' own, except that the first query sees only the first 17 keys. */
 static bool make_data(data *t, const shape *sh, uint64_t seed) {
-    const size_t kv = (size_t)sh->n * sh->nkv * HD, nqe = (size_t)sh->nq * sh->nh * HD;
+    const size_t kv = (size_t)sh->n * sh->nkv * sh->hd, nqe = (size_t)sh->nq * sh->nh * sh->hd;
     *t = (data){.sh = *sh, .K = malloc(sizeof(float) * kv), .V = malloc(sizeof(float) * kv),
                 .Q = malloc(sizeof(float) * nqe), .pos = malloc(sizeof(int32_t) * (size_t)sh->n),
                 .qpos = malloc(sizeof(int32_t) * (size_t)sh->nq)};
@@ -177,7 +180,7 @@ static void test_shape(const shape *sh, pc_pool *pool, pc_pool *pool4) {
         free_data(&t);
         return;
     }
-    const int NQ = sh->nq, row = sh->nh * HD;
+    const int NQ = sh->nq, row = sh->nh * sh->hd;
     pc_kv_span *whole = make_span(&t, 0, sh->n);
     pc_kv_list one = {0};
     pc_kv_list_push(&one, whole, NULL);
@@ -194,8 +197,8 @@ static void test_shape(const shape *sh, pc_pool *pool, pc_pool *pool4) {
 
     run_mode(pool, sh, PC_ISA_SCALAR, &one, t.Q, t.qpos, NQ, ref, true);
     const double maxerr = max_error(&t, ref);
-    CHECK_MSG(maxerr < 2e-3, "%d/%d heads, %d keys: max error vs double reference %.3g", sh->nh, sh->nkv, sh->n,
-              maxerr); /* f16 probabilities: ~1e-3 relative */
+    CHECK_MSG(maxerr < 2e-3, "%d/%d heads of %d, %d keys: max error vs double reference %.3g", sh->nh, sh->nkv, sh->hd,
+              sh->n, maxerr); /* f16 probabilities: ~1e-3 relative */
 
     const pc_isa paths[] = {PC_ISA_SCALAR, PC_ISA_AVX2, PC_ISA_AVX512, PC_ISA_AVX512_VNNI};
     for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
@@ -223,8 +226,8 @@ static void test_shape(const shape *sh, pc_pool *pool, pc_pool *pool4) {
                     memset(o + off, 0xff, len);
                     run_mode(mode == 2 ? pool4 : pool, sh, paths[p], &four, t.Q + off, t.qpos + qi, nq, o + off,
                              mode > 0);
-                    CHECK_MSG(!memcmp(o + off, ref + off, len), "%s, %d/%d heads, %d keys: %s batch of %d at %d differs",
-                              isa, sh->nh, sh->nkv, sh->n,
+                    CHECK_MSG(!memcmp(o + off, ref + off, len), "%s, %d/%d heads of %d, %d keys: %s batch of %d at %d differs",
+                              isa, sh->nh, sh->nkv, sh->hd, sh->n,
                               (const char *[]){"tiled", "2 threads shared", "4 threads shared"}[mode], nq, qi);
                 }
         /* one job for many sequences: eight decode rows, then rows and chunks of 1-16 queries */
@@ -245,12 +248,18 @@ static void test_shape(const shape *sh, pc_pool *pool, pc_pool *pool4) {
 
 int main(void) {
     pc_pool *pool = pc_pool_create(2), *pool4 = pc_pool_create(4);
-    test_shape(&(shape){.nh = 6, .nkv = 2, .n = 77, .nq = 21}, pool, pool4);
+    test_shape(&(shape){.nh = 6, .nkv = 2, .hd = 64, .n = 77, .nq = 21}, pool, pool4);
     /* SmolLM2's heads: short contexts (one task per KV head on 2 threads),
      * and from 768 keys split mode; a unit of 32 keys cut short at the end */
     static const int lengths[] = {31, 77, 200, 257, 769, 1031};
     for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++)
-        test_shape(&(shape){.nh = 9, .nkv = 3, .n = lengths[i], .nq = 21}, pool, pool4);
+        test_shape(&(shape){.nh = 9, .nkv = 3, .hd = 64, .n = lengths[i], .nq = 21}, pool, pool4);
+    /* Qwen2.5-0.5B's and -1.5B's heads */
+    static const int qwen_lengths[] = {31, 77, 200, 257, 771};
+    for (size_t i = 0; i < sizeof qwen_lengths / sizeof qwen_lengths[0]; i++) {
+        test_shape(&(shape){.nh = 14, .nkv = 2, .hd = 64, .n = qwen_lengths[i], .nq = 21}, pool, pool4);
+        test_shape(&(shape){.nh = 12, .nkv = 2, .hd = 128, .n = qwen_lengths[i], .nq = 21}, pool, pool4);
+    }
     pc_pool_free(pool);
     pc_pool_free(pool4);
     return check_report();

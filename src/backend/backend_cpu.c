@@ -33,6 +33,7 @@ typedef struct cpu_backend {
     size_t attn_scratch_per_thread;
     void *attn_shared;
     pc_chunk c; /* the chunk in progress */
+    int32_t layer; /* the layer whose attention block runs (cpu_matmul_qkv) */
 } cpu_backend;
 
 static cpu_backend *cpu(pc_backend *b) { return (cpu_backend *)b; }
@@ -141,6 +142,23 @@ static void cpu_norm(pc_backend *b, void *y, const void *x, const pc_weight *w, 
     pc_pool_run(n > 1 ? c->pool : NULL, rmsnorm_task, &j, n);
 }
 
+/* A norm runs on the calling thread alone while the others wait, and its
+ * weights, read once a token, come from memory: asked for (into L2) before
+ * the job ahead of the norm, they arrive while that job streams its weights. */
+static void prefetch_norm(const pc_weight *norm) {
+    const char *p = norm->data;
+    const size_t bytes = (size_t)norm->ne0 * sizeof(float);
+    for (size_t o = 0; p && o < bytes; o += 64) __builtin_prefetch(p + o, 0, 2);
+}
+
+/* The norm after the job about to run: the block's FFN norm after wo, the next
+ * layer's attention norm (or the output norm) after the FFN. */
+static const pc_weight *next_norm(const cpu_backend *c, bool after_ffn) {
+    const pc_model *m = c->m;
+    if (!after_ffn) return &m->layers[c->layer].ffn_norm;
+    return c->layer + 1 < m->hp.n_layer ? &m->layers[c->layer + 1].attn_norm : &m->output_norm;
+}
+
 static pc_matmul_args mm_args(cpu_backend *c, const pc_weight *w, const float *x, int32_t n, float *y) {
     return (pc_matmul_args){.wt = w->type, .w = w->data, .packed = w->packed, .n_in = w->ne0, .n_out = w->ne1, .x = x, .n_tok = n,
                             .y = y, .scratch = c->mm_scratch, .isa = c->isa};
@@ -191,11 +209,17 @@ static void run_split(cpu_backend *c, void (*op)(float *, const float *, int64_t
     pc_pool_run(tasks > 1 ? c->pool : NULL, split_task, &j, (int)((n + j.per - 1) / j.per));
 }
 
-/* The add runs in the product's own pool job (pc_matmul_acc): one barrier less per sublayer. */
+/* y += w x, the add in the product's own pool job (pc_matmul_acc): one barrier
+ * less per sublayer. `norm` is the norm that runs next. */
+static void matmul_add(cpu_backend *c, const pc_weight *w, const void *x, int32_t n, void *y, const pc_weight *norm) {
+    prefetch_norm(norm);
+    pc_matmul_args a = mm_args(c, w, x, n, c->tmp);
+    if (!pc_matmul_acc(c->pool, &a, y)) abort(); /* every weight's kernel was checked at creation */
+}
+
 static void cpu_matmul_add(pc_backend *b, const pc_weight *w, const void *x, int32_t n, void *yv) {
     cpu_backend *c = cpu(b);
-    pc_matmul_args a = mm_args(c, w, x, n, c->tmp);
-    if (!pc_matmul_acc(c->pool, &a, yv)) abort(); /* every weight's kernel was checked at creation */
+    matmul_add(c, w, x, n, yv, next_norm(c, false));
 }
 
 static void add_bias(float *y, const pc_weight *bias, int32_t r0, int32_t r1, int64_t dim) {
@@ -301,6 +325,7 @@ static void qkv_cols(void *ctx, int member, int64_t o0, int64_t o1) {
  * one job and its serial step less per layer. Else the two steps, with the same bits. */
 static void cpu_matmul_qkv(pc_backend *b, const pc_layer_weights *w, int32_t layer, const void *x, int32_t n) {
     cpu_backend *c = cpu(b);
+    c->layer = layer;
     const pc_matmul_args a[3] = {mm_args(c, &w->wq, x, n, c->q), mm_args(c, &w->wk, x, n, c->k),
                                  mm_args(c, &w->wv, x, n, c->v)};
     qkv_job j = {.c = c, .w = w, .layer = layer};
@@ -374,11 +399,12 @@ static void cpu_ffn(pc_backend *b, const pc_layer_weights *w, const void *x, int
     const int64_t block = pc_matmul_x_block(&j.down);
     if (block > 0 && block <= 32 && pc_matmul_swiglu_then(c->pool, gu, block, quantize_gate, &j)) {
         j.down.x_ready = true;
+        prefetch_norm(next_norm(c, true));
         if (!pc_matmul_acc(c->pool, &j.down, c->x)) abort(); /* every weight's kernel was checked at creation */
         return;
     }
     cpu_matmul_swiglu(b, &w->ffn_gate, &w->ffn_up, x, n);
-    cpu_matmul_add(b, &w->ffn_down, c->gate, n, c->x);
+    matmul_add(c, &w->ffn_down, c->gate, n, c->x, next_norm(c, true));
 }
 
 /* Rows that lie side by side are read in place; others are gathered into tmp first. */

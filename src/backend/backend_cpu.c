@@ -231,20 +231,18 @@ static void add_bias(float *y, const pc_weight *bias, int32_t r0, int32_t r1, in
  * from its first row in the batch). */
 static void store_k(const cpu_backend *c, const pc_bseq *q, int32_t layer, int32_t t0, int32_t t1, int32_t d0, int32_t d1) {
     const int32_t D = q->dst->dim;
+    const pc_f16_store_fn store = pc_f16_store_for(c->isa);
     for (int32_t t = t0; t < t1; t++) {
         pc_f16 *kd = pc_kv_k_at(q->dst, layer, q->row0 + t, 0);
-        const float *ks = c->k + (int64_t)(q->off + t) * D;
-        for (int32_t d = d0; d < d1; d++) kd[(size_t)d * PC_KV_BLOCK] = pc_f32_to_f16(ks[d]);
+        store(kd + (size_t)d0 * PC_KV_BLOCK, PC_KV_BLOCK, c->k + (int64_t)(q->off + t) * D + d0, d1 - d0);
     }
 }
 
 static void store_v(const cpu_backend *c, const pc_bseq *q, int32_t layer, int32_t t0, int32_t t1, int32_t d0, int32_t d1) {
     const int32_t D = q->dst->dim;
-    for (int32_t t = t0; t < t1; t++) {
-        pc_f16 *vd = pc_kv_v(q->dst, layer, q->row0 + t);
-        const float *vs = c->v + (int64_t)(q->off + t) * D;
-        for (int32_t d = d0; d < d1; d++) vd[d] = pc_f32_to_f16(vs[d]);
-    }
+    const pc_f16_store_fn store = pc_f16_store_for(c->isa);
+    for (int32_t t = t0; t < t1; t++)
+        store(pc_kv_v(q->dst, layer, q->row0 + t) + d0, 1, c->v + (int64_t)(q->off + t) * D + d0, d1 - d0);
 }
 
 static void store_kv(const cpu_backend *c, const pc_bseq *q, int32_t layer, int32_t t0, int32_t t1) {

@@ -67,3 +67,7 @@ void pc_swiglu(float *gate, const float *up, int64_t n) {
 void pc_add(float *x, const float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] += y[i];
 }
+
+void pc_f16_store(pc_f16 *y, size_t stride, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[(size_t)i * stride] = pc_f32_to_f16(x[i]);
+}

@@ -30,6 +30,13 @@ typedef void (*pc_swiglu_fn)(float *gate, const float *up, int64_t n);
 pc_swiglu_fn pc_swiglu_for(pc_isa isa);
 /* y[i] = expf(x[i]), the same bits, as pc_swiglu_avx2 computes it (for its test). */
 void pc_expf_avx2(float *y, const float *x, int64_t n);
+/* y[i * stride] = pc_f32_to_f16(x[i]) for i < n (round to nearest even). */
+void pc_f16_store(pc_f16 *y, size_t stride, const float *x, int64_t n);
+/* pc_f16_store with F16C, the same bits. Only where pc_isa_detect() >= PC_ISA_AVX2. */
+void pc_f16_store_avx2(pc_f16 *y, size_t stride, const float *x, int64_t n);
+typedef void (*pc_f16_store_fn)(pc_f16 *y, size_t stride, const float *x, int64_t n);
+/* The fastest pc_f16_store of those isa allows (isa <= pc_isa_detect()); all give the same bits. */
+pc_f16_store_fn pc_f16_store_for(pc_isa isa);
 /* x[i] += y[i] */
 void pc_add(float *x, const float *y, int64_t n);
 

@@ -7,7 +7,8 @@
 
 #include "kernels/cpu/quant.h"
 
-/* y = x / sqrt(mean(x^2) + eps) * w, n elements (sum of squares in double, as llama.cpp). */
+/* y = x / sqrt(mean(x^2) + eps) * w, n elements. The sum of squares is in double like llama.cpp's, but in
+ * 16 fixed lanes rather than its one chain (ops.c says why), so a result may differ from its in the last place. */
 void pc_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps);
 
 /* RoPE cache for one position: cos/sin of each rotated pair (n_rot/2 entries).

@@ -114,46 +114,77 @@ PC_INLINE void gemm_q4k_one(int64_t n, const uint8_t *w, const uint8_t *x, float
  * ahead), head 90.4 vs 89.3% (3 of 3); 0.5B down 84.2 vs 83.3% (2 of 4).
  * Without the task start (4096 bytes asked for there) the 0.5B's down, in
  * 3.6 MB jobs of ~20 tasks, fell to 72% from 77%. */
+/* What differs between the Q6_K one-token kernel's steps m = 0..7 (sub-blocks
+ * 2m, 2m + 1; half = m / 4, k = m % 4; see gemm_q6k_one), as data. */
+typedef struct {
+    int32_t nib, top;   /* the low nibbles' mask (k >> 1 picks 0x0F or 0xF0) and the top bits' (3 << 2k), per byte */
+    int32_t lo, hi;     /* shifts that bring the low chain to L and the top one to 64 T */
+    int32_t ql, qh, sc; /* byte offsets in the block: the first sub-block's ql and qh chunks, and the scale word loaded
+                         * so that the two sub-blocks' scale bytes are bytes 2 and 3 of each lane */
+} q6_one_step;
+#define Q6_STEP(m)                                                                                                    \
+    {(m) & 2 ? (int32_t)0xF0F0F0F0u : 0x0F0F0F0F, (int32_t)(0x03030303u << (2 * ((m) & 3))), (m) & 2 ? 4 : 0,         \
+     6 - 2 * ((m) & 3), (int32_t)(offsetof(pc_pack_q6_K, ql) + 64 * (16 * ((m) >> 2) + 8 * ((m) & 1))),                \
+     (int32_t)(offsetof(pc_pack_q6_K, qh) + 64 * 8 * ((m) >> 2)),                                                      \
+     (int32_t)(offsetof(pc_pack_q6_K, sc) + 64 * ((m) >> 1) + 2 * ((m) & 1) - 2)}
+static const q6_one_step Q6_ONE_STEPS[8] = {Q6_STEP(0), Q6_STEP(1), Q6_STEP(2), Q6_STEP(3),
+                                            Q6_STEP(4), Q6_STEP(5), Q6_STEP(6), Q6_STEP(7)};
+#undef Q6_STEP
+
 /* One token of Q6_K over a packed row group. Sub-block j (16 values) reads
  * ql chunks 16 half + 8 (k & 1) + l4 (nibble k >> 1) and qh chunks
  * 8 half + l4 (bits 2k, 2k + 1), half = j / 8, k = (j % 8) / 2,
  * l4 = 4 (j % 2) + u for its groups u = 0..3 (q6_group's layout). With L the
  * sum over the low nibbles and T over the top bits, the sum is L + 16 T - 32 B:
  * the low chain holds L (k < 2) or 16 L (k >= 2, nibbles taken as & 0xF0) and
- * the top chain 4^k T (bits taken in place). */
+ * the top chain 4^k T (bits taken in place), brought to 16 T as
+ * (4^k T << (6 - 2k)) >> 2 (exact).
+ *
+ * The sub-blocks run as a loop of 8 steps, each the pair 2m, 2m + 1 (the same
+ * k), with what differs between steps read from Q6_ONE_STEPS, and each step
+ * asks for 7 lines of the block two ahead. The kernel was 16 sub-blocks
+ * unrolled (3808 bytes) after one 53-line prefetch loop per block, and its
+ * speed depended on where the linker put it (Q6_K steps at 68-80% of the
+ * Q4_K rate at 7, 23, 55 mod 64, 84-100% at 39). Either change alone still
+ * did (the rolled steps after the prefetch loop: fast at one of four 16-byte
+ * shifts; the unrolled body with spread prefetches: slow at all four); both
+ * together are fast at all four (bench/results/engine.md, session 13). The
+ * sub-blocks' float steps keep their order, so the output bits are the same. */
 PC_INLINE void gemm_q6k_one(int64_t n, const uint8_t *w, const uint8_t *x, float *y, int nr) {
-    const __m512i lo4 = _mm512_set1_epi8(0x0F), hi4 = _mm512_set1_epi8((char)0xF0);
     __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i < n / PC_QK_K; i++) {
-        const pc_pack_q6_K *p = (const pc_pack_q6_K *)(w + i * sizeof(pc_pack_q6_K));
+        const uint8_t *p = w + i * sizeof(pc_pack_q6_K);
         const pc_xp_q8_K *xc = (const pc_xp_q8_K *)(x + i * sizeof(pc_xp_q8_K));
-        const __m512 d = vf_f16(p->d);
+        const __m512 d = vf_f16(((const pc_pack_q6_K *)p)->d);
         __m512 t = _mm512_setzero_ps();
-        /* All of the lines ahead at once, not a few per sub-block as Q4_K does: the first sub-block
-         * already reads qh and sc, 2-3 KiB into the block, so spread requests came too late (one-token
-         * products 54-61% of a plain read with 2 threads, 85-92% so; bench_matmul --stream "out q6k") */
-        prefetch_stream_at((const uint8_t *)p, sizeof *p, PC_PACK_PREFETCH_Q6_K_ONE);
-#pragma GCC unroll 16
-        for (int j = 0; j < 16; j++) {
-            const int half = j / 8, k = (j % 8) / 2, l0 = 4 * (j % 2);
-            const __m512i nib = k >> 1 ? hi4 : lo4, top = _mm512_set1_epi8((char)(3 << (2 * k)));
-            const uint8_t(*ql)[64] = p->ql + 16 * half + 8 * (k & 1) + l0, (*qh)[64] = p->qh + 8 * half + l0;
-            const int8_t *xq = xc->qs + 16 * j;
-            __m512i a0 = _mm512_setzero_si512(), a1 = a0, b0 = a0, b1 = a0;
+#pragma GCC unroll 1
+        for (int m = 0; m < 8; m++) {
+            const q6_one_step *st = &Q6_ONE_STEPS[m];
+            /* The block two ahead, 7 of its lines a step (the last step's last 3 are the next block's first). */
+#pragma GCC unroll 7
+            for (int l = 0; l < 7; l++) prefetch_line_at(p + 7 * 64 * m, (size_t)l, PC_PACK_PREFETCH_Q6_K_ONE);
+            const __m512i nib = vi_bcast(&st->nib), top = vi_bcast(&st->top);
+            const __m512i lo_shift = vi_bcast(&st->lo), hi_shift = vi_bcast(&st->hi);
+            const __m512i sw = vi_load(p + st->sc);
+            const int8_t *xq = xc->qs + 32 * m;
+#pragma GCC unroll 2
+            for (int e = 0; e < 2; e++) { /* sub-block j = 2m + e */
+                const uint8_t *ql = p + st->ql + 256 * e, *qh = p + st->qh + 256 * e;
+                const int8_t *xe = xq + 16 * e;
+                __m512i a0 = _mm512_setzero_si512(), a1 = a0, b0 = a0, b1 = a0;
 #pragma GCC unroll 4
-            for (int u = 0; u < 4; u += 2) {
-                a0 = dpb(a0, _mm512_and_si512(vi_load(ql[u]), nib), xq + 4 * u);
-                b0 = dpb(b0, _mm512_and_si512(vi_load(qh[u]), top), xq + 4 * u);
-                a1 = dpb(a1, _mm512_and_si512(vi_load(ql[u + 1]), nib), xq + 4 * u + 4);
-                b1 = dpb(b1, _mm512_and_si512(vi_load(qh[u + 1]), top), xq + 4 * u + 4);
+                for (int u = 0; u < 4; u += 2) {
+                    a0 = dpb(a0, _mm512_and_si512(vi_load(ql + 64 * u), nib), xe + 4 * u);
+                    b0 = dpb(b0, _mm512_and_si512(vi_load(qh + 64 * u), top), xe + 4 * u);
+                    a1 = dpb(a1, _mm512_and_si512(vi_load(ql + 64 * u + 64), nib), xe + 4 * u + 4);
+                    b1 = dpb(b1, _mm512_and_si512(vi_load(qh + 64 * u + 64), top), xe + 4 * u + 4);
+                }
+                const __m512i lo = _mm512_srav_epi32(_mm512_add_epi32(a0, a1), lo_shift);
+                const __m512i hi = _mm512_srai_epi32(_mm512_sllv_epi32(_mm512_add_epi32(b0, b1), hi_shift), 2);
+                const __m512i isum = _mm512_add_epi32(_mm512_add_epi32(lo, hi), vi_bcast(&xc->neg32[2 * m + e]));
+                const __m512i s = _mm512_srai_epi32(e ? sw : _mm512_slli_epi32(sw, 8), 24);
+                t = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(s)), _mm512_cvtepi32_ps(isum), t);
             }
-            __m512i lo = _mm512_add_epi32(a0, a1), hi = _mm512_add_epi32(b0, b1);
-            if (k >> 1) lo = _mm512_srai_epi32(lo, 4); /* exact: 16 L */
-            hi = k == 0 ? _mm512_slli_epi32(hi, 4) : k == 1 ? _mm512_slli_epi32(hi, 2)
-                 : k == 2 ? hi : _mm512_srai_epi32(hi, 2); /* 4^k T -> 16 T, exact */
-            const __m512i isum = _mm512_add_epi32(_mm512_add_epi32(lo, hi), vi_bcast(&xc->neg32[j]));
-            const __m512i s = _mm512_srai_epi32(_mm512_slli_epi32(vi_load((const uint8_t *)p->sc[j / 4]), 24 - 8 * (j % 4)), 24);
-            t = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(s)), _mm512_cvtepi32_ps(isum), t);
         }
         acc = _mm512_fmadd_ps(t, vf_bcast(xc), acc);
     }

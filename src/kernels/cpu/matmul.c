@@ -31,6 +31,7 @@ enum {
     GUIDED_DIV = 3,               /* one token: a task takes 1 / (GUIDED_DIV * threads) of what is left (plan_guided) */
     GUIDED_MIN_BYTES = 32 << 10,  /* and at least this many weight bytes */
     GUIDED_MAX = 96,              /* the most tasks of a guided job; a job needing more splits evenly */
+    GUIDED_FROM_BYTES = 2 << 20,  /* one token: jobs of fewer weight bytes split evenly (mm_plan_tasks) */
     PREP_MIN_TOKENS = 16, /* a token block this long may pay for preparing a row group (prep_pays) */
     PREP_MIN_TILES = 4,   /* and one of this many token tiles (see prep_pays) */
     PREP_BYTES = 256 << 10 /* the largest prepared row group, on the task's stack: 16 rows of n_in <= ~12k */
@@ -275,17 +276,22 @@ static bool mm_setup(mm_ctx *m, const pc_matmul_args *a, int n) {
     return m->xt == PC_TYPE_F32 || a[0].scratch != NULL;
 }
 
+/* Weight bytes of a job (of both members in paired mode). */
+static int64_t job_bytes(const mm_ctx *m) {
+    int64_t bytes = 0;
+    for (int i = 0; i < m->n_mats; i++) bytes += m->mats[i].a->n_out * (int64_t)m->mats[i].w_row;
+    return bytes;
+}
+
 /* Tasks per thread of a one-token job that plan_guided does not take (one
- * thread, or too many tasks): one per DECODE_TASK_BYTES of weights,
+ * thread, too many tasks, or below GUIDED_FROM_BYTES): one per DECODE_TASK_BYTES of weights,
  * 1 to DECODE_TASKS_PER_THREAD. Each task costs a claim on a line both cores
  * write and a cold start of its stream; more tasks shorten the wait for the
  * last one. SmolLM2's jobs (0.2-1.1 MB, from L3) decoded 342 tok/s at 8 tasks
  * per thread, 349 at 4 and 358 at 2 (6 rounds alternating, 2 threads); the
  * 1.5B model's jobs (1.3-15 MB, from memory) kept 8 within the noise. */
 static int64_t decode_tasks(const mm_ctx *m, int threads) {
-    int64_t bytes = 0;
-    for (int i = 0; i < m->n_mats; i++) bytes += m->mats[i].a->n_out * (int64_t)m->mats[i].w_row;
-    const int64_t per = bytes / ((int64_t)threads * DECODE_TASK_BYTES);
+    const int64_t per = job_bytes(m) / ((int64_t)threads * DECODE_TASK_BYTES);
     return per < 1 ? 1 : per > DECODE_TASKS_PER_THREAD ? DECODE_TASKS_PER_THREAD : per;
 }
 
@@ -336,10 +342,17 @@ static bool plan_guided(mm_ctx *m, int threads) {
 }
 
 /* Splits each matrix's rows into whole-tile tasks of about the same size; in
- * paired mode a task takes the same rows of both matrices. */
+ * paired mode a task takes the same rows of both matrices. A one-token job
+ * below GUIDED_FROM_BYTES is not guided: each task starts a cold stream and
+ * claims on a line both cores write, and on SmolLM2's jobs (0.2-1.1 MB, ~13
+ * guided tasks, 2 as decode_tasks splits them) that cost more than the
+ * guided tail saves: 120 jobs of 553 KB streamed at 73-80% of a plain read
+ * guided and 82-84% split evenly, and the decode's Q/K/V, wo, gate/up and down
+ * steps each took less time in 6 of 6 rounds. */
 static int mm_plan_tasks(mm_ctx *m, int threads) {
     m->guided_tasks = 0;
-    if (m->a->n_tok == 1 && threads > 1 && plan_guided(m, threads)) return m->guided_tasks;
+    if (m->a->n_tok == 1 && threads > 1 && job_bytes(m) >= GUIDED_FROM_BYTES && plan_guided(m, threads))
+        return m->guided_tasks;
     int64_t total = 0;
     for (int i = 0; i < m->n_mats; i++) total += m->mats[i].a->n_out;
     const int64_t per_thread = m->a->n_tok == 1 ? decode_tasks(m, threads) : TASKS_PER_THREAD;

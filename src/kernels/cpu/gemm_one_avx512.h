@@ -160,7 +160,10 @@ PC_INLINE void gemm_q6k_one(int64_t n, const uint8_t *w, const uint8_t *x, float
 #pragma GCC unroll 1
         for (int m = 0; m < 8; m++) {
             const q6_one_step *st = &Q6_ONE_STEPS[m];
-            /* The block two ahead, 7 of its lines a step (the last step's last 3 are the next block's first). */
+            /* The block two ahead, 7 of its lines a step (the last step's last 3 are the next block's first).
+             * Spread over a block at 4096 bytes' distance these came too late for qh and the scales, which the
+             * first step reads 2-3 KiB into the block; two blocks ahead, each is still asked for at least a
+             * block before its first use. */
 #pragma GCC unroll 7
             for (int l = 0; l < 7; l++) prefetch_line_at(p + 7 * 64 * m, (size_t)l, PC_PACK_PREFETCH_Q6_K_ONE);
             const __m512i nib = vi_bcast(&st->nib), top = vi_bcast(&st->top);

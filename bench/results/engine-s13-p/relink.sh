@@ -1,6 +1,7 @@
 #!/bin/sh
 # relink.sh R TARGET OUT K: TARGET (pcache|bench_matmul) of $R/build relinked with a K-byte pad appended to dot_avx2.c
 # (the object linked just before dot_avx512.o, so dot_avx512.o and all after it move). K=-1: plain relink.
+# Compiles and links: run it as `flock -s /tmp/pcache-cpu.lock nice -n 5 relink.sh ...`, never inside an exclusive hold.
 set -e
 R=$1; tgt=$2; out=$3; k=$4; B=$R/build
 W=/tmp/p/w_$(basename $out); rm -rf $W; mkdir -p $W; cp $B/libpc_kernels.a $W/

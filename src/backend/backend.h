@@ -169,6 +169,13 @@ typedef struct pc_backend_ops {
      * weights, the bits of matmul_swiglu then matmul_add in fewer steps;
      * NULL: the forward runs those */
     void (*ffn)(pc_backend *b, const pc_layer_weights *w, const void *xn, int32_t n);
+    /* What follows attention up to the next layer's attention: matmul_add of
+     * wo, the feed-forward block (norm, ffn) and, when next is not NULL, the
+     * next layer's attention norm and matmul_qkv (layer + 1), with their bits
+     * in fewer steps. false: nothing done, the forward runs those steps
+     * (chunks this backend does not take this way); NULL: never taken. */
+    bool (*after_attention)(pc_backend *b, const pc_layer_weights *w, const pc_layer_weights *next, int32_t layer,
+                            int32_t n);
     /* out[i] = (rmsnorm(x[rows[i]]) * norm) head^T for i < n, in host memory */
     pc_status (*logits)(pc_backend *b, const pc_weight *norm, const pc_weight *head, const int32_t *rows, int32_t n,
                         float *out, pc_error *err);

@@ -34,6 +34,12 @@ typedef struct cpu_backend {
     void *attn_shared;
     pc_chunk c; /* the chunk in progress */
     int32_t layer; /* the layer whose attention block runs (cpu_matmul_qkv) */
+    /* The one-token team path (cpu_after_attention): per member a normed
+     * input (xn_stride floats) and a quantized x (mm1_bytes); NULL: not taken. */
+    float *team_xn;
+    int64_t xn_stride;
+    uint8_t *team_mm;
+    size_t mm1_bytes;
 } cpu_backend;
 
 static cpu_backend *cpu(pc_backend *b) { return (cpu_backend *)b; }
@@ -66,7 +72,7 @@ static size_t max_matmul_scratch(const pc_model *m, int32_t nb, pc_isa isa) {
 static void cpu_free(pc_backend *b) {
     cpu_backend *c = cpu(b);
     void *bufs[] = {c->x, c->xn, c->q, c->k, c->v, c->att, c->gate, c->up, c->tmp, c->rc, c->rs, c->mm_scratch,
-                    c->down_scratch, c->attn_scratch, c->attn_shared};
+                    c->down_scratch, c->attn_scratch, c->attn_shared, c->team_xn, c->team_mm};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(c);
 }
@@ -405,6 +411,122 @@ static void cpu_ffn(pc_backend *b, const pc_layer_weights *w, const void *x, int
     matmul_add(c, &w->ffn_down, c->gate, n, c->x, next_norm(c, true));
 }
 
+/* ---- one token: from attention's output to the next attention as one team job ---- */
+
+/* A one-token layer is ~5 pool jobs of 0.2-1.1 MB (SmolLM2), each with a wake,
+ * a tail where one thread streams alone and serial steps between (norms, x's
+ * quantization) while the other thread spins. As a team job (pc_pool_team)
+ * every thread runs the steps from wo to the next layer's Q/K/V itself: its
+ * share of each product's rows (pc_matmul_args.part: the same kernels, each
+ * row whole by one thread, so the same bits), the tiny steps (norm, x's
+ * quantization) redundantly on its own copies, and a barrier where a step
+ * reads what all threads wrote (x after a residual add, down's quantized
+ * input). Attention stays a pool job of its own (pc_attention_batch). */
+typedef struct team_job {
+    cpu_backend *c;
+    const pc_layer_weights *w, *next; /* next: the next layer, or NULL after the last */
+    int32_t layer;
+} team_job;
+
+static pc_matmul_args part_args(cpu_backend *c, const pc_weight *w, const float *x, float *y, int member, int members) {
+    pc_matmul_args a = mm_args(c, w, x, 1, y);
+    a.scratch = c->team_mm + (size_t)member * c->mm1_bytes;
+    a.part = member;
+    a.parts = members;
+    return a;
+}
+
+/* pc_backend_cpu_create checked that every step below is accepted (team_fits),
+ * so a false here is a bug, and every member would see it at the same step. */
+static void must(bool ok) {
+    if (!ok) abort();
+}
+
+static void team_ffn(cpu_backend *c, const pc_layer_weights *w, const float *xn, int member, int members) {
+    ffn_job j = {.down = part_args(c, &w->ffn_down, c->gate, c->tmp, member, members)};
+    j.down.scratch = c->down_scratch;
+    const pc_matmul_args gu[2] = {part_args(c, &w->ffn_gate, xn, c->gate, member, members),
+                                  part_args(c, &w->ffn_up, xn, c->up, member, members)};
+    must(pc_matmul_swiglu_then(NULL, gu, pc_matmul_x_block(&j.down), quantize_gate, &j));
+    j.down.x_ready = true;
+    pc_pool_barrier(c->pool); /* down reads every member's part of its quantized input */
+    must(pc_matmul_acc(NULL, &j.down, c->x));
+}
+
+static void team_member(void *ctx, int member, int members, int thread) {
+    (void)thread;
+    const team_job *j = ctx;
+    cpu_backend *c = j->c;
+    const pc_hparams *hp = &c->m->hp;
+    float *xn = c->team_xn + member * c->xn_stride;
+    prefetch_norm(&j->w->ffn_norm);
+    pc_matmul_args wo = part_args(c, &j->w->wo, c->att, c->tmp, member, members);
+    must(pc_matmul_acc(NULL, &wo, c->x));
+    pc_pool_barrier(c->pool); /* the norm reads all of x */
+    pc_rmsnorm(xn, c->x, j->w->ffn_norm.data, hp->n_embd, hp->norm_eps);
+    if (j->next) prefetch_norm(&j->next->attn_norm);
+    team_ffn(c, j->w, xn, member, members);
+    if (!j->next) return;
+    pc_pool_barrier(c->pool);
+    pc_rmsnorm(xn, c->x, j->next->attn_norm.data, hp->n_embd, hp->norm_eps);
+    const pc_matmul_args a[3] = {part_args(c, &j->next->wq, xn, c->q, member, members),
+                                 part_args(c, &j->next->wk, xn, c->k, member, members),
+                                 part_args(c, &j->next->wv, xn, c->v, member, members)};
+    qkv_job q = {.c = c, .w = j->next, .layer = j->layer + 1};
+    must(pc_matmul_batch_then(NULL, a, 3, hp->head_dim, qkv_cols, &q));
+}
+
+/* wo and its residual add, the feed-forward block and (next != NULL) the next
+ * layer's attention norm and Q/K/V with the qkv step, for one token: the bits
+ * of matmul_add, norm, ffn, norm and matmul_qkv. false (nothing done) unless
+ * the chunk is one token and the pool has several threads. */
+static bool cpu_after_attention(pc_backend *b, const pc_layer_weights *w, const pc_layer_weights *next, int32_t layer,
+                                int32_t n) {
+    cpu_backend *c = cpu(b);
+    if (n != 1 || !c->team_xn) return false;
+    team_job j = {.c = c, .w = w, .next = next, .layer = layer};
+    c->layer = next ? layer + 1 : layer;
+    pc_pool_team(c->pool, team_member, &j);
+    return true;
+}
+
+/* Whether every step of team_member is accepted for every layer (the same
+ * checks as the whole jobs make, on one token: then no member can fail) and
+ * short (pc_matmul_short). Fixed shares lose to guided tasks on longer jobs:
+ * on the 0.5B model (gate/up ~5.5 MB) the team path's layers took ~4% longer
+ * than the jobs' (5 rounds alternating, per-step timers). */
+static bool team_fits(cpu_backend *c) {
+    const pc_hparams *hp = &c->m->hp;
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        const pc_layer_weights *w = &c->m->layers[l];
+        pc_matmul_args wo = part_args(c, &w->wo, c->att, c->tmp, 0, 1), down = part_args(c, &w->ffn_down, c->gate, c->tmp, 0, 1);
+        const pc_matmul_args gu[2] = {part_args(c, &w->ffn_gate, c->xn, c->gate, 0, 1),
+                                      part_args(c, &w->ffn_up, c->xn, c->up, 0, 1)};
+        const pc_matmul_args qkv[3] = {part_args(c, &w->wq, c->xn, c->q, 0, 1), part_args(c, &w->wk, c->xn, c->k, 0, 1),
+                                       part_args(c, &w->wv, c->xn, c->v, 0, 1)};
+        const int64_t block = pc_matmul_x_block(&down);
+        if (!pc_matmul_short(&wo, 1) || !pc_matmul_short(&down, 1) || !pc_matmul_short(gu, 2) ||
+            !pc_matmul_short(qkv, 3) || block <= 0 || gu[0].n_out != gu[1].n_out || gu[0].n_out % block)
+            return false;
+        for (int i = 0; i < 3; i++)
+            if (qkv[i].n_out % hp->head_dim) return false;
+    }
+    return true;
+}
+
+/* The team path's buffers when the pool has several threads and every layer fits; else none (the job path). */
+static bool alloc_team(cpu_backend *c) {
+    const int members = pc_pool_size(c->pool);
+    if (members < 2) return true;
+    c->mm1_bytes = (max_matmul_scratch(c->m, 1, c->isa) + 63) & ~(size_t)63;
+    c->xn_stride = (c->m->hp.n_embd + 15) & ~(int64_t)15;
+    c->team_mm = alloc64(c->mm1_bytes * (size_t)members);
+    if (!c->team_mm) return false;
+    if (!team_fits(c)) return true;
+    c->team_xn = alloc64(sizeof(float) * (size_t)c->xn_stride * (size_t)members);
+    return c->team_xn != NULL;
+}
+
 /* Rows that lie side by side are read in place; others are gathered into tmp first. */
 static pc_status cpu_logits(pc_backend *b, const pc_weight *norm, const pc_weight *head, const int32_t *rows,
                             int32_t n, float *out, pc_error *err) {
@@ -433,7 +555,8 @@ static const pc_backend_ops cpu_ops = {
     .name = "cpu", .free = cpu_free, .span_new = cpu_span_new, .span_copy = cpu_span_copy, .begin = cpu_begin,
     .embed = cpu_embed, .norm = cpu_norm, .matmul = cpu_matmul, .matmul_add = cpu_matmul_add, .qkv = cpu_qkv,
     .attention = cpu_attention, .swiglu = cpu_swiglu,
-    .matmul_swiglu = cpu_matmul_swiglu, .matmul_qkv = cpu_matmul_qkv, .ffn = cpu_ffn, .logits = cpu_logits, .end = cpu_end,
+    .matmul_swiglu = cpu_matmul_swiglu, .matmul_qkv = cpu_matmul_qkv, .ffn = cpu_ffn,
+    .after_attention = cpu_after_attention, .logits = cpu_logits, .end = cpu_end,
 };
 
 /* Scratch for the down projections' quantized inputs. */
@@ -489,7 +612,7 @@ pc_status pc_backend_cpu_create(const pc_model *m, const pc_backend_params *p, i
     c->pool = p->pool;
     c->isa = p->isa;
     c->n_ctx = n_ctx;
-    if (!alloc_buffers(c, nb, n_ctx, mm)) {
+    if (!alloc_buffers(c, nb, n_ctx, mm) || !alloc_team(c)) {
         cpu_free(&c->base);
         return pc_fail(err, PC_ERR_NOMEM, "out of memory for forward buffers (batch %d, context %lld)", nb, (long long)n_ctx);
     }

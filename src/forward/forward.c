@@ -104,7 +104,8 @@ pc_kv_span *pc_forward_copy_span(pc_forward *f, const pc_kv_span *src, pc_kv_loc
 
 /* ---- sublayers ---- */
 
-static void attention_block(pc_forward *f, const pc_layer_weights *w, int32_t layer, int32_t n) {
+/* The attention sublayer's input: its norm, Q, K and V, the qkv step. */
+static void attention_in(pc_forward *f, const pc_layer_weights *w, int32_t layer, int32_t n) {
     pc_backend *b = f->b;
     const pc_backend_ops *op = b->ops;
     const pc_acts *a = &b->acts;
@@ -117,8 +118,6 @@ static void attention_block(pc_forward *f, const pc_layer_weights *w, int32_t la
         op->matmul(b, qkv, qkv_out, 3, a->xn, n);
         op->qkv(b, w, layer);
     } /* every row's K and V stored before any row attends */
-    op->attention(b, layer);
-    op->matmul_add(b, &w->wo, a->att, n, a->x);
 }
 
 static void ffn_block(pc_forward *f, const pc_layer_weights *w, int32_t n) {
@@ -139,6 +138,29 @@ static void ffn_block(pc_forward *f, const pc_layer_weights *w, int32_t n) {
         op->swiglu(b, n);
     }
     op->matmul_add(b, &w->ffn_down, a->gate, n, a->x);
+}
+
+/* Each layer's attention input, attention, and what follows it: by the
+ * backend's after_attention when it takes the chunk (then the next layer's
+ * attention input is done too), else the output projection and the
+ * feed-forward block step by step. */
+static void run_layers(pc_forward *f, int32_t n) {
+    pc_backend *b = f->b;
+    const pc_backend_ops *op = b->ops;
+    const int32_t L = f->m->hp.n_layer;
+    bool next_in_done = false;
+    for (int32_t l = 0; l < L; l++) {
+        const pc_layer_weights *w = &f->m->layers[l], *next = l + 1 < L ? &f->m->layers[l + 1] : NULL;
+        if (!next_in_done) attention_in(f, w, l, n);
+        op->attention(b, l);
+        next_in_done = op->after_attention && op->after_attention(b, w, next, l, n);
+        if (next_in_done) {
+            next_in_done = next != NULL;
+            continue;
+        }
+        op->matmul_add(b, &w->wo, b->acts.att, n, b->acts.x);
+        ffn_block(f, w, n);
+    }
 }
 
 /* The batch being run: its sequences and the total of their rows. */
@@ -187,7 +209,6 @@ static int32_t logit_rows(const batch *b) {
 /* Rows in, K/V appended to each dst, logits out. Inputs are checked; on an
  * error of the backend every dst is put back as it was. */
 static pc_status run_rows(pc_forward *f, const batch *b, pc_error *err) {
-    const pc_hparams *hp = &f->m->hp;
     pc_backend *be = f->b;
     for (int32_t i = 0, r = 0; i < b->n_seqs; r += b->seqs[i].n, i++) {
         const pc_fwd_seq *s = &b->seqs[i];
@@ -202,10 +223,7 @@ static pc_status run_rows(pc_forward *f, const batch *b, pc_error *err) {
     pc_status s = be->ops->begin(be, &c, err);
     if (s == PC_OK) {
         be->ops->embed(be, &f->m->tok_embd, be->acts.x);
-        for (int32_t l = 0; l < hp->n_layer; l++) {
-            attention_block(f, &f->m->layers[l], l, b->n);
-            ffn_block(f, &f->m->layers[l], b->n);
-        }
+        run_layers(f, b->n);
         s = output(f, b, err);
         const pc_status e = be->ops->end(be, err);
         if (s == PC_OK) s = e;

@@ -34,6 +34,14 @@ struct pc_pool {
     pc_task_fn fn;
     void *ctx;
     int base, n_total; /* sub-job offset and the whole job's task count */
+    /* The team barrier (pc_pool_barrier): arrivals in this round, the round's
+     * number, and whether a member sleeps on bar_wake (then the last arrival
+     * broadcasts under bar_mu). */
+    _Atomic int bar_count;
+    _Atomic unsigned bar_round;
+    _Atomic int bar_sleepers;
+    pthread_mutex_t bar_mu;
+    pthread_cond_t bar_wake;
 };
 
 #define GEN_SHIFT 40
@@ -77,7 +85,10 @@ static void *worker_main(void *arg) {
     pc_pool *p = wa->pool;
     int index = wa->index;
     free(wa);
-    unsigned seen = atomic_load(&p->generation);
+    /* The generation before any job (0), not the one at this thread's start:
+     * a job published before the thread ran is still its to join (a team
+     * job's barrier waits for every thread). */
+    unsigned seen = 0;
     for (;;) {
         int spins = 0;
         while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen &&
@@ -105,6 +116,8 @@ pc_pool *pc_pool_create(int n_threads) {
     pthread_mutex_init(&p->run_mu, NULL);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
+    pthread_mutex_init(&p->bar_mu, NULL);
+    pthread_cond_init(&p->bar_wake, NULL);
     p->threads = calloc((size_t)n_threads, sizeof *p->threads);
     if (!p->threads) {
         pc_pool_free(p);
@@ -140,6 +153,8 @@ void pc_pool_free(pc_pool *p) {
     pthread_mutex_destroy(&p->run_mu);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
+    pthread_mutex_destroy(&p->bar_mu);
+    pthread_cond_destroy(&p->bar_wake);
     free(p->threads);
     free(p);
 }
@@ -175,4 +190,43 @@ void pc_pool_run(pc_pool *p, pc_task_fn fn, void *ctx, int n_tasks) {
         run_job(p, fn, ctx, base, n, n_tasks);
     }
     pthread_mutex_unlock(&p->run_mu);
+}
+
+void pc_pool_team(pc_pool *p, pc_task_fn fn, void *ctx) {
+    if (!p || p->n_threads == 1) {
+        fn(ctx, 0, 1, 0);
+        return;
+    }
+    pthread_mutex_lock(&p->run_mu);
+    run_job(p, fn, ctx, 0, p->n_threads, p->n_threads);
+    pthread_mutex_unlock(&p->run_mu);
+}
+
+/* The last member to arrive opens the next round. A member that spun out
+ * sleeps: it counts itself in bar_sleepers under bar_mu before it rechecks the
+ * round, and the last arrival reads bar_sleepers after it opened the round
+ * (both sequentially consistent), so either the sleeper sees the new round or
+ * the last arrival sees the sleeper and broadcasts under the same mutex. */
+void pc_pool_barrier(pc_pool *p) {
+    if (!p || p->n_threads == 1) return;
+    const unsigned round = atomic_load_explicit(&p->bar_round, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&p->bar_count, 1, memory_order_acq_rel) == p->n_threads - 1) {
+        atomic_store_explicit(&p->bar_count, 0, memory_order_relaxed);
+        atomic_fetch_add(&p->bar_round, 1);
+        if (atomic_load(&p->bar_sleepers) > 0) {
+            pthread_mutex_lock(&p->bar_mu);
+            pthread_cond_broadcast(&p->bar_wake);
+            pthread_mutex_unlock(&p->bar_mu);
+        }
+        return;
+    }
+    for (int spins = 0; spins < SPIN_ITERS; spins++) {
+        if (atomic_load_explicit(&p->bar_round, memory_order_acquire) != round) return;
+        cpu_relax();
+    }
+    pthread_mutex_lock(&p->bar_mu);
+    atomic_fetch_add(&p->bar_sleepers, 1);
+    while (atomic_load(&p->bar_round) == round) pthread_cond_wait(&p->bar_wake, &p->bar_mu);
+    atomic_fetch_sub(&p->bar_sleepers, 1);
+    pthread_mutex_unlock(&p->bar_mu);
 }

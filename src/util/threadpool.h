@@ -22,6 +22,18 @@ void pc_pool_free(pc_pool *pool);
 int pc_pool_size(const pc_pool *pool);
 void pc_pool_run(pc_pool *pool, pc_task_fn fn, void *ctx, int n_tasks);
 
+/* A team job: fn(ctx, member, n_members, thread) runs once on every thread of
+ * the pool at the same time (member in [0, pc_pool_size)), so members may
+ * wait for each other in pc_pool_barrier; returns when all have returned.
+ * Each member is claimed by a distinct thread (a thread cannot take a second
+ * member while its first waits at a barrier), and a sleeping worker is woken,
+ * so barriers cannot deadlock. Not re-entrant, as pc_pool_run. */
+void pc_pool_team(pc_pool *pool, pc_task_fn fn, void *ctx);
+/* Inside a team job: returns once every member has called it (as many times).
+ * Spins briefly, then sleeps: the machine may be shared. Its release orders
+ * every member's writes before the barrier before every read after it. */
+void pc_pool_barrier(pc_pool *pool);
+
 /* Number of online CPUs (at least 1). */
 int pc_cpu_count(void);
 

@@ -227,6 +227,20 @@ static void check_variant(const char *label, tiny_spec sp, double ref_tol) {
         pc_kv_span_release(s1);
     }
     fixture_close(&fx1);
+    /* 5. one token a chunk (the CPU backend's one-token team path on 2 and 3
+     * threads, the job path on 1): bitwise the same */
+    for (int threads = 1; threads <= 3; threads++) {
+        fixture fxt;
+        if (fixture_open(&fxt, &sp, threads, 1) == 0) {
+            pc_kv_span *st = pc_kv_span_for_model(fxt.m, 2);
+            memset(split, 0, sizeof(float) * N * V);
+            CHECK(run_all(&fxt, NULL, st, tok, pos, N, split) == 0);
+            CHECK_MSG(memcmp(full, split, sizeof(float) * N * V) == 0, "%s: one token a chunk on %d threads changes logits",
+                      label, threads);
+            pc_kv_span_release(st);
+        }
+        fixture_close(&fxt);
+    }
     free(full); free(ref); free(split); free(shifted);
 }
 
@@ -321,6 +335,16 @@ int main(void) {
     sp.etype = PC_TYPE_Q6_K;
     sp.tied = 0;
     check_variant("llama q4_K/q6_K", sp, TOL_Q8);
+
+    /* odd sizes: 3 heads of 32, one KV head, 5 blocks of 32 in the feed-forward */
+    sp = tiny_default();
+    sp.n_embd = 96;
+    sp.n_head = 3;
+    sp.n_head_kv = 1;
+    sp.n_ff = 160;
+    sp.wtype = PC_TYPE_Q4_1;
+    sp.etype = PC_TYPE_Q8_0;
+    check_variant("llama q4_1 odd sizes", sp, TOL_Q8);
 
     check_bad_inputs();
     check_unimplemented_flags();

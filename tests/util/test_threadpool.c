@@ -2,7 +2,11 @@
  * changing sizes back to back (the pattern of a forward pass: 1, 3, 200, 2 ...),
  * which is where a worker late from one job could claim into the next; and
  * the same when several threads submit jobs to one pool at once (a server's
- * scheduler and a schema encoding share the engine's pool). */
+ * scheduler and a schema encoding share the engine's pool). Team jobs: every
+ * member runs once, on distinct threads at once, and no member leaves a
+ * barrier before all reached it - including a team job that is the pool's
+ * first job, published before its workers have started, and team jobs between
+ * ordinary jobs, with waits long enough that barriers sleep. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -56,8 +60,63 @@ static void check_concurrent_callers(void) {
     pc_pool_free(p);
 }
 
+enum { ROUNDS = 40 };
+
+typedef struct team_job {
+    pc_pool *pool;
+    _Atomic int arrived[ROUNDS];
+    _Atomic int members[8], threads[8];
+    _Atomic int early, bad;
+    int slow; /* this member dawdles before each barrier: the others spin out and sleep */
+} team_job;
+
+static void team_task(void *ctx, int member, int n, int thread) {
+    team_job *j = ctx;
+    if (n != pc_pool_size(j->pool) || member < 0 || member >= n || thread < 0 || thread >= n) {
+        atomic_fetch_add(&j->bad, 1);
+        return;
+    }
+    atomic_fetch_add(&j->members[member], 1);
+    atomic_fetch_add(&j->threads[thread], 1);
+    for (int r = 0; r < ROUNDS; r++) {
+        if (member == j->slow && r % 8 == 0) {
+            volatile unsigned long spin = 0;
+            for (unsigned long i = 0; i < 2000000; i++) spin += i;
+        }
+        atomic_fetch_add(&j->arrived[r], 1);
+        pc_pool_barrier(j->pool);
+        if (atomic_load(&j->arrived[r]) != n) atomic_fetch_add(&j->early, 1);
+    }
+}
+
+static void check_team(int threads) {
+    int wrong = 0;
+    for (int rep = 0; rep < 20; rep++) {
+        pc_pool *p = rep % 5 == 0 || rep == 1 ? pc_pool_create(threads) : NULL; /* a fresh pool's first job is a team */
+        static pc_pool *kept;
+        if (p) {
+            pc_pool_free(kept);
+            kept = p;
+        }
+        team_job j = {.pool = kept, .slow = rep % threads};
+        pc_pool_team(kept, team_task, &j);
+        for (int m = 0; m < threads; m++) wrong += atomic_load(&j.members[m]) != 1 || atomic_load(&j.threads[m]) != 1;
+        wrong += atomic_load(&j.early) + atomic_load(&j.bad);
+        job o = {.hits = calloc(3, sizeof(_Atomic int)), .n = 3};
+        pc_pool_run(kept, task, &o, 3); /* an ordinary job between team jobs */
+        for (int t = 0; t < 3; t++) wrong += atomic_load(&o.hits[t]) != 1;
+        free(o.hits);
+        if (rep == 19) {
+            pc_pool_free(kept);
+            kept = NULL;
+        }
+    }
+    CHECK_MSG(wrong == 0, "team of %d threads: %d wrong members, threads or barrier exits", threads, wrong);
+}
+
 int main(void) {
     check_concurrent_callers();
+    for (int threads = 1; threads <= 4; threads++) check_team(threads);
     static const int sizes[] = {1, 2, 3, 200, 2, 7, 1000, 1, 5, 64, 3, 2};
     for (int threads = 1; threads <= 4; threads++) {
         pc_pool *p = pc_pool_create(threads);

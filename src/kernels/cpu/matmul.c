@@ -184,6 +184,16 @@ static void mm_epilogue(const mm_ctx *m, int64_t o0, int64_t o1) {
     }
 }
 
+/* Rows [o0, o1) of member i (and of the second member in paired mode), then the epilogues of those rows. */
+static void mm_member_rows(const mm_ctx *m, int i, int64_t o0, int64_t o1) {
+    const mm_mat *mt = &m->mats[i];
+    _Alignas(64) uint8_t prep[PREP_BYTES]; /* used only when mt->prep */
+    mm_rows(m, mt, o0, o1, prep);
+    if (m->paired) mm_rows(m, &m->mats[1], o0, o1, prep);
+    if (m->acc || m->paired) mm_epilogue(m, o0, o1);
+    if (m->epi && o0 < o1) m->epi(m->epi_ctx, i, o0, o1);
+}
+
 static void mm_task(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks;
     (void)thread;
@@ -199,12 +209,7 @@ static void mm_task(void *ctx, int task, int n_tasks, int thread) {
         o0 = (task - m->mats[i].first_task) * m->mats[i].rows_per_task;
         o1 = min64(o0 + m->mats[i].rows_per_task, m->mats[i].a->n_out);
     }
-    const mm_mat *mt = &m->mats[i];
-    _Alignas(64) uint8_t prep[PREP_BYTES]; /* used only when mt->prep */
-    mm_rows(m, mt, o0, o1, prep);
-    if (m->paired) mm_rows(m, &m->mats[1], o0, o1, prep);
-    if (m->acc || m->paired) mm_epilogue(m, o0, o1);
-    if (m->epi && o0 < o1) m->epi(m->epi_ctx, i, o0, o1);
+    mm_member_rows(m, i, o0, o1);
 }
 
 static void run(pc_pool *pool, pc_task_fn fn, mm_ctx *m, int n_tasks) {
@@ -390,8 +395,39 @@ static int64_t token_block(const mm_ctx *m) {
     return ceil_div(ceil_div(n_tok, n_blocks), tile) * tile;
 }
 
+/* The first row of member i at or after `target` bytes into the job (the
+ * members' bytes in order), on a row unit: where a share of the job starts.
+ * Shares k and k + 1 compute the same cut, so they tile every member. */
+static int64_t share_cut(const mm_ctx *m, int i, int64_t before, int64_t target) {
+    const int64_t unit = row_unit(m, i), unit_bytes = unit * row_bytes(m, i), n_out = m->mats[i].a->n_out;
+    if (target <= before) return 0;
+    return min64(ceil_div(target - before, unit_bytes) * unit, n_out);
+}
+
+/* Share a->part of a->parts of the job on the calling thread: the rows from
+ * part/parts to (part+1)/parts of the job's weight bytes, whole row units,
+ * over the members in order. */
+static bool mm_run_part(mm_ctx *m) {
+    const pc_matmul_args *a = m->a;
+    if (a->part < 0 || a->part >= a->parts) return false;
+    m->tok_block = token_block(m);
+    quantize_x(NULL, m, 1);
+    const int n = m->paired ? 1 : m->n_mats;
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) total += m->mats[i].a->n_out * row_bytes(m, i);
+    const int64_t lo = total * a->part / a->parts, hi = total * (a->part + 1) / a->parts;
+    int64_t before = 0;
+    for (int i = 0; i < n; i++) {
+        const int64_t o0 = share_cut(m, i, before, lo), o1 = share_cut(m, i, before, hi);
+        if (o0 < o1) mm_member_rows(m, i, o0, o1);
+        before += m->mats[i].a->n_out * row_bytes(m, i);
+    }
+    return true;
+}
+
 static bool mm_run(pc_pool *pool, mm_ctx *m) {
     if (m->a->n_tok == 0) return true;
+    if (m->a->parts > 0) return mm_run_part(m);
     m->tok_block = token_block(m);
     const int threads = pool ? pc_pool_size(pool) : 1;
     const int n_tasks = mm_plan_tasks(m, threads);
@@ -444,6 +480,11 @@ bool pc_matmul_swiglu_then(pc_pool *pool, const pc_matmul_args *a, int64_t align
     m.epi_ctx = ctx;
     m.align = align;
     return mm_run(pool, &m);
+}
+
+bool pc_matmul_short(const pc_matmul_args *a, int n) {
+    mm_ctx m;
+    return mm_setup(&m, a, n) && job_bytes(&m) < GUIDED_FROM_BYTES;
 }
 
 int64_t pc_matmul_x_block(const pc_matmul_args *a) {

@@ -30,6 +30,13 @@ typedef struct pc_matmul_args {
     void *scratch; /* >= pc_matmul_scratch_size(wt, n_in, n_tok) bytes, 64-byte aligned */
     pc_isa isa;
     bool x_ready;  /* scratch already holds x as pc_matmul_quantize_part leaves it, every element of every token */
+    /* parts > 0: the call computes only share `part` of `parts` of the job's
+     * rows (by weight bytes, whole row units, members in order), on the
+     * calling thread (pool is not used), with its epilogues, quantizing x into
+     * this call's scratch unless x_ready. The calls of all parts with the same
+     * arguments (scratch aside) cover every row once: the bits of the whole
+     * job. For a team job (pc_pool_team), one part per member. */
+    int part, parts;
 } pc_matmul_args;
 
 size_t pc_matmul_scratch_size(pc_type wt, int64_t n_in, int64_t n_tok);
@@ -67,6 +74,11 @@ bool pc_matmul_batch_then(pc_pool *pool, const pc_matmul_args *a, int n, int64_t
  * runs with x_ready set, with no serial step of its own. false when a is not
  * usable (as pc_matmul) or the range is not whole blocks. */
 bool pc_matmul_quantize_part(const pc_matmul_args *a, int64_t i0, int64_t i1);
+/* Whether pc_matmul_batch(pool, a, n) accepts these arguments (then the _acc,
+ * _then and part forms do too, given their own conditions) and a one-token job
+ * of them is short: split into even tasks over the threads, not guided ones,
+ * so a fixed share per thread (parts) balances as the job would. */
+bool pc_matmul_short(const pc_matmul_args *a, int n);
 /* The elements per block of a's activation type (1 when x is read as f32), or 0 when a is not usable. */
 int64_t pc_matmul_x_block(const pc_matmul_args *a);
 

@@ -514,10 +514,15 @@ static bool team_fits(cpu_backend *c) {
     return true;
 }
 
-/* The team path's buffers when the pool has several threads and every layer fits; else none (the job path). */
+/* The team path's buffers when the pool has several threads, no more than
+ * the CPUs, and every layer fits; else none (the job path). A team job needs
+ * all its members running at once: with more threads than CPUs a member waits
+ * for a time slice at every barrier (SmolLM2 at -t 3 and -t 4 on 2 CPUs
+ * decoded 11-13 tok/s this way, the jobs 114-151), where a job's tasks go to
+ * whichever thread runs. */
 static bool alloc_team(cpu_backend *c) {
     const int members = pc_pool_size(c->pool);
-    if (members < 2) return true;
+    if (members < 2 || members > pc_cpu_count()) return true;
     c->mm1_bytes = (max_matmul_scratch(c->m, 1, c->isa) + 63) & ~(size_t)63;
     c->xn_stride = (c->m->hp.n_embd + 15) & ~(int64_t)15;
     c->team_mm = alloc64(c->mm1_bytes * (size_t)members);

@@ -228,7 +228,8 @@ static void check_variant(const char *label, tiny_spec sp, double ref_tol) {
     }
     fixture_close(&fx1);
     /* 5. one token a chunk (the CPU backend's one-token team path on 2 and 3
-     * threads, the job path on 1): bitwise the same */
+     * threads where the machine has that many CPUs, else and on 1 the job
+     * path): bitwise the same */
     for (int threads = 1; threads <= 3; threads++) {
         fixture fxt;
         if (fixture_open(&fxt, &sp, threads, 1) == 0) {

@@ -5,17 +5,22 @@
  *     computing the queries in other batches, changes no bit;
  *   - a query sees exactly the keys at positions <= its own (keys placed after
  *     it, even in an earlier span, are ignored);
- *   - small batches that run in split mode (the work of a KV head spread over
- *     threads, through the shared scratch) or as one job of even shares of
- *     the heads equal the tiled mode.
+ *   - small batches that run in balanced mode (the keys and output columns
+ *     of the KV heads left over by an even share spread over the threads,
+ *     through the shared scratch) or as one job of even shares of the heads
+ *     equal the tiled mode.
  * Four shapes: 6 query heads over 2 KV heads (the KV heads fall evenly on 2
  * threads), SmolLM2-135M's 9 over 3, and the Qwen2.5 models' 14 over 2
  * (0.5B, head dim 64) and 12 over 2 (1.5B, head dim 128), the last three at
  * several context lengths, odd ones included, on both sides of the length
- * from which one-token batches go to split mode (SmolLM2 on 2 threads, the
- * 0.5B on 4). A Qwen decode row has 6-7 query rows per KV head on 2 threads
- * and 3 (1.5B, an even share of its heads) or split mode (0.5B) on 4: paths
- * that no batch of the first two shapes reaches. */
+ * from which one-token batches go to balanced mode (SmolLM2 on 2 and 4
+ * threads, the 0.5B on 3 and 4). A Qwen decode row has 6-7 query rows per KV
+ * head on 2 threads and 3 (1.5B, an even share of its heads on 3 or 4
+ * threads) or balanced mode (0.5B) on 3 and 4: paths that no batch of the
+ * first two shapes reaches. On 3 threads the 0.5B shares both of its KV heads
+ * (no whole head per task). Pools of 3 and 4 threads on a 2-core machine also
+ * make one thread run several tasks of a balanced job, which then takes the
+ * other tasks' key chunks and column shares itself. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,8 +95,9 @@ static pc_attn_args args(const shape *sh, pc_isa isa, const pc_kv_list *ctx, con
 }
 
 /* split: hand attention the shared scratch, so batches of one tile on a pool
- * of 2+ threads run in split mode or as one job of even head shares (by the
- * pool's size and the shape); without it they always run tiled. */
+ * of 2+ threads run in balanced mode or as one job of even head shares (by
+ * the pool's size, the shape and the context's length); without it they
+ * always run tiled. */
 static void run_mode(pc_pool *pool, const shape *sh, pc_isa isa, const pc_kv_list *ctx, const float *q,
                      const int32_t *qpos, int nq, float *out, bool split) {
     scratch_mem m;
@@ -173,7 +179,7 @@ static void free_data(data *t) {
 }
 
 /* Every check of the top on one shape (n > 30, nq <= MAX_NQ). */
-static void test_shape(const shape *sh, pc_pool *pool, pc_pool *pool4) {
+static void test_shape(const shape *sh, pc_pool *pool, pc_pool *pool3, pc_pool *pool4) {
     data t;
     if (!make_data(&t, sh, 7 + (uint64_t)sh->n)) {
         CHECK_MSG(false, "out of memory");
@@ -215,20 +221,21 @@ static void test_shape(const shape *sh, pc_pool *pool, pc_pool *pool4) {
                       "%s, %d keys: batch of %d at %d differs", isa, sh->n, nq, qi);
         }
         /* batches of 1, 2 and 5 queries (1: a decode step): without the
-         * shared scratch (tiled), and with it on 2 and on 4 threads (even
+         * shared scratch (tiled), and with it on 2, 4 and 3 threads (even
          * shares of the heads where the KV heads fall evenly on the threads,
-         * else split mode or one task per KV head by the context's length;
+         * else balanced mode or one task per KV head by the context's length;
          * one-token spans and the masked keys of the earlier span included) */
-        for (int mode = 0; mode < 3; mode++)
+        pc_pool *const pools[] = {pool, pool, pool4, pool3};
+        for (int mode = 0; mode < 4; mode++)
             for (int nq = 1; nq <= 5; nq += nq < 2 ? 1 : 3)
                 for (int qi = 0; qi + nq <= NQ; qi += 7) {
                     const size_t off = (size_t)qi * row, len = sizeof(float) * (size_t)nq * row;
                     memset(o + off, 0xff, len);
-                    run_mode(mode == 2 ? pool4 : pool, sh, paths[p], &four, t.Q + off, t.qpos + qi, nq, o + off,
-                             mode > 0);
+                    run_mode(pools[mode], sh, paths[p], &four, t.Q + off, t.qpos + qi, nq, o + off, mode > 0);
                     CHECK_MSG(!memcmp(o + off, ref + off, len), "%s, %d/%d heads of %d, %d keys: %s batch of %d at %d differs",
                               isa, sh->nh, sh->nkv, sh->hd, sh->n,
-                              (const char *[]){"tiled", "2 threads shared", "4 threads shared"}[mode], nq, qi);
+                              (const char *[]){"tiled", "2 threads shared", "4 threads shared", "3 threads shared"}[mode],
+                              nq, qi);
                 }
         /* one job for many sequences: eight decode rows, then rows and chunks of 1-16 queries */
         static const int decodes[] = {0, 1, 2, 3, 4, 5, 6, 7, 8}, mixed[] = {8, 9, 14, 15, 21};
@@ -247,20 +254,21 @@ static void test_shape(const shape *sh, pc_pool *pool, pc_pool *pool4) {
 }
 
 int main(void) {
-    pc_pool *pool = pc_pool_create(2), *pool4 = pc_pool_create(4);
-    test_shape(&(shape){.nh = 6, .nkv = 2, .hd = 64, .n = 77, .nq = 21}, pool, pool4);
+    pc_pool *pool = pc_pool_create(2), *pool3 = pc_pool_create(3), *pool4 = pc_pool_create(4);
+    test_shape(&(shape){.nh = 6, .nkv = 2, .hd = 64, .n = 77, .nq = 21}, pool, pool3, pool4);
     /* SmolLM2's heads: short contexts (one task per KV head on 2 threads),
-     * and from 768 keys split mode; a unit of 32 keys cut short at the end */
+     * and from 768 keys balanced mode; a unit of 32 keys cut short at the end */
     static const int lengths[] = {31, 77, 200, 257, 769, 1031};
     for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++)
-        test_shape(&(shape){.nh = 9, .nkv = 3, .hd = 64, .n = lengths[i], .nq = 21}, pool, pool4);
+        test_shape(&(shape){.nh = 9, .nkv = 3, .hd = 64, .n = lengths[i], .nq = 21}, pool, pool3, pool4);
     /* Qwen2.5-0.5B's and -1.5B's heads */
     static const int qwen_lengths[] = {31, 77, 200, 257, 771};
     for (size_t i = 0; i < sizeof qwen_lengths / sizeof qwen_lengths[0]; i++) {
-        test_shape(&(shape){.nh = 14, .nkv = 2, .hd = 64, .n = qwen_lengths[i], .nq = 21}, pool, pool4);
-        test_shape(&(shape){.nh = 12, .nkv = 2, .hd = 128, .n = qwen_lengths[i], .nq = 21}, pool, pool4);
+        test_shape(&(shape){.nh = 14, .nkv = 2, .hd = 64, .n = qwen_lengths[i], .nq = 21}, pool, pool3, pool4);
+        test_shape(&(shape){.nh = 12, .nkv = 2, .hd = 128, .n = qwen_lengths[i], .nq = 21}, pool, pool3, pool4);
     }
     pc_pool_free(pool);
+    pc_pool_free(pool3);
     pc_pool_free(pool4);
     return check_report();
 }

@@ -32,7 +32,7 @@
 #include "kernels/cpu/attn_kernels.h"
 
 enum { TILE_Q = 16, KB = PC_ATTN_KB, KU = PC_ATTN_KU, RG = PC_ATTN_RG };
-enum { SPLIT_MIN_KEYS = 768 }; /* a decode's context from which split mode pays (pc_attention) */
+enum { BAL_MIN_KEYS = 768 }; /* a decode's context from which balanced mode pays (pc_attention) */
 
 typedef struct attn_scratch {
     float *q;       /* [rows_pad][hd] f16-rounded queries; rows up to the next RG zero */
@@ -159,7 +159,7 @@ static bool next_block(const pc_attn_args *a, const tile *t, block_iter *it) {
 
 /* RG rows of a unit's scores. The kernel writes all KU lanes; a short unit
  * (the end of a span) goes through a local block, so that no lane past it is
- * touched: in split mode another thread owns the next unit. */
+ * touched: in balanced mode another thread owns the next unit. */
 static void unit_scores(const pc_attn_args *a, const tile *t, const float *q, const float *kt, int32_t nb, float *dst,
                         int64_t ps, const pc_attn_kernels *k) {
     if (nb == KU) {
@@ -187,6 +187,21 @@ static void unit_scores_h(const pc_attn_args *a, const tile *t, const float *q, 
     for (int32_t i = 0; i < t->rows; i++) memcpy(dst + i * ps, blk + i * KU, (size_t)nb * sizeof(float));
 }
 
+/* The scores of the tile's rows against the unit it points at, masked, into
+ * dst (row i at dst + i * ps). */
+static void score_unit(const pc_attn_args *a, const tile *t, const float *q, float *kt, const block_iter *it, float *dst,
+                       int64_t ps, const pc_attn_kernels *k) {
+    if (t->rows <= RG) {
+        unit_scores_h(a, t, q, it->sp, it->r0, it->nb, dst, ps, k);
+    } else {
+        load_k_unit(a, t, it->sp, it->r0, it->nb, kt, k);
+        for (int32_t rg = 0; rg < t->rows; rg += RG)
+            unit_scores(a, t, q + (int64_t)rg * t->hd, kt, it->nb, dst + (int64_t)rg * ps, ps, k);
+    }
+    if (a->alibi_slopes || !block_all_visible(it->sp, it->r0, it->nb, t->min_pos))
+        for (int32_t row = 0; row < t->rows; row++) mask_scores(a, t, it->sp, it->r0, it->nb, row, dst + (int64_t)row * ps);
+}
+
 /* Pass 1: scores of the visible units with index in [u0, u1), in context order,
  * into rows ps apart (q: the tile's rows of f16-rounded queries); returns the
  * number of visible keys before unit u1. */
@@ -194,19 +209,8 @@ static int64_t score_keys(const pc_attn_args *a, const tile *t, const float *q, 
                           int64_t u0, int64_t u1, const pc_attn_kernels *k) {
     int64_t j = 0, u = 0;
     block_iter it = {0};
-    for (; u < u1 && next_block(a, t, &it); u++, j += it.nb) {
-        if (u < u0) continue;
-        if (t->rows <= RG) {
-            unit_scores_h(a, t, q, it.sp, it.r0, it.nb, scores + j, ps, k);
-        } else {
-            load_k_unit(a, t, it.sp, it.r0, it.nb, kt, k);
-            for (int32_t rg = 0; rg < t->rows; rg += RG)
-                unit_scores(a, t, q + (int64_t)rg * t->hd, kt, it.nb, scores + (int64_t)rg * ps + j, ps, k);
-        }
-        if (a->alibi_slopes || !block_all_visible(it.sp, it.r0, it.nb, t->min_pos))
-            for (int32_t row = 0; row < t->rows; row++)
-                mask_scores(a, t, it.sp, it.r0, it.nb, row, scores + (int64_t)row * ps + j);
-    }
+    for (; u < u1 && next_block(a, t, &it); u++, j += it.nb)
+        if (u >= u0) score_unit(a, t, q, kt, &it, scores + j, ps, k);
     return j;
 }
 
@@ -251,11 +255,7 @@ static void store_out(const pc_attn_args *a, const tile *t, const float *acc, in
  * same either way (see the top). */
 typedef struct attn_job {
     const pc_attn_args *a;
-    int32_t splits;  /* tiled: shares per KV head, 1 or G */
-    int32_t chunks;  /* split: key chunks per KV head in step 1 */
-    int32_t dc;      /* split: output dimensions per task in step 3 */
-    int64_t n_units; /* split: visible units */
-    int64_t n_keys;  /* split: visible keys */
+    int32_t splits; /* shares per KV head, 1 or G */
 } attn_job;
 
 static void tile_positions(const pc_attn_args *a, tile *t) {
@@ -296,6 +296,16 @@ static void prefetch_kv(const pc_attn_args *a, const tile *t) {
     }
 }
 
+/* All three steps of one tile, in the thread's scratch. */
+static void run_tile(const pc_attn_args *a, const tile *t, attn_scratch *s, const pc_attn_kernels *k) {
+    if (t->rows <= RG) prefetch_kv(a, t);
+    load_queries(a, t, s, k);
+    const int64_t n = score_keys(a, t, s->q, s->kt, s->scores, s->n_ctx, 0, INT64_MAX, k);
+    for (int32_t row = 0; row < t->rows; row++) softmax_row(s->scores + (int64_t)row * s->n_ctx, n, k);
+    weight_values(a, t, s->scores, s->n_ctx, s->vb, s->acc, 0, t->hd, k);
+    store_out(a, t, s->acc, 0, t->hd);
+}
+
 static void attn_task(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks;
     const attn_job *job = ctx;
@@ -309,22 +319,11 @@ static void attn_task(void *ctx, int task, int n_tasks, int thread) {
     t.nq = a->n_q - t.q0 < TILE_Q ? a->n_q - t.q0 : TILE_Q;
     t.rows = t.nq * t.ng;
     tile_positions(a, &t);
-    if (t.rows <= RG) prefetch_kv(a, &t);
     attn_scratch s = thread_scratch(a, thread);
     const pc_attn_kernels k = pc_attn_kernels_get(a->isa);
-    load_queries(a, &t, &s, &k);
-    const int64_t n = score_keys(a, &t, s.q, s.kt, s.scores, s.n_ctx, 0, INT64_MAX, &k);
-    for (int32_t row = 0; row < t.rows; row++) softmax_row(s.scores + (int64_t)row * s.n_ctx, n, &k);
-    weight_values(a, &t, s.scores, s.n_ctx, s.vb, s.acc, 0, t.hd, &k);
-    store_out(a, &t, s.acc, 0, t.hd);
+    run_tile(a, &t, &s, &k);
 }
 
-/* Split mode, for a batch of one tile that would leave threads idle or make
- * each read the whole context (decode): the three steps run one after the
- * other, each spread over all threads, with the scores of every KV head's
- * rows in the shared scratch. Step 1 splits the keys, step 2 the rows, step 3
- * the output dimensions, so each key and value is read once. Every number is
- * computed by the same kernel calls as in tiled mode: the same bits. */
 static tile whole_tile(const pc_attn_args *a, int32_t kvh) {
     tile t = {.G = a->n_head / a->n_head_kv, .hd = a->head_dim, .kvh = kvh, .q0 = 0, .nq = a->n_q, .g0 = 0};
     t.ng = t.G;
@@ -338,57 +337,135 @@ static float *shared_rows(const pc_attn_args *a, int32_t kvh, int64_t *ps) {
     return (float *)a->shared + (int64_t)kvh * rows_padded(a->n_head / a->n_head_kv) * *ps;
 }
 
-static void split_scores_task(void *ctx, int task, int n_tasks, int thread) {
-    (void)n_tasks;
-    const attn_job *job = ctx;
+/* Balanced mode, for one tile whose KV heads do not fall evenly on the
+ * threads (SmolLM2's 3 on 2) over a long context: two pool jobs of one task
+ * per thread. Of the n_head_kv heads, the first n_head_kv - r (r = n_head_kv
+ * mod threads) run whole, one task each as in tiled mode; the last r are
+ * shared by all tasks. In the first job task c scores key chunk c of the
+ * shared heads (a contiguous range of units) into the shared rows, then runs
+ * its whole heads; in the second it runs softmax and P.V for share c of the
+ * shared heads' output columns. So each thread reads about 1/T of the keys
+ * and values, where one task per KV head gave one thread two heads' bytes
+ * and the other one, and only the shared heads' scores pass between threads
+ * (through the pool's job boundary). Every number is computed by the same
+ * kernel calls as in tiled mode - scores by units, softmax of whole rows
+ * (each task that needs a row computes it), P.V by output dimensions (each
+ * its own chain) - so the bits are tiled mode's. */
+typedef struct bal_job {
+    const pc_attn_args *a;
+    int32_t parts;   /* tasks = key chunks = column shares */
+    int32_t shared;  /* the last KV heads, which every task shares */
+    int32_t gran;    /* output columns per share step: 32, or a whole head */
+    int64_t n_units; /* visible units */
+    int64_t n_keys;  /* visible keys */
+} bal_job;
+
+static int32_t bal_first_shared(const bal_job *job) { return job->a->n_head_kv - job->shared; }
+
+static void bal_unit_range(const bal_job *job, int32_t c, int64_t *u0, int64_t *u1) {
+    *u0 = job->n_units * c / job->parts;
+    *u1 = job->n_units * (c + 1) / job->parts;
+}
+
+/* Share c of the shared heads' output columns, counted over those heads side by side. */
+static void bal_col_range(const bal_job *job, int32_t c, int32_t *c0, int32_t *c1) {
+    const int32_t steps = job->shared * job->a->head_dim / job->gran;
+    *c0 = steps * c / job->parts * job->gran;
+    *c1 = steps * (c + 1) / job->parts * job->gran;
+}
+
+/* What task c reads of the shared heads, asked for first (as prefetch_kv
+ * does for a tile): the keys of its chunk and its columns of every visible
+ * value row. */
+static void bal_prefetch(const bal_job *job, int32_t c) {
     const pc_attn_args *a = job->a;
-    const tile t = whole_tile(a, task / job->chunks);
-    const int32_t c = task % job->chunks;
+    const tile t = whole_tile(a, 0);
+    const int64_t kbytes = (int64_t)a->head_dim * KB * (int64_t)sizeof(pc_f16);
+    int64_t u0, u1;
+    int32_t c0, c1;
+    bal_unit_range(job, c, &u0, &u1);
+    bal_col_range(job, c, &c0, &c1);
+    const int32_t v0 = bal_first_shared(job) * a->head_dim + c0;
+    block_iter it = {0};
+    for (int64_t u = 0; next_block(a, &t, &it); u++) {
+        if (u >= u0 && u < u1)
+            for (int32_t b = 0; b < (it.nb + KB - 1) / KB; b++)
+                for (int32_t kvh = bal_first_shared(job); kvh < a->n_head_kv; kvh++)
+                    prefetch_lines((const char *)(pc_kv_k_block(it.sp, a->layer, it.r0 / KB + b) +
+                                                  (int64_t)kvh * a->head_dim * KB),
+                                   kbytes);
+        for (int32_t l = 0; l < it.nb && c1 > c0; l++)
+            prefetch_lines((const char *)(pc_kv_v(it.sp, a->layer, it.r0 + l) + v0),
+                           (int64_t)(c1 - c0) * (int64_t)sizeof(pc_f16));
+    }
+}
+
+/* First job: key chunk c of every shared head into the shared rows, then the task's whole heads. */
+static void bal_score_task(void *ctx, int task, int n_tasks, int thread) {
+    (void)n_tasks;
+    const bal_job *job = ctx;
+    const pc_attn_args *a = job->a;
+    const pc_attn_kernels k = pc_attn_kernels_get(a->isa);
     attn_scratch s = thread_scratch(a, thread);
-    int64_t ps;
-    float *rows = shared_rows(a, t.kvh, &ps);
-    const pc_attn_kernels k = pc_attn_kernels_get(a->isa);
-    load_queries(a, &t, &s, &k);
-    score_keys(a, &t, s.q, s.kt, rows, ps, job->n_units * c / job->chunks, job->n_units * (c + 1) / job->chunks, &k);
+    int64_t u0, u1, ps;
+    bal_unit_range(job, task, &u0, &u1);
+    bal_prefetch(job, task);
+    for (int32_t kvh = bal_first_shared(job); kvh < a->n_head_kv && u0 < u1; kvh++) {
+        const tile t = whole_tile(a, kvh);
+        float *rows = shared_rows(a, kvh, &ps);
+        load_queries(a, &t, &s, &k);
+        score_keys(a, &t, s.q, s.kt, rows, ps, u0, u1, &k);
+    }
+    for (int32_t kvh = task; kvh < bal_first_shared(job); kvh += job->parts) {
+        const tile t = whole_tile(a, kvh);
+        run_tile(a, &t, &s, &k);
+    }
 }
 
-static void split_softmax_task(void *ctx, int task, int n_tasks, int thread) {
-    (void)n_tasks;
-    (void)thread;
-    const attn_job *job = ctx;
+/* Softmax and P.V of one shared KV head's columns [d0, d0 + dc), from the
+ * shared scores copied into the task's own scratch (another task may need
+ * the same rows). */
+static void bal_values(const bal_job *job, int32_t kvh, int32_t d0, int32_t dc, attn_scratch *s,
+                       const pc_attn_kernels *k) {
     const pc_attn_args *a = job->a;
-    const int32_t rows = a->n_q * (a->n_head / a->n_head_kv);
+    const tile t = whole_tile(a, kvh);
     int64_t ps;
-    float *base = shared_rows(job->a, task / rows, &ps);
-    const pc_attn_kernels k = pc_attn_kernels_get(a->isa);
-    softmax_row(base + (int64_t)(task % rows) * ps, job->n_keys, &k);
+    const float *rows = shared_rows(a, kvh, &ps);
+    for (int32_t row = 0; row < t.rows; row++) {
+        float *p = s->scores + (int64_t)row * s->n_ctx;
+        memcpy(p, rows + (int64_t)row * ps, (size_t)job->n_keys * sizeof(float));
+        softmax_row(p, job->n_keys, k);
+    }
+    weight_values(a, &t, s->scores, s->n_ctx, s->vb, s->acc, d0, dc, k);
+    store_out(a, &t, s->acc, d0, dc);
 }
 
-static void split_values_task(void *ctx, int task, int n_tasks, int thread) {
+/* Second job: column share c of the shared heads, head by head. */
+static void bal_values_task(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks;
-    const attn_job *job = ctx;
-    const pc_attn_args *a = job->a;
-    const int32_t per = a->head_dim / job->dc;
-    const tile t = whole_tile(a, task / per);
-    const int32_t d0 = task % per * job->dc;
-    attn_scratch s = thread_scratch(a, thread);
-    int64_t ps;
-    const float *rows = shared_rows(a, t.kvh, &ps);
-    const pc_attn_kernels k = pc_attn_kernels_get(a->isa);
-    weight_values(a, &t, rows, ps, s.vb, s.acc, d0, job->dc, &k);
-    store_out(a, &t, s.acc, d0, job->dc);
+    const bal_job *job = ctx;
+    const int32_t hd = job->a->head_dim;
+    const pc_attn_kernels k = pc_attn_kernels_get(job->a->isa);
+    attn_scratch s = thread_scratch(job->a, thread);
+    int32_t c0, c1;
+    bal_col_range(job, task, &c0, &c1);
+    for (int32_t col = c0; col < c1;) {
+        const int32_t kvh = bal_first_shared(job) + col / hd, d0 = col % hd;
+        const int32_t dc = c1 - col < hd - d0 ? c1 - col : hd - d0;
+        bal_values(job, kvh, d0, dc, &s, &k);
+        col += dc;
+    }
 }
 
-static void attention_split(pc_pool *pool, const pc_attn_args *a) {
-    const int threads = pc_pool_size(pool);
-    attn_job job = {.a = a, .dc = a->head_dim % 32 == 0 ? 32 : a->head_dim};
+static void attention_balanced(pc_pool *pool, const pc_attn_args *a) {
+    const int32_t threads = pc_pool_size(pool);
+    bal_job job = {.a = a, .parts = threads, .shared = a->n_head_kv % threads,
+                   .gran = a->head_dim % 32 ? a->head_dim : 32};
     const tile t = whole_tile(a, 0); /* which units are visible depends on positions only */
     block_iter it = {0};
     for (; next_block(a, &t, &it); job.n_units++) job.n_keys += it.nb;
-    job.chunks = (2 * threads + a->n_head_kv - 1) / a->n_head_kv;
-    pc_pool_run(pool, split_scores_task, &job, a->n_head_kv * job.chunks);
-    pc_pool_run(pool, split_softmax_task, &job, a->n_head_kv * t.rows);
-    pc_pool_run(pool, split_values_task, &job, a->n_head_kv * (a->head_dim / job.dc));
+    pc_pool_run(pool, bal_score_task, &job, job.parts);
+    pc_pool_run(pool, bal_values_task, &job, job.parts);
 }
 
 size_t pc_attn_shared_size(int32_t n_head, int32_t n_head_kv, int64_t n_ctx) {
@@ -408,19 +485,25 @@ void pc_attention(pc_pool *pool, const pc_attn_args *a) {
     const int threads = pc_pool_size(pool);
     if (a->shared && n_tiles == 1 && a->n_head_kv < 2 * threads) {
         /* One tile (decode): when the KV heads' shares fall evenly on the
-         * threads, tiled mode reads each key and value once per share as
-         * split mode does, in one pool job instead of three. Otherwise (three
-         * KV heads on two threads) split mode over long contexts, and below
-         * SPLIT_MIN_KEYS one task per KV head, whose uneven share costs less
-         * than split mode's two extra jobs. Measured (bench_attention 2 N 1
-         * 200, SmolLM2's shape, 2 threads, best of 200, two rounds): one task
-         * per KV head 0.16 / 0.29 / 0.59 / 1.12 / 2.27-2.44 ms against split
-         * mode's 0.24-0.25 / 0.38 / 0.62-0.63 / 1.09-1.11 / 2.15-2.22 ms at
-         * N = 128 / 256 / 512 / 1024 / 2048 keys; nine single-head tasks
-         * converting every key three times were slower than either. */
+         * threads, tiled mode reads each key and value once per share. When
+         * they do not (three KV heads on two threads), balanced mode from
+         * BAL_MIN_KEYS keys, and below it one task per KV head: at short
+         * contexts the third head's lines come mostly with the first two
+         * heads' (a decode's per-task timers, 193 keys: 3 us for it against
+         * 6-7 us for each of the first two), so balancing saved nothing there
+         * (SmolLM2, ~120-250 keys, per-step timers, 20 rounds alternating:
+         * attention 377.5 against 374 us a token, medians). From 768 keys it
+         * replaces split mode (three pool jobs: keys, rows, output
+         * dimensions). Measured (bench_attention 2 N 1, SmolLM2's shape, 2
+         * threads, 3 rounds alternating with main): 1031 keys in cache
+         * 0.94-1.05 vs 1.88-2.39 ms, 2048 keys 3.4-4.4 vs 4.5-6.6 ms; with 3.3
+         * MB read before each layer (median) 1031 keys 1.95-2.61 vs 2.48-3.40
+         * ms, 2048 keys 4.08-4.94 vs 5.27-5.41 ms. In the engine (SmolLM2, a
+         * 900-token prompt + 128 tokens, 2 threads, 6 rounds alternating) a
+         * decode layer's attention took 58-89 us against 92-135 us. */
         int32_t splits = even_splits(a->n_head_kv, G, threads);
-        if (!splits && pc_kv_list_tokens(a->ctx) >= SPLIT_MIN_KEYS) {
-            attention_split(pool, a);
+        if (!splits && pc_kv_list_tokens(a->ctx) >= BAL_MIN_KEYS) {
+            attention_balanced(pool, a);
             return;
         }
         attn_job job = {.a = a, .splits = splits ? splits : 1};
@@ -432,10 +515,10 @@ void pc_attention(pc_pool *pool, const pc_attn_args *a) {
 }
 
 /* Several sequences (a batch of decodes and prefill chunks) in one pool job:
- * alone, each would pay one dispatch (tiled) or three (split) per layer, and
- * a batch of 8 decodes spent more time dispatching than attending. Every
- * sequence runs tiled, which gives the bits of split mode (see above), with
- * one choice of shares for the whole batch. */
+ * alone, each would pay a dispatch per layer, and a batch of 8 decodes
+ * spent more time dispatching than attending. Every sequence runs tiled,
+ * which gives the bits of balanced mode (see above), with one choice of
+ * shares for the whole batch. */
 typedef struct attn_multi {
     attn_job job[PC_ATTN_BATCH_MAX];
     int32_t end[PC_ATTN_BATCH_MAX]; /* tasks of sequences [0, i] */

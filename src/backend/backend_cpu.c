@@ -40,6 +40,10 @@ typedef struct cpu_backend {
     int64_t xn_stride;
     uint8_t *team_mm;
     size_t mm1_bytes;
+    /* The team path's back-off (team_ran): one-token layers to run as jobs
+     * before a team is tried again, the tokens the next back-off skips, and
+     * the team jobs since the last that slept. */
+    int64_t team_skip, team_backoff, team_clean;
 } cpu_backend;
 
 static cpu_backend *cpu(pc_backend *b) { return (cpu_backend *)b; }
@@ -476,17 +480,44 @@ static void team_member(void *ctx, int member, int members, int thread) {
     must(pc_matmul_batch_then(NULL, a, 3, hp->head_dim, qkv_cols, &q));
 }
 
+/* A team job whose member slept at a barrier had a thread waiting for a time
+ * slice: other programs hold the CPUs, and every further barrier may wait as
+ * long (SmolLM2 at -t 2 beside one busy process: 27-41 tok/s as teams,
+ * 120-136 as jobs, whose tasks go to whichever thread runs). The layers of
+ * the next team_backoff tokens then run as jobs; the back-off doubles while
+ * teams keep sleeping, up to BACKOFF_MAX tokens, and is back at one token
+ * after CLEAN_TOKENS tokens of teams that did not. On an idle machine a team
+ * sleeps once in a few thousand (the host preempts a thread now and then):
+ * each costs one token of jobs, not many. */
+enum { BACKOFF_MAX = 256, CLEAN_TOKENS = 16 };
+
+static void team_ran(cpu_backend *c, bool slept) {
+    const int64_t L = c->m->hp.n_layer;
+    if (!slept) {
+        if (++c->team_clean >= CLEAN_TOKENS * L) c->team_backoff = 1;
+        return;
+    }
+    c->team_clean = 0;
+    c->team_skip = c->team_backoff * L;
+    c->team_backoff = c->team_backoff < BACKOFF_MAX ? 2 * c->team_backoff : BACKOFF_MAX;
+}
+
 /* wo and its residual add, the feed-forward block and (next != NULL) the next
  * layer's attention norm and Q/K/V with the qkv step, for one token: the bits
  * of matmul_add, norm, ffn, norm and matmul_qkv. false (nothing done) unless
- * the chunk is one token and the pool has several threads. */
+ * the chunk is one token, the pool has several threads and the team path is
+ * not backing off (team_ran). */
 static bool cpu_after_attention(pc_backend *b, const pc_layer_weights *w, const pc_layer_weights *next, int32_t layer,
                                 int32_t n) {
     cpu_backend *c = cpu(b);
     if (n != 1 || !c->team_xn) return false;
+    if (c->team_skip > 0) {
+        c->team_skip--;
+        return false;
+    }
     team_job j = {.c = c, .w = w, .next = next, .layer = layer};
     c->layer = next ? layer + 1 : layer;
-    pc_pool_team(c->pool, team_member, &j);
+    team_ran(c, pc_pool_team(c->pool, team_member, &j) > 0);
     return true;
 }
 
@@ -525,6 +556,7 @@ static bool alloc_team(cpu_backend *c) {
     if (members < 2 || members > pc_cpu_count()) return true;
     c->mm1_bytes = (max_matmul_scratch(c->m, 1, c->isa) + 63) & ~(size_t)63;
     c->xn_stride = (c->m->hp.n_embd + 15) & ~(int64_t)15;
+    c->team_backoff = 1;
     c->team_mm = alloc64(c->mm1_bytes * (size_t)members);
     if (!c->team_mm) return false;
     if (!team_fits(c)) return true;

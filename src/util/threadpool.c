@@ -40,6 +40,7 @@ struct pc_pool {
     _Atomic int bar_count;
     _Atomic unsigned bar_round;
     _Atomic int bar_sleepers;
+    _Atomic int bar_slept; /* members that spun out at a barrier during this team job */
     pthread_mutex_t bar_mu;
     pthread_cond_t bar_wake;
 };
@@ -192,14 +193,17 @@ void pc_pool_run(pc_pool *p, pc_task_fn fn, void *ctx, int n_tasks) {
     pthread_mutex_unlock(&p->run_mu);
 }
 
-void pc_pool_team(pc_pool *p, pc_task_fn fn, void *ctx) {
+int pc_pool_team(pc_pool *p, pc_task_fn fn, void *ctx) {
     if (!p || p->n_threads == 1) {
         fn(ctx, 0, 1, 0);
-        return;
+        return 0;
     }
     pthread_mutex_lock(&p->run_mu);
+    atomic_store_explicit(&p->bar_slept, 0, memory_order_relaxed); /* published by run_job's release */
     run_job(p, fn, ctx, 0, p->n_threads, p->n_threads);
+    const int slept = atomic_load_explicit(&p->bar_slept, memory_order_relaxed); /* after done's acquire */
     pthread_mutex_unlock(&p->run_mu);
+    return slept;
 }
 
 /* The last member to arrive opens the next round. A member that spun out
@@ -224,6 +228,7 @@ void pc_pool_barrier(pc_pool *p) {
         if (atomic_load_explicit(&p->bar_round, memory_order_acquire) != round) return;
         cpu_relax();
     }
+    atomic_fetch_add_explicit(&p->bar_slept, 1, memory_order_relaxed);
     pthread_mutex_lock(&p->bar_mu);
     atomic_fetch_add(&p->bar_sleepers, 1);
     while (atomic_load(&p->bar_round) == round) pthread_cond_wait(&p->bar_wake, &p->bar_mu);

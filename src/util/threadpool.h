@@ -27,8 +27,11 @@ void pc_pool_run(pc_pool *pool, pc_task_fn fn, void *ctx, int n_tasks);
  * wait for each other in pc_pool_barrier; returns when all have returned.
  * Each member is claimed by a distinct thread (a thread cannot take a second
  * member while its first waits at a barrier), and a sleeping worker is woken,
- * so barriers cannot deadlock. Not re-entrant, as pc_pool_run. */
-void pc_pool_team(pc_pool *pool, pc_task_fn fn, void *ctx);
+ * so barriers cannot deadlock. Not re-entrant, as pc_pool_run.
+ * Returns how many times a member spun out at a barrier and slept: 0 while
+ * the members run side by side, > 0 when one waited for a time slice (the
+ * CPUs are shared), where a pc_pool_run job would have lost less. */
+int pc_pool_team(pc_pool *pool, pc_task_fn fn, void *ctx);
 /* Inside a team job: returns once every member has called it (as many times).
  * Spins briefly, then sleeps: the machine may be shared. Its release orders
  * every member's writes before the barrier before every read after it. */

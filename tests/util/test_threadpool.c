@@ -81,11 +81,8 @@ static void team_task(void *ctx, int member, int n, int thread) {
     atomic_fetch_add(&j->members[member], 1);
     atomic_fetch_add(&j->threads[thread], 1);
     for (int r = 0; r < ROUNDS; r++) {
-        if (member == j->slow && r % 8 == 0) {
-            volatile unsigned long spin = 0;
-            for (unsigned long i = 0; i < 2000000; i++) spin += i;
-        }
-        if (member == j->slow && r == 0) nanosleep(&(struct timespec){.tv_nsec = 20000000}, NULL); /* far past the spin */
+        if (member == j->slow && r % 8 == 0) /* round 0 far past the barrier's spin */
+            nanosleep(&(struct timespec){.tv_nsec = r == 0 ? 20000000 : 2000000}, NULL);
         atomic_fetch_add(&j->arrived[r], 1);
         pc_pool_barrier(j->pool);
         if (atomic_load(&j->arrived[r]) != n) atomic_fetch_add(&j->early, 1);

@@ -530,11 +530,10 @@ static bool team_fits(cpu_backend *c) {
     const pc_hparams *hp = &c->m->hp;
     for (int32_t l = 0; l < hp->n_layer; l++) {
         const pc_layer_weights *w = &c->m->layers[l];
-        pc_matmul_args wo = part_args(c, &w->wo, c->att, c->tmp, 0, 1), down = part_args(c, &w->ffn_down, c->gate, c->tmp, 0, 1);
-        const pc_matmul_args gu[2] = {part_args(c, &w->ffn_gate, c->xn, c->gate, 0, 1),
-                                      part_args(c, &w->ffn_up, c->xn, c->up, 0, 1)};
-        const pc_matmul_args qkv[3] = {part_args(c, &w->wq, c->xn, c->q, 0, 1), part_args(c, &w->wk, c->xn, c->k, 0, 1),
-                                       part_args(c, &w->wv, c->xn, c->v, 0, 1)};
+        pc_matmul_args wo = mm_args(c, &w->wo, c->att, 1, c->tmp), down = mm_args(c, &w->ffn_down, c->gate, 1, c->tmp);
+        const pc_matmul_args gu[2] = {mm_args(c, &w->ffn_gate, c->xn, 1, c->gate), mm_args(c, &w->ffn_up, c->xn, 1, c->up)};
+        const pc_matmul_args qkv[3] = {mm_args(c, &w->wq, c->xn, 1, c->q), mm_args(c, &w->wk, c->xn, 1, c->k),
+                                       mm_args(c, &w->wv, c->xn, 1, c->v)};
         const int64_t block = pc_matmul_x_block(&down);
         if (!pc_matmul_short(&wo, 1) || !pc_matmul_short(&down, 1) || !pc_matmul_short(gu, 2) ||
             !pc_matmul_short(qkv, 3) || block <= 0 || gu[0].n_out != gu[1].n_out || gu[0].n_out % block)
@@ -553,15 +552,13 @@ static bool team_fits(cpu_backend *c) {
  * whichever thread runs. */
 static bool alloc_team(cpu_backend *c) {
     const int members = pc_pool_size(c->pool);
-    if (members < 2 || members > pc_cpu_count()) return true;
+    if (members < 2 || members > pc_cpu_count() || !team_fits(c)) return true;
     c->mm1_bytes = (max_matmul_scratch(c->m, 1, c->isa) + 63) & ~(size_t)63;
     c->xn_stride = (c->m->hp.n_embd + 15) & ~(int64_t)15;
     c->team_backoff = 1;
     c->team_mm = alloc64(c->mm1_bytes * (size_t)members);
-    if (!c->team_mm) return false;
-    if (!team_fits(c)) return true;
     c->team_xn = alloc64(sizeof(float) * (size_t)c->xn_stride * (size_t)members);
-    return c->team_xn != NULL;
+    return c->team_mm && c->team_xn;
 }
 
 /* Rows that lie side by side are read in place; others are gathered into tmp first. */

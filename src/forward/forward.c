@@ -154,10 +154,7 @@ static void run_layers(pc_forward *f, int32_t n) {
         if (!next_in_done) attention_in(f, w, l, n);
         op->attention(b, l);
         next_in_done = op->after_attention && op->after_attention(b, w, next, l, n);
-        if (next_in_done) {
-            next_in_done = next != NULL;
-            continue;
-        }
+        if (next_in_done) continue;
         op->matmul_add(b, &w->wo, b->acts.att, n, b->acts.x);
         ffn_block(f, w, n);
     }

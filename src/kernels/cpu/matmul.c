@@ -413,8 +413,7 @@ static bool mm_run_part(mm_ctx *m) {
     m->tok_block = token_block(m);
     quantize_x(NULL, m, 1);
     const int n = m->paired ? 1 : m->n_mats;
-    int64_t total = 0;
-    for (int i = 0; i < n; i++) total += m->mats[i].a->n_out * row_bytes(m, i);
+    const int64_t total = job_bytes(m);
     const int64_t lo = total * a->part / a->parts, hi = total * (a->part + 1) / a->parts;
     int64_t before = 0;
     for (int i = 0; i < n; i++) {

@@ -22,7 +22,10 @@ For each model (a name that scripts/get_model.sh knows, or a GGUF path), on the 
     is reported. A run whose before and after medians differ by more than HELD_SPREAD (the level moved while it
     ran, so neither read says what it ran at) is kept in engine.json and the list of runs but left out of that
     median, as long as two runs held (llama.cpp's decode runs are one llama-bench call: its median run against the
-    reads around that call);
+    reads around that call); for pcache also at a finer grain, with build/bench_decode_paired in-process:
+    --window-runs runs of the same decode, paused every --window-tokens tokens for --window-reads one-pass reads
+    (the same read code as bench_membw), each window timed alone and set against the reads on both sides of it;
+    the median of the windows that held (same HELD_SPREAD) over all runs is "paired (k-token windows)";
   peak RSS of each engine's process (ru_maxrss through wait4; llama-bench's covers all its tests).
 Each figure is the best of --repeats runs (--decode-runs for decode) after a warm-up (interference only ever slows a run down); engine.json
 keeps every sample. Writes bench/results/engine.md and engine.json and prints the tables.
@@ -234,21 +237,72 @@ def bench_pcache(args, model, text, tmp, nbytes):
         rates = ", ".join(f"{s['prefill_tok_s']:.1f}" for s in samples)
         log(f"  pcache pp{n}: {rates} tok/s")
         if n == args.decode_after:
-            samples = []
-            for _ in range(args.decode_runs):
-                before = paired_bandwidth(args, nbytes)
-                s, rss = pcache_run(args, model, path, args.n_decode + 1, n + args.n_decode + 64)
-                s["bw_gb_s"] = bracket(before, paired_bandwidth(args, nbytes))
-                s["share"] = s["decode_tok_s"] * nbytes / (s["bw_gb_s"]["median_gb_s"] * 1e9)
-                res["rss"] = max(res["rss"], rss)
-                samples.append(s)
-            held = [x["share"] for x in samples if x["bw_gb_s"]["held"]]
-            counted = held if len(held) >= 2 else [x["share"] for x in samples]
-            res["decode"] = {"samples": samples, "best": max(s["decode_tok_s"] for s in samples),
-                             "paired_share": statistics.median(counted), "paired_runs": len(counted)}
-            rates = ", ".join(f"{s['decode_tok_s']:.1f}" for s in samples)
-            log(f"  pcache tg{args.n_decode} after {n}: {rates} tok/s")
+            res["decode"], rss = pcache_decode_brackets(args, model, path, n, nbytes)
+            res["rss"] = max(res["rss"], rss)
+            res["decode"]["windows"] = pcache_decode_windows(args, model, path, n, nbytes)
     return res
+
+
+def pcache_decode_brackets(args, model, path, n, nbytes):
+    """--decode-runs decode runs, each paired with the reads right before and after it (the run brackets)."""
+    samples, peak = [], 0.0
+    for _ in range(args.decode_runs):
+        before = paired_bandwidth(args, nbytes)
+        s, rss = pcache_run(args, model, path, args.n_decode + 1, n + args.n_decode + 64)
+        s["bw_gb_s"] = bracket(before, paired_bandwidth(args, nbytes))
+        s["share"] = s["decode_tok_s"] * nbytes / (s["bw_gb_s"]["median_gb_s"] * 1e9)
+        peak = max(peak, rss)
+        samples.append(s)
+    held = [x["share"] for x in samples if x["bw_gb_s"]["held"]]
+    counted = held if len(held) >= 2 else [x["share"] for x in samples]
+    rates = ", ".join(f"{s['decode_tok_s']:.1f}" for s in samples)
+    log(f"  pcache tg{args.n_decode} after {n}: {rates} tok/s")
+    return {"samples": samples, "best": max(s["decode_tok_s"] for s in samples),
+            "paired_share": statistics.median(counted), "paired_runs": len(counted)}, peak
+
+
+def pcache_decode_windows(args, model, path, n, nbytes):
+    """--window-runs runs of build/bench_decode_paired: the same prompt, tokens and bytes, each window of
+    --window-tokens tokens paired with --window-reads one-pass reads right before and after it, inside the process.
+    The share is the median of every held window of all runs (None when none held)."""
+    runs_out = []
+    for _ in range(args.window_runs):
+        argv = [args.decode_paired, "-m", model, "--prompt-file", path, "--bytes", str(nbytes), "-t",
+                str(args.threads), "-n", str(args.n_decode), "-k", str(args.window_tokens), "-c",
+                str(n + args.n_decode + 64), "--reads", str(args.window_reads), "--held-spread", str(HELD_SPREAD)]
+        rc, out, err, _ = run_measured(argv, args.timeout)
+        if rc != 0:
+            raise RuntimeError(f"`{' '.join(argv)}` exited with {rc}: {err[-500:]}")
+        runs_out.append(json.loads(out.strip().splitlines()[-1]))
+    held = [w for r in runs_out for w in r["windows"] if w["held"]]
+    total = sum(r["n_windows"] for r in runs_out)
+    share = statistics.median(w["share"] for w in held) if held else None
+    levels = window_levels(held)
+    log(f"  pcache {args.window_tokens}-token windows: {len(held)} of {total} held, median share "
+        f"{fmt(None if share is None else 100 * share)}% ({levels_note(levels)}); per run "
+        + ", ".join(f"{100 * r['median_share_held']:.1f}%" if r["n_held"] else "n/a" for r in runs_out))
+    return {"runs": runs_out, "paired_share": share, "held": len(held), "windows": total, "levels": levels}
+
+
+def window_levels(held):
+    """Held windows by the level of the reads they were paired with. Here the read bandwidth sits at one of two
+    levels (~30-37 and ~45-70 GB/s) and decode does not follow it up (session 15's measurements): a median over
+    windows mixes the two shares in whatever proportion the run met them. When the widest gap between the windows'
+    reads, sorted, is wider than HELD_SPREAD, the windows are split there and each side's median share is reported
+    with its count and median read; else they are one level."""
+    if not held:
+        return []
+    pairs = sorted(((w["read_before_gb_s"] + w["read_after_gb_s"]) / 2, w["share"]) for w in held)
+    gaps = [(pairs[i + 1][0] / pairs[i][0], i + 1) for i in range(len(pairs) - 1)]
+    ratio, cut = max(gaps) if gaps else (1.0, len(pairs))
+    sides = [pairs[:cut], pairs[cut:]] if ratio > 1 + HELD_SPREAD else [pairs]
+    return [{"windows": len(x), "median_read_gb_s": statistics.median(b for b, _ in x),
+             "median_share": statistics.median(v for _, v in x)} for x in sides]
+
+
+def levels_note(levels):
+    return "; ".join(f"{x['windows']} at ~{x['median_read_gb_s']:.0f} GB/s: {100 * x['median_share']:.1f}%"
+                     for x in levels) or "none held"
 
 
 # ---------------------------------------------------------------- memory bandwidth
@@ -291,8 +345,11 @@ def model_rows(args, m):
     rows.append((f"decode tok/s ({args.n_decode} tokens after {args.decode_after})", pd, ld, pd / ld))
     limit = m["bandwidth_gb_s"] * 1e9 / m["decode_bytes"]
     rows.append(("decode as % of the memory limit", 100 * pd / limit, 100 * ld / limit, None))
-    rows.append(("decode as % of the limit, paired (median run that held)", 100 * p["decode"]["paired_share"],
-                 100 * l["decode"]["paired_share"], None))
+    rows.append(("decode as % of the limit, paired (run brackets: median run that held)",
+                 100 * p["decode"]["paired_share"], 100 * l["decode"]["paired_share"], None))
+    win = p["decode"]["windows"]["paired_share"]
+    rows.append((f"decode as % of the limit, paired ({args.window_tokens}-token windows: median window that held)",
+                 None if win is None else 100 * win, None, None))
     rows.append(("peak RSS MiB", p["rss"], l["rss"], p["rss"] / l["rss"]))
     return rows, limit
 
@@ -306,6 +363,7 @@ def runs(m, args):
     out.append(([s["decode_tok_s"] for s in p["decode"]["samples"]], l["decode"]["samples"]))
     out.append(([], []))
     out.append(([100 * s["share"] for s in p["decode"]["samples"]], [100 * l["decode"]["paired_share"]]))
+    out.append(([100 * r["median_share_held"] for r in p["decode"]["windows"]["runs"] if r["n_held"]], []))
     return out
 
 
@@ -318,6 +376,15 @@ def held_note(d):
     if held == d["paired_runs"]:
         return f"the paired share is the median of the {held} runs that held"
     return f"only {held} of {len(d['samples'])} runs held, so the paired share is the median of all of them"
+
+
+def window_note(args, w):
+    return (f"{args.window_runs} runs of `bench_decode_paired` decode the same {args.n_decode} tokens, pausing every "
+            f"{args.window_tokens} for {args.window_reads} one-pass reads of the same bytes inside the process (the "
+            f"engine's threads asleep); each window is set against the medians of the reads on both sides and holds "
+            f"when they agree within {100 * HELD_SPREAD:.0f}%: {w['held']} of {w['windows']} windows held, the share "
+            f"is their median; by the level of their reads: {levels_note(w['levels'])} (decode does not speed up "
+            f"with the faster level, so its share there is lower: each level is its own figure)")
 
 
 def paired_reads(samples):
@@ -388,15 +455,17 @@ def write_markdown(path, args, models, machine, loads):
         f"tokenizing and the first greedy pick (llama-bench times the forward pass alone).",
         "",
         "| model | " + " | ".join(f"prefill {n}" for n in args.sizes)
-        + " | decode | decode % of memory limit (pcache / llama.cpp) | the same, paired |",
-        "| --- |" + " ---: |" * (len(args.sizes) + 3),
+        + " | decode | decode % of memory limit (pcache / llama.cpp) | the same, paired (run brackets) "
+        f"| pcache, paired ({args.window_tokens}-token windows) |",
+        "| --- |" + " ---: |" * (len(args.sizes) + 4),
     ]
     for m in models:
         rows, _ = model_rows(args, m)
         ratios = [f"{r[3]:.2f}x" for r in rows[:len(args.sizes) + 1]]
-        share, paired = rows[len(args.sizes) + 1], rows[len(args.sizes) + 2]
+        share, paired, win = rows[len(args.sizes) + 1], rows[len(args.sizes) + 2], rows[len(args.sizes) + 3]
         lines.append(f"| {m['name']} | " + " | ".join(ratios) + f" | {share[1]:.0f}% / {share[2]:.0f}% "
-                     f"| {paired[1]:.0f}% / {paired[2]:.0f}% |")
+                     f"| {paired[1]:.0f}% / {paired[2]:.0f}% | {fmt(win[1], 0)}% "
+                     f"({levels_note(m['pcache']['decode']['windows']['levels'])}) |")
     lines += ["", "Ratios are pcache / llama.cpp (above 1: pcache is faster). Per model:"]
     for m in models:
         rows, limit = model_rows(args, m)
@@ -411,7 +480,8 @@ def write_markdown(path, args, models, machine, loads):
             f"right before / right after each pcache decode run ({paired_reads(m['pcache']['decode']['samples'])} GB/s; "
             f"* where the two differ by more than {100 * HELD_SPREAD:.0f}%: {held_note(m['pcache']['decode'])}) and around "
             f"llama-bench's "
-            f"({paired_reads([m['llama']['decode']])} GB/s).",
+            f"({paired_reads([m['llama']['decode']])} GB/s). Paired in {args.window_tokens}-token windows (pcache "
+            f"only): {window_note(args, m['pcache']['decode']['windows'])}.",
             "",
             "| metric | pcache | llama.cpp | pcache / llama.cpp | every run: pcache; llama.cpp |",
             "| --- | ---: | ---: | ---: | --- |",
@@ -443,6 +513,10 @@ def parse_args():
     ap.add_argument("--bw-samples", type=int, default=5,
                     help="one-pass reads before and after each decode run (paired limit)")
     ap.add_argument("--decode-runs", type=int, default=5, help="decode runs per engine (each paired)")
+    ap.add_argument("--decode-paired", default=os.path.join(REPO, "build", "bench_decode_paired"))
+    ap.add_argument("--window-runs", type=int, default=3, help="bench_decode_paired runs (pcache only)")
+    ap.add_argument("--window-tokens", type=int, default=16, help="decode tokens per paired window")
+    ap.add_argument("--window-reads", type=int, default=3, help="one-pass reads at each pause between windows")
     ap.add_argument("--timeout", type=int, default=1200, help="seconds allowed for one engine process")
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "results"))
     args = ap.parse_args()
@@ -454,6 +528,7 @@ def parse_args():
 def main():
     args = parse_args()
     for tool, how in ((args.pcache, "cmake --build build"), (args.membw, "cmake --build build"),
+                      (args.decode_paired, "cmake --build build"),
                       (args.llama_bench, "tools/build_llama_cpp.sh")):
         if not os.access(tool, os.X_OK):
             sys.exit(f"bench_engine: {tool} is missing; build it ({how})")

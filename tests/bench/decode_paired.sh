@@ -60,7 +60,8 @@ print(f"-t {t}: ok, {d['n_held']}/{d['n_windows']} held, median share {d['median
 PY
 done
 # bad arguments: a usage error, not a run
-"$tool" -m "$dir/m.gguf" --prompt-file "$dir/p.txt" 2>/dev/null; [ $? = 2 ] || { echo "FAIL: no --bytes accepted" >&2; fail=1; }
+"$tool" -m "$dir/m.gguf" --prompt-file "$dir/p.txt" 2>/dev/null; [ $? = 2 ] ||
+  { echo "FAIL: no --bytes accepted" >&2; fail=1; }
 "$tool" -m "$dir/m.gguf" --prompt-file "$dir/p.txt" --bytes 6000000 -k 0 2>/dev/null; [ $? = 2 ] ||
   { echo "FAIL: -k 0 accepted" >&2; fail=1; }
 exit $fail

@@ -17,7 +17,9 @@ For each model (a name that scripts/get_model.sh knows, or a GGUF path), on the 
     as one decode step reads: every matrix once, from the GGUF's tensor table, plus the KV of ~192 tokens),
     divided by those bytes; each engine's decode tok/s as a share of it; and, because this host's bandwidth moves
     between levels from minute to minute (and a best pass over ~100 MB can catch a mostly-L3 read), the same share
-    paired: right before and right after each decode run, --bw-samples one-pass reads of those bytes; the mean of
+    paired: right before and right after each decode run, --bw-samples one-pass reads of those bytes (each in a
+    fresh bench_membw process after its 3 untimed warm-up passes: without them a fresh process's first read ran
+    ~7% low here, which raised the share); the mean of
     the two medians is the bandwidth of that run, each run's tok/s is set against it, and the median over the runs
     is reported. A run whose before and after medians differ by more than HELD_SPREAD (the level moved while it
     ran, so neither read says what it ran at) is kept in engine.json and the list of runs but left out of that

@@ -56,8 +56,10 @@
 
 #include "membw_read.h"
 #include "pcache.h"
+#include "util/clock.h"
+#include "util/file.h"
 
-enum { QUIET_MAX_MS = 500, MAX_READS = 64 };
+enum { QUIET_MAX_MS = 500, MAX_READS = 64, PROMPT_MAX_BYTES = 64 << 20 };
 
 typedef struct opts {
     const char *model, *prompt_file;
@@ -87,11 +89,8 @@ typedef struct run {
     double t_last; /* end of the previous observer call: a token's time starts here */
 } run;
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+/* util/clock.h's monotonic clock, in seconds. */
+static double now_s(void) { return 1e-3 * pc_now_ms(); }
 
 static void sleep_s(double s) {
     struct timespec ts = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
@@ -123,13 +122,13 @@ static int others_running(pid_t self) {
 
 /* Waits until every other thread sleeps; returns the ms waited, or -1 when not quiet within QUIET_MAX_MS. */
 static double wait_quiet(const run *r) {
-    const double t0 = now();
+    const double t0 = now_s();
     if (r->o->no_quiet) return 0;
     while (others_running(r->self) != 0) {
-        if (now() - t0 > QUIET_MAX_MS * 1e-3) return -1;
+        if (now_s() - t0 > QUIET_MAX_MS * 1e-3) return -1;
         sleep_s(50e-6);
     }
-    return (now() - t0) * 1e3;
+    return (now_s() - t0) * 1e3;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -161,7 +160,7 @@ static void pause_and_read(run *r, int step) {
 static void on_logits(void *user, size_t step, const float *logits, int32_t n_vocab) {
     (void)logits, (void)n_vocab;
     run *r = user;
-    const double t = now();
+    const double t = now_s();
     const int s = (int)step;
     if (s > 0) {
         window *w = &r->windows[r->n_windows];
@@ -175,7 +174,7 @@ static void on_logits(void *user, size_t step, const float *logits, int32_t n_vo
         if (s > 0) r->n_windows++;
         pause_and_read(r, s);
     }
-    r->t_last = now();
+    r->t_last = now_s();
 }
 
 static int usage(void) {
@@ -210,27 +209,6 @@ static int parse(int argc, char **argv, opts *o) {
                    o->tokens >= 1 && o->k >= 1 && o->reads >= 1 && o->reads <= MAX_READS && o->settle_ms >= 0 &&
                    o->held_spread >= 0;
     return ok ? 0 : -1;
-}
-
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t len = 0, cap = 0, n;
-    char chunk[65536];
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (len + n + 1 > cap) {
-            cap = 2 * (len + n + 1);
-            char *grown = realloc(buf, cap);
-            if (!grown) break;
-            buf = grown;
-        }
-        memcpy(buf + len, chunk, n);
-        len += n;
-    }
-    fclose(f);
-    if (buf) buf[len] = '\0';
-    return buf;
 }
 
 static int held(const run *r, int w) {
@@ -318,19 +296,21 @@ static int decode(run *r, pc_engine *e, const int32_t *ids, size_t n_ids) {
 int main(int argc, char **argv) {
     opts o;
     if (parse(argc, argv, &o) != 0) return usage();
-    char *text = read_text(o.prompt_file);
-    if (!text) return fprintf(stderr, "bench_decode_paired: cannot read %s\n", o.prompt_file), 1;
+    char *text = NULL;
+    size_t text_len = 0;
+    pc_error err = {0};
+    if (pc_file_read(o.prompt_file, PROMPT_MAX_BYTES, 0, &text, &text_len, &err) != PC_OK)
+        return fprintf(stderr, "bench_decode_paired: %s\n", err.msg), 1;
     pc_engine_params ep = pc_engine_default_params();
     ep.model_path = o.model;
     ep.n_threads = o.threads;
     ep.n_ctx = o.ctx; /* bench_engine.py passes pcache generate's -c; 0: the model's */
     ep.backend = "cpu";
     pc_engine *e = NULL;
-    pc_error err = {0};
     int32_t *ids = NULL;
     size_t n_ids = 0;
     if (pc_engine_open(&ep, &e, &err) != PC_OK ||
-        pc_engine_tokenize(e, text, strlen(text), true, false, &ids, &n_ids, &err) != PC_OK) {
+        pc_engine_tokenize(e, text, text_len, true, false, &ids, &n_ids, &err) != PC_OK) {
         fprintf(stderr, "bench_decode_paired: %s\n", err.msg);
         free(text);
         pc_engine_free(e);

@@ -4,11 +4,12 @@
  * at init so no page fault lands inside a pass. */
 #include "membw_read.h"
 
+#include "util/clock.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -22,12 +23,6 @@ typedef struct job {
     int prefetch;
     uint64_t sums[MAX_TASKS]; /* one per task, so the reads cannot be optimized away */
 } job;
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 #if defined(__x86_64__)
 __attribute__((target("avx2"))) static uint64_t sum_avx2(const uint8_t *p, size_t n, int prefetch) {
@@ -91,9 +86,9 @@ void pc_membw_free(pc_membw *m) {
 double pc_membw_pass(pc_membw *m, int prefetch) {
     job j = {.buf = m->buf, .bytes = m->bytes, .prefetch = prefetch,
              .per_task = ((m->bytes / (size_t)m->threads) + 63) & ~(size_t)63};
-    const double t0 = now();
+    const double t0 = pc_now_ms();
     pc_pool_run(m->pool, read_task, &j, m->threads);
-    const double s = now() - t0;
+    const double s = (pc_now_ms() - t0) * 1e-3;
     for (int t = 0; t < m->threads; t++) m->check += j.sums[t];
     return s;
 }

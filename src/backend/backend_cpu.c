@@ -18,6 +18,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/ops.h"
+#include "kernels/cpu/prefetch.h"
 #include "util/error.h"
 
 typedef struct cpu_backend {
@@ -44,6 +45,11 @@ typedef struct cpu_backend {
      * before a team is tried again, the tokens the next back-off skips, and
      * the team jobs since the last that slept. */
     int64_t team_skip, team_backoff, team_clean;
+    /* Per member, its weight bytes of every team job of a token in order
+     * (team_plan: TEAM_SPANS a layer) and a cursor over them (thread_idle). */
+    pc_wspan *team_spans;
+    struct member_pf *team_pf;
+    pc_pool_idle team_idle; /* the cursors' steps while a thread waits for a job (thread_idle) */
 } cpu_backend;
 
 static cpu_backend *cpu(pc_backend *b) { return (cpu_backend *)b; }
@@ -75,8 +81,9 @@ static size_t max_matmul_scratch(const pc_model *m, int32_t nb, pc_isa isa) {
 
 static void cpu_free(pc_backend *b) {
     cpu_backend *c = cpu(b);
+    pc_pool_idle_remove(c->pool, &c->team_idle);
     void *bufs[] = {c->x, c->xn, c->q, c->k, c->v, c->att, c->gate, c->up, c->tmp, c->rc, c->rs, c->mm_scratch,
-                    c->down_scratch, c->attn_scratch, c->attn_shared, c->team_xn, c->team_mm};
+                    c->down_scratch, c->attn_scratch, c->attn_shared, c->team_xn, c->team_mm, c->team_spans, c->team_pf};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(c);
 }
@@ -432,6 +439,25 @@ typedef struct team_job {
     int32_t layer;
 } team_job;
 
+/* A member's weight bytes in one layer's team job, at fixed slots (a step's
+ * empty spans at the end of its slots): wo (SPAN_WO), gate and up, down, then
+ * the next layer's q, k and v. */
+enum { SPAN_WO = 0, TEAM_SPANS = 7 };
+
+/* Between two team jobs runs attention: each thread does its heads and then
+ * waits for the others, and the caller runs the steps between the jobs. While
+ * a thread of the pool waits there it asks for the first TEAM_PF_GAP bytes
+ * of its member's share of the next team job, TEAM_PF_LINES lines between
+ * checks for its next job, so the weights move while the bus would not carry
+ * them (engine.md, session 16 engine W: ~1.5-1.9 MB a thread a token on
+ * SmolLM2; asking at the team's barriers as well was measured and gained
+ * nothing). */
+enum { TEAM_PF_GAP = 256 << 10, TEAM_PF_LINES = 4 };
+
+struct member_pf {
+    _Alignas(64) pc_pf_cursor cur; /* one member's, on lines of its own */
+};
+
 static pc_matmul_args part_args(cpu_backend *c, const pc_weight *w, const float *x, float *y, int member, int members) {
     pc_matmul_args a = mm_args(c, w, x, 1, y);
     a.scratch = c->team_mm + (size_t)member * c->mm1_bytes;
@@ -444,6 +470,13 @@ static pc_matmul_args part_args(cpu_backend *c, const pc_weight *w, const float 
  * so a false here is a bug, and every member would see it at the same step. */
 static void must(bool ok) {
     if (!ok) abort();
+}
+
+/* The pool's idle work (pc_pool_idle): thread t is member t of every team
+ * job, and only it moves cursor t. */
+static bool thread_idle(void *ctx, int thread) {
+    cpu_backend *c = ctx;
+    return pc_pf_step(&c->team_pf[thread].cur, TEAM_PF_LINES);
 }
 
 static void team_ffn(cpu_backend *c, const pc_layer_weights *w, const float *xn, int member, int members) {
@@ -478,6 +511,8 @@ static void team_member(void *ctx, int member, int members, int thread) {
                                  part_args(c, &j->next->wv, xn, c->v, member, members)};
     qkv_job q = {.c = c, .w = j->next, .layer = j->layer + 1};
     must(pc_matmul_batch_then(NULL, a, 3, hp->head_dim, qkv_cols, &q));
+    /* attention runs next, then this thread's share of the next team job */
+    pc_pf_aim(&c->team_pf[member].cur, (j->layer + 1) * TEAM_SPANS + SPAN_WO, TEAM_PF_GAP);
 }
 
 /* A team job whose member slept at a barrier had a thread waiting for a time
@@ -544,6 +579,44 @@ static bool team_fits(cpu_backend *c) {
     return true;
 }
 
+/* Appends the spans of one step (n products, paired as gate/up) to the plan at
+ * *s, padded with empty spans to `slots`. */
+static void plan_step(pc_wspan **s, const pc_matmul_args *a, int n, bool paired, int64_t align, int slots) {
+    const int k = pc_matmul_part_spans(a, n, paired, align, *s);
+    must(k >= 0 && k <= slots); /* team_fits checked these calls */
+    for (int i = k; i < slots; i++) (*s)[i] = (pc_wspan){NULL, 0};
+    *s += slots;
+}
+
+/* Every member's plan (team_spans): per layer its shares of the products in
+ * team_member's order, as part_args gives them. */
+static void team_plan(cpu_backend *c, int members) {
+    const pc_hparams *hp = &c->m->hp;
+    for (int mb = 0; mb < members; mb++) {
+        pc_wspan *s = c->team_spans + (size_t)mb * (size_t)hp->n_layer * TEAM_SPANS;
+        pc_pf_init(&c->team_pf[mb].cur, s, hp->n_layer * TEAM_SPANS);
+        const float *xn = c->team_xn + mb * c->xn_stride;
+        for (int32_t l = 0; l < hp->n_layer; l++) {
+            const pc_layer_weights *w = &c->m->layers[l], *next = l + 1 < hp->n_layer ? &c->m->layers[l + 1] : NULL;
+            const pc_matmul_args wo = part_args(c, &w->wo, c->att, c->tmp, mb, members);
+            const pc_matmul_args gu[2] = {part_args(c, &w->ffn_gate, xn, c->gate, mb, members),
+                                          part_args(c, &w->ffn_up, xn, c->up, mb, members)};
+            const pc_matmul_args down = part_args(c, &w->ffn_down, c->gate, c->tmp, mb, members);
+            plan_step(&s, &wo, 1, false, 1, 1);
+            plan_step(&s, gu, 2, true, pc_matmul_x_block(&down), 2);
+            plan_step(&s, &down, 1, false, 1, 1);
+            if (!next) {
+                for (int i = 0; i < 3; i++) *s++ = (pc_wspan){NULL, 0};
+                continue;
+            }
+            const pc_matmul_args qkv[3] = {part_args(c, &next->wq, xn, c->q, mb, members),
+                                           part_args(c, &next->wk, xn, c->k, mb, members),
+                                           part_args(c, &next->wv, xn, c->v, mb, members)};
+            plan_step(&s, qkv, 3, false, hp->head_dim, 3);
+        }
+    }
+}
+
 /* The team path's buffers when the pool has several threads, no more than
  * the CPUs, and every layer fits; else none (the job path). A team job needs
  * all its members running at once: with more threads than CPUs a member waits
@@ -558,7 +631,13 @@ static bool alloc_team(cpu_backend *c) {
     c->team_backoff = 1;
     c->team_mm = alloc64(c->mm1_bytes * (size_t)members);
     c->team_xn = alloc64(sizeof(float) * (size_t)c->xn_stride * (size_t)members);
-    return c->team_mm && c->team_xn;
+    c->team_spans = alloc64(sizeof(pc_wspan) * (size_t)c->m->hp.n_layer * TEAM_SPANS * (size_t)members);
+    c->team_pf = alloc64(sizeof(struct member_pf) * (size_t)members);
+    if (!c->team_mm || !c->team_xn || !c->team_spans || !c->team_pf) return false;
+    team_plan(c, members);
+    c->team_idle = (pc_pool_idle){thread_idle, c};
+    pc_pool_idle_install(c->pool, &c->team_idle); /* another backend's on this pool: the waits stay plain */
+    return true;
 }
 
 /* Rows that lie side by side are read in place; others are gathered into tmp first. */

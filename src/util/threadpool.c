@@ -41,6 +41,8 @@ struct pc_pool {
     _Atomic unsigned bar_round;
     _Atomic int bar_sleepers;
     _Atomic int bar_slept; /* members that spun out at a barrier during this team job */
+    bool team;             /* the job is a team job: each thread runs member `thread`, once */
+    _Atomic(const pc_pool_idle *) idle; /* pc_pool_idle_install's, or NULL */
     pthread_mutex_t bar_mu;
     pthread_cond_t bar_wake;
 };
@@ -66,6 +68,12 @@ static inline void cpu_relax(void) {
 #endif
 }
 
+/* One step of the installed idle work, else a pause. */
+static void wait_step(pc_pool *p, int thread) {
+    const pc_pool_idle *idle = atomic_load_explicit(&p->idle, memory_order_acquire);
+    if (!idle || !idle->fn(idle->ctx, thread)) cpu_relax();
+}
+
 static void run_tasks(pc_pool *p, unsigned gen, int thread) {
     uint64_t v = atomic_load_explicit(&p->claim, memory_order_acquire);
     for (;;) {
@@ -75,8 +83,10 @@ static void run_tasks(pc_pool *p, unsigned gen, int thread) {
         if (!atomic_compare_exchange_weak_explicit(&p->claim, &v, v + 1, memory_order_acq_rel,
                                                    memory_order_acquire))
             continue;
-        p->fn(p->ctx, p->base + t, p->n_total, thread);
+        const bool team = p->team; /* the job's, ordered by the claim as fn is */
+        p->fn(p->ctx, team ? thread : p->base + t, p->n_total, thread);
         atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        if (team) return; /* one member a thread: the n claims are the n threads */
         v = atomic_load_explicit(&p->claim, memory_order_acquire);
     }
 }
@@ -94,7 +104,7 @@ static void *worker_main(void *arg) {
         int spins = 0;
         while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen &&
                !atomic_load(&p->stop) && spins < SPIN_ITERS) {
-            cpu_relax();
+            wait_step(p, index);
             spins++;
         }
         if (atomic_load(&p->generation) == seen && !atomic_load(&p->stop)) {
@@ -162,8 +172,9 @@ void pc_pool_free(pc_pool *p) {
 
 int pc_pool_size(const pc_pool *p) { return p ? p->n_threads : 1; }
 
-static void run_job(pc_pool *p, pc_task_fn fn, void *ctx, int base, int n, int n_total) {
+static void run_job(pc_pool *p, pc_task_fn fn, void *ctx, int base, int n, int n_total, bool team) {
     p->fn = fn;
+    p->team = team;
     p->ctx = ctx;
     p->base = base;
     p->n_total = n_total;
@@ -175,7 +186,7 @@ static void run_job(pc_pool *p, pc_task_fn fn, void *ctx, int base, int n, int n
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     run_tasks(p, gen, 0);
-    while (atomic_load_explicit(&p->done, memory_order_acquire) < n) cpu_relax();
+    while (atomic_load_explicit(&p->done, memory_order_acquire) < n) wait_step(p, 0);
 }
 
 void pc_pool_run(pc_pool *p, pc_task_fn fn, void *ctx, int n_tasks) {
@@ -188,7 +199,7 @@ void pc_pool_run(pc_pool *p, pc_task_fn fn, void *ctx, int n_tasks) {
     pthread_mutex_lock(&p->run_mu);
     for (int base = 0; base < n_tasks; base += (int)FIELD_MASK) {
         const int n = n_tasks - base < (int)FIELD_MASK ? n_tasks - base : (int)FIELD_MASK;
-        run_job(p, fn, ctx, base, n, n_tasks);
+        run_job(p, fn, ctx, base, n, n_tasks, false);
     }
     pthread_mutex_unlock(&p->run_mu);
 }
@@ -200,7 +211,7 @@ int pc_pool_team(pc_pool *p, pc_task_fn fn, void *ctx) {
     }
     pthread_mutex_lock(&p->run_mu);
     atomic_store_explicit(&p->bar_slept, 0, memory_order_relaxed); /* published by run_job's release */
-    run_job(p, fn, ctx, 0, p->n_threads, p->n_threads);
+    run_job(p, fn, ctx, 0, p->n_threads, p->n_threads, true);
     const int slept = atomic_load_explicit(&p->bar_slept, memory_order_relaxed); /* after done's acquire */
     pthread_mutex_unlock(&p->run_mu);
     return slept;
@@ -234,4 +245,25 @@ void pc_pool_barrier(pc_pool *p) {
     while (atomic_load(&p->bar_round) == round) pthread_cond_wait(&p->bar_wake, &p->bar_mu);
     atomic_fetch_sub(&p->bar_sleepers, 1);
     pthread_mutex_unlock(&p->bar_mu);
+}
+
+bool pc_pool_idle_install(pc_pool *p, const pc_pool_idle *idle) {
+    const pc_pool_idle *none = NULL;
+    return p && atomic_compare_exchange_strong(&p->idle, &none, idle);
+}
+
+static void no_member(void *ctx, int member, int members, int thread) {
+    (void)ctx;
+    (void)member;
+    (void)members;
+    (void)thread;
+}
+
+/* A thread calls the idle work only between loading the pointer and its next
+ * check for a job; a team job takes every thread, so once one has run after
+ * the pointer was cleared, none holds the old one. */
+void pc_pool_idle_remove(pc_pool *p, const pc_pool_idle *idle) {
+    const pc_pool_idle *mine = idle;
+    if (!p || !atomic_compare_exchange_strong(&p->idle, &mine, NULL)) return;
+    pc_pool_team(p, no_member, NULL);
 }

@@ -7,7 +7,10 @@
  * barrier before all reached it - including a team job that is the pool's
  * first job, published before its workers have started, and team jobs between
  * ordinary jobs, with waits long enough that barriers sleep, which the team
- * job then reports (the CPU backend backs off its team path on that). */
+ * job then reports (the CPU backend backs off its team path on that). A team
+ * member is its thread's index, so per-thread state follows it from job to
+ * job. The pool's idle work (pc_pool_idle_install) runs on waiting threads,
+ * only one is installed at a time, and none runs once it is removed. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -80,6 +83,7 @@ static void team_task(void *ctx, int member, int n, int thread) {
     }
     atomic_fetch_add(&j->members[member], 1);
     atomic_fetch_add(&j->threads[thread], 1);
+    if (member != thread) atomic_fetch_add(&j->bad, 1);
     for (int r = 0; r < ROUNDS; r++) {
         if (member == j->slow && r % 8 == 0) /* round 0 far past the barrier's spin */
             nanosleep(&(struct timespec){.tv_nsec = r == 0 ? 20000000 : 2000000}, NULL);
@@ -116,7 +120,50 @@ static void check_team(int threads) {
     CHECK_MSG(unslept == 0, "team of %d threads: %d of 20 jobs misreport their barrier sleeps", threads, unslept);
 }
 
+typedef struct idle_count {
+    _Atomic int calls[4];
+    _Atomic int removed, late; /* calls after pc_pool_idle_remove returned */
+} idle_count;
+
+static bool count_idle(void *ctx, int thread) {
+    idle_count *c = ctx;
+    if (thread >= 0 && thread < 4) atomic_fetch_add(&c->calls[thread], 1);
+    if (atomic_load(&c->removed)) atomic_fetch_add(&c->late, 1);
+    return atomic_load(&c->calls[thread]) % 2; /* some steps with work, some without */
+}
+
+static void slow_task(void *ctx, int t, int n, int thread) {
+    (void)ctx;
+    (void)n;
+    (void)thread;
+    if (t == 0) nanosleep(&(struct timespec){.tv_nsec = 300000}, NULL); /* the others wait for it */
+}
+
+static void check_idle(int threads) {
+    pc_pool *p = pc_pool_create(threads);
+    idle_count a = {0}, b = {0};
+    const pc_pool_idle ia = {count_idle, &a}, ib = {count_idle, &b};
+    CHECK(pc_pool_idle_install(p, &ia));
+    CHECK(!pc_pool_idle_install(p, &ib)); /* one at a time */
+    pc_pool_idle_remove(p, &ib);           /* not installed: a stays */
+    for (int rep = 0; rep < 50; rep++) pc_pool_run(p, slow_task, NULL, threads);
+    int calls = 0;
+    for (int t = 0; t < threads; t++) calls += atomic_load(&a.calls[t]);
+    CHECK_MSG(threads == 1 || calls > 0, "%d threads: the idle work never ran", threads);
+    CHECK(atomic_load(&b.calls[0]) + atomic_load(&b.calls[1]) == 0);
+    pc_pool_idle_remove(p, &ia);
+    atomic_store(&a.removed, 1);
+    for (int rep = 0; rep < 20; rep++) pc_pool_run(p, slow_task, NULL, threads);
+    nanosleep(&(struct timespec){.tv_nsec = 2000000}, NULL); /* workers spinning between jobs */
+    CHECK_MSG(atomic_load(&a.late) == 0, "%d threads: idle work ran %d times after its removal", threads,
+              atomic_load(&a.late));
+    CHECK(pc_pool_idle_install(p, &ib)); /* free again */
+    pc_pool_idle_remove(p, &ib);
+    pc_pool_free(p);
+}
+
 int main(void) {
+    for (int threads = 1; threads <= 3; threads++) check_idle(threads);
     check_concurrent_callers();
     for (int threads = 1; threads <= 4; threads++) check_team(threads);
     static const int sizes[] = {1, 2, 3, 200, 2, 7, 1000, 1, 5, 64, 3, 2};

@@ -424,6 +424,41 @@ static bool mm_run_part(mm_ctx *m) {
     return true;
 }
 
+/* Rows [o0, o1) of matrix mt as the bytes mm_rows reads. */
+static pc_wspan rows_span(const mm_mat *mt, int64_t o0, int64_t o1) {
+    if (mt->group)
+        return (pc_wspan){(const uint8_t *)mt->a->packed + (size_t)(o0 / PC_PACK_ROWS) * mt->group,
+                          (size_t)ceil_div(o1 - o0, PC_PACK_ROWS) * mt->group};
+    return (pc_wspan){(const uint8_t *)mt->a->w + (size_t)o0 * mt->w_row, (size_t)(o1 - o0) * mt->w_row};
+}
+
+int pc_matmul_part_spans(const pc_matmul_args *a, int n, bool paired, int64_t align, pc_wspan *spans) {
+    mm_ctx m;
+    if (!a || a->parts < 1 || a->part < 0 || a->part >= a->parts || (paired && n != 2) || align < 1 ||
+        !mm_setup(&m, a, n))
+        return -1;
+    if (paired && (a[0].n_out != a[1].n_out || a[0].y == a[1].y)) return -1;
+    for (int i = 0; i < n; i++)
+        if (a[i].n_out % align) return -1;
+    m.paired = paired;
+    m.align = align;
+    /* mm_run_part's cuts, in its order */
+    const int members = paired ? 1 : n;
+    const int64_t total = job_bytes(&m);
+    const int64_t lo = total * a->part / a->parts, hi = total * (a->part + 1) / a->parts;
+    int64_t before = 0;
+    int k = 0;
+    for (int i = 0; i < members; i++) {
+        const int64_t o0 = share_cut(&m, i, before, lo), o1 = share_cut(&m, i, before, hi);
+        if (o0 < o1) {
+            spans[k++] = rows_span(&m.mats[i], o0, o1);
+            if (paired) spans[k++] = rows_span(&m.mats[1], o0, o1);
+        }
+        before += m.mats[i].a->n_out * row_bytes(&m, i);
+    }
+    return k;
+}
+
 static bool mm_run(pc_pool *pool, mm_ctx *m) {
     if (m->a->n_tok == 0) return true;
     if (m->a->parts > 0) return mm_run_part(m);

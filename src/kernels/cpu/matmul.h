@@ -82,6 +82,22 @@ bool pc_matmul_short(const pc_matmul_args *a, int n);
 /* The elements per block of a's activation type (1 when x is read as f32), or 0 when a is not usable. */
 int64_t pc_matmul_x_block(const pc_matmul_args *a);
 
+/* A run of weight bytes, as a product reads them (its packed row groups, or
+ * its rows when it reads the tensor in place). */
+typedef struct pc_wspan {
+    const uint8_t *p;
+    size_t bytes;
+} pc_wspan;
+
+/* The weight bytes that share a[0].part of a[0].parts of the job reads, in
+ * the order its call reads them (pc_matmul_batch(_then) of n members, or with
+ * paired the pc_matmul_swiglu(_then) pair, n = 2; align as given to the _then
+ * forms, else 1): at most n spans into spans, empty ones left out. Returns
+ * the count, or -1 when a is not a share (parts < 1, part out of range) of a
+ * job those calls accept. What a thread reads next, so it can ask for it
+ * while it would otherwise wait (prefetch.h). */
+int pc_matmul_part_spans(const pc_matmul_args *a, int n, bool paired, int64_t align, pc_wspan *spans);
+
 /* The feed-forward input: a[0] (gate) and a[1] (up), the same n_out, as
  * pc_matmul_batch(pool, a, 2) would, then a[0].y = pc_swiglu(a[0].y, a[1].y);
  * each task takes the same rows of both matrices, so the swiglu runs in the

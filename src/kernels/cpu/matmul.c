@@ -28,7 +28,7 @@ enum {
     TASKS_PER_THREAD = 4, /* enough tasks that an unlucky thread does not finish last by much */
     DECODE_TASKS_PER_THREAD = 8, /* one token, the most: a thread's last task is all the other waits for */
     DECODE_TASK_BYTES = 256 << 10, /* one token, the fewest weight bytes a task is given (decode_tasks) */
-    GUIDED_DIV = 3,               /* one token: a task takes 1 / (GUIDED_DIV * threads) of what is left (plan_guided) */
+    GUIDED_DIV = 2,               /* one token: a task takes 1 / (GUIDED_DIV * threads) of what is left (plan_guided) */
     GUIDED_MIN_BYTES = 32 << 10,  /* and at least this many weight bytes */
     GUIDED_MAX = 96,              /* the most tasks of a guided job; a job needing more splits evenly */
     GUIDED_FROM_BYTES = 2 << 20,  /* one token: jobs of fewer weight bytes split evenly (mm_plan_tasks) */
@@ -320,8 +320,14 @@ static int64_t row_unit(const mm_ctx *m, int i) {
  * waits for at most a short task; equal tasks left it waiting half a task on
  * average at the end of every job. In decode profiles (perf, 2 threads, the
  * same minute) the pool's spinning fell from 6.2% of the samples to 4.2% on
- * the 1.5B model and from 8.8% to 5.8% on the 0.5B. false when the plan
- * would need more than GUIDED_MAX tasks. */
+ * the 1.5B model and from 8.8% to 5.8% on the 0.5B. Each task also costs a
+ * cold start of its stream and a claim: a share of 1/4 of what is left (2
+ * threads) instead of 1/6, ~30% fewer tasks, took the 0.5B's gate/up ~300 us
+ * a token less (lower in 11 of 12 rounds, per-step timers with the two
+ * settings alternating token by token in one process) and the 1.5B's ~250
+ * (8 of 8); 1/2 gained more on gate/up but lost on the head, whose first
+ * task is then half of 145 MB on one thread. false when the plan would need
+ * more than GUIDED_MAX tasks. */
 static bool plan_guided(mm_ctx *m, int threads) {
     const int n = m->paired ? 1 : m->n_mats;
     int64_t left = 0;

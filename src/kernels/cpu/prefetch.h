@@ -2,8 +2,9 @@
  *
  * A team member's weight bytes for a token are fixed in advance: its share of
  * each product, in the order it computes them (pc_matmul_part_spans). Where
- * the member would otherwise idle (at a barrier, before the product that
- * waits for it), the cursor asks for the next cache lines of that sequence,
+ * its thread would otherwise idle (the CPU backend: between two team jobs,
+ * while attention runs; at the team's barriers it gained nothing), the
+ * cursor asks for the next cache lines of that sequence,
  * so they move while the memory bus would not carry weights, and the product
  * later finds them in its cache. pc_pf_aim keeps the cursor within `ahead`
  * bytes of where the member computes: ahead of that, lines would leave the

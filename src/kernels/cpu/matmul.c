@@ -145,15 +145,22 @@ static void mm_prepared(const mm_ctx *m, const mm_mat *mt, int64_t o, int nr, in
                         a->y + t * a->n_out + o, (size_t)a->n_out, nr);
 }
 
+/* Rows [o0, o1) of matrix mt as the bytes mm_rows reads. */
+static pc_wspan rows_span(const mm_mat *mt, int64_t o0, int64_t o1) {
+    if (mt->group)
+        return (pc_wspan){(const uint8_t *)mt->a->packed + (size_t)(o0 / PC_PACK_ROWS) * mt->group,
+                          (size_t)ceil_div(o1 - o0, PC_PACK_ROWS) * mt->group};
+    return (pc_wspan){(const uint8_t *)mt->a->w + (size_t)o0 * mt->w_row, (size_t)(o1 - o0) * mt->w_row};
+}
+
 /* The direct kernels prefetch PC_PACK_PREFETCH bytes past the block they
  * read (Q6_K's one-token kernel PC_PACK_PREFETCH_Q6_K_ONE); the first that many
  * bytes of a task's rows are asked for here, since they come from wherever the
  * previous task of this thread ended. */
 static void prefetch_start(const mm_mat *mt, int64_t o0, int64_t o1) {
-    const uint8_t *w = (const uint8_t *)mt->a->packed + (size_t)(o0 / PC_PACK_ROWS) * mt->group;
-    const size_t bytes = (size_t)ceil_div(o1 - o0, PC_PACK_ROWS) * mt->group;
+    const pc_wspan s = rows_span(mt, o0, o1);
     const size_t ahead = mt->a->wt == PC_TYPE_Q6_K && mt->a->n_tok == 1 ? PC_PACK_PREFETCH_Q6_K_ONE : PC_PACK_PREFETCH;
-    for (size_t l = 0; l < bytes && l < ahead; l += 64) __builtin_prefetch(w + l, 0, 2);
+    for (size_t l = 0; l < s.bytes && l < ahead; l += 64) __builtin_prefetch(s.p + l, 0, 2);
 }
 
 /* Rows [o0, o1) of matrix mt for every token. */
@@ -410,32 +417,35 @@ static int64_t share_cut(const mm_ctx *m, int i, int64_t before, int64_t target)
     return min64(ceil_div(target - before, unit_bytes) * unit, n_out);
 }
 
-/* Share a->part of a->parts of the job on the calling thread: the rows from
- * part/parts to (part+1)/parts of the job's weight bytes, whole row units,
- * over the members in order. */
-static bool mm_run_part(mm_ctx *m) {
+/* Share a->part of a->parts as rows [o0[i], o1[i]) of each member i of the
+ * job (by weight bytes, whole row units; members in order); returns the
+ * member count. mm_run_part computes these rows, pc_matmul_part_spans names
+ * their bytes, so the two cannot drift apart. */
+static int part_cuts(mm_ctx *m, int64_t o0[PC_MATMUL_MAX_BATCH], int64_t o1[PC_MATMUL_MAX_BATCH]) {
     const pc_matmul_args *a = m->a;
-    if (a->part < 0 || a->part >= a->parts) return false;
-    m->tok_block = token_block(m);
-    quantize_x(NULL, m, 1);
     const int n = m->paired ? 1 : m->n_mats;
     const int64_t total = job_bytes(m);
     const int64_t lo = total * a->part / a->parts, hi = total * (a->part + 1) / a->parts;
     int64_t before = 0;
     for (int i = 0; i < n; i++) {
-        const int64_t o0 = share_cut(m, i, before, lo), o1 = share_cut(m, i, before, hi);
-        if (o0 < o1) mm_member_rows(m, i, o0, o1);
+        o0[i] = share_cut(m, i, before, lo);
+        o1[i] = share_cut(m, i, before, hi);
         before += m->mats[i].a->n_out * row_bytes(m, i);
     }
-    return true;
+    return n;
 }
 
-/* Rows [o0, o1) of matrix mt as the bytes mm_rows reads. */
-static pc_wspan rows_span(const mm_mat *mt, int64_t o0, int64_t o1) {
-    if (mt->group)
-        return (pc_wspan){(const uint8_t *)mt->a->packed + (size_t)(o0 / PC_PACK_ROWS) * mt->group,
-                          (size_t)ceil_div(o1 - o0, PC_PACK_ROWS) * mt->group};
-    return (pc_wspan){(const uint8_t *)mt->a->w + (size_t)o0 * mt->w_row, (size_t)(o1 - o0) * mt->w_row};
+/* Share a->part of a->parts of the job on the calling thread (part_cuts). */
+static bool mm_run_part(mm_ctx *m) {
+    const pc_matmul_args *a = m->a;
+    if (a->part < 0 || a->part >= a->parts) return false;
+    m->tok_block = token_block(m);
+    quantize_x(NULL, m, 1);
+    int64_t o0[PC_MATMUL_MAX_BATCH], o1[PC_MATMUL_MAX_BATCH];
+    const int n = part_cuts(m, o0, o1);
+    for (int i = 0; i < n; i++)
+        if (o0[i] < o1[i]) mm_member_rows(m, i, o0[i], o1[i]);
+    return true;
 }
 
 int pc_matmul_part_spans(const pc_matmul_args *a, int n, bool paired, int64_t align, pc_wspan *spans) {
@@ -448,19 +458,13 @@ int pc_matmul_part_spans(const pc_matmul_args *a, int n, bool paired, int64_t al
         if (a[i].n_out % align) return -1;
     m.paired = paired;
     m.align = align;
-    /* mm_run_part's cuts, in its order */
-    const int members = paired ? 1 : n;
-    const int64_t total = job_bytes(&m);
-    const int64_t lo = total * a->part / a->parts, hi = total * (a->part + 1) / a->parts;
-    int64_t before = 0;
+    int64_t o0[PC_MATMUL_MAX_BATCH], o1[PC_MATMUL_MAX_BATCH];
+    const int members = part_cuts(&m, o0, o1);
     int k = 0;
     for (int i = 0; i < members; i++) {
-        const int64_t o0 = share_cut(&m, i, before, lo), o1 = share_cut(&m, i, before, hi);
-        if (o0 < o1) {
-            spans[k++] = rows_span(&m.mats[i], o0, o1);
-            if (paired) spans[k++] = rows_span(&m.mats[1], o0, o1);
-        }
-        before += m.mats[i].a->n_out * row_bytes(&m, i);
+        if (o0[i] >= o1[i]) continue;
+        spans[k++] = rows_span(&m.mats[i], o0[i], o1[i]);
+        if (paired) spans[k++] = rows_span(&m.mats[1], o0[i], o1[i]);
     }
     return k;
 }

@@ -556,26 +556,11 @@ static bool cpu_after_attention(pc_backend *b, const pc_layer_weights *w, const 
     return true;
 }
 
-/* The most weight bytes of a step of the team path. Fixed shares lose to
- * guided tasks on long jobs, and a team's member waits at every barrier for
- * the other's tail, but the team has no serial steps on the caller (norms, the
- * down's input quantized) and no job starts. Token-parity A/Bs (one process,
- * the team and the job path on alternate tokens, session 17 engine D): the
- * 0.5B model (steps <= 6 MB) ran its layers ~150 us a token faster as teams
- * (12 of 14 rounds; ratio 0.980), the 1.5B model (gate/up 15.5 MB, down 11
- * MB) ~400-640 us slower (1-2 of 8), even with shares that followed the
- * threads' speed. Session 15 had measured the 0.5B ~4% slower as teams,
- * before the team's weights were asked for during attention (session 16). */
-enum { TEAM_STEP_MAX_BYTES = 8 << 20 };
-
-static bool team_step_fits(const pc_matmul_args *a, int n) {
-    const int64_t bytes = pc_matmul_job_bytes(a, n);
-    return bytes >= 0 && bytes <= TEAM_STEP_MAX_BYTES;
-}
-
 /* Whether every step of team_member is accepted for every layer (the same
  * checks as the whole jobs make, on one token: then no member can fail) and
- * within TEAM_STEP_MAX_BYTES. */
+ * short (pc_matmul_short). Fixed shares lose to guided tasks on longer jobs:
+ * on the 0.5B model (gate/up ~5.5 MB) the team path's layers took ~4% longer
+ * than the jobs' (5 rounds alternating, per-step timers). */
 static bool team_fits(cpu_backend *c) {
     const pc_hparams *hp = &c->m->hp;
     for (int32_t l = 0; l < hp->n_layer; l++) {
@@ -585,8 +570,8 @@ static bool team_fits(cpu_backend *c) {
         const pc_matmul_args qkv[3] = {mm_args(c, &w->wq, c->xn, 1, c->q), mm_args(c, &w->wk, c->xn, 1, c->k),
                                        mm_args(c, &w->wv, c->xn, 1, c->v)};
         const int64_t block = pc_matmul_x_block(&down);
-        if (!team_step_fits(&wo, 1) || !team_step_fits(&down, 1) || !team_step_fits(gu, 2) ||
-            !team_step_fits(qkv, 3) || block <= 0 || gu[0].n_out != gu[1].n_out || gu[0].n_out % block)
+        if (!pc_matmul_short(&wo, 1) || !pc_matmul_short(&down, 1) || !pc_matmul_short(gu, 2) ||
+            !pc_matmul_short(qkv, 3) || block <= 0 || gu[0].n_out != gu[1].n_out || gu[0].n_out % block)
             return false;
         for (int i = 0; i < 3; i++)
             if (qkv[i].n_out % hp->head_dim) return false;

@@ -526,9 +526,9 @@ bool pc_matmul_swiglu_then(pc_pool *pool, const pc_matmul_args *a, int64_t align
     return mm_run(pool, &m);
 }
 
-int64_t pc_matmul_job_bytes(const pc_matmul_args *a, int n) {
+bool pc_matmul_short(const pc_matmul_args *a, int n) {
     mm_ctx m;
-    return mm_setup(&m, a, n) ? job_bytes(&m) : -1;
+    return mm_setup(&m, a, n) && job_bytes(&m) < GUIDED_FROM_BYTES;
 }
 
 int64_t pc_matmul_x_block(const pc_matmul_args *a) {

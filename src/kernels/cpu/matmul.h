@@ -74,10 +74,11 @@ bool pc_matmul_batch_then(pc_pool *pool, const pc_matmul_args *a, int n, int64_t
  * runs with x_ready set, with no serial step of its own. false when a is not
  * usable (as pc_matmul) or the range is not whole blocks. */
 bool pc_matmul_quantize_part(const pc_matmul_args *a, int64_t i0, int64_t i1);
-/* The weight bytes of pc_matmul_batch(pool, a, n) (of both members in the
- * swiglu forms), or -1 when it does not accept these arguments (when it does,
- * the _acc, _then and part forms do too, given their own conditions). */
-int64_t pc_matmul_job_bytes(const pc_matmul_args *a, int n);
+/* Whether pc_matmul_batch(pool, a, n) accepts these arguments (then the _acc,
+ * _then and part forms do too, given their own conditions) and a one-token job
+ * of them is short: split into even tasks over the threads, not guided ones,
+ * so a fixed share per thread (parts) balances as the job would. */
+bool pc_matmul_short(const pc_matmul_args *a, int n);
 /* The elements per block of a's activation type (1 when x is read as f32), or 0 when a is not usable. */
 int64_t pc_matmul_x_block(const pc_matmul_args *a);
 

@@ -21,7 +21,8 @@
  * within seconds, so best-of figures taken minutes apart cannot tell a few %
  * apart; the median of the per-pass ratios (kernel / read, each pair tens of
  * milliseconds apart) is the steadier figure of how close a kernel streams to
- * the limit.
+ * the limit. Every pass's two rates go to stderr ("pass SHAPE KERNEL READ"),
+ * so that passes can be told apart by the read's level (the bandwidth has two).
  *
  * bench_matmul --cache [threads] [KiB] [filter]: the one-token kernels' own
  * ceiling, with their weights in cache: each shape's n_in, and as many whole
@@ -134,7 +135,7 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-enum { STREAM_PASSES = 9 };
+enum { STREAM_PASSES = 25 };
 
 /* One token's product over sh: x, y, scratch and the arguments (packed set by the caller). */
 typedef struct one_token {
@@ -186,6 +187,8 @@ static void bench_stream(pc_pool *pool, int threads, const shape *sh, double mib
         best = gbs > best ? gbs : best;
         best_read = rgbs > best_read ? rgbs : best_read;
         ratio[pass] = gbs / rgbs;
+        /* every pass on stderr, so that passes can be sorted by the read's bandwidth level */
+        fprintf(stderr, "pass %-18s %6.2f %6.2f\n", sh->name, gbs, rgbs);
     }
     qsort(ratio, STREAM_PASSES, sizeof ratio[0], cmp_double);
     printf("%-18s %4d x %6.2f MB: %6.2f GB/s of weights, read %6.2f, per pass %5.1f%% (median; %5.1f-%5.1f)\n",

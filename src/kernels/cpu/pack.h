@@ -76,8 +76,11 @@ typedef struct {
 } pc_pack_q6_K;
 
 /* Q6_K's one-token kernel (AVX-512) asks two of its blocks ahead, not
- * PC_PACK_PREFETCH bytes (gemm_one_avx512.h says why). */
+ * PC_PACK_PREFETCH bytes (gemm_one_avx512.h says why); -D settable for
+ * builds that measure other distances. */
+#ifndef PC_PACK_PREFETCH_Q6_K_ONE
 #define PC_PACK_PREFETCH_Q6_K_ONE (2 * sizeof(pc_pack_q6_K))
+#endif
 
 /* Whether type t has a packed layout. */
 bool pc_pack_supported(pc_type t);

@@ -160,10 +160,6 @@ PC_INLINE vi dot4s(vi acc, vi w, const int8_t *x) {
  * prefetching read of the same bytes, Q4_K and Q8_0 stayed within the spread
  * (bench_matmul --stream's per-pass ratio, 3 rounds alternating; 1024 and
  * 2048 bytes did about as well as 1536). */
-/* -D settable, like PC_PACK_PREFETCH, for builds that measure other distances (engine-s17-f/mkv.sh). */
-#ifndef PC_PACK_PREFETCH_L1
-#define PC_PACK_PREFETCH_L1 1536
-#endif
 enum { PF_AHEAD = PC_PACK_PREFETCH, PF_L1_AHEAD = PC_PACK_PREFETCH_L1 };
 PC_INLINE void prefetch_ahead(const uint8_t *block, size_t bytes) {
     for (size_t l = 0; l < bytes; l += 64) _mm_prefetch((const char *)block + PF_AHEAD + l, _MM_HINT_T1);

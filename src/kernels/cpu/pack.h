@@ -40,6 +40,10 @@ enum { PC_PACK_ROWS = 16 };
 #ifndef PC_PACK_PREFETCH
 #define PC_PACK_PREFETCH 4096
 #endif
+/* How far ahead they also ask for each line into L1 (gemm_x86.h says why). */
+#ifndef PC_PACK_PREFETCH_L1
+#define PC_PACK_PREFETCH_L1 1536
+#endif
 
 /* 32-element blocks. qs[p]: group p (elements 4p..4p+3) in the low nibbles and
  * group p + 4 (elements 16 + 4p..) in the high ones, as in the GGUF block.

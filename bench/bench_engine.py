@@ -286,6 +286,16 @@ def pcache_decode_windows(args, model, path, n, nbytes):
     return {"runs": runs_out, "paired_share": share, "held": len(held), "windows": total, "levels": levels}
 
 
+def peer_build(args):
+    """How tools/build_llama_cpp.sh built the peer (its bin/BUILD note: GGML_NATIVE=ON, and where llama.cpp's AMX
+    kernels crash on the host, that they were left out)."""
+    try:
+        with open(os.path.join(os.path.dirname(args.llama_bench), "BUILD")) as f:
+            return f.read().strip()
+    except OSError:
+        return "GGML_NATIVE=ON"
+
+
 def window_levels(held):
     """Held windows by the level of the reads they were paired with. Here the read bandwidth sits at one of two
     levels (~30-37 and ~45-70 GB/s) and decode does not follow it up (session 15's measurements): a median over
@@ -449,7 +459,7 @@ def write_markdown(path, args, models, machine, loads):
         f"engines, best of {args.repeats} runs after a warm-up ({args.decode_runs} for decode).",
         "",
         f"llama.cpp: `llama-bench` from the llama.cpp sources vendored in llama-cpp-python 0.3.36 (build "
-        f"{s['build_commit']}, `tools/build_llama_cpp.sh`, GGML_NATIVE=ON), `-fa 1 -t {args.threads}` and nothing "
+        f"{s['build_commit']}, `tools/build_llama_cpp.sh`, {peer_build(args)}), `-fa 1 -t {args.threads}` and nothing "
         f"else: KV {s['type_k']}/{s['type_v']}, batch {s['n_batch']}, micro-batch {s['n_ubatch']}, repack "
         f"{'on' if s['repack'] else 'off'} (its default buffer types), thread polling {s['poll']}. Prefill is its "
         f"pp<n> test, decode its tg{args.n_decode} test at depth {args.decode_after}. pcache: `pcache generate --json` "

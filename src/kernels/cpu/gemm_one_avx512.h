@@ -36,10 +36,10 @@ PC_INLINE __m512i bytes_pair_of_lane(__m512i v, int b) {
 
 /* Part `part` of `parts` of prefetch_stream(block, bytes): asked for a few lines
  * at a time between the block's compute rather than all at once. */
-PC_INLINE void prefetch_part(const uint8_t *block, size_t bytes, int part, int parts) {
+PC_INLINE void prefetch_part(const uint8_t *block, size_t bytes, int part, int parts, size_t near) {
     const size_t lines = (bytes + 63) / 64, l0 = lines * (size_t)part / (size_t)parts;
     const size_t l1 = lines * (size_t)(part + 1) / (size_t)parts;
-    for (size_t l = l0; l < l1; l++) prefetch_line(block, l);
+    for (size_t l = l0; l < l1; l++) prefetch_line_near(block, l, PF_AHEAD, near);
 }
 
 /* acc + w . x's 4 bytes in every lane, x taken as vpdpbusd's embedded-broadcast operand: GCC (12) loads it with a
@@ -63,7 +63,15 @@ PC_INLINE void k4_one_scales(const pc_pack_q4_K *p, __m512i sc[2], __m512i mn[2]
                                       0xCA);
 }
 
-/* One token of Q4_K over a packed row group: y[r] for r < nr. */
+/* One token of Q4_K over a packed row group: y[r] for r < nr. The block's
+ * prefetches go out two or three lines at a time beside each pair of loads
+ * (not nine at the start of each sub-block pair), and into L1 2048 bytes
+ * ahead (PC_PACK_PREFETCH_L1_Q4_K_ONE): on a host whose read bandwidth is
+ * per core (Intel, AMX, session 19) a plain read with up to six vpdpbusd per
+ * line still streamed at 100% of the bare read while this kernel ran at
+ * 87-89%; spread, it ran at 90-93% (1 thread, bench_matmul --stream's per-pass
+ * ratio, 3 rounds alternating with main; 2304 bytes as good, 1792 and 2560+
+ * worse; bench/results/engine.md, session 19). */
 PC_INLINE void gemm_q4k_one(int64_t n, const uint8_t *w, const uint8_t *x, float *y, int nr) {
     const __m512i lo4 = _mm512_set1_epi8(0x0F), hi4 = _mm512_set1_epi8((char)0xF0);
     __m512 acc = _mm512_setzero_ps();
@@ -76,11 +84,11 @@ PC_INLINE void gemm_q4k_one(int64_t n, const uint8_t *w, const uint8_t *x, float
         __m512 t = _mm512_setzero_ps();
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++) { /* sub-blocks 2q (low nibbles) and 2q + 1 (high) */
-            prefetch_part((const uint8_t *)p, sizeof *p, q, 4);
             __m512i l0 = _mm512_setzero_si512(), l1 = l0, h0 = l0, h1 = l0;
             const int8_t *xl = xc->qs + 64 * q, *xh = xl + 32;
 #pragma GCC unroll 8
             for (int k = 0; k < 8; k += 2) {
+                prefetch_part((const uint8_t *)p, sizeof *p, 4 * q + k / 2, 16, PC_PACK_PREFETCH_L1_Q4_K_ONE);
                 const __m512i a = vi_load(p->qs[q][k]), b = vi_load(p->qs[q][k + 1]);
                 l0 = dpb(l0, _mm512_and_si512(a, lo4), xl + 4 * k);
                 h0 = dpb(h0, _mm512_and_si512(a, hi4), xh + 4 * k);
@@ -104,7 +112,12 @@ PC_INLINE void gemm_q4k_one(int64_t n, const uint8_t *w, const uint8_t *x, float
     vf_store(y, acc, nr);
 }
 
-/* Q6_K's one-token kernel asks for its lines into L2 two of its blocks ahead
+/* Q6_K's one-token kernel asks for each line into L1 4096 bytes ahead
+ * (PC_PACK_PREFETCH_L1_Q6_K_ONE), not PC_PACK_PREFETCH_L1's 1536: its steps
+ * read a block out of order (qh and the scales 2-3 KiB past the ql they pair
+ * with), so a near L1 distance left those loads waiting on L2. On session 19's
+ * host: 96-99% of the plain read against main's 85-88% (1 thread, 3 rounds;
+ * 3072 gave 92-95%, 4608 and 5120 as 4096). It asks for its lines into L2 two of its blocks ahead
  * (PC_PACK_PREFETCH_Q6_K_ONE) rather than PC_PACK_PREFETCH (4096 bytes, 1.2
  * blocks): at the slow memory level a block takes about a memory latency per
  * core, and its first sub-block already reads qh and the scales 2-3 KiB in.
@@ -160,12 +173,10 @@ PC_INLINE void gemm_q6k_one(int64_t n, const uint8_t *w, const uint8_t *x, float
 #pragma GCC unroll 1
         for (int m = 0; m < 8; m++) {
             const q6_one_step *st = &Q6_ONE_STEPS[m];
-            /* The block two ahead, 7 of its lines a step (the last step's last 3 are the next block's first).
-             * Spread over a block at 4096 bytes' distance these came too late for qh and the scales, which the
-             * first step reads 2-3 KiB into the block; two blocks ahead, each is still asked for at least a
-             * block before its first use. */
-#pragma GCC unroll 7
-            for (int l = 0; l < 7; l++) prefetch_line_at(p + 7 * 64 * m, (size_t)l, PC_PACK_PREFETCH_Q6_K_ONE);
+            /* The block two ahead, 7 of its lines a step (the last step's last 3 are the next block's first),
+             * two at a time beside the step's loads. Spread over a block at 4096 bytes' distance these came
+             * too late for qh and the scales, which the first step reads 2-3 KiB into the block; two blocks
+             * ahead, each is still asked for at least a block before its first use. */
             const __m512i nib = vi_bcast(&st->nib), top = vi_bcast(&st->top);
             const __m512i lo_shift = vi_bcast(&st->lo), hi_shift = vi_bcast(&st->hi);
             const __m512i sw = vi_load(p + st->sc);
@@ -177,6 +188,10 @@ PC_INLINE void gemm_q6k_one(int64_t n, const uint8_t *w, const uint8_t *x, float
                 __m512i a0 = _mm512_setzero_si512(), a1 = a0, b0 = a0, b1 = a0;
 #pragma GCC unroll 4
                 for (int u = 0; u < 4; u += 2) {
+                    const int j = 2 * e + u / 2;
+                    for (int l = j * 7 / 4; l < (j + 1) * 7 / 4; l++)
+                        prefetch_line_near(p + 7 * 64 * m, (size_t)l, PC_PACK_PREFETCH_Q6_K_ONE,
+                                       PC_PACK_PREFETCH_L1_Q6_K_ONE);
                     a0 = dpb(a0, _mm512_and_si512(vi_load(ql + 64 * u), nib), xe + 4 * u);
                     b0 = dpb(b0, _mm512_and_si512(vi_load(qh + 64 * u), top), xe + 4 * u);
                     a1 = dpb(a1, _mm512_and_si512(vi_load(ql + 64 * u + 64), nib), xe + 4 * u + 4);

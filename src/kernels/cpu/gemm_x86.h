@@ -164,10 +164,13 @@ enum { PF_AHEAD = PC_PACK_PREFETCH, PF_L1_AHEAD = PC_PACK_PREFETCH_L1 };
 PC_INLINE void prefetch_ahead(const uint8_t *block, size_t bytes) {
     for (size_t l = 0; l < bytes; l += 64) _mm_prefetch((const char *)block + PF_AHEAD + l, _MM_HINT_T1);
 }
-/* Line l of a block a direct kernel streams: into L2 `ahead` bytes on, into L1 near. */
-PC_INLINE void prefetch_line_at(const uint8_t *block, size_t l, size_t ahead) {
+/* Line l of a block a direct kernel streams: into L2 `ahead` bytes on, into L1 `near` bytes on. */
+PC_INLINE void prefetch_line_near(const uint8_t *block, size_t l, size_t ahead, size_t near) {
     _mm_prefetch((const char *)block + ahead + 64 * l, _MM_HINT_T1);
-    _mm_prefetch((const char *)block + PF_L1_AHEAD + 64 * l, _MM_HINT_T0);
+    _mm_prefetch((const char *)block + near + 64 * l, _MM_HINT_T0);
+}
+PC_INLINE void prefetch_line_at(const uint8_t *block, size_t l, size_t ahead) {
+    prefetch_line_near(block, l, ahead, PF_L1_AHEAD);
 }
 PC_INLINE void prefetch_line(const uint8_t *block, size_t l) { prefetch_line_at(block, l, PF_AHEAD); }
 PC_INLINE void prefetch_stream_at(const uint8_t *block, size_t bytes, size_t ahead) {

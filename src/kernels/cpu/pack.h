@@ -85,6 +85,14 @@ typedef struct {
 #ifndef PC_PACK_PREFETCH_Q6_K_ONE
 #define PC_PACK_PREFETCH_Q6_K_ONE (2 * sizeof(pc_pack_q6_K))
 #endif
+/* How far ahead the AVX-512 Q4_K and Q6_K one-token kernels ask for lines into
+ * L1 (gemm_one_avx512.h says why they differ from PC_PACK_PREFETCH_L1). */
+#ifndef PC_PACK_PREFETCH_L1_Q4_K_ONE
+#define PC_PACK_PREFETCH_L1_Q4_K_ONE 2048
+#endif
+#ifndef PC_PACK_PREFETCH_L1_Q6_K_ONE
+#define PC_PACK_PREFETCH_L1_Q6_K_ONE 4096
+#endif
 
 /* Whether type t has a packed layout. */
 bool pc_pack_supported(pc_type t);

@@ -172,7 +172,6 @@ PC_INLINE void prefetch_line_near(const uint8_t *block, size_t l, size_t ahead, 
 PC_INLINE void prefetch_line_at(const uint8_t *block, size_t l, size_t ahead) {
     prefetch_line_near(block, l, ahead, PF_L1_AHEAD);
 }
-PC_INLINE void prefetch_line(const uint8_t *block, size_t l) { prefetch_line_at(block, l, PF_AHEAD); }
 PC_INLINE void prefetch_stream_at(const uint8_t *block, size_t bytes, size_t ahead) {
     for (size_t l = 0; 64 * l < bytes; l++) prefetch_line_at(block, l, ahead);
 }

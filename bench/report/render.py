@@ -450,8 +450,8 @@ def write_all(data, out):
               f"- The quality numbers are {data['versions']['model']}'s"
               + (": its accuracy on the cloze questions is low; what matters is the cached-vs-uncached difference."
                  if "SmolLM2" in data["versions"]["model"] else "."), ""]
-    if note:
-        lines += [note, ""]
+    if note:  # no plots were written: no links to missing images
+        lines = [ln for ln in lines if not ln.startswith("![")] + [note, ""]
     with open(os.path.join(out, "REPORT.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
     slim = json.loads(json.dumps(data))
